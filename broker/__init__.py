@@ -1,0 +1,1 @@
+"""The Junction broker: one family query across every agency, checked, logged, explained."""

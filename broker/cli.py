@@ -1,0 +1,99 @@
+"""The ``junction`` command: one entry point with a group per concern.
+
+Each group lives beside the code it drives (``audit.cli``, ``policies.cli``,
+``connectors.cli``); this module only gathers them. Errors a user can cause end in a
+one-line message and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from connectors.protocol.keys import (
+    KeyFileError,
+    generate_key_files,
+    key_id_for,
+    load_public_key,
+    public_key_to_b64,
+)
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="junction",
+    help="Junction: a federated data-sharing broker for public services.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="Create and inspect Ed25519 signing keys.", no_args_is_help=True)
+broker_app = typer.Typer(help="Run the central broker service.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(broker_app, name="broker")
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print a one-line error to stderr and return the exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@keys_app.command("generate")
+def keys_generate(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the key files to.")],
+    name: Annotated[str, typer.Option(help="Base name of the files: NAME.key, NAME.pub.")] = (
+        "signing"
+    ),
+    force: Annotated[bool, typer.Option("--force", help="Replace existing key files.")] = False,
+) -> None:
+    """Write a new Ed25519 key pair (private key mode 0600) and print its key id."""
+    try:
+        pair = generate_key_files(out, name, force=force)
+    except KeyFileError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot write to {out}: {exc.strerror}") from None
+    typer.echo(f"key id: {pair.key_id}")
+    typer.echo(f"private key: {out / (name + '.key')}")
+    typer.echo(f"public key: {out / (name + '.pub')}")
+
+
+@keys_app.command("show")
+def keys_show(
+    file: Annotated[Path, typer.Argument(help="A .key or .pub file.")],
+) -> None:
+    """Print the key id and base64 public key of a key file."""
+    try:
+        public = load_public_key(file)
+    except KeyFileError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"key id: {key_id_for(public)}")
+    typer.echo(f"public key: {public_key_to_b64(public)}")
+
+
+@broker_app.command("serve")
+def broker_serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Start the broker's HTTP service (settings from JUNCTION_* variables)."""
+    import uvicorn
+
+    from broker.app import create_app
+    from broker.settings import BrokerSettings
+    from connectors.observability import configure_logging
+
+    settings = BrokerSettings()
+    if host is not None:
+        settings.host = host
+    if port is not None:
+        settings.port = port
+    configure_logging(json_output=settings.log_json, level=settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+
+
+def main() -> None:
+    """Entry point of the ``junction`` console script."""
+    app()

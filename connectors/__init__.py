@@ -1,0 +1,1 @@
+"""What an agency runs: a connector built from a mapping file, and the shared protocol."""

@@ -1,0 +1,373 @@
+"""Signed envelopes: how the broker and the connectors talk.
+
+An envelope is a JSON object with three members::
+
+    {"header": {...}, "body": {...}, "signature": "<base64 Ed25519>"}
+
+The body is any protocol message. The header carries the algorithm, the key id, the
+sender and the audience, the issued-at and expiry times (Unix seconds), a random nonce,
+the message type and ``body_digest``: SHA-256 over the RFC 8785 canonical JSON of the
+body. The signature is a detached Ed25519 signature over the canonical JSON of the
+header, so it covers the body through its digest.
+
+Verification tells apart, each with its own error: a malformed envelope, a missing
+field, an unknown key, a bad signature, an altered body, the wrong audience, an expired
+or not-yet-valid envelope, a replayed nonce and the wrong message type.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import orjson
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import BaseModel, ValidationError
+
+from connectors.protocol.canonical import canonical_json, canonical_json_of_parsed
+from connectors.protocol.errors import (
+    AlteredBody,
+    BadSignature,
+    Expired,
+    MalformedEnvelope,
+    MissingField,
+    NotYetValid,
+    Replayed,
+    UnknownKey,
+    WrongAudience,
+    WrongMessageType,
+)
+from connectors.protocol.keys import KeyPair, key_id_for
+
+__all__ = [
+    "Clock",
+    "Envelope",
+    "KeyRing",
+    "Opened",
+    "ReplayCache",
+    "Signer",
+    "Verifier",
+    "body_digest",
+    "message_type_of",
+]
+
+Clock = Callable[[], float]
+M = TypeVar("M", bound=BaseModel)
+
+_HEADER_FIELDS = (
+    "alg",
+    "kid",
+    "sender",
+    "audience",
+    "iat",
+    "exp",
+    "nonce",
+    "type",
+    "body_digest",
+)
+
+
+def body_digest(body: Mapping[str, Any]) -> str:
+    """Return ``sha256:<hex>`` over the canonical JSON of ``body``."""
+    return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def message_type_of(model: type[BaseModel]) -> str:
+    """The message type a model travels under: its ``message_type`` class attribute."""
+    value = getattr(model, "message_type", None)
+    if not isinstance(value, str):
+        raise TypeError(f"{model.__name__} has no message_type; it is not a protocol message")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A parsed, not yet verified, envelope.
+
+    ``canonical_body`` is the RFC 8785 form of the body; it is computed once, when the
+    envelope is sealed or first verified, and reused for the wire bytes.
+    """
+
+    header: dict[str, Any]
+    body: dict[str, Any]
+    signature: str
+    _canonical_header: bytes | None = field(default=None, repr=False, compare=False)
+    _canonical_body: bytes | None = field(default=None, repr=False, compare=False)
+    # True when body came straight from the JSON parser, so it holds no NaN or infinity.
+    _parsed: bool = field(default=False, repr=False, compare=False)
+
+    def canonical_body(self) -> bytes:
+        if self._canonical_body is not None:
+            return self._canonical_body
+        encoded = canonical_json_of_parsed(self.body) if self._parsed else canonical_json(self.body)
+        object.__setattr__(self, "_canonical_body", encoded)
+        return encoded
+
+    def canonical_header(self) -> bytes:
+        if self._canonical_header is not None:
+            return self._canonical_header
+        encoded = canonical_json(self.header)
+        object.__setattr__(self, "_canonical_header", encoded)
+        return encoded
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"header": self.header, "body": self.body, "signature": self.signature}
+
+    def to_bytes(self) -> bytes:
+        """The wire form: header and body in canonical JSON, then the signature."""
+        return b"".join(
+            (
+                b'{"header":',
+                self.canonical_header(),
+                b',"body":',
+                self.canonical_body(),
+                b',"signature":"',
+                self.signature.encode("ascii"),
+                b'"}',
+            )
+        )
+
+    @classmethod
+    def parse(cls, raw: bytes | str | Mapping[str, Any]) -> Envelope:
+        """Parse wire bytes (or an already decoded object) into an ``Envelope``.
+
+        Raises ``MalformedEnvelope`` for bad JSON or shapes and ``MissingField`` when a
+        header member, the body or the signature is absent.
+        """
+        parsed = isinstance(raw, bytes | str)
+        if isinstance(raw, bytes | str):
+            try:
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise MalformedEnvelope("the envelope is not valid JSON") from None
+        else:
+            data = dict(raw)
+        if not isinstance(data, dict):
+            raise MalformedEnvelope("the envelope must be a JSON object")
+        for member in ("header", "body", "signature"):
+            if member not in data:
+                raise MissingField(f"the envelope has no '{member}'")
+        header, body, signature = data["header"], data["body"], data["signature"]
+        if not isinstance(header, dict) or not isinstance(body, dict):
+            raise MalformedEnvelope("'header' and 'body' must be JSON objects")
+        if not isinstance(signature, str):
+            raise MalformedEnvelope("'signature' must be a base64 string")
+        for name in _HEADER_FIELDS:
+            if name not in header:
+                raise MissingField(f"the envelope header has no '{name}'")
+        return cls(header=header, body=body, signature=signature, _parsed=parsed)
+
+
+class Signer:
+    """Seals messages into envelopes signed with one key pair."""
+
+    def __init__(
+        self,
+        key: KeyPair,
+        sender: str,
+        *,
+        lifetime_seconds: int = 60,
+        clock: Clock = time.time,
+    ) -> None:
+        self._key = key
+        self._kid = key.key_id
+        self.sender = sender
+        self._lifetime = lifetime_seconds
+        self._clock = clock
+
+    @property
+    def key_id(self) -> str:
+        return self._kid
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self._key.public_key
+
+    def seal(self, message: BaseModel, audience: str) -> Envelope:
+        """Sign ``message`` for ``audience``; the envelope expires after the lifetime."""
+        body = orjson.loads(message.model_dump_json())
+        canonical_body = canonical_json_of_parsed(body)
+        now = int(self._clock())
+        header = {
+            "alg": "Ed25519",
+            "kid": self._kid,
+            "sender": self.sender,
+            "audience": audience,
+            "iat": now,
+            "exp": now + self._lifetime,
+            "nonce": secrets.token_urlsafe(16),
+            "type": message_type_of(type(message)),
+            "body_digest": "sha256:" + hashlib.sha256(canonical_body).hexdigest(),
+        }
+        canonical_header = canonical_json(header)
+        signature = base64.b64encode(self._key.sign(canonical_header)).decode("ascii")
+        return Envelope(header, body, signature, canonical_header, canonical_body, _parsed=True)
+
+
+class ReplayCache:
+    """Remembers nonces until their envelope expires, within a fixed capacity.
+
+    When full, the entry closest to expiry is dropped first; an envelope whose nonce was
+    dropped is also close to (or past) expiry, so the bound costs little protection. Size
+    the capacity above the expected messages per lifetime.
+    """
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._capacity = capacity
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def check_and_add(self, key: str, expires_at: float, now: float) -> bool:
+        """Record ``key``; return False if it was already recorded and has not expired."""
+        with self._lock:
+            seen = self._seen.get(key)
+            if seen is not None and seen >= now:
+                return False
+            self._seen[key] = expires_at
+            self._seen.move_to_end(key)
+            # Expiry times arrive roughly in order, so the oldest entries sit at the front.
+            while self._seen and (
+                len(self._seen) > self._capacity or next(iter(self._seen.values())) < now
+            ):
+                self._seen.popitem(last=False)
+            return True
+
+
+@dataclass(frozen=True, slots=True)
+class _TrustedKey:
+    public_key: Ed25519PublicKey
+    owner: str
+
+
+@dataclass(slots=True)
+class KeyRing:
+    """The public keys a receiver trusts, by key id, each bound to its owner's name."""
+
+    _keys: dict[str, _TrustedKey] = field(default_factory=dict)
+
+    def add(self, owner: str, public_key: Ed25519PublicKey) -> str:
+        """Trust ``public_key`` as ``owner``'s key; return its key id."""
+        kid = key_id_for(public_key)
+        self._keys[kid] = _TrustedKey(public_key, owner)
+        return kid
+
+    def remove(self, kid: str) -> None:
+        self._keys.pop(kid, None)
+
+    def owner_of(self, kid: str) -> str | None:
+        trusted = self._keys.get(kid)
+        return trusted.owner if trusted else None
+
+    def get(self, kid: str) -> _TrustedKey | None:
+        return self._keys.get(kid)
+
+
+@dataclass(frozen=True, slots=True)
+class Opened(Generic[M]):
+    """A verified envelope: who sent it, when, and the typed message."""
+
+    sender: str
+    key_id: str
+    issued_at: int
+    expires_at: int
+    nonce: str
+    body_digest: str
+    message: M
+
+
+class Verifier:
+    """Checks envelopes addressed to one receiver.
+
+    ``max_skew_seconds`` tolerates clocks that disagree a little; ``max_lifetime_seconds``
+    refuses envelopes that ask to live too long (which would defeat the replay cache).
+    """
+
+    def __init__(
+        self,
+        keyring: KeyRing,
+        audience: str,
+        *,
+        replay_cache: ReplayCache | None = None,
+        clock: Clock = time.time,
+        max_skew_seconds: int = 30,
+        max_lifetime_seconds: int = 300,
+    ) -> None:
+        self.keyring = keyring
+        self.audience = audience
+        self._replays = replay_cache if replay_cache is not None else ReplayCache()
+        self._clock = clock
+        self._skew = max_skew_seconds
+        self._max_lifetime = max_lifetime_seconds
+
+    def open(self, raw: bytes | str | Mapping[str, Any] | Envelope, expect: type[M]) -> Opened[M]:
+        """Verify ``raw`` and parse its body as ``expect``.
+
+        Raises a subclass of ``EnvelopeError`` naming the first check that failed.
+        """
+        envelope = raw if isinstance(raw, Envelope) else Envelope.parse(raw)
+        header = envelope.header
+        kid = header["kid"]
+        trusted = self.keyring.get(kid) if isinstance(kid, str) else None
+        if trusted is None:
+            raise UnknownKey(f"key id {kid!r} is not trusted by {self.audience}")
+        if header["alg"] != "Ed25519":
+            raise BadSignature(f"algorithm {header['alg']!r} is not accepted; use Ed25519")
+        try:
+            signature = base64.b64decode(envelope.signature, validate=True)
+            trusted.public_key.verify(signature, envelope.canonical_header())
+        except (InvalidSignature, binascii.Error, ValueError):
+            raise BadSignature(f"the signature does not verify under key {kid}") from None
+        if header["sender"] != trusted.owner:
+            raise UnknownKey(f"key {kid} belongs to {trusted.owner!r}, not {header['sender']!r}")
+        digest = "sha256:" + hashlib.sha256(envelope.canonical_body()).hexdigest()
+        if digest != header["body_digest"]:
+            raise AlteredBody("the body was changed after it was signed")
+        if header["audience"] != self.audience:
+            raise WrongAudience(
+                f"the envelope is for {header['audience']!r}; this is {self.audience!r}"
+            )
+        iat, exp = header["iat"], header["exp"]
+        if not isinstance(iat, int) or not isinstance(exp, int) or exp < iat:
+            raise MalformedEnvelope("'iat' and 'exp' must be Unix seconds with exp >= iat")
+        now = self._clock()
+        if iat - self._skew > now:
+            raise NotYetValid(f"issued at {iat}, which is ahead of this receiver's clock")
+        if exp + self._skew < now:
+            raise Expired(f"expired at {exp}; send a fresh envelope")
+        if exp - iat > self._max_lifetime:
+            raise Expired(f"a lifetime of {exp - iat}s exceeds {self._max_lifetime}s")
+        expected_type = message_type_of(expect)
+        if header["type"] != expected_type:
+            raise WrongMessageType(f"expected a {expected_type!r}, got {header['type']!r}")
+        try:
+            message = expect.model_validate(envelope.body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            if first["type"] == "missing":
+                raise MissingField(f"the body has no '{where}'") from None
+            raise MalformedEnvelope(f"body field '{where}': {first['msg']}") from None
+        # Only a fully valid envelope consumes its nonce, so garbage cannot burn nonces.
+        if not self._replays.check_and_add(f"{header['sender']}:{header['nonce']}", exp, now):
+            raise Replayed(f"nonce {header['nonce']!r} from {header['sender']} was already used")
+        return Opened(
+            sender=header["sender"],
+            key_id=kid,
+            issued_at=iat,
+            expires_at=exp,
+            nonce=header["nonce"],
+            body_digest=header["body_digest"],
+            message=message,
+        )

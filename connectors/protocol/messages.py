@@ -1,0 +1,249 @@
+"""The messages broker and connectors exchange, as typed pydantic models.
+
+Each message class names the ``message_type`` it travels under inside a signed envelope.
+The models forbid unknown members: a peer that sends more than the contract allows is
+told so instead of having the extra silently ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "AgencyId",
+    "FactValue",
+    "FetchPerson",
+    "FetchRequest",
+    "FetchResponse",
+    "FetchStatus",
+    "FieldName",
+    "FieldOffer",
+    "FieldType",
+    "HouseholdMember",
+    "LinkageTokens",
+    "Manifest",
+    "MatchCandidate",
+    "MatchRequest",
+    "MatchResponse",
+    "MatchStatus",
+    "PersonFacts",
+    "Refusal",
+    "RefusalScope",
+    "ReleasedFact",
+    "Sensitivity",
+    "Subject",
+    "WithheldField",
+]
+
+PROTOCOL_VERSION = "1"
+
+AgencyId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{1,62}$")]
+FieldName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")]
+LocalRef = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+ShortText = Annotated[str, StringConstraints(max_length=200)]
+FactValue = str | int | float | bool | None
+# Keyed-HMAC tokens per linkage feature (given_name, dob_year, postcode_district, ...).
+LinkageTokens = dict[Annotated[str, StringConstraints(max_length=64)], list[str]]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    message_type: ClassVar[str]
+
+
+class Sensitivity(StrEnum):
+    """How carefully a field must be handled (UK GDPR Articles 6, 9 and 10)."""
+
+    ORDINARY = "ordinary"
+    SPECIAL_CATEGORY = "special_category"
+    CRIMINAL_OFFENCE = "criminal_offence"
+
+
+class FieldType(StrEnum):
+    STRING = "string"
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    DATE = "date"
+
+
+class FieldOffer(BaseModel):
+    """One canonical field an agency can provide."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: FieldName
+    type: FieldType
+    sensitivity: Sensitivity
+    description: ShortText = ""
+
+
+class Manifest(_Message):
+    """What a connector tells the broker about itself."""
+
+    message_type = "manifest"
+
+    protocol_version: Literal["1"] = "1"
+    agency_id: AgencyId
+    agency_name: ShortText
+    agency_type: AgencyId
+    public_key: str = Field(description="Base64 raw Ed25519 public key of the agency.")
+    key_id: str
+    linkage_key_id: str = Field(description="Which shared linkage key its tokens are under.")
+    fields: list[FieldOffer]
+
+
+class Subject(BaseModel):
+    """What the caseworker knows about the person they ask about."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    given_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    family_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    date_of_birth: dt.date | None = None
+    sex: Literal["F", "M", "X"] | None = None
+    postcode: Annotated[str, StringConstraints(max_length=10)] | None = None
+    identifiers: dict[
+        Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,31}$")],
+        Annotated[str, StringConstraints(min_length=1, max_length=64)],
+    ] = Field(default_factory=dict, description="e.g. nhs_number, upn, ni_number, uprn")
+
+
+class MatchRequest(_Message):
+    """Ask a connector for candidate records of a subject and their household."""
+
+    message_type = "match_request"
+
+    query_id: str
+    requester_agency: AgencyId
+    purpose: AgencyId
+    subject: Subject
+    include_household: bool = True
+    max_candidates: Annotated[int, Field(ge=1, le=20)] = 5
+
+
+class HouseholdMember(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ref: LocalRef
+    relationship: ShortText
+    tokens: LinkageTokens
+
+
+class MatchCandidate(BaseModel):
+    """One of the agency's records that may be the subject. Never carries facts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ref: LocalRef = Field(description="Opaque, stable reference local to the agency.")
+    score: Annotated[float, Field(ge=0.0, le=1.0)]
+    match_weight: float
+    agreements: dict[str, str] = Field(description="Per compared field, how well it agreed.")
+    tokens: LinkageTokens
+    household: list[HouseholdMember] = Field(default_factory=list)
+
+
+class RefusalScope(StrEnum):
+    PURPOSE = "purpose"
+    REQUESTER = "requester"
+    FIELD = "field"
+    PERSON = "person"
+
+
+class Refusal(BaseModel):
+    """An agency's reasoned decision not to answer (an answer, not an error)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scope: RefusalScope
+    code: AgencyId
+    reason: ShortText
+
+
+class MatchStatus(StrEnum):
+    MATCHED = "matched"
+    NO_RECORD = "no_record"
+    REFUSED = "refused"
+
+
+class MatchResponse(_Message):
+    message_type = "match_response"
+
+    query_id: str
+    agency_id: AgencyId
+    status: MatchStatus
+    candidates: list[MatchCandidate] = Field(default_factory=list)
+    refusal: Refusal | None = None
+
+
+class FetchPerson(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ref: LocalRef
+    fields: list[FieldName]
+
+
+class FetchRequest(_Message):
+    """Ask for named fields of referenced persons, as the broker's decision permitted."""
+
+    message_type = "fetch_request"
+
+    query_id: str
+    exchange_id: str
+    requester_agency: AgencyId
+    requester_role: AgencyId
+    purpose: AgencyId
+    legal_basis: ShortText
+    decision_digest: str
+    break_glass: bool = False
+    persons: list[FetchPerson]
+    broker_checkpoint: str | None = Field(
+        default=None, description="The latest signed checkpoint of the broker's audit log."
+    )
+
+
+class ReleasedFact(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: FieldName
+    value: FactValue
+    as_of: dt.datetime
+
+
+class WithheldField(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: FieldName
+    code: AgencyId
+    reason: ShortText
+
+
+class PersonFacts(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ref: LocalRef
+    facts: list[ReleasedFact] = Field(default_factory=list)
+    withheld: list[WithheldField] = Field(default_factory=list)
+    refusal: Refusal | None = None
+
+
+class FetchStatus(StrEnum):
+    OK = "ok"
+    REFUSED = "refused"
+
+
+class FetchResponse(_Message):
+    message_type = "fetch_response"
+
+    query_id: str
+    exchange_id: str
+    agency_id: AgencyId
+    decision_digest: str
+    status: FetchStatus
+    persons: list[PersonFacts] = Field(default_factory=list)
+    refusal: Refusal | None = None

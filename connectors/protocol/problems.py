@@ -1,0 +1,268 @@
+"""RFC 9457 problem details: the one place errors become HTTP responses.
+
+Both the broker and every connector install these handlers, so a caller meets one error
+shape everywhere: ``application/problem+json`` with a stable ``type`` (a URN naming the
+problem), a human ``title``, the ``status``, a ``detail`` that says what to do, and the
+``instance`` (the request path). Validation problems list each bad member under
+``errors`` without echoing the submitted values, which may be personal data.
+
+Any exception whose class carries ``code``, ``title`` and ``status`` class attributes
+(every package's error hierarchy does) is rendered from them; anything else is a 500
+with a reference to the log line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "BodyLimitMiddleware",
+    "Problem",
+    "ProblemResponse",
+    "install_problem_handlers",
+    "problem_response",
+    "problem_type",
+]
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+_log = structlog.get_logger("junction.problems")
+
+
+def problem_type(code: str) -> str:
+    """The stable ``type`` URI of a problem code."""
+    return f"urn:junction:problem:{code}"
+
+
+class ProblemField(BaseModel):
+    location: str
+    message: str
+
+
+class Problem(BaseModel):
+    """The RFC 9457 body every error response carries."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["urn:junction:problem:invalid-request"])
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[ProblemField] | None = None
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> ProblemResponse:
+    """Build a problem+json response. ``extensions`` become extra members."""
+    body: dict[str, Any] = {
+        "type": problem_type(code),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance is not None:
+        body["instance"] = instance
+    body.update({k: v for k, v in extensions.items() if v is not None})
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+_STATUS_CODES = {
+    400: ("bad-request", "The request could not be understood"),
+    401: ("unauthenticated", "Authentication is required"),
+    403: ("forbidden", "You may not do this"),
+    404: ("not-found", "Nothing is here"),
+    405: ("method-not-allowed", "This method is not allowed here"),
+    406: ("not-acceptable", "No acceptable representation"),
+    409: ("conflict", "The request conflicts with the current state"),
+    413: ("body-too-large", "The request body is too large"),
+    415: ("unsupported-media-type", "The request body has the wrong media type"),
+    422: ("invalid-request", "The request is not valid"),
+    429: ("too-many-requests", "Too many requests"),
+    503: ("unavailable", "The service is temporarily unavailable"),
+}
+
+
+def _validation_problem(request: Request, exc: RequestValidationError) -> ProblemResponse:
+    errors = exc.errors()
+    if any(err.get("type") == "json_invalid" for err in errors):
+        return problem_response(
+            400,
+            "malformed-json",
+            "The request body is not valid JSON",
+            "Send a JSON document; check quotes, commas and brackets.",
+            instance=request.url.path,
+        )
+    fields = [
+        {
+            "location": ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body",
+            "message": str(err.get("msg", "invalid")),
+        }
+        for err in errors
+    ]
+    return problem_response(
+        422,
+        "invalid-request",
+        "The request is not valid",
+        "Correct the members listed under 'errors' and send the request again.",
+        instance=request.url.path,
+        errors=fields,
+    )
+
+
+def install_problem_handlers(app: FastAPI, error_bases: Iterable[type[Exception]]) -> None:
+    """Render ``error_bases`` (and framework errors) as problem+json on ``app``."""
+
+    async def domain_error(request: Request, exc: Exception) -> ProblemResponse:
+        status = int(getattr(exc, "status", 400))
+        headers = getattr(exc, "headers", None)
+        return problem_response(
+            status,
+            str(getattr(exc, "code", "error")),
+            str(getattr(exc, "title", "The request failed")),
+            str(getattr(exc, "detail", exc)),
+            instance=request.url.path,
+            headers=headers if isinstance(headers, dict) else None,
+            **dict(getattr(exc, "extensions", {}) or {}),
+        )
+
+    async def validation_error(request: Request, exc: Exception) -> ProblemResponse:
+        assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for it
+        return _validation_problem(request, exc)
+
+    async def http_error(request: Request, exc: Exception) -> ProblemResponse:
+        assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for it
+        code, title = _STATUS_CODES.get(exc.status_code, ("http-error", "The request failed"))
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"There is no resource at {request.url.path}; check the address."
+        elif exc.status_code == 405:
+            detail = f"{request.method} is not supported on {request.url.path}."
+        return problem_response(
+            exc.status_code,
+            code,
+            title,
+            detail,
+            instance=request.url.path,
+            headers=dict(exc.headers) if exc.headers else None,
+        )
+
+    async def unexpected_error(request: Request, exc: Exception) -> ProblemResponse:
+        reference = uuid.uuid4().hex
+        _log.error(
+            "unhandled_error",
+            reference=reference,
+            path=request.url.path,
+            error_type=type(exc).__name__,
+            exc_info=exc,
+        )
+        return problem_response(
+            500,
+            "internal-error",
+            "Something went wrong on our side",
+            f"The error was logged with reference {reference}; quote it when reporting.",
+            instance=request.url.path,
+        )
+
+    for base in error_bases:
+        app.add_exception_handler(base, domain_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected_error)
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_JSON_TYPES = ("application/json", "application/problem+json")
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies over ``max_bytes`` (413) and non-JSON bodies on JSON paths (415).
+
+    The limit holds whether or not the client sends Content-Length: a streamed body is
+    counted as it arrives and cut off at the limit, so memory stays bounded.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        json_prefixes: tuple[str, ...] = ("/v1/",),
+    ) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.json_prefixes = json_prefixes
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, status: int) -> None:
+        code, title = _STATUS_CODES[status]
+        detail = (
+            f"Send at most {self.max_bytes} bytes."
+            if status == 413
+            else "Send the body as application/json."
+        )
+        response = problem_response(status, code, title, detail, instance=scope.get("path"))
+        await response(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                declared = self.max_bytes + 1
+            if declared > self.max_bytes:
+                await self._reject(scope, receive, send, 413)
+                return
+        path: str = scope["path"]
+        if path.startswith(self.json_prefixes) and (length is None or length != b"0"):
+            media = headers.get(b"content-type", b"").split(b";")[0].strip().decode("latin-1")
+            if media and not (media in _JSON_TYPES or media.endswith("+json")):
+                await self._reject(scope, receive, send, 415)
+                return
+        received = 0
+        too_large = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    too_large = True
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await self._reject(scope, receive, send, 413)
+
+
+class _BodyTooLarge(Exception):
+    pass
