@@ -1,6 +1,6 @@
 """The contract between the broker and every connector: messages and signed envelopes."""
 
-from connectors.protocol.canonical import CanonicalizationError, canonical_json
+from audit.canonical import CanonicalizationError, canonical_json
 from connectors.protocol.envelope import (
     Envelope,
     KeyRing,

@@ -33,7 +33,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ValidationError
 
-from connectors.protocol.canonical import canonical_json, canonical_json_of_parsed
+from audit.canonical import canonical_json, canonical_json_of_parsed
 from connectors.protocol.errors import (
     AlteredBody,
     BadSignature,
