@@ -205,6 +205,13 @@ class FetchRequest(_Message):
     broker_checkpoint: str | None = Field(
         default=None, description="The latest signed checkpoint of the broker's audit log."
     )
+    broker_consistency_proof: list[str] | None = Field(
+        default=None,
+        description=(
+            "Base64 RFC 6962 consistency proof from the last checkpoint the broker sent "
+            "this connector to broker_checkpoint; optional."
+        ),
+    )
 
 
 class ReleasedFact(BaseModel):
