@@ -1,0 +1,132 @@
+"""Fork protection: the connector remembers the broker's latest audit checkpoint.
+
+Every fetch may carry the broker's latest signed checkpoint (a C2SP signed note, signed
+by the broker's log key, which the connector pins). The connector keeps the newest one
+it has seen and refuses a checkpoint that contradicts it:
+
+- a smaller tree than one already seen (the log was truncated or rolled back);
+- the same size with a different root (two histories: a fork);
+- a larger tree whose consistency proof (RFC 6962 section 2.1.2) does not show that
+  it extends the stored one, when the broker sends a proof.
+
+A larger tree without a proof is accepted and stored, so a broker that never proves
+consistency is still pinned to one history from then on: any later view that differs
+at a size already seen is caught.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from connectors.errors import CheckpointInvalid, CheckpointRejected, ConfigError
+
+__all__ = ["CheckpointGuard", "CheckpointHead", "ConsistencyCheck", "NoteVerifier"]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointHead:
+    """What a verified checkpoint commits to."""
+
+    origin: str
+    size: int
+    root: bytes
+    text: str
+
+
+# Parses and verifies a signed note against the pinned broker log key; raises
+# ``CheckpointInvalid`` when it is malformed or not signed by that key.
+NoteVerifier = Callable[[str], CheckpointHead]
+# (old_size, new_size, old_root, new_root, proof) -> whether the proof holds.
+ConsistencyCheck = Callable[[int, int, bytes, bytes, Sequence[bytes]], bool]
+
+
+class CheckpointGuard:
+    """Holds the newest verified broker checkpoint, in memory and in ``state_file``.
+
+    Thread-safe: fetches are verified concurrently.
+    """
+
+    def __init__(
+        self,
+        verify_note: NoteVerifier,
+        *,
+        state_file: Path | None,
+        verify_consistency: ConsistencyCheck | None = None,
+    ) -> None:
+        self._verify_note = verify_note
+        self._verify_consistency = verify_consistency
+        self._state_file = state_file
+        self._lock = threading.Lock()
+        self._latest: CheckpointHead | None = None
+        if state_file is not None and state_file.exists():
+            try:
+                text = state_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"cannot read {state_file}: {exc.strerror}") from None
+            try:
+                self._latest = verify_note(text)
+            except CheckpointInvalid as exc:
+                raise ConfigError(
+                    f"the stored broker checkpoint {state_file} does not verify under the "
+                    f"pinned broker log key ({exc.detail}); check the key in the config"
+                ) from None
+
+    @property
+    def latest(self) -> CheckpointHead | None:
+        return self._latest
+
+    def observe(self, text: str, proof: Sequence[bytes] | None = None) -> CheckpointHead:
+        """Verify ``text`` and keep it if it is newer.
+
+        Raises ``CheckpointInvalid`` (bad note or signature) or ``CheckpointRejected``
+        (inconsistent with the stored checkpoint).
+        """
+        head = self._verify_note(text)
+        with self._lock:
+            latest = self._latest
+            if latest is not None:
+                self._check_against(latest, head, proof)
+            if latest is None or head.size > latest.size:
+                self._store(head)
+        return head
+
+    def _check_against(
+        self, latest: CheckpointHead, head: CheckpointHead, proof: Sequence[bytes] | None
+    ) -> None:
+        if head.origin != latest.origin:
+            raise CheckpointRejected(
+                f"the checkpoint is for log {head.origin!r}, but this connector follows "
+                f"{latest.origin!r}"
+            )
+        if head.size < latest.size:
+            raise CheckpointRejected(
+                f"the broker's log has {head.size} entries, fewer than the {latest.size} "
+                "this connector has already seen: it was truncated or rolled back"
+            )
+        if head.size == latest.size and head.root != latest.root:
+            raise CheckpointRejected(
+                f"the broker's log at size {head.size} has a different root than the one "
+                "this connector has seen: the log has forked"
+            )
+        if head.size > latest.size and proof is not None:
+            check = self._verify_consistency
+            if check is None or not check(latest.size, head.size, latest.root, head.root, proof):
+                raise CheckpointRejected(
+                    f"the consistency proof from size {latest.size} to {head.size} does not "
+                    "hold: the new log does not extend the one this connector has seen"
+                )
+
+    def _store(self, head: CheckpointHead) -> None:
+        self._latest = head
+        if self._state_file is None:
+            return
+        tmp = self._state_file.with_suffix(self._state_file.suffix + ".tmp")
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(head.text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(self._state_file)
