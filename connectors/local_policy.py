@@ -17,45 +17,75 @@ fields asked for. An empty decision allows everything the broker asked.
 from __future__ import annotations
 
 import hashlib
-import threading
 from pathlib import Path
 from typing import Any
-
-import orjson
-import regopy
 
 from connectors.errors import ConfigError, LocalPolicyError
 from connectors.protocol.messages import Refusal, RefusalScope
 from connectors.service.ports import PolicyInput, PolicyVerdict, WithheldByPolicy
+from policies.bundle import Bundle
+from policies.engine import PolicyEngine, create_engine
+from policies.errors import PolicyError
+from policies.settings import PolicySettings
 
 __all__ = ["RegoLocalPolicy"]
 
 
 class RegoLocalPolicy:
-    """Evaluates one agency's Rego file in-process (``regopy``), one query at a time."""
+    """Evaluates one agency's Rego file on the ``policies`` engine (the same as the broker's).
 
-    def __init__(self, rego_text: str, *, package: str, origin: str = "local policy") -> None:
-        self._query = f"data.{package}.decision"
-        self.bundle_digest = "sha256:" + hashlib.sha256(rego_text.encode("utf-8")).hexdigest()
+    ``engine`` is the seam: any ``policies.engine.PolicyEngine`` loaded with the file.
+    The service calls ``decide`` from worker threads, so the engine must not be bound to
+    the thread that built it; ``from_text`` therefore picks the ``regopy`` engine unless
+    told otherwise (the regorus binding refuses to be used or dropped off its own thread).
+    """
+
+    def __init__(self, engine: PolicyEngine, *, package: str, origin: str = "local policy") -> None:
+        self._engine = engine
+        self._entrypoint = f"{package}.decision"
         self._origin = origin
-        self._lock = threading.Lock()
-        self._interpreter = regopy.Interpreter()
+        self.bundle_digest = engine.digest
+        # Evaluate once now, so a broken file stops start-up, not the first request.
         try:
-            self._interpreter.add_module(origin, rego_text)
-            # Evaluate once now, so a broken file stops start-up, not the first request.
             self._evaluate({"operation": "check", "persons": []})
-        except (regopy.RegoError, LocalPolicyError) as exc:
-            detail = exc.detail if isinstance(exc, LocalPolicyError) else _first_line(exc)
-            raise ConfigError(f"{origin}: {detail}") from None
+        except LocalPolicyError as exc:
+            raise ConfigError(exc.detail) from None
+
+    def close(self) -> None:
+        """Release what the engine holds."""
+        self._engine.close()
 
     @classmethod
-    def from_file(cls, path: Path, *, package: str) -> RegoLocalPolicy:
+    def from_text(
+        cls,
+        rego_text: str,
+        *,
+        package: str,
+        origin: str = "local policy",
+        settings: PolicySettings | None = None,
+    ) -> RegoLocalPolicy:
+        """Compile ``rego_text`` on the configured engine (in-process by default).
+
+        Raises ``ConfigError`` if it does not compile or does not define the decision.
+        """
+        digest = "sha256:" + hashlib.sha256(rego_text.encode("utf-8")).hexdigest()
+        bundle = Bundle(modules={origin: rego_text}, tests={}, data={}, digest=digest)
+        try:
+            engine = create_engine(settings or PolicySettings(engine="regopy"), bundle)
+        except PolicyError as exc:
+            raise ConfigError(f"{origin}: {exc.detail}") from None
+        return cls(engine, package=package, origin=origin)
+
+    @classmethod
+    def from_file(
+        cls, path: Path, *, package: str, settings: PolicySettings | None = None
+    ) -> RegoLocalPolicy:
         """Load a Rego file. Raises ``ConfigError`` if it is unreadable or does not compile."""
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read the local policy {path}: {exc.strerror}") from None
-        return cls(text, package=package, origin=str(path))
+        return cls.from_text(text, package=package, origin=str(path), settings=settings)
 
     def decide(self, request: PolicyInput) -> PolicyVerdict:
         """Evaluate the policy for one exchange. Raises ``LocalPolicyError``."""
@@ -68,22 +98,16 @@ class RegoLocalPolicy:
             ) from None
 
     def _evaluate(self, document: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            try:
-                self._interpreter.set_input_term(orjson.dumps(document).decode("utf-8"))
-                output = self._interpreter.query(self._query)
-            except regopy.RegoError as exc:
-                raise LocalPolicyError(f"{self._origin}: {_first_line(exc)}") from None
-        text = str(output)
-        if not output.ok() or text == "undefined":
+        try:
+            decision = self._engine.evaluate(self._entrypoint, document)
+        except PolicyError as exc:
+            raise LocalPolicyError(f"{self._origin}: {exc.detail}") from None
+        if decision is None:
             raise LocalPolicyError(
-                f"{self._origin}: {self._query} is undefined; the file must define it"
+                f"{self._origin}: {self._entrypoint} is undefined; the file must define it"
             )
-        result = orjson.loads(text)
-        expressions = result.get("expressions") if isinstance(result, dict) else None
-        if not expressions or not isinstance(expressions[0], dict):
-            raise LocalPolicyError(f"{self._origin}: {self._query} is not an object")
-        decision: dict[str, Any] = expressions[0]
+        if not isinstance(decision, dict):
+            raise LocalPolicyError(f"{self._origin}: {self._entrypoint} is not an object")
         return decision
 
     def _verdict(self, decision: dict[str, Any]) -> PolicyVerdict:
@@ -113,8 +137,3 @@ class RegoLocalPolicy:
         return PolicyVerdict(
             bundle_digest=self.bundle_digest, refusal=refusal, persons=persons, fields=fields
         )
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -47,4 +47,9 @@ fields contains withheld if {
 	}
 }
 
-decision := {"request": request, "persons": persons, "fields": fields}
+# Arrays, not sets: every engine returns them the same way.
+decision := {
+	"request": [r | some r in request],
+	"persons": [p | some p in persons],
+	"fields": [f | some f in fields],
+}
