@@ -30,7 +30,7 @@ request contains refusal if {
 # A claimant at a refuge address is never disclosed.
 persons contains refusal if {
 	some person in input.persons
-	"refuge_address" in person.flags
+	"refuge" in person.flags
 	refusal := {
 		"ref": person.ref,
 		"code": "refuge-protected",

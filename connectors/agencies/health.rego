@@ -23,7 +23,7 @@ request contains refusal if {
 # A patient registered at a refuge address is never located through the practice.
 persons contains refusal if {
 	some person in input.persons
-	"refuge_address" in person.flags
+	"refuge" in person.flags
 	refusal := {
 		"ref": person.ref,
 		"code": "refuge-protected",
@@ -38,7 +38,7 @@ fields contains withheld if {
 	not input.break_glass
 	some person in input.persons
 	some field in person.fields
-	field == "health.substance_misuse_service"
+	field == "health.substance_misuse_service_24m"
 	withheld := {
 		"ref": person.ref,
 		"field": field,

@@ -23,7 +23,7 @@ request contains refusal if {
 # A tenancy flagged as a domestic abuse refuge is never disclosed.
 persons contains refusal if {
 	some person in input.persons
-	"refuge_address" in person.flags
+	"refuge" in person.flags
 	refusal := {
 		"ref": person.ref,
 		"code": "refuge-protected",

@@ -14,7 +14,7 @@ from tests.connectors.service_kit import AGENCIES, build_rig, fetch_request, mat
 
 pytestmark = pytest.mark.anyio
 
-SIX = ("benefits", "childrens_social_care", "health", "housing", "police", "school")
+SIX = ("benefits", "education", "health", "housing", "police", "social_care")
 
 
 async def test_a_refused_purpose_is_a_signed_refusal_and_reads_nothing() -> None:
@@ -120,11 +120,11 @@ def test_each_agency_policy_loads_and_refuses_an_unknown_purpose(agency: str) ->
 @pytest.mark.parametrize(
     ("agency", "flag", "code"),
     [
-        ("childrens_social_care", "sealed_adoption", "sealed-record"),
-        ("health", "refuge_address", "refuge-protected"),
-        ("housing", "refuge_address", "refuge-protected"),
-        ("school", "refuge_address", "refuge-protected"),
-        ("benefits", "refuge_address", "refuge-protected"),
+        ("social_care", "adoption_sealed", "sealed-record"),
+        ("health", "refuge", "refuge-protected"),
+        ("housing", "refuge", "refuge-protected"),
+        ("education", "refuge", "refuge-protected"),
+        ("benefits", "refuge", "refuge-protected"),
         ("police", "live_investigation", "live-investigation"),
     ],
 )

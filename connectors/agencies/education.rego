@@ -1,6 +1,6 @@
-# Local policy of children's social care: what it will not release, whatever the broker decided.
+# Local policy of the schools: what it will not release, whatever the broker decided.
 # Input and decision shapes: connectors/local_policy.py and docs/agency-guide.md.
-package junction.local.childrens_social_care
+package junction.local.education
 
 import rego.v1
 
@@ -16,33 +16,33 @@ request contains refusal if {
 	refusal := {
 		"scope": "purpose",
 		"code": "purpose-not-accepted",
-		"reason": sprintf("children's social care does not share for %s", [input.purpose]),
+		"reason": sprintf("the school does not share for %s", [input.purpose]),
 	}
 }
 
-# Adoption records are sealed by law (Adoption and Children Act 2002, s.79).
+# A pupil living at a refuge is never located through the school.
 persons contains refusal if {
 	some person in input.persons
-	"sealed_adoption" in person.flags
+	"refuge" in person.flags
 	refusal := {
 		"ref": person.ref,
-		"code": "sealed-record",
-		"reason": "the record is sealed; apply to the court for disclosure",
+		"code": "refuge-protected",
+		"reason": "the pupil's family is protected by a refuge",
 	}
 }
 
-# Child protection plans go only to enquiries and assessments under the Children Act.
+# Special educational needs are shared for assessments, not for youth justice.
 fields contains withheld if {
 	input.operation == "fetch"
-	input.purpose == "early_help_assessment"
+	input.purpose == "youth_offending_assessment"
 	some person in input.persons
 	some field in person.fields
-	field == "csc.child_protection_plan"
+	field == "education.sen_status"
 	withheld := {
 		"ref": person.ref,
 		"field": field,
 		"code": "purpose-too-narrow",
-		"reason": "plans are shared for s17 and s47 work only",
+		"reason": "SEN status is not shared for youth justice",
 	}
 }
 

@@ -1,6 +1,6 @@
-# Local policy of the school: what it will not release, whatever the broker decided.
+# Local policy of children's social care: what it will not release, whatever the broker decided.
 # Input and decision shapes: connectors/local_policy.py and docs/agency-guide.md.
-package junction.local.school
+package junction.local.social_care
 
 import rego.v1
 
@@ -16,33 +16,33 @@ request contains refusal if {
 	refusal := {
 		"scope": "purpose",
 		"code": "purpose-not-accepted",
-		"reason": sprintf("the school does not share for %s", [input.purpose]),
+		"reason": sprintf("children's social care does not share for %s", [input.purpose]),
 	}
 }
 
-# A pupil living at a refuge is never located through the school.
+# Adoption records are sealed by law (Adoption and Children Act 2002, s.79).
 persons contains refusal if {
 	some person in input.persons
-	"refuge_address" in person.flags
+	"adoption_sealed" in person.flags
 	refusal := {
 		"ref": person.ref,
-		"code": "refuge-protected",
-		"reason": "the pupil's family is protected by a refuge",
+		"code": "sealed-record",
+		"reason": "the record is sealed; apply to the court for disclosure",
 	}
 }
 
-# Special educational needs are shared for assessments, not for youth justice.
+# Child protection plans go only to enquiries and assessments under the Children Act.
 fields contains withheld if {
 	input.operation == "fetch"
-	input.purpose == "youth_offending_assessment"
+	input.purpose == "early_help_assessment"
 	some person in input.persons
 	some field in person.fields
-	field == "education.sen_status"
+	field == "social_care.child_protection_plan"
 	withheld := {
 		"ref": person.ref,
 		"field": field,
 		"code": "purpose-too-narrow",
-		"reason": "SEN status is not shared for youth justice",
+		"reason": "plans are shared for s17 and s47 work only",
 	}
 }
 
