@@ -61,6 +61,8 @@ def _may_differ(encoded: bytes) -> bool:
     # and code point key order can disagree.
     if not encoded.isascii() and encoded.translate(None, _BELOW_F0):
         return True
+    if encoded.endswith(b".0"):
+        return True
     for suspect in _SUSPECTS:
         start = encoded.find(suspect)
         while start > 0:

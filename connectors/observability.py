@@ -50,8 +50,8 @@ PERSONAL_KEYS = frozenset(
 _PATTERNS = (
     # NHS number: 10 digits, optionally grouped 3-3-4.
     re.compile(r"\b\d{3}[ -]?\d{3}[ -]?\d{4}\b"),
-    # National Insurance number.
-    re.compile(r"\b[A-CEGHJ-PR-TW-Z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D]\b", re.IGNORECASE),
+    # National Insurance number (any prefix letters: masking too much is the safe error).
+    re.compile(r"\b[A-Z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D]\b", re.IGNORECASE),
     # UK postcode.
     re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b", re.IGNORECASE),
 )

@@ -93,8 +93,11 @@ def message_type_of(model: type[BaseModel]) -> str:
 class Envelope:
     """A parsed, not yet verified, envelope.
 
-    ``canonical_body`` is the RFC 8785 form of the body; it is computed once, when the
-    envelope is sealed or first verified, and reused for the wire bytes.
+    ``signed_body()`` gives the bytes the body digest covers: the RFC 8785 form of the
+    body. A sealed envelope computes it once and reuses it for the wire bytes. A received
+    envelope in the standard wire framing keeps the body bytes exactly as transmitted (as
+    JWS does), so verification hashes them without re-serialising; one that was
+    re-serialised on the way (a proxy, a pretty-printer) is canonicalised again.
     """
 
     header: dict[str, Any]
@@ -105,7 +108,7 @@ class Envelope:
     # True when body came straight from the JSON parser, so it holds no NaN or infinity.
     _parsed: bool = field(default=False, repr=False, compare=False)
 
-    def canonical_body(self) -> bytes:
+    def signed_body(self) -> bytes:
         if self._canonical_body is not None:
             return self._canonical_body
         encoded = canonical_json_of_parsed(self.body) if self._parsed else canonical_json(self.body)
@@ -115,7 +118,7 @@ class Envelope:
     def canonical_header(self) -> bytes:
         if self._canonical_header is not None:
             return self._canonical_header
-        encoded = canonical_json(self.header)
+        encoded = _canonical_header(self.header)
         object.__setattr__(self, "_canonical_header", encoded)
         return encoded
 
@@ -129,7 +132,7 @@ class Envelope:
                 b'{"header":',
                 self.canonical_header(),
                 b',"body":',
-                self.canonical_body(),
+                self.signed_body(),
                 b',"signature":"',
                 self.signature.encode("ascii"),
                 b'"}',
@@ -143,10 +146,11 @@ class Envelope:
         Raises ``MalformedEnvelope`` for bad JSON or shapes and ``MissingField`` when a
         header member, the body or the signature is absent.
         """
-        parsed = isinstance(raw, bytes | str)
+        wire: bytes | None = None
         if isinstance(raw, bytes | str):
+            wire = raw.encode("utf-8") if isinstance(raw, str) else raw
             try:
-                data = orjson.loads(raw)
+                data = orjson.loads(wire)
             except orjson.JSONDecodeError:
                 raise MalformedEnvelope("the envelope is not valid JSON") from None
         else:
@@ -164,7 +168,48 @@ class Envelope:
         for name in _HEADER_FIELDS:
             if name not in header:
                 raise MissingField(f"the envelope header has no '{name}'")
-        return cls(header=header, body=body, signature=signature, _parsed=parsed)
+        if wire is None:
+            return cls(header=header, body=body, signature=signature)
+        header_bytes = _canonical_header(header)
+        body_bytes = _framed_body(wire, header_bytes, signature)
+        return cls(header, body, signature, header_bytes, body_bytes, _parsed=True)
+
+
+def _canonical_header(header: dict[str, Any]) -> bytes:
+    """RFC 8785 form of a header, whose members are ASCII names with str or int values.
+
+    With no floats and no keys outside ASCII, sorted ``orjson`` output is already JCS.
+    Raises ``MalformedEnvelope`` for any other value.
+    """
+    for name, value in header.items():
+        kind = type(value)
+        if not name.isascii() or not (kind is str or kind is int):
+            raise MalformedEnvelope(f"header member '{name}' must be a string or an integer")
+    try:
+        return orjson.dumps(header, option=orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER)
+    except orjson.JSONEncodeError as exc:
+        raise MalformedEnvelope(f"the header has no canonical form: {exc}") from None
+
+
+def _framed_body(wire: bytes, header: bytes, signature: str) -> bytes | None:
+    """The body bytes of ``wire`` if it is in the standard framing, else None.
+
+    The framing is fixed around the body (canonical header before it, the signature
+    after it), so the body's extent is unambiguous.
+    """
+    if not signature.isascii():
+        return None
+    prefix_len = len(header) + 18  # {"header": ... ,"body":
+    suffix = b',"signature":"' + signature.encode("ascii") + b'"}'
+    if (
+        len(wire) > prefix_len + len(suffix)
+        and wire.startswith(b'{"header":')
+        and wire.startswith(header, 10)
+        and wire.startswith(b',"body":', 10 + len(header))
+        and wire.endswith(suffix)
+    ):
+        return wire[prefix_len : len(wire) - len(suffix)]
+    return None
 
 
 class Signer:
@@ -208,7 +253,7 @@ class Signer:
             "type": message_type_of(type(message)),
             "body_digest": "sha256:" + hashlib.sha256(canonical_body).hexdigest(),
         }
-        canonical_header = canonical_json(header)
+        canonical_header = _canonical_header(header)
         signature = base64.b64encode(self._key.sign(canonical_header)).decode("ascii")
         return Envelope(header, body, signature, canonical_header, canonical_body, _parsed=True)
 
@@ -331,7 +376,7 @@ class Verifier:
             raise BadSignature(f"the signature does not verify under key {kid}") from None
         if header["sender"] != trusted.owner:
             raise UnknownKey(f"key {kid} belongs to {trusted.owner!r}, not {header['sender']!r}")
-        digest = "sha256:" + hashlib.sha256(envelope.canonical_body()).hexdigest()
+        digest = "sha256:" + hashlib.sha256(envelope.signed_body()).hexdigest()
         if digest != header["body_digest"]:
             raise AlteredBody("the body was changed after it was signed")
         if header["audience"] != self.audience:

@@ -25,6 +25,8 @@ __all__ = [
     "FieldOffer",
     "FieldType",
     "HouseholdMember",
+    "JsonFloat",
+    "JsonInt",
     "LinkageTokens",
     "Manifest",
     "MatchCandidate",
@@ -46,7 +48,11 @@ AgencyId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{1,62}$")]
 FieldName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")]
 LocalRef = Annotated[str, StringConstraints(min_length=8, max_length=128)]
 ShortText = Annotated[str, StringConstraints(max_length=200)]
-FactValue = str | int | float | bool | None
+# I-JSON (RFC 7493) numbers: exactly representable everywhere, and canonicalisable.
+_SAFE = 2**53
+JsonInt = Annotated[int, Field(gt=-_SAFE, lt=_SAFE)]
+JsonFloat = Annotated[float, Field(gt=-_SAFE, lt=_SAFE, allow_inf_nan=False)]
+FactValue = str | JsonInt | JsonFloat | bool | None
 # Keyed-HMAC tokens per linkage feature (given_name, dob_year, postcode_district, ...).
 LinkageTokens = dict[Annotated[str, StringConstraints(max_length=64)], list[str]]
 
@@ -142,7 +148,7 @@ class MatchCandidate(BaseModel):
 
     ref: LocalRef = Field(description="Opaque, stable reference local to the agency.")
     score: Annotated[float, Field(ge=0.0, le=1.0)]
-    match_weight: float
+    match_weight: JsonFloat
     agreements: dict[str, str] = Field(description="Per compared field, how well it agreed.")
     tokens: LinkageTokens
     household: list[HouseholdMember] = Field(default_factory=list)

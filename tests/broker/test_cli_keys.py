@@ -1,0 +1,61 @@
+"""``junction keys``: key files an operator can trust."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from broker.cli import app
+from connectors.protocol.keys import key_id_for, load_private_key
+
+runner = CliRunner()
+
+
+def test_generate_writes_a_private_key_only_its_owner_can_read(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["keys", "generate", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    private = tmp_path / "signing.key"
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    pair = load_private_key(private)
+    assert f"key id: {pair.key_id}" in result.output
+
+
+def test_generate_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    runner.invoke(app, ["keys", "generate", "--out", str(tmp_path)])
+    before = (tmp_path / "signing.key").read_bytes()
+    refused = runner.invoke(app, ["keys", "generate", "--out", str(tmp_path)])
+    assert refused.exit_code == 2
+    assert "already exists; pass --force" in refused.output
+    assert (tmp_path / "signing.key").read_bytes() == before
+    forced = runner.invoke(app, ["keys", "generate", "--out", str(tmp_path), "--force"])
+    assert forced.exit_code == 0
+    assert (tmp_path / "signing.key").read_bytes() != before
+
+
+def test_show_prints_the_same_key_id_for_either_file(tmp_path: Path) -> None:
+    runner.invoke(app, ["keys", "generate", "--out", str(tmp_path), "--name", "police"])
+    expected = key_id_for(load_private_key(tmp_path / "police.key").public_key)
+    for name in ("police.key", "police.pub"):
+        result = runner.invoke(app, ["keys", "show", str(tmp_path / name)])
+        assert result.exit_code == 0
+        assert f"key id: {expected}" in result.output
+
+
+def test_show_explains_a_file_that_is_not_a_key(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("hello")
+    result = runner.invoke(app, ["keys", "show", str(junk)])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ")
+    assert "Traceback" not in result.output
+
+
+def test_every_group_explains_itself() -> None:
+    top = runner.invoke(app, ["--help"])
+    assert "keys" in top.output
+    assert "Create and inspect Ed25519 signing keys" in top.output
+    keys = runner.invoke(app, ["keys", "--help"])
+    assert "generate" in keys.output
+    assert "show" in keys.output

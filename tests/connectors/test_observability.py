@@ -1,0 +1,72 @@
+"""Log lines never carry personal data."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+import logging
+
+import pytest
+import structlog
+
+from connectors.observability import REDACTED, configure_logging
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog() -> Iterator[None]:
+    yield
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()
+
+
+def _last_json_line(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    return dict(json.loads(lines[-1]))
+
+
+def test_personal_members_are_redacted_wherever_they_are(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(json_output=True)
+    structlog.get_logger("t").info(
+        "match_requested",
+        given_name="Amelia",
+        date_of_birth="2014-05-02",
+        request={"subject": {"family_name": "Okafor"}, "purpose": "early_help"},
+        agency="police",
+    )
+    line = _last_json_line(capsys)
+    text = json.dumps(line)
+    assert "Amelia" not in text
+    assert "2014-05-02" not in text
+    assert "Okafor" not in text
+    assert line["given_name"] == REDACTED
+    assert line["agency"] == "police"
+    assert line["request"] == {"subject": REDACTED, "purpose": "early_help"}
+
+
+def test_identifiers_in_free_text_are_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(json_output=True)
+    structlog.get_logger("t").warning(
+        "lookup failed for 943 476 5919 at LS6 2AB, NI QQ123456C; retry in 5 s"
+    )
+    event = str(_last_json_line(capsys)["event"])
+    assert "943 476 5919" not in event
+    assert "LS6 2AB" not in event
+    assert "QQ123456C" not in event
+    assert "retry in 5 s" in event
+
+
+def test_standard_library_loggers_are_redacted_too(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(json_output=True)
+    logging.getLogger("uvicorn.error").warning("client sent postcode M1 1AE")
+    assert "M1 1AE" not in capsys.readouterr().err
+
+
+def test_terminal_output_is_readable_not_json(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(json_output=False)
+    structlog.get_logger("t").info("service_started", port=8000)
+    err = capsys.readouterr().err
+    assert "service_started" in err
+    assert "port" in err
+    assert not err.lstrip().startswith("{")
