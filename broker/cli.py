@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from connectors import cli as connector_cli
 from connectors.protocol.keys import (
     KeyFileError,
     generate_key_files,
@@ -32,6 +33,7 @@ keys_app = typer.Typer(help="Create and inspect Ed25519 signing keys.", no_args_
 broker_app = typer.Typer(help="Run the central broker service.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(broker_app, name="broker")
+app.add_typer(connector_cli.app, name="connector")
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -2,12 +2,14 @@
 
 The file names everything the connector needs beside the mapping: the agency's signing
 key, the broker it answers to (its name, pinned envelope key and pinned audit-log key),
-where to listen, the linkage key shared with the other connectors, the local policy, and
-where the local audit log lives. Relative paths are taken from the file's folder::
+where to listen, the linkage key shared with the other connectors, the secret that seals
+its local references, the local policy, and where the local audit log lives. Relative
+paths are taken from the file's folder::
 
     mapping: police.mapping.yaml          # the data mapping (connectors.mapping)
     signing_key: keys/police.key          # junction keys generate --name police
-    linkage_key: keys/linkage.key         # 32+ random bytes, shared by connectors only
+    linkage_key: keys/linkage.key         # 32+ random bytes (hex), shared by connectors
+    reference_secret: keys/police.refs    # 32+ random bytes (hex), this agency's alone
     broker:
       name: broker
       public_key: keys/broker.pub         # pinned: envelopes signed by it are accepted
@@ -75,6 +77,7 @@ class ServiceConfig(_Model):
     mapping: Path
     signing_key: Path
     linkage_key: Path
+    reference_secret: Path
     broker: BrokerConfig
     listen: ListenConfig = ListenConfig()
     local_policy: LocalPolicyConfig
@@ -96,6 +99,7 @@ class ServiceConfig(_Model):
                 "mapping": at(self.mapping),
                 "signing_key": at(self.signing_key),
                 "linkage_key": at(self.linkage_key),
+                "reference_secret": at(self.reference_secret),
                 "state_dir": at(self.state_dir),
                 "broker": self.broker.model_copy(
                     update={

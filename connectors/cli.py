@@ -1,0 +1,95 @@
+"""``junction connector``: run an agency's connector, or check its configuration.
+
+Mounted by ``broker.cli``. Errors a user can cause end in one line on stderr and a
+non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from audit.errors import AuditError
+from connectors.config import load_service_config
+from connectors.errors import ConnectorError
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Run an agency's connector next to its own system.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", help="The agency's connector config (agency.yaml).")
+]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _environ() -> dict[str, str]:
+    # The mapping file may name ${VARIABLES} (a database password); the command line is
+    # the process boundary where the environment is read and handed down.
+    return dict(os.environ)
+
+
+@app.command("check")
+def check(config: ConfigOption) -> None:
+    """Validate the config, keys, local policy and the mapping against the live source."""
+    from connectors.service.wiring import check_connector
+
+    try:
+        service_config = load_service_config(config)
+        mapping = check_connector(service_config, environ=_environ())
+    except ConnectorError as exc:
+        raise _fail(exc.detail) from None
+    typer.echo(
+        f"ok: {mapping.agency.id} ({mapping.agency.name}): {len(mapping.fields)} fields, "
+        f"source and mapping agree, local policy compiles"
+    )
+
+
+@app.command("serve")
+def serve(
+    config: ConfigOption,
+    host: Annotated[str | None, typer.Option(help="Overrides listen.host.")] = None,
+    port: Annotated[int | None, typer.Option(help="Overrides listen.port.")] = None,
+) -> None:
+    """Serve the connector's HTTP API (manifest, match, fetch, health, ready, metrics)."""
+    import uvicorn
+
+    from connectors.observability import configure_logging
+    from connectors.service.wiring import build_connector
+    from connectors.settings import ConnectorSettings
+
+    settings = ConnectorSettings()
+    configure_logging(json_output=settings.log_json, level=settings.log_level)
+    try:
+        service_config = load_service_config(config)
+        built = build_connector(service_config, settings, environ=_environ())
+    except ConnectorError as exc:
+        raise _fail(exc.detail) from None
+    except AuditError as exc:
+        raise _fail(f"the local audit log: {exc}") from None
+    try:
+        built.agency.check()
+    except ConnectorError as exc:
+        built.close()
+        raise _fail(exc.detail) from None
+    listen = service_config.listen
+    try:
+        uvicorn.run(
+            built.app,
+            host=host or settings.host or listen.host,
+            port=port or settings.port or listen.port,
+            log_config=None,
+        )
+    finally:
+        built.close()
