@@ -20,6 +20,7 @@ from connectors.protocol.keys import (
     load_public_key,
     public_key_to_b64,
 )
+from connectors.synth import cli as synth_cli
 
 __all__ = ["app", "main"]
 
@@ -33,6 +34,7 @@ keys_app = typer.Typer(help="Create and inspect Ed25519 signing keys.", no_args_
 broker_app = typer.Typer(help="Run the central broker service.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(broker_app, name="broker")
+app.command("synth")(synth_cli.synth)
 app.add_typer(connector_cli.app, name="connector")
 
 

@@ -9,7 +9,7 @@ transactions) and every statement runs under the mapping's time limit.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -186,6 +186,20 @@ class SqlSource:
         with self._connection() as connection:
             rows = connection.execute(query).all()
         return [self._record(row) for row in rows]
+
+    def iter_records(self, batch: int = 5_000) -> Iterator[SourceRecord]:
+        """Every person row, in canonical shape: for training and evaluating the match
+        model on synthetic data, never used to answer a request.
+
+        Raises:
+            SourceError: the database could not be read.
+        """
+        base, _, _ = self._person_select()
+        engine_timeout = max(self._spec.timeout_ms, 600_000)
+        with read_only_connection(self._engine, engine_timeout, self._where) as connection:
+            result = connection.execution_options(yield_per=batch).execute(base)
+            for row in result:
+                yield self._record(row)
 
     def _postcode_column(self) -> sa.ColumnElement[Any] | None:
         tables = self._schema()

@@ -1,0 +1,1 @@
+"""Local matching: identifier match, Fellegi-Sunter scoring, linkage tokens, references."""
