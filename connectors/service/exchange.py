@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import anyio
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -116,6 +117,11 @@ class ConnectorService:
         self._clock = clock
         self._timeout = source_timeout_seconds
         self._offered = {offer.name for offer in source.offered_fields()}
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        """The agency's public key: its answers and its local log verify under it."""
+        return self._signer.public_key
 
     # -- manifest ---------------------------------------------------------------------
 

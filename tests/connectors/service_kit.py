@@ -33,6 +33,7 @@ from connectors.service import (
     AuditEvent,
     CheckpointGuard,
     ConnectorService,
+    LocalAudit,
     LocalPolicy,
     create_connector_app,
 )
@@ -216,20 +217,21 @@ def build_rig(
     checkpoints: CheckpointGuard | None = None,
     agency_id: str = "police",
     source_timeout_seconds: float = 5.0,
+    audit: LocalAudit | None = None,
 ) -> Rig:
     clock = Clock()
     broker_key, agency_key = KeyPair.generate(), KeyPair.generate()
     ring = KeyRing()
     ring.add("broker", broker_key.public_key)
     source = source or MemorySource(police_people(), POLICE_FIELDS)
-    audit = MemoryAudit()
+    memory = MemoryAudit()
     service = ConnectorService(
         agency=AgencyIdentity(agency_id, "Northshire Police", "police", "linkage-2026"),
         signer=Signer(agency_key, agency_id, clock=clock),
         verifier=Verifier(ring, agency_id, replay_cache=ReplayCache(), clock=clock),
         source=source,
         policy=policy or police_policy(),
-        audit=audit,
+        audit=audit or memory,
         checkpoints=checkpoints,
         clock=clock,
         source_timeout_seconds=source_timeout_seconds,
@@ -239,7 +241,7 @@ def build_rig(
         app=app,
         service=service,
         source=source,
-        audit=audit,
+        audit=memory,
         broker=Signer(broker_key, "broker", clock=clock),
         broker_key=broker_key,
         agency_key=agency_key,

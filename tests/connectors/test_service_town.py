@@ -15,6 +15,7 @@ from audit.checkpoint import Checkpoint, NoteVerifier, open_checkpoint, sign_che
 from audit.merkle import NodeId, consistency_proof, leaf_hash, root_from_leaf_hashes
 from connectors.config import load_service_config
 from connectors.local_audit import local_log_origin
+from connectors.protocol.envelope import KeyRing, Verifier
 from connectors.protocol.messages import (
     FetchPerson,
     FetchRequest,
@@ -23,7 +24,6 @@ from connectors.protocol.messages import (
     MatchResponse,
     Subject,
 )
-from connectors.protocol.envelope import KeyRing, Verifier
 from connectors.service.wiring import BuiltConnector, build_connector
 from connectors.settings import ConnectorSettings
 from tests.connectors.town_kit import LOG_KEY_NAME, AgencySetup, configure_agency, make_town
@@ -62,7 +62,9 @@ async def client(police: tuple[AgencySetup, BuiltConnector]) -> AsyncIterator[ht
 
 
 def _known_to_police(truth: dict[str, Any]) -> dict[str, Any]:
-    people = [p for p in truth["people"] if "police" in p["records"] and p["nhs_number"]]
+    people: list[dict[str, Any]] = [
+        p for p in truth["people"] if "police" in p["records"] and p["nhs_number"]
+    ]
     return people[0]
 
 
@@ -101,7 +103,7 @@ def _fetch(persons: dict[str, list[str]], **extra: Any) -> FetchRequest:
 
 def _open(setup: AgencySetup, built: BuiltConnector, raw: bytes, expect: type[Any]) -> Any:
     ring = KeyRing()
-    ring.add("police", built.service._signer.public_key)  # noqa: SLF001 - the agency's own key
+    ring.add("police", built.service.public_key)
     return Verifier(ring, "broker").open(raw, expect).message
 
 
@@ -140,7 +142,7 @@ async def test_match_then_fetch_over_a_real_database_and_audit_log(
     # Both exchanges are in the agency's own log, whose checkpoint the agency key signs.
     log = built.audit.log
     receipt = log.receipt(1, timeout=5)
-    verifier = NoteVerifier(local_log_origin("police"), built.service._signer.public_key)  # noqa: SLF001
+    verifier = NoteVerifier(local_log_origin("police"), built.service.public_key)
     checkpoint = open_checkpoint(receipt.checkpoint, verifier, origin=local_log_origin("police"))
     assert checkpoint.size >= 2
     kinds = [log.get(i).kind for i in range(2)]
