@@ -21,6 +21,7 @@ from connectors.protocol.keys import (
     public_key_to_b64,
 )
 from connectors.synth import cli as synth_cli
+from policies import cli as policy_cli
 
 __all__ = ["app", "main"]
 
@@ -36,6 +37,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(broker_app, name="broker")
 app.command("synth")(synth_cli.synth)
 app.add_typer(connector_cli.app, name="connector")
+app.add_typer(policy_cli.app, name="policy")
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -1,0 +1,97 @@
+"""Every engine against the plain-Python oracle on the same 2,000 random requests."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+
+from policies._opa import OpaServerEngine
+from policies._regopy import RegopyEngine
+from policies._regorus import RegorusEngine
+from policies.bundle import Bundle
+from policies.decide import FAMILY_ENTRYPOINT
+from policies.opa_standin import OpaStandin
+from tests.policies.oracle import Oracle
+
+Corpus = list[dict[str, object]]
+
+
+def _mismatches(engine_answers: list[object], expected: list[object]) -> list[int]:
+    return [
+        i for i, (got, want) in enumerate(zip(engine_answers, expected, strict=True)) if got != want
+    ]
+
+
+def test_corpus_exercises_every_outcome(corpus: Corpus, oracle: Oracle) -> None:
+    # A corpus that never reaches a rule would let that rule go untested.
+    seen: collections.Counter[str] = collections.Counter()
+    for doc in corpus:
+        decision = oracle.decide(doc)
+        seen.update(r["code"] for r in decision["submit"]["reasons"])
+        for ex in decision["exchanges"]:
+            seen["allow" if ex["allow"] else "deny"] += 1
+            seen.update(w["code"] for w in ex["withheld"])
+            seen.update(o["code"] for o in ex["obligations"])
+    for code in [
+        "allow",
+        "deny",
+        "request_permitted",
+        "unknown_purpose",
+        "role_not_permitted",
+        "gateway_required",
+        "legal_basis_not_for_purpose",
+        "case_reference_required",
+        "justification_required",
+        "break_glass_expired",
+        "no_active_agreement",
+        "agency_type_not_in_purpose",
+        "consent_not_sought",
+        "consent_expired",
+        "consent_refused_no_override",
+        "field_not_offered",
+        "not_in_purpose",
+        "not_in_agreement",
+        "break_glass_reduced_set",
+        "known_to_service_only",
+        "restricted_by_person",
+        "special_category_no_condition",
+        "offence_data_no_condition",
+        "consent_not_sought_reason_missing",
+        "record_consent_override",
+        "alert_ig_immediately",
+    ]:
+        assert seen[code] > 0, f"the corpus never produces {code}"
+
+
+def test_embedded_engine_matches_the_oracle(
+    corpus: Corpus, oracle: Oracle, embedded: RegorusEngine
+) -> None:
+    answers = [embedded.evaluate(FAMILY_ENTRYPOINT, doc) for doc in corpus]
+    expected = [oracle.decide(doc) for doc in corpus]
+    assert len(corpus) >= 2000
+    assert _mismatches(answers, expected) == []
+
+
+@pytest.mark.slow
+def test_opa_server_engine_over_http_matches_the_oracle(
+    corpus: Corpus, oracle: Oracle, bundle: Bundle, standin: OpaStandin
+) -> None:
+    engine = OpaServerEngine(bundle, standin.url)
+    try:
+        answers = [engine.evaluate(FAMILY_ENTRYPOINT, doc) for doc in corpus]
+    finally:
+        engine.close()
+    expected = [oracle.decide(doc) for doc in corpus]
+    assert _mismatches(answers, expected) == []
+
+
+@pytest.mark.slow
+def test_regopy_engine_matches_the_oracle_on_a_sample(
+    corpus: Corpus, oracle: Oracle, bundle: Bundle
+) -> None:
+    # regopy takes ~40 ms a decision; a tenth of the corpus keeps the suite lean.
+    engine = RegopyEngine(bundle)
+    sample = corpus[::10]
+    answers = [engine.evaluate(FAMILY_ENTRYPOINT, doc) for doc in sample]
+    assert _mismatches(answers, [oracle.decide(doc) for doc in sample]) == []
