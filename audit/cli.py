@@ -1,0 +1,310 @@
+"""``junction audit``: verify, export, prove and check consistency, offline.
+
+Exit codes: 0 when everything checked out, 1 when the log (or a proof) failed a check,
+2 when the command could not run (bad arguments, unreadable file or database).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from audit import merkle
+from audit.checkpoint import Checkpoint, NoteVerifier, open_checkpoint
+from audit.entry import parse_leaf
+from audit.errors import AuditError, CheckpointError, EntryNotFound, ProofError
+from audit.export import BundleSource, export_bundle
+from audit.search import get_entry, get_leaf
+from audit.store import Store
+from audit.verify import Report, Source, verify_source
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Verify and prove Junction's signed audit log, from its database or an export.",
+    no_args_is_help=True,
+)
+_out = Console(highlight=False)
+
+DbOption = Annotated[
+    str | None, typer.Option("--db", help="Database URL of the log, e.g. sqlite:///var/audit.db.")
+]
+BundleOption = Annotated[
+    Path | None, typer.Option("--bundle", help="A bundle written by `junction audit export`.")
+]
+KeyOption = Annotated[
+    Path,
+    typer.Option(
+        "--public-key", help="The log's public key: a PEM file or a verifier key string file."
+    ),
+]
+OriginOption = Annotated[
+    str | None, typer.Option("--origin", help="The log's origin; read from the log if omitted.")
+]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except AuditError as exc:
+        raise _fail(exc.detail) from None
+    except OSError as exc:
+        raise _fail(f"{exc.filename or 'file'}: {exc.strerror}") from None
+
+
+class _Log:
+    """The log being examined: a database or a bundle, with its origin and tree."""
+
+    def __init__(self, db: str | None, bundle: Path | None, origin: str | None) -> None:
+        if (db is None) == (bundle is None):
+            raise _fail("give exactly one of --db URL or --bundle FILE")
+        self.store = Store.open(db, migrate=False) if db is not None else None
+        self.bundle = BundleSource(bundle) if bundle is not None else None
+        found = self.store.get_meta("origin") if self.store else self.bundle.origin  # type: ignore[union-attr]
+        self.origin = origin or found or ""
+        if not self.origin:
+            raise _fail("the log does not name its origin; pass --origin")
+        self.source: Source
+        if self.bundle is not None:
+            self.source = self.bundle
+        else:
+            self.source = _db_source(self.store)  # type: ignore[arg-type]
+
+    def checkpoints(self) -> list[tuple[int, str]]:
+        return self.source.checkpoints()
+
+    def tree(self) -> merkle.NodeReader:
+        """A reader of the tree's nodes: stored ones, or recomputed from a bundle."""
+        if self.store is not None:
+            return self.store.read_nodes
+        _, read = self.bundle.tree()  # type: ignore[union-attr]
+        return read
+
+    def leaf(self, index: int) -> tuple[bytes, Mapping[str, object] | None]:
+        """The leaf bytes of entry ``index`` and its erasure record, if any."""
+        if self.store is not None:
+            stored = get_entry(self.store, index)
+            erasure = stored.erasure
+            erased = (
+                None
+                if erasure is None
+                else {"by": erasure.erased_by, "entry": erasure.erasure_index}
+            )
+            return get_leaf(self.store, index), erased
+        for line in self.bundle.entry_lines():  # type: ignore[union-attr]
+            if line.get("i") == index:
+                return str(line["leaf"]).encode(), line.get("erased")
+        raise EntryNotFound(f"the bundle has no entry {index}")
+
+
+def _db_source(store: Store) -> Source:
+    from audit._dbsource import DatabaseSource
+
+    return DatabaseSource(store)
+
+
+def _verifier(path: Path, origin: str) -> NoteVerifier:
+    text = path.read_text(errors="replace")
+    if "-----BEGIN" in text:
+        return NoteVerifier.from_pem(path, origin)
+    verifier = NoteVerifier.from_verifier_key(text)
+    if verifier.name != origin:
+        raise _fail(f"the key is for log {verifier.name!r}, not {origin!r}")
+    return verifier
+
+
+def _latest(log: _Log, verifier: NoteVerifier) -> Checkpoint:
+    checkpoints = log.checkpoints()
+    if not checkpoints:
+        raise _fail("the log has no signed checkpoint yet", 1)
+    try:
+        return open_checkpoint(checkpoints[-1][1], verifier, origin=log.origin)
+    except CheckpointError as exc:
+        raise _fail(f"the log's latest checkpoint does not verify: {exc.detail}", 1) from None
+
+
+def _print_report(report: Report) -> None:
+    rate = report.entries / report.seconds if report.seconds else 0.0
+    summary = (
+        f"{report.entries} entries, {report.checkpoints} checkpoints (the latest that"
+        f" verified signs {report.signed_size} entries), {report.erased} erased;"
+        f" {report.seconds:.2f} s, {rate:,.0f} entries/s"
+    )
+    if report.ok:
+        _out.print(f"[bold green]OK[/]: {summary}")
+        unsigned = report.entries - report.signed_size
+        if unsigned:
+            _out.print(f"{unsigned} newest entries are not yet covered by a checkpoint.")
+        return
+    first = report.first
+    assert first is not None  # noqa: S101 - report.ok is false
+    where = f"entry {first.index}" if first.index is not None else f"checkpoint {first.tree_size}"
+    _out.print(f"[bold red]TAMPERED[/]: {first.kind.value} at {where}: {first.detail}")
+    for finding in report.findings[:20]:
+        if finding is not first:
+            _out.print(f"  also {finding.kind.value}: {finding.detail}")
+    _out.print(f"checked: {summary}")
+
+
+@app.command()
+def verify(
+    public_key: KeyOption,
+    db: DbOption = None,
+    bundle: BundleOption = None,
+    origin: OriginOption = None,
+) -> None:
+    """Recompute every leaf hash and the tree; check every checkpoint and erasure."""
+    with _errors():
+        log = _Log(db, bundle, origin)
+        verifier = _verifier(public_key, log.origin)
+        total = log.store.size() if log.store is not None else None
+        columns = (TextColumn("verifying"), BarColumn(), TextColumn("{task.completed} entries"))
+        with Progress(*columns, TimeElapsedColumn(), transient=True) as progress:
+            task = progress.add_task("verify", total=total)
+            report = verify_source(
+                log.source,
+                verifier,
+                log.origin,
+                progress=lambda done: progress.update(task, completed=done),
+            )
+    _print_report(report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def export(
+    db: Annotated[str, typer.Option("--db", help="Database URL of the log.")],
+    out: Annotated[Path, typer.Option("--out", help="File to write (.jsonl or .jsonl.gz).")],
+) -> None:
+    """Write the whole log (entries, checkpoints, log key) to one file to carry away."""
+    with _errors():
+        store = Store.open(db, migrate=False)
+        with Progress(transient=True) as progress:
+            task = progress.add_task("exporting", total=store.size())
+            summary = export_bundle(
+                store, out, progress=lambda n: progress.update(task, completed=n)
+            )
+    _out.print(f"exported {summary.entries} entries and {summary.checkpoints} checkpoints to {out}")
+
+
+@app.command()
+def checkpoint(
+    db: Annotated[str, typer.Option("--db", help="Database URL of the log.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Also save it to this file.")] = None,
+) -> None:
+    """Print the latest signed checkpoint, to keep for a later consistency check."""
+    with _errors():
+        latest = Store.open(db, migrate=False).latest_checkpoint()
+        if latest is None:
+            raise _fail("the log has no signed checkpoint yet", 1)
+        if out is not None:
+            out.write_text(latest[1])
+    typer.echo(latest[1], nl=False)
+
+
+def _hex(hashes: Sequence[bytes]) -> list[str]:
+    return [h.hex() for h in hashes]
+
+
+@app.command()
+def prove(
+    *,
+    index: Annotated[int, typer.Option("--index", help="Index of the entry to prove.")],
+    public_key: KeyOption,
+    db: DbOption = None,
+    bundle: BundleOption = None,
+    origin: OriginOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the receipt as JSON.")] = False,
+) -> None:
+    """Prove that entry N is in the latest signed checkpoint (an inclusion proof)."""
+    with _errors():
+        log = _Log(db, bundle, origin)
+        verifier = _verifier(public_key, log.origin)
+        signed = _latest(log, verifier)
+        if not 0 <= index < signed.size:
+            raise _fail(f"entry {index} is not covered by the latest checkpoint ({signed.size})", 1)
+        leaf, erased = log.leaf(index)
+        read = log.tree()
+        leaf_hash = merkle.leaf_hash(leaf)
+        proof = merkle.inclusion_proof(index, signed.size, read)
+        try:
+            merkle.verify_inclusion(leaf_hash, index, signed.size, proof, signed.root_hash)
+        except ProofError as exc:
+            raise _fail(f"entry {index} is NOT in the signed tree: {exc.detail}", 1) from None
+    _, fields = parse_leaf(leaf)
+    receipt = {
+        "index": index,
+        "entry": fields,
+        "erased": erased,
+        "leaf_hash": leaf_hash.hex(),
+        "tree_size": signed.size,
+        "root_hash": base64.b64encode(signed.root_hash).decode(),
+        "inclusion_proof": _hex(proof),
+        "checkpoint": log.checkpoints()[-1][1],
+    }
+    if as_json:
+        typer.echo(orjson.dumps(receipt, option=orjson.OPT_INDENT_2).decode())
+        return
+    _out.print_json(orjson.dumps(fields).decode())
+    if erased:
+        _out.print(f"erased by {erased.get('by')} (erasure entry {erased.get('entry')})")
+    _out.print(f"proof: {len(proof)} hashes, " + " ".join(h[:12] for h in _hex(proof)))
+    _out.print(
+        f"[bold green]OK[/]: entry {index} is in the tree of {signed.size} entries signed by"
+        f" {verifier.name} ({verifier.key_hash.hex()})"
+    )
+
+
+@app.command()
+def consistency(
+    old: Annotated[Path, typer.Option("--old", help="A checkpoint file you kept earlier.")],
+    public_key: KeyOption,
+    db: DbOption = None,
+    bundle: BundleOption = None,
+    origin: OriginOption = None,
+) -> None:
+    """Prove that the log only grew since a checkpoint you kept (no rewrite, no fork)."""
+    with _errors():
+        log = _Log(db, bundle, origin)
+        verifier = _verifier(public_key, log.origin)
+        try:
+            kept = open_checkpoint(old.read_text(), verifier, origin=log.origin)
+        except CheckpointError as exc:
+            raise _fail(f"your checkpoint does not verify with this key: {exc.detail}", 1) from None
+        signed = _latest(log, verifier)
+        if kept.size > signed.size:
+            raise _fail(
+                f"the log signs {signed.size} entries, fewer than the {kept.size} your"
+                " checkpoint signs: it was truncated or rolled back",
+                1,
+            )
+        proof: list[bytes] = []
+        if kept.size:  # every tree extends the empty one
+            try:
+                proof = merkle.consistency_proof(kept.size, signed.size, log.tree())
+                merkle.verify_consistency(
+                    kept.size, signed.size, kept.root_hash, signed.root_hash, proof
+                )
+            except ProofError as exc:
+                raise _fail(
+                    f"the log does NOT extend your checkpoint of size {kept.size}: {exc.detail}",
+                    1,
+                ) from None
+    _out.print(
+        f"[bold green]OK[/]: the log of {signed.size} entries extends your checkpoint of"
+        f" {kept.size} entries ({len(proof)}-hash consistency proof verified)"
+    )

@@ -1,0 +1,190 @@
+"""The exported bundle: one file that carries a whole log to another machine.
+
+A bundle is JSON lines (gzip-compressed when its name ends in ``.gz``): a header line,
+one line per signed checkpoint, then one line per entry in index order with its leaf
+exactly as hashed, its stored leaf hash, its private values and its erasure record.
+Nothing in it is trusted by the verifier except through the log's public key, which
+the officer obtains separately; the key in the header is there to compare against.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+import sqlalchemy as sa
+
+from audit import _tables as t
+from audit._dbsource import DatabaseSource
+from audit.errors import AuditError
+from audit.merkle import NodeId, leaf_hash, subtree_levels
+from audit.store import Store
+from audit.verify import Chunk
+
+__all__ = ["BundleError", "BundleSource", "ExportSummary", "export_bundle"]
+
+FORMAT = "junction-audit-bundle"
+VERSION = 1
+
+
+class BundleError(AuditError):
+    """The file is not a readable Junction audit bundle."""
+
+    code = "audit-bundle-invalid"
+    title = "Invalid audit bundle"
+    status = 422
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSummary:
+    """What went into a bundle."""
+
+    entries: int
+    checkpoints: int
+    path: Path
+
+
+def _open(path: Path, mode: str) -> IO[bytes]:
+    if path.suffix == ".gz":
+        return gzip.open(path, mode + "b")  # type: ignore[return-value]
+    return path.open(mode + "b")
+
+
+def export_bundle(
+    store: Store, path: Path, *, progress: Callable[[int], None] | None = None
+) -> ExportSummary:
+    """Write the whole log at ``store`` to ``path``. Raises ``StoreError`` or ``OSError``."""
+    origin = store.get_meta("origin")
+    checkpoints = store.checkpoints()
+    with store.read() as conn:
+        erasures = {int(row.idx): row for row in conn.execute(sa.select(t.erasures))}
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "origin": origin,
+        "log_key": store.get_meta("log_key"),
+        "exported_at": datetime.now(UTC).isoformat(),
+    }
+    count = 0
+    with _open(path, "w") as out:
+        out.write(orjson.dumps(header) + b"\n")
+        for size, note in checkpoints:
+            out.write(orjson.dumps({"checkpoint": note, "size": size}) + b"\n")
+        for chunk in DatabaseSource(store).chunks(1 << 14):
+            lines = []
+            for index, leaf, hash_ in zip(chunk.indexes, chunk.leaves, chunk.hashes, strict=True):
+                line: dict[str, Any] = {"i": index, "leaf": leaf.decode(), "hash": hash_.hex()}
+                opened = chunk.openings.get(index)
+                if opened:
+                    line["private"] = [[n, salt.hex(), value] for n, salt, value in opened]
+                erasure = erasures.get(index)
+                if erasure is not None:
+                    line["erased"] = {
+                        "by": erasure.erased_by,
+                        "at_us": erasure.erased_at_us,
+                        "reason": erasure.reason,
+                        "entry": erasure.erasure_idx,
+                    }
+                lines.append(orjson.dumps(line))
+            out.write(b"\n".join(lines) + b"\n")
+            count += len(lines)
+            if progress is not None:
+                progress(count)
+    return ExportSummary(count, len(checkpoints), path)
+
+
+class BundleSource:
+    """A ``verify.Source`` over a bundle file, read as a stream."""
+
+    read_nodes = None
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            with _open(path, "r") as handle:
+                self.header = self._parse(handle.readline(), 1)
+                self._checkpoints = []
+                for number, raw in enumerate(handle, start=2):
+                    line = self._parse(raw, number)
+                    if "checkpoint" not in line:
+                        break
+                    self._checkpoints.append((int(line["size"]), str(line["checkpoint"])))
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise BundleError(f"cannot read bundle {path}: {exc}") from None
+        except (KeyError, ValueError, TypeError):
+            raise BundleError(f"{path} has a malformed checkpoint line") from None
+        if self.header.get("format") != FORMAT or self.header.get("version") != VERSION:
+            raise BundleError(f"{path} is not a version {VERSION} Junction audit bundle")
+
+    @property
+    def origin(self) -> str:
+        return str(self.header.get("origin") or "")
+
+    def _parse(self, raw: bytes, number: int) -> dict[str, Any]:
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise BundleError(f"{self.path} line {number} is not JSON") from None
+        if not isinstance(value, dict):
+            raise BundleError(f"{self.path} line {number} is not a JSON object")
+        return value
+
+    def checkpoints(self) -> list[tuple[int, str]]:
+        return list(self._checkpoints)
+
+    def entry_lines(self) -> Iterator[dict[str, Any]]:
+        """Every entry line of the bundle, in file order."""
+        try:
+            with _open(self.path, "r") as handle:
+                for number, raw in enumerate(handle, start=1):
+                    line = self._parse(raw, number)
+                    if "i" in line:
+                        yield line
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise BundleError(f"cannot read bundle {self.path}: {exc}") from None
+
+    def chunks(self, size: int) -> Generator[Chunk]:
+        chunk = Chunk([], [], [], {}, {})
+        for line in self.entry_lines():
+            try:
+                index = int(line["i"])
+                chunk.indexes.append(index)
+                chunk.leaves.append(str(line["leaf"]).encode())
+                chunk.hashes.append(bytes.fromhex(line["hash"]))
+                if "private" in line:
+                    chunk.openings[index] = [
+                        (str(n), bytes.fromhex(salt), str(v)) for n, salt, v in line["private"]
+                    ]
+                if "erased" in line:
+                    chunk.erasures[index] = int(line["erased"]["entry"])
+            except (KeyError, ValueError, TypeError):
+                raise BundleError(
+                    f"{self.path}: entry line {line.get('i')!r} is malformed"
+                ) from None
+            if len(chunk.indexes) == size:
+                yield chunk
+                chunk = Chunk([], [], [], {}, {})
+        if chunk.indexes:
+            yield chunk
+
+    def tree(self) -> tuple[list[bytes], Callable[[Sequence[NodeId]], Mapping[NodeId, bytes]]]:
+        """Leaf hashes recomputed from the leaves, and a node reader over the whole tree.
+
+        Holds every node in memory (about 150 MB per million entries); for proofs.
+        """
+        hashes: list[bytes] = []
+        for chunk in self.chunks(1 << 14):
+            hashes.extend(map(leaf_hash, chunk.leaves))
+        levels = subtree_levels(hashes)
+
+        def read(ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+            return {
+                (lv, i): levels[lv][i] for lv, i in ids if lv < len(levels) and i < len(levels[lv])
+            }
+
+        return hashes, read

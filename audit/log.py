@@ -1,0 +1,377 @@
+"""The audit log: durable group-commit appends, signed checkpoints, receipts and proofs.
+
+Callers on any number of threads (or event-loop tasks) hand entries to one writer
+thread. While the writer commits a batch, new entries queue up; the next transaction
+takes all of them, so one commit (one fsync) serves many callers. ``append`` returns
+only after the transaction holding the entry has committed.
+
+The same writer signs a checkpoint once ``checkpoint_entries`` entries are unsigned or
+the oldest unsigned one has waited ``checkpoint_interval`` seconds, so an entry is
+covered by a signed checkpoint within about that interval: ``receipt`` waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from audit import merkle
+from audit.checkpoint import Checkpoint, NoteSigner, open_checkpoint, sign_checkpoint
+from audit.entry import Entry, Kind, PreparedEntry, StoredEntry, prepare
+from audit.errors import (
+    AuditError,
+    EntryError,
+    EntryNotFound,
+    LogClosed,
+    ReceiptTimeout,
+    StoreError,
+    TreeSizeError,
+)
+from audit.search import Page, SearchQuery, get_entry, search_entries
+from audit.store import Store
+
+__all__ = ["DEFAULT_ORIGIN", "AuditLog", "Receipt"]
+
+DEFAULT_ORIGIN = "junction.local/audit"
+_STOP = object()
+_TICK = object()
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Proof that entry ``index`` is in the log: a signed checkpoint and an inclusion proof."""
+
+    index: int
+    leaf_hash: bytes
+    tree_size: int
+    checkpoint: str
+    inclusion_proof: tuple[bytes, ...]
+
+    def to_json(self) -> dict[str, object]:
+        """The receipt as JSON-ready values (hashes in hex)."""
+        return {
+            "index": self.index,
+            "leaf_hash": self.leaf_hash.hex(),
+            "tree_size": self.tree_size,
+            "checkpoint": self.checkpoint,
+            "inclusion_proof": [h.hex() for h in self.inclusion_proof],
+        }
+
+
+_Item = tuple[PreparedEntry, Future[int]]
+
+
+class AuditLog:
+    """An append-only, signed audit log over a ``Store``.
+
+    ``signer.name`` must equal ``origin``: the checkpoint's origin line names the key
+    that signs it. The log records its origin and verifier key on first use and refuses
+    a different one later, so a log is never signed by two keys by mistake.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        signer: NoteSigner,
+        *,
+        origin: str = DEFAULT_ORIGIN,
+        clock: Callable[[], datetime] = _utc_now,
+        checkpoint_interval: float = 0.2,
+        checkpoint_entries: int = 1000,
+        max_batch: int = 5000,
+        owns_store: bool = False,
+    ) -> None:
+        if signer.name != origin:
+            raise EntryError(f"the log key's name {signer.name!r} must be the origin {origin!r}")
+        self.origin = origin
+        self.store = store
+        self.verifier = signer.verifier()
+        self._signer = signer
+        self._clock = clock
+        self._interval = checkpoint_interval
+        self._max_unsigned = checkpoint_entries
+        self._max_batch = max_batch
+        self._owns_store = owns_store
+        for key, value in (("origin", origin), ("log_key", self.verifier.verifier_key())):
+            stored = store.set_meta_once(key, value)
+            if stored != value:
+                raise StoreError(f"this database holds a log with {key} {stored!r}, not {value!r}")
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._signed = threading.Condition()
+        self._lifecycle = threading.Lock()
+        self._closed = False
+        self._unsigned_since: float | None = None
+        self._unsigned = 0
+        self._wanted = False
+        self._writer = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._writer.start()
+
+    @classmethod
+    def open(
+        cls, url: str, signer: NoteSigner, *, origin: str = DEFAULT_ORIGIN, **options: float
+    ) -> AuditLog:
+        """Open (creating or migrating) the log at database ``url``. Raises ``StoreError``."""
+        store = Store.open(url)
+        try:
+            return cls(store, signer, origin=origin, owns_store=True, **options)  # type: ignore[arg-type]
+        except AuditError:
+            store.close()
+            raise
+
+    # -- appending -----------------------------------------------------------------
+
+    def _submit(self, entry: Entry) -> Future[int]:
+        prepared = prepare(entry, self._clock())
+        future: Future[int] = Future()
+        # Under the lock no entry can be queued behind the writer's stop signal.
+        with self._lifecycle:
+            if self._closed:
+                raise LogClosed("the audit log is closed; open it again to append")
+            self._queue.put((prepared, future))
+        return future
+
+    def append(self, entry: Entry) -> int:
+        """Append ``entry``; return its index once it is committed.
+
+        Raises ``EntryError`` for an invalid entry, ``StoreError`` if the database
+        failed (the entry is then not in the log), ``LogClosed`` after ``close``.
+        """
+        return self._submit(entry).result()
+
+    async def append_async(self, entry: Entry) -> int:
+        """``append`` for event-loop code: waits without blocking the loop."""
+        return await asyncio.wrap_future(self._submit(entry))
+
+    def erase(self, index: int, by: str, reason: str) -> int:
+        """Delete entry ``index``'s private values; return the index of the erasure entry.
+
+        The leaf and the tree are untouched; the entry then reads as erased by ``by``.
+        ``reason`` is kept in the log in clear: it must not hold personal data.
+        Raises ``EntryNotFound``, or ``EntryError`` if the entry is already erased.
+        """
+        stored = self.get(index)
+        if stored.erasure is not None:
+            raise EntryError(
+                f"entry {index} was already erased by entry {stored.erasure.erasure_index}"
+            )
+        return self.append(Entry(kind=Kind.ERASURE, actor=by, erases=index, reasons=(reason,)))
+
+    # -- the writer thread -----------------------------------------------------------
+
+    def _run(self) -> None:
+        pending: list[_Item] = []
+        try:
+            while True:
+                timeout = None
+                if self._unsigned_since is not None:
+                    timeout = max(0.0, self._unsigned_since + self._interval - time.monotonic())
+                elif self._wanted:
+                    timeout = self._interval
+                try:
+                    item = self._queue.get(timeout=timeout)
+                except queue.Empty:
+                    item = _TICK
+                stop = item is _STOP
+                if isinstance(item, tuple):
+                    pending.append(item)
+                while len(pending) < self._max_batch:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stop = True
+                    elif isinstance(item, tuple):
+                        pending.append(item)
+                self._commit_all(pending)
+                pending = []
+                self._maybe_checkpoint(force=stop)
+                if stop:
+                    return
+        except BaseException as exc:
+            self._closed = True
+            failure = StoreError(f"the audit writer stopped: {exc}")
+            for _, future in pending:
+                if not future.done():
+                    future.set_exception(failure)
+            raise
+
+    def _commit_all(self, items: list[_Item]) -> None:
+        # An erasure commits alone, so that refusing it cannot fail anyone else's entry.
+        batch: list[_Item] = []
+        for item in items:
+            if item[0].erases is not None:
+                self._commit(batch)
+                self._commit([item])
+                batch = []
+            else:
+                batch.append(item)
+        self._commit(batch)
+
+    def _commit(self, batch: list[_Item]) -> None:
+        if not batch:
+            return
+        try:
+            first = self.store.append_batch([p for p, _ in batch], self._now_us())
+        except (AuditError, sa.exc.SQLAlchemyError) as exc:
+            self.store._compact = None
+            if len(batch) > 1:
+                # One bad entry must not fail the others: retry them one by one.
+                for item in batch:
+                    self._commit([item])
+                return
+            batch[0][1].set_exception(self._translate(exc, batch[0][0]))
+            return
+        for offset, (_, future) in enumerate(batch):
+            future.set_result(first + offset)
+        if self._unsigned_since is None:
+            self._unsigned_since = time.monotonic()
+        self._unsigned += len(batch)
+
+    @staticmethod
+    def _translate(exc: Exception, item: PreparedEntry) -> AuditError:
+        if isinstance(exc, AuditError):
+            return exc
+        if isinstance(exc, sa.exc.IntegrityError) and item.erases is not None:
+            return EntryError(f"entry {item.erases} is already erased")
+        return StoreError(f"the entry was not stored: {getattr(exc, 'orig', None) or exc}")
+
+    def _now_us(self) -> int:
+        return int(self._clock().timestamp() * 1_000_000)
+
+    def _maybe_checkpoint(self, *, force: bool = False) -> None:
+        due = self._unsigned_since is not None and (
+            force
+            or self._unsigned >= self._max_unsigned
+            or time.monotonic() - self._unsigned_since >= self._interval
+        )
+        if not due and not self._wanted:
+            return
+        try:
+            self.sign_checkpoint()
+        except AuditError:
+            # The database is failing; appends report it. Try again on the next tick.
+            return
+        self._unsigned_since, self._unsigned, self._wanted = None, 0, False
+
+    def sign_checkpoint(self) -> tuple[int, str] | None:
+        """Sign and store a checkpoint of the whole log now; return ``(size, note)``.
+
+        Returns ``None`` when the log is empty. Raises ``StoreError``.
+        """
+        size = self.store.size()
+        if size == 0:
+            return None
+        latest = self.store.latest_checkpoint()
+        if latest is None or latest[0] < size:
+            checkpoint = Checkpoint(self.origin, size, self.store.root_at(size))
+            self.store.add_checkpoint(
+                size, sign_checkpoint(checkpoint, self._signer), self._now_us()
+            )
+        with self._signed:
+            self._signed.notify_all()
+        return self.store.latest_checkpoint()
+
+    # -- reading -------------------------------------------------------------------
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        """The newest signed checkpoint, verified with the log key; ``None`` if none yet."""
+        latest = self.store.latest_checkpoint()
+        if latest is None:
+            return None
+        return open_checkpoint(latest[1], self.verifier, origin=self.origin)
+
+    def latest_checkpoint_note(self) -> str | None:
+        """The newest signed checkpoint as signed-note text, for handing to others."""
+        latest = self.store.latest_checkpoint()
+        return None if latest is None else latest[1]
+
+    def receipt(self, index: int, timeout: float = 5.0) -> Receipt:
+        """Wait until a signed checkpoint covers entry ``index``; return its receipt.
+
+        Raises ``EntryNotFound`` if no such entry was appended, ``ReceiptTimeout`` if
+        none covered it within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            covering = self.store.checkpoint_covering(index)
+            if covering is not None:
+                size, note = covering
+                proof = self.inclusion_proof(index, size)
+                leaf = self.store.read_nodes([(0, index)])[(0, index)]
+                return Receipt(index, leaf, size, note, tuple(proof))
+            if index < 0 or index >= self.store.size():
+                raise EntryNotFound(f"the log has no entry {index}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ReceiptTimeout(f"no signed checkpoint covered entry {index} in {timeout}s")
+            with self._signed:
+                self._wanted = True
+                self._queue.put(_TICK)
+                self._signed.wait(min(remaining, self._interval))
+
+    async def receipt_async(self, index: int, timeout: float = 5.0) -> Receipt:  # noqa: ASYNC109
+        """``receipt`` for event-loop code."""
+        return await asyncio.to_thread(self.receipt, index, timeout)
+
+    def _check_size(self, size: int) -> None:
+        stored = self.store.size()
+        if size > stored:
+            raise TreeSizeError(f"the log has {stored} entries, not {size}")
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """Audit path of entry ``index`` in the tree of ``size`` entries (RFC 9162 §2.1.3).
+
+        Raises ``TreeSizeError`` for a size the log has not reached, ``ProofError`` for
+        an index outside it.
+        """
+        self._check_size(size)
+        return merkle.inclusion_proof(index, size, self.store.read_nodes)
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes]:
+        """Proof that the tree of ``new`` entries extends that of ``old`` (RFC 9162 §2.1.4)."""
+        self._check_size(new)
+        return merkle.consistency_proof(old, new, self.store.read_nodes)
+
+    def get(self, index: int) -> StoredEntry:
+        """Entry ``index`` as its leaf says, with private values or erasure.
+
+        Raises ``EntryNotFound``.
+        """
+        return get_entry(self.store, index)
+
+    def search(self, query: SearchQuery) -> Page:
+        """Entries matching ``query``, newest first, one page at a time."""
+        return search_entries(self.store, query)
+
+    # -- closing -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Commit what is queued, sign a final checkpoint, stop the writer. Idempotent."""
+        with self._lifecycle:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(_STOP)
+        self._writer.join()
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        with contextlib.suppress(AuditError):
+            self.close()

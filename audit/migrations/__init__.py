@@ -1,0 +1,1 @@
+"""Alembic migrations of the audit log's schema, run by ``audit.store.Store.open``."""

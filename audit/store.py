@@ -1,0 +1,289 @@
+"""Where the log lives: SQLAlchemy 2 on SQLite (WAL) or PostgreSQL.
+
+Index assignment is the one thing that must be serialised. On PostgreSQL every append
+transaction first takes ``pg_advisory_xact_lock`` and only then reads the log's size, so
+any number of processes can append to one log without repeating or skipping an index;
+the lock is released by the commit. On SQLite the same is done by ``BEGIN IMMEDIATE``,
+and commits are fsynced (``synchronous=FULL``) so that a returned append survives a
+crash, not only a killed process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from audit import _tables as t
+from audit.entry import PreparedEntry, leaf_bytes
+from audit.errors import EntryNotFound, StoreError
+from audit.merkle import CompactRange, NodeId, fold_frontier, perfect_cover
+
+__all__ = ["Store"]
+
+# A fixed advisory lock key: "junction-audit" hashed to a signed 64-bit integer.
+_LOCK_KEY = int.from_bytes(hashlib.sha256(b"junction-audit").digest()[:8], "big", signed=True)
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to the "begin" hook below (the SQLAlchemy recipe).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get("audit_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Store:
+    """The log's tables behind a narrow interface; thread-safe (one engine, a pool)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.is_postgres = engine.dialect.name == "postgresql"
+        # The frontier after the last append through this store; reused while no other
+        # process has appended in between.
+        self._compact: CompactRange | None = None
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> Store:
+        """Connect to ``url`` and bring its schema up to date. Raises ``StoreError``."""
+        try:
+            engine = sa.create_engine(url, pool_pre_ping=True)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise StoreError(f"cannot use database URL {url!r}: {exc}") from None
+        if engine.dialect.name == "sqlite":
+            if url.rstrip("/").endswith(("sqlite:", ":memory:")):
+                raise StoreError("an audit log needs a file, not an in-memory SQLite database")
+            _sqlite_pragmas(engine)
+        elif engine.dialect.name != "postgresql":
+            raise StoreError(
+                f"the audit log runs on SQLite or PostgreSQL, not {engine.dialect.name}"
+            )
+        store = cls(engine)
+        if migrate:
+            store.migrate()
+        return store
+
+    def migrate(self) -> None:
+        """Apply any pending alembic migration. Raises ``StoreError``."""
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        try:
+            with self.write() as conn:
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+        except sa.exc.SQLAlchemyError as exc:
+            detail = getattr(exc, "orig", None) or exc
+            raise StoreError(f"cannot prepare the audit tables: {detail}") from None
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction holding the log's append lock until it commits."""
+        try:
+            with self.engine.connect().execution_options(audit_write=True) as conn, conn.begin():
+                if self.is_postgres:
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_KEY)))
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"the audit database is unavailable: {exc.orig}") from None
+
+    @contextmanager
+    def read(self, *, snapshot: bool = False) -> Iterator[Connection]:
+        """A read transaction; with ``snapshot`` every statement sees the same state.
+
+        (SQLite in WAL mode gives every read transaction a snapshot anyway.)
+        """
+        try:
+            conn = self.engine.connect()
+            if snapshot and self.is_postgres:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn, conn.begin():
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"the audit database is unavailable: {exc.orig}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- metadata ------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        with self.read() as conn:
+            return conn.scalar(sa.select(t.meta.c.value).where(t.meta.c.key == key))
+
+    def set_meta_once(self, key: str, value: str) -> str:
+        """Record ``value`` under ``key`` unless one is there; return the stored value."""
+        with self.write() as conn:
+            found = conn.scalar(sa.select(t.meta.c.value).where(t.meta.c.key == key))
+            if found is None:
+                conn.execute(sa.insert(t.meta).values(key=key, value=value))
+                return value
+            return str(found)
+
+    # -- appending -----------------------------------------------------------------
+
+    def append_batch(self, batch: Sequence[PreparedEntry], now_us: int) -> int:
+        """Store ``batch`` as consecutive entries in one transaction; return the first index."""
+        with self.write() as conn:
+            size = self._size(conn)
+            cached = self._compact
+            if cached is not None and cached.size == size:
+                compact = CompactRange(size, cached.frontier)
+            else:
+                compact = CompactRange(size, self._frontier(conn, size))
+            entries: list[dict[str, Any]] = []
+            subjects: list[dict[str, Any]] = []
+            openings: list[dict[str, Any]] = []
+            nodes: list[dict[str, Any]] = []
+            erasures: list[dict[str, Any]] = []
+            sha256 = hashlib.sha256
+            for index, item in enumerate(batch, start=size):
+                leaf = leaf_bytes(item.body, index)
+                leaf_hash = sha256(b"\x00" + leaf).digest()
+                for (level, node_index), hash_ in compact.append(leaf_hash):
+                    nodes.append({"id": t.node_key(level, node_index), "hash": hash_})
+                entries.append(
+                    {
+                        "idx": index,
+                        "leaf": leaf,
+                        "leaf_hash": leaf_hash,
+                        "time_us": item.time_us,
+                        "kind": item.kind,
+                        "actor": item.actor,
+                        "actor_agency": item.actor_agency,
+                        "counterparty_agency": item.counterparty_agency,
+                        "purpose": item.purpose,
+                        "decision": item.decision,
+                        "query_id": item.query_id,
+                    }
+                )
+                subjects.extend({"ref": ref, "idx": index} for ref in item.subjects)
+                openings.extend(
+                    {"idx": index, "name": o.name, "salt": o.salt, "value": o.value}
+                    for o in item.openings
+                )
+                if item.erases is not None:
+                    erasures.append(
+                        {
+                            "idx": item.erases,
+                            "erased_at_us": item.time_us,
+                            "erased_by": item.actor,
+                            "reason": item.erasure_reason or "",
+                            "erasure_idx": index,
+                        }
+                    )
+            conn.execute(sa.insert(t.entries), entries)
+            for table, rows in ((t.subjects, subjects), (t.openings, openings), (t.nodes, nodes)):
+                if rows:
+                    conn.execute(sa.insert(table), rows)
+            for row in erasures:
+                conn.execute(sa.delete(t.openings).where(t.openings.c.idx == row["idx"]))
+                conn.execute(sa.insert(t.erasures).values(row))
+        self._compact = compact
+        return size
+
+    # -- the tree ------------------------------------------------------------------
+
+    @staticmethod
+    def _size(conn: Connection) -> int:
+        last = conn.scalar(sa.select(sa.func.max(t.entries.c.idx)))
+        return 0 if last is None else int(last) + 1
+
+    def size(self) -> int:
+        """The number of entries stored (signed or not)."""
+        with self.read() as conn:
+            return self._size(conn)
+
+    @staticmethod
+    def _read_nodes(conn: Connection, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+        found: dict[NodeId, bytes] = {}
+        leaves = [index for level, index in ids if level == 0]
+        keys = {t.node_key(level, index): (level, index) for level, index in ids if level}
+        if leaves:
+            rows = conn.execute(
+                sa.select(t.entries.c.idx, t.entries.c.leaf_hash).where(t.entries.c.idx.in_(leaves))
+            )
+            found.update({(0, int(idx)): bytes(hash_) for idx, hash_ in rows})
+        if keys:
+            rows = conn.execute(
+                sa.select(t.nodes.c.id, t.nodes.c.hash).where(t.nodes.c.id.in_(keys))
+            )
+            found.update({keys[int(key)]: bytes(hash_) for key, hash_ in rows})
+        return found
+
+    def read_nodes(self, ids: Sequence[NodeId]) -> Mapping[NodeId, bytes]:
+        """Stored perfect-subtree hashes by ``(level, index)``: a ``merkle.NodeReader``."""
+        with self.read() as conn:
+            return self._read_nodes(conn, ids)
+
+    def _frontier(self, conn: Connection, size: int) -> list[bytes]:
+        cover = perfect_cover(0, size)
+        found = self._read_nodes(conn, cover)
+        if len(found) != len(cover):
+            raise StoreError(f"tree nodes for size {size} are missing: run junction audit verify")
+        return [found[node] for node in cover]
+
+    def root_at(self, size: int) -> bytes:
+        """MTH of the first ``size`` entries, from O(log size) stored nodes."""
+        with self.read() as conn:
+            return fold_frontier(self._frontier(conn, size))
+
+    # -- checkpoints ---------------------------------------------------------------
+
+    def add_checkpoint(self, size: int, note: str, now_us: int) -> None:
+        """Keep a signed checkpoint; a second one for the same size is dropped."""
+        with self.write() as conn:
+            exists = conn.scalar(
+                sa.select(t.checkpoints.c.size).where(t.checkpoints.c.size == size)
+            )
+            if exists is None:
+                conn.execute(
+                    sa.insert(t.checkpoints).values(size=size, note=note, signed_at_us=now_us)
+                )
+
+    def checkpoints(self) -> list[tuple[int, str]]:
+        """Every stored checkpoint as ``(size, note)``, smallest first."""
+        with self.read() as conn:
+            rows = conn.execute(
+                sa.select(t.checkpoints.c.size, t.checkpoints.c.note).order_by("size")
+            )
+            return [(int(size), note) for size, note in rows]
+
+    def checkpoint_covering(self, index: int) -> tuple[int, str] | None:
+        """The latest checkpoint, if it covers entry ``index``."""
+        latest = self.latest_checkpoint()
+        return latest if latest is not None and latest[0] > index else None
+
+    def latest_checkpoint(self) -> tuple[int, str] | None:
+        with self.read() as conn:
+            row = conn.execute(
+                sa.select(t.checkpoints.c.size, t.checkpoints.c.note)
+                .order_by(t.checkpoints.c.size.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else (int(row[0]), row[1])
+
+    def checkpoint_at(self, size: int) -> str:
+        """The note of the checkpoint at exactly ``size``. Raises ``EntryNotFound``."""
+        with self.read() as conn:
+            note = conn.scalar(sa.select(t.checkpoints.c.note).where(t.checkpoints.c.size == size))
+        if note is None:
+            raise EntryNotFound(f"the log has no checkpoint of size {size}")
+        return str(note)

@@ -1,0 +1,173 @@
+"""Appending, checkpoints, receipts, proofs, reading and searching, on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from audit import merkle
+from audit.checkpoint import NoteSigner, open_checkpoint
+from audit.entry import Entry, Kind
+from audit.errors import EntryError, EntryNotFound, LogClosed, StoreError, TreeSizeError
+from audit.log import AuditLog
+from audit.search import SearchQuery
+from tests.audit.conftest import SUBJECT_KEY, make_entry
+
+OpenLog = Callable[..., AuditLog]
+
+
+def test_concurrent_appends_get_consecutive_unique_indexes(open_log: OpenLog) -> None:
+    log = open_log()
+    results: list[int] = []
+    lock = threading.Lock()
+
+    def writer(w: int) -> None:
+        for i in range(40):
+            index = log.append(make_entry(w * 100 + i))
+            with lock:
+                results.append(index)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == list(range(640))
+    assert log.store.size() == 640
+
+
+def test_receipt_proves_inclusion_under_a_signed_checkpoint(open_log: OpenLog) -> None:
+    log = open_log(checkpoint_interval=0.05)
+    indexes = [log.append(make_entry(i)) for i in range(37)]
+    receipt = log.receipt(indexes[20], timeout=5)
+    checkpoint = open_checkpoint(receipt.checkpoint, log.verifier, origin=log.origin)
+    assert checkpoint.size == receipt.tree_size >= 21
+    stored = log.get(20)
+    assert stored.leaf_hash == receipt.leaf_hash
+    merkle.verify_inclusion(
+        receipt.leaf_hash, 20, checkpoint.size, receipt.inclusion_proof, checkpoint.root_hash
+    )
+    assert receipt.to_json()["index"] == 20
+
+
+def test_checkpoints_follow_entry_count_and_grow_consistently(open_log: OpenLog) -> None:
+    log = open_log(checkpoint_interval=60, checkpoint_entries=10)
+    for i in range(35):
+        log.append(make_entry(i))
+    log.receipt(29, timeout=5)
+    sizes = [size for size, _ in log.store.checkpoints()]
+    assert sizes
+    assert all(size >= 10 for size in sizes)
+    first = open_checkpoint(log.store.checkpoint_at(sizes[0]), log.verifier)
+    last = log.latest_checkpoint()
+    assert last is not None
+    assert last.size > first.size
+    proof = log.consistency_proof(first.size, last.size)
+    merkle.verify_consistency(first.size, last.size, first.root_hash, last.root_hash, proof)
+
+
+def test_stored_roots_match_a_recompute(open_log: OpenLog) -> None:
+    log = open_log()
+    for i in range(21):
+        log.append(make_entry(i))
+    hashes = [log.get(i).leaf_hash for i in range(21)]
+    for size in (1, 2, 7, 16, 21):
+        assert log.store.root_at(size) == merkle.root_from_leaf_hashes(hashes[:size])
+    with pytest.raises(TreeSizeError):
+        log.inclusion_proof(0, 22)
+
+
+def test_get_reads_the_leaf_and_private_values(open_log: OpenLog) -> None:
+    log = open_log()
+    moment = datetime(2025, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
+    index = log.append(make_entry(5, time=moment))
+    stored = log.get(index)
+    assert stored.kind == "fetch"
+    assert stored.time == moment
+    assert stored.private == {
+        "justification": "Concern raised by school, case 5",
+        "case_ref": "C-5",
+    }
+    assert "Concern" not in str(stored.fields)
+    assert set(stored.fields["commitments"]) == {"justification", "case_ref"}
+    with pytest.raises(EntryNotFound):
+        log.get(index + 1)
+
+
+def test_search_filters_and_pages_newest_first(open_log: OpenLog) -> None:
+    log = open_log()
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    for i in range(30):
+        log.append(make_entry(i, time=start + timedelta(minutes=i)))
+    police = log.search(SearchQuery(counterparty_agency="police", limit=4))
+    assert [e.index for e in police.entries] == [27, 24, 21, 18]
+    assert police.next_before == 18
+    more = log.search(SearchQuery(counterparty_agency="police", limit=4, before=18))
+    assert [e.index for e in more.entries] == [15, 12, 9, 6]
+    from audit.entry import subject_reference
+
+    subject = subject_reference(SUBJECT_KEY, "NHS_number", "9434760003")
+    assert [e.index for e in log.search(SearchQuery(subject=subject)).entries] == [3]
+    window = SearchQuery(since=start + timedelta(minutes=10), until=start + timedelta(minutes=12))
+    assert [e.index for e in log.search(window).entries] == [11, 10]
+    denied = log.search(SearchQuery(decision="deny", actor="caseworker-0", limit=50))
+    assert [e.index for e in denied.entries] == [28, 0]
+    assert log.search(SearchQuery(query_id="q-2", kind="fetch")).entries[-1].index == 20
+    with pytest.raises(EntryError):
+        log.search(SearchQuery(limit=0))
+
+
+def test_append_async_does_not_block_the_event_loop(open_log: OpenLog) -> None:
+    log = open_log()
+
+    async def main() -> list[int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        indexes = await asyncio.gather(*(log.append_async(make_entry(i)) for i in range(50)))
+        task.cancel()
+        assert ticks > 0
+        return list(indexes)
+
+    assert sorted(asyncio.run(main())) == list(range(50))
+
+
+def test_invalid_entries_fail_alone(open_log: OpenLog) -> None:
+    log = open_log()
+    with pytest.raises(EntryError):
+        log.append(Entry(kind=Kind.FETCH, actor=""))
+    with pytest.raises(EntryError):
+        log.append(make_entry(1, private={"Bad Name": "x"}))
+    with pytest.raises(EntryError):
+        log.append(make_entry(1, time=datetime(2025, 1, 1)))  # noqa: DTZ001 - naive on purpose
+    assert log.append(make_entry(2)) == 0
+
+
+def test_closed_log_refuses_appends_and_signs_what_it_holds(open_log: OpenLog) -> None:
+    log = open_log(checkpoint_interval=60)
+    log.append(make_entry(1))
+    log.append(make_entry(2))
+    log.close()
+    with pytest.raises(LogClosed):
+        log.append(make_entry(3))
+    latest = log.store.latest_checkpoint()
+    assert latest is not None
+    assert latest[0] == 2
+
+
+def test_a_log_refuses_another_key(db_url: str, open_log: OpenLog) -> None:
+    log = open_log()
+    log.append(make_entry(1))
+    log.close()
+    with pytest.raises(StoreError, match="log_key"):
+        AuditLog.open(db_url, NoteSigner.generate(log.origin))

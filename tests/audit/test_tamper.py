@@ -1,0 +1,251 @@
+"""Tamper tests: build a real log, change its rows with SQL, and read the verifier's verdict.
+
+Each test asserts the exact index (or checkpoint size) and kind of tamper reported.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from audit import TamperKind, verify_bundle, verify_store
+from audit.checkpoint import Checkpoint, NoteSigner, cosign, sign_checkpoint
+from audit.export import export_bundle
+from audit.log import AuditLog
+from audit.verify import Report
+from tests.audit.conftest import make_entry
+
+OpenLog = Callable[..., AuditLog]
+TARGET = 57
+
+
+@pytest.fixture
+def log(open_log: OpenLog) -> AuditLog:
+    """120 entries, checkpoints at sizes 25, 50, 75, 100 and 120."""
+    log = open_log(checkpoint_interval=60, checkpoint_entries=25)
+    for i in range(120):
+        log.append(make_entry(i))
+    log.close()
+    assert [size for size, _ in log.store.checkpoints()] == [25, 50, 75, 100, 120]
+    return log
+
+
+def _sql(log: AuditLog, *statements: str, **params: object) -> None:
+    with log.store.engine.begin() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement), params)
+
+
+def _leaf(log: AuditLog, index: int) -> bytes:
+    with log.store.engine.connect() as conn:
+        leaf = conn.scalar(sa.text("SELECT leaf FROM audit_entries WHERE idx = :i"), {"i": index})
+    return bytes(leaf)
+
+
+def _verify(log: AuditLog) -> Report:
+    return verify_store(log.store, log.verifier)
+
+
+def _assert_first(
+    report: Report, kind: TamperKind, index: int | None, size: int | None = None
+) -> None:
+    first = report.first
+    assert first is not None, "the verifier found nothing"
+    assert (first.kind, first.index, first.tree_size) == (kind, index, size), first
+
+
+def _shift(log: AuditLog, start: int, by: int) -> None:
+    # Two steps, so that no primary key collides half way through the update.
+    for table in ("audit_entries", "audit_openings"):
+        _sql(
+            log,
+            f"UPDATE {table} SET idx = -idx - 1 WHERE idx >= :start",  # noqa: S608
+            f"UPDATE {table} SET idx = -idx - 1 + :by WHERE idx < 0",  # noqa: S608
+            start=start,
+            by=by,
+        )
+
+
+def test_untouched_log_verifies(log: AuditLog) -> None:
+    report = _verify(log)
+    assert report.ok, report.findings
+    assert (report.entries, report.checkpoints, report.signed_size) == (120, 5, 120)
+
+
+def test_payload_changed(log: AuditLog) -> None:
+    leaf = _leaf(log, TARGET).replace(b'"decision":"allow"', b'"decision":"deny"')
+    _sql(log, "UPDATE audit_entries SET leaf = :leaf WHERE idx = :i", leaf=leaf, i=TARGET)
+    _assert_first(_verify(log), TamperKind.ENTRY_ALTERED, TARGET)
+
+
+def test_payload_and_its_hash_rewritten_together(log: AuditLog) -> None:
+    leaf = _leaf(log, TARGET).replace(b'"decision":"allow"', b'"decision":"deny"')
+    new_hash = hashlib.sha256(b"\x00" + leaf).digest()
+    _sql(
+        log,
+        "UPDATE audit_entries SET leaf = :l, leaf_hash = :h WHERE idx = :i",
+        l=leaf,
+        h=new_hash,
+        i=TARGET,
+    )
+    report = _verify(log)
+    # Entries 56 and 57 share a parent node: the verifier names the pair.
+    _assert_first(report, TamperKind.ENTRY_ALTERED, TARGET - 1)
+    assert f"entry {TARGET - 1} or {TARGET}" in report.findings[0].detail
+
+
+def test_leaf_hash_changed(log: AuditLog) -> None:
+    _sql(log, "UPDATE audit_entries SET leaf_hash = :h WHERE idx = :i", h=b"\x01" * 32, i=TARGET)
+    _assert_first(_verify(log), TamperKind.LEAF_HASH_ALTERED, TARGET)
+
+
+def test_private_value_changed(log: AuditLog) -> None:
+    _sql(log, "UPDATE audit_openings SET value = 'nothing to see' WHERE idx = :i", i=TARGET)
+    _assert_first(_verify(log), TamperKind.PRIVATE_VALUE_ALTERED, TARGET)
+
+
+def test_private_value_deleted_without_erasure(log: AuditLog) -> None:
+    _sql(log, "DELETE FROM audit_openings WHERE idx = :i AND name = 'case_ref'", i=TARGET)
+    _assert_first(_verify(log), TamperKind.PRIVATE_VALUE_MISSING, TARGET)
+
+
+def test_erasure_record_without_erasure_entry(log: AuditLog) -> None:
+    _sql(
+        log,
+        "DELETE FROM audit_openings WHERE idx = :i",
+        "INSERT INTO audit_erasures VALUES (:i, 0, 'someone', 'none', :j)",
+        i=TARGET,
+        j=TARGET + 1,
+    )
+    _assert_first(_verify(log), TamperKind.ERASURE_UNLOGGED, TARGET)
+
+
+def test_entry_deleted(log: AuditLog) -> None:
+    _sql(log, "DELETE FROM audit_entries WHERE idx = :i", i=TARGET)
+    _assert_first(_verify(log), TamperKind.ENTRY_DELETED, TARGET)
+
+
+def test_entry_deleted_and_later_entries_renumbered(log: AuditLog) -> None:
+    _sql(
+        log,
+        "DELETE FROM audit_entries WHERE idx = :i",
+        "DELETE FROM audit_openings WHERE idx = :i",
+        i=TARGET,
+    )
+    _shift(log, TARGET + 1, -1)
+    _assert_first(_verify(log), TamperKind.ENTRY_DELETED, TARGET)
+
+
+def test_two_entries_swapped(log: AuditLog) -> None:
+    for table in ("audit_entries", "audit_openings"):
+        _sql(
+            log,
+            f"UPDATE {table} SET idx = -1 WHERE idx = :a",  # noqa: S608
+            f"UPDATE {table} SET idx = :a WHERE idx = :b",  # noqa: S608
+            f"UPDATE {table} SET idx = :b WHERE idx = -1",  # noqa: S608
+            a=TARGET,
+            b=TARGET + 3,
+        )
+    _assert_first(_verify(log), TamperKind.ENTRIES_REORDERED, TARGET)
+
+
+def test_entry_inserted(log: AuditLog) -> None:
+    _shift(log, TARGET, 1)
+    body = b'{"actor":"mallory","kind":"fetch","time":"2025-01-01T00:00:00.000000Z"}'
+    leaf = b'{"entry":%s,"index":%d,"v":1}' % (body, TARGET)
+    _sql(
+        log,
+        "INSERT INTO audit_entries (idx, leaf, leaf_hash, time_us, kind, actor)"
+        " VALUES (:i, :l, :h, 0, 'fetch', 'mallory')",
+        i=TARGET,
+        l=leaf,
+        h=hashlib.sha256(b"\x00" + leaf).digest(),
+    )
+    _assert_first(_verify(log), TamperKind.ENTRY_INSERTED, TARGET)
+
+
+def test_log_truncated(log: AuditLog) -> None:
+    _sql(
+        log,
+        "DELETE FROM audit_entries WHERE idx >= :i",
+        "DELETE FROM audit_openings WHERE idx >= :i",
+        i=TARGET,
+    )
+    _assert_first(_verify(log), TamperKind.LOG_TRUNCATED, TARGET, 75)
+
+
+def _note(log: AuditLog, size: int) -> str:
+    return log.store.checkpoint_at(size)
+
+
+def _replace_note(log: AuditLog, size: int, note: str) -> None:
+    _sql(log, "UPDATE audit_checkpoints SET note = :n WHERE size = :s", n=note, s=size)
+
+
+def test_checkpoint_signature_altered(log: AuditLog) -> None:
+    note = _note(log, 50)
+    body, _, line = note.rstrip("\n").rpartition("\n")
+    name, _, encoded = line.rpartition(" ")
+    raw = bytearray(base64.b64decode(encoded))
+    raw[10] ^= 1
+    _replace_note(log, 50, f"{body}\n{name} {base64.b64encode(bytes(raw)).decode()}\n")
+    report = _verify(log)
+    _assert_first(report, TamperKind.CHECKPOINT_SIGNATURE_INVALID, None, 50)
+    assert report.signed_size == 120
+
+
+def test_checkpoint_signed_by_another_key(log: AuditLog) -> None:
+    note = _note(log, 50)
+    body = note.partition("\n\n")[0] + "\n"
+    other = NoteSigner.generate(log.origin)
+    _replace_note(log, 50, body + "\n" + other.signature_line(body))
+    _assert_first(_verify(log), TamperKind.CHECKPOINT_UNKNOWN_KEY, None, 50)
+
+
+def test_cosignatures_by_unknown_keys_are_ignored(log: AuditLog) -> None:
+    witness = NoteSigner.generate("witness.example")
+    _replace_note(log, 50, cosign(_note(log, 50), witness))
+    assert _verify(log).ok
+
+
+def _forge(log: AuditLog, signer: NoteSigner, size: int) -> str:
+    other_root = hashlib.sha256(b"another history").digest()
+    return sign_checkpoint(Checkpoint(log.origin, size, other_root), signer)
+
+
+def test_checkpoint_inconsistent_with_earlier_and_later_ones(
+    log: AuditLog, signer: NoteSigner
+) -> None:
+    _replace_note(log, 75, _forge(log, signer, 75))
+    _assert_first(_verify(log), TamperKind.CHECKPOINT_FORK, None, 75)
+
+
+def test_latest_checkpoint_forks_from_the_log(log: AuditLog, signer: NoteSigner) -> None:
+    _replace_note(log, 120, _forge(log, signer, 120))
+    _assert_first(_verify(log), TamperKind.CHECKPOINT_FORK, None, 120)
+
+
+def test_bundle_verifies_and_reports_tamper(log: AuditLog, tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl.gz"
+    summary = export_bundle(log.store, path)
+    assert (summary.entries, summary.checkpoints) == (120, 5)
+    assert verify_bundle(path, log.verifier).ok
+    import gzip
+
+    lines = gzip.decompress(path.read_bytes()).splitlines()
+    line = orjson.loads(lines[6 + TARGET])
+    assert line["i"] == TARGET
+    line["leaf"] = line["leaf"].replace('"decision":"allow"', '"decision":"deny"')
+    lines[6 + TARGET] = orjson.dumps(line)
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_bytes(b"\n".join(lines) + b"\n")
+    _assert_first(verify_bundle(tampered, log.verifier), TamperKind.ENTRY_ALTERED, TARGET)
+    del lines[6 + TARGET]
+    tampered.write_bytes(b"\n".join(lines) + b"\n")
+    _assert_first(verify_bundle(tampered, log.verifier), TamperKind.ENTRY_DELETED, TARGET)
