@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from audit import cli as audit_cli
 from connectors import cli as connector_cli
 from connectors.protocol.keys import (
     KeyFileError,
@@ -36,6 +37,7 @@ broker_app = typer.Typer(help="Run the central broker service.", no_args_is_help
 app.add_typer(keys_app, name="keys")
 app.add_typer(broker_app, name="broker")
 app.command("synth")(synth_cli.synth)
+app.add_typer(audit_cli.app, name="audit")
 app.add_typer(connector_cli.app, name="connector")
 app.add_typer(policy_cli.app, name="policy")
 
