@@ -5,9 +5,13 @@ Routes stay thin; everything an exchange does happens here, in this order:
 1. open the signed envelope (a rejection is recorded locally, then raised);
 2. for a fetch, check the broker checkpoint it carries against the one stored;
 3. ask the local policy; a refusal is a signed answer, not an error;
-4. read the agency's source in a worker thread, with a deadline;
+4. read the agency's source;
 5. release exactly what was asked, allowed and held, nothing more;
-6. record the exchange in the local audit log, and only then sign and answer.
+6. sign the answer and record it in the local audit log; it leaves only once recorded.
+
+Steps 2 to 6 block (SQL, Rego, fsync), so they run together in one worker thread under
+the per-request deadline, and the event loop keeps serving other requests meanwhile.
+A request that misses the deadline is answered 504; its thread finishes on its own.
 """
 
 from __future__ import annotations
@@ -143,6 +147,9 @@ class ConnectorService:
     async def match(self, raw: bytes) -> Envelope:
         """Answer a signed ``MatchRequest``. Raises ``EnvelopeError`` or ``ConnectorError``."""
         opened = await self._open(raw, MatchRequest, "match")
+        return await self._in_worker(partial(self._match, opened))
+
+    def _match(self, opened: Opened[MatchRequest]) -> Envelope:
         request = opened.message
         base = {
             "counterparty": opened.sender,
@@ -161,7 +168,7 @@ class ConnectorService:
             break_glass=False,
             persons=(),
         )
-        verdict = await self._decide(policy_input)
+        verdict = self._policy.decide(policy_input)
         if verdict.refusal is not None:
             response = MatchResponse(
                 query_id=request.query_id,
@@ -169,7 +176,7 @@ class ConnectorService:
                 status=MatchStatus.REFUSED,
                 refusal=verdict.refusal,
             )
-            return await self._answer(
+            return self._answer(
                 response,
                 opened.sender,
                 AuditKind.REFUSAL,
@@ -178,7 +185,7 @@ class ConnectorService:
                 reasons=(f"{verdict.refusal.scope}:{verdict.refusal.code}",),
                 policy_digest=verdict.bundle_digest,
             )
-        found = await self.run_source_call(
+        found = self._read(
             "match",
             partial(
                 self._source.match,
@@ -187,7 +194,7 @@ class ConnectorService:
                 max_candidates=request.max_candidates,
             ),
         )
-        candidates, dropped, verdict = await self._screen_candidates(policy_input, found)
+        candidates, dropped, verdict = self._screen_candidates(policy_input, found)
         response = MatchResponse(
             query_id=request.query_id,
             agency_id=self.agency.agency_id,
@@ -195,7 +202,7 @@ class ConnectorService:
             candidates=candidates,
         )
         refs = [c.ref for c in candidates] + [m.ref for c in candidates for m in c.household]
-        return await self._answer(
+        return self._answer(
             response,
             opened.sender,
             AuditKind.MATCH,
@@ -206,7 +213,7 @@ class ConnectorService:
             policy_digest=verdict.bundle_digest,
         )
 
-    async def _screen_candidates(
+    def _screen_candidates(
         self, policy_input: PolicyInput, found: Sequence[MatchCandidate]
     ) -> tuple[list[MatchCandidate], list[str], PolicyVerdict]:
         """Drop candidates and household members the local policy protects.
@@ -215,9 +222,9 @@ class ConnectorService:
         a sealed record would itself disclose that the record exists.
         """
         refs = _unique([c.ref for c in found] + [m.ref for c in found for m in c.household])
-        flags = await self.run_source_call("flags", partial(self._source.flags, refs))
+        flags = self._read("flags", partial(self._source.flags, refs))
         persons = tuple(PolicyPerson(ref, flags.get(ref, frozenset())) for ref in refs)
-        verdict = await self._decide(dataclasses.replace(policy_input, persons=persons))
+        verdict = self._policy.decide(dataclasses.replace(policy_input, persons=persons))
         dropped = [f"person:{verdict.persons[ref].code}" for ref in refs if ref in verdict.persons]
         kept: list[MatchCandidate] = []
         for candidate in found:
@@ -236,6 +243,9 @@ class ConnectorService:
         ``ConnectorError`` from the source, policy or audit log.
         """
         opened = await self._open(raw, FetchRequest, "fetch")
+        return await self._in_worker(partial(self._fetch, opened))
+
+    def _fetch(self, opened: Opened[FetchRequest]) -> Envelope:
         request = opened.message
         base = {
             "counterparty": opened.sender,
@@ -248,11 +258,11 @@ class ConnectorService:
             "decision_digest": request.decision_digest,
         }
         if request.broker_checkpoint is not None:
-            await self._observe_checkpoint(request, base)
+            self._observe_checkpoint(request, base)
         persons = [FetchPerson(ref=p.ref, fields=_unique(p.fields)) for p in request.persons]
         refs = _unique([p.ref for p in persons])
-        flags = await self.run_source_call("flags", partial(self._source.flags, refs))
-        verdict = await self._decide(
+        flags = self._read("flags", partial(self._source.flags, refs))
+        verdict = self._policy.decide(
             PolicyInput(
                 operation="fetch",
                 agency_id=self.agency.agency_id,
@@ -276,7 +286,7 @@ class ConnectorService:
                 status=FetchStatus.REFUSED,
                 refusal=verdict.refusal,
             )
-            return await self._answer(
+            return self._answer(
                 response,
                 opened.sender,
                 AuditKind.REFUSAL,
@@ -296,11 +306,7 @@ class ConnectorService:
         wanted = _unique([f for fields in readable.values() for f in fields])
         records: FetchResult = {}
         if readable and wanted:
-            records = dict(
-                await self.run_source_call(
-                    "fetch", partial(self._source.fetch, list(readable), wanted)
-                )
-            )
+            records = dict(self._read("fetch", partial(self._source.fetch, list(readable), wanted)))
         answered = [self._person_facts(p, flags, verdict, records.get(p.ref)) for p in persons]
         released = tuple(sorted({fact.field for person in answered for fact in person.facts}))
         reasons = tuple(
@@ -317,7 +323,7 @@ class ConnectorService:
             status=FetchStatus.OK,
             persons=answered,
         )
-        return await self._answer(
+        return self._answer(
             response,
             opened.sender,
             AuditKind.FETCH,
@@ -373,7 +379,7 @@ class ConnectorService:
                 facts.append(ReleasedFact(field=name, value=value, as_of=as_of))
         return PersonFacts(ref=person.ref, facts=facts, withheld=withheld)
 
-    async def _observe_checkpoint(self, request: FetchRequest, base: dict[str, Any]) -> None:
+    def _observe_checkpoint(self, request: FetchRequest, base: dict[str, Any]) -> None:
         if self._checkpoints is None or request.broker_checkpoint is None:
             return
         proof: list[bytes] | None = None
@@ -383,15 +389,14 @@ class ConnectorService:
                     base64.b64decode(h, validate=True) for h in request.broker_consistency_proof
                 ]
         except (binascii.Error, ValueError):
-            await self._record_rejection(base, "broker-checkpoint-invalid")
+            self._record_rejection(base, "broker-checkpoint-invalid")
             raise CheckpointInvalid(
                 "the consistency proof is not a list of base64 hashes"
             ) from None
-        guard = self._checkpoints
         try:
-            await anyio.to_thread.run_sync(guard.observe, request.broker_checkpoint, proof)
+            self._checkpoints.observe(request.broker_checkpoint, proof)
         except ConnectorError as exc:
-            await self._record_rejection(base, exc.code)
+            self._record_rejection(base, exc.code)
             raise
 
     # -- the steps every exchange shares ----------------------------------------------
@@ -401,17 +406,20 @@ class ConnectorService:
             return self._verifier.open(raw, expect)
         except EnvelopeError as exc:
             sender = _claimed_sender(raw)
-            await self._record_rejection(
-                {
-                    "counterparty": sender,
-                    "request_digest": "sha256:" + hashlib.sha256(raw).hexdigest(),
-                },
-                exc.code,
-                endpoint=endpoint,
+            await anyio.to_thread.run_sync(
+                partial(
+                    self._record_rejection,
+                    {
+                        "counterparty": sender,
+                        "request_digest": "sha256:" + hashlib.sha256(raw).hexdigest(),
+                    },
+                    exc.code,
+                    endpoint=endpoint,
+                )
             )
             raise
 
-    async def _record_rejection(
+    def _record_rejection(
         self, base: dict[str, Any], code: str, *, endpoint: str | None = None
     ) -> None:
         event = AuditEvent(
@@ -422,20 +430,18 @@ class ConnectorService:
             **{k: v for k, v in base.items() if k != "counterparty"},
             counterparty=str(base.get("counterparty") or "unknown"),
         )
-        await anyio.to_thread.run_sync(self._audit.record, event)
-
-    async def _decide(self, policy_input: PolicyInput) -> PolicyVerdict:
-        return await anyio.to_thread.run_sync(self._policy.decide, policy_input)
+        self._audit.record(event)
 
     async def run_source_call(self, operation: str, call: Callable[[], T]) -> T:
-        """Run a blocking source call in a worker thread, with a deadline.
+        """Run one blocking source call in a worker thread, under the deadline."""
+        return await self._in_worker(partial(self._read, operation, call))
 
-        This is the one place where a driver's exception becomes ours: a database,
-        file or CSV error the source lets escape becomes ``SourceUnavailable`` (the
-        detail names the exception type only: driver messages can carry connection
-        strings or values); our own errors pass through.
+    async def _in_worker(self, call: Callable[[], T]) -> T:
+        """Run one exchange's blocking steps in one worker thread, under the deadline.
+
+        The whole exchange (policy, source reads, audit append, signing) takes a single
+        trip to the thread pool: under load every extra hop costs a scheduler wake-up.
         """
-        started = time.perf_counter()
         try:
             with anyio.fail_after(self._timeout):
                 return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
@@ -443,6 +449,17 @@ class ConnectorService:
             raise SourceTimeout(
                 f"the agency's system did not answer within {self._timeout:g}s; try again later"
             ) from None
+
+    def _read(self, operation: str, call: Callable[[], T]) -> T:
+        """Call the source, timing it; the one place a driver's exception becomes ours.
+
+        A database, file or CSV error the source lets escape becomes
+        ``SourceUnavailable`` (the detail names the exception type only: driver messages
+        can carry connection strings or values); our own errors pass through.
+        """
+        started = time.perf_counter()
+        try:
+            return call()
         except ConnectorError:
             raise
         except (SQLAlchemyError, OSError, csv.Error, UnicodeDecodeError) as exc:
@@ -453,7 +470,7 @@ class ConnectorService:
         finally:
             self.metrics.source_latency.labels(operation).observe(time.perf_counter() - started)
 
-    async def _answer(
+    def _answer(
         self,
         response: MatchResponse | FetchResponse,
         audience: str,
@@ -479,7 +496,7 @@ class ConnectorService:
             **base,
         )
         # The answer leaves only once the local log holds it.
-        await anyio.to_thread.run_sync(self._audit.record, event)
+        self._audit.record(event)
         return envelope
 
     def _now(self) -> dt.datetime:
