@@ -1,0 +1,203 @@
+"""SQL sources on real SQLite, PostgreSQL and MariaDB databases of one synthetic town."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.errors import UnknownField
+from connectors.protocol.messages import Subject
+from connectors.sources import Source, SqlSource
+from connectors.synth import AGENCY_NAMES
+from tests.connectors.source_kit import agency_mapping, clock, write_town
+
+PEOPLE = 400
+HOSTILE = [
+    "'; DROP TABLE pupils; --",
+    "Robert'); DELETE FROM \"PERSON\" WHERE ('1'='1",
+    "x' OR '1'='1",
+    '" OR ""="',
+    "%",
+    "_",
+    "\\'; SELECT pg_sleep(5); --",
+]
+
+
+@pytest.fixture(scope="module")
+def sqlite_town(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    out = tmp_path_factory.mktemp("town")
+    return out, write_town(out, PEOPLE)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres", "mariadb"])
+def backend(
+    request: pytest.FixtureRequest, sqlite_town: tuple[Path, Any]
+) -> Iterator[tuple[str, dict[str, Source], Any]]:
+    """Every agency's source on one backend, with the town's truth."""
+    town, truth = sqlite_town
+    url: str | None = None
+    if request.param != "sqlite":
+        url = request.getfixturevalue(f"{request.param}_url")
+        server_truth = write_town(town / request.param, PEOPLE, server_url=url)
+        assert server_truth == truth
+    sources: dict[str, Source] = {
+        name: SqlSource(agency_mapping(name, town, url), clock=clock) for name in AGENCY_NAMES
+    }
+    yield request.param, sources, truth
+    for source in sources.values():
+        source.close()
+
+
+def _person(truth: Any, agency: str, index: int = 0) -> tuple[dict[str, Any], str]:
+    held = sorted(truth["agencies"][agency].items())
+    key, person_id = held[index]
+    person = next(p for p in truth["people"] if p["person_id"] == person_id)
+    return person, key
+
+
+def test_every_shipped_mapping_checks_against_its_database(backend: Any) -> None:
+    _, sources, _ = backend
+    for source in sources.values():
+        source.check()
+
+
+def test_block_finds_the_record_by_identifier_alone(backend: Any) -> None:
+    _, sources, truth = backend
+    for person_index in range(5):
+        person, key = _person(truth, "health", person_index)
+        subject = Subject(
+            given_name="Nobody",
+            family_name="Atall",
+            identifiers={"nhs_number": person["nhs_number"]},
+        )
+        keys = [r.key for r in sources["health"].block(subject, 50)]
+        if key in keys:
+            break
+    else:
+        pytest.fail("no NHS number of the first five patients finds its record")
+
+
+def test_block_finds_the_record_by_date_of_birth_in_every_agency(backend: Any) -> None:
+    _, sources, truth = backend
+    for agency, source in sources.items():
+        found = 0
+        for index in range(10):
+            person, key = _person(truth, agency, index)
+            subject = Subject(
+                given_name=person["given_name"],
+                family_name=person["family_name"],
+                date_of_birth=dt.date.fromisoformat(person["date_of_birth"]),
+                postcode=person["postcode"],
+            )
+            found += key in {r.key for r in source.block(subject, 200)}
+        assert found >= 9, agency
+
+
+def test_household_lists_the_other_members_with_relationships(backend: Any) -> None:
+    _, sources, truth = backend
+    people = {p["person_id"]: p for p in truth["people"]}
+    for agency in ("health", "benefits", "social_care", "housing"):
+        person, key = _person(truth, agency, 3)
+        members = sources[agency].household(key)
+        held = truth["agencies"][agency]
+        expected = {
+            k
+            for k, pid in held.items()
+            if people[pid]["household_id"] == person["household_id"] and k != key
+        }
+        assert {m.key for m, _ in members} == expected, agency
+        assert all(relationship for _, relationship in members)
+
+
+def test_fetch_returns_exactly_the_fields_asked_for(backend: Any) -> None:
+    _, sources, truth = backend
+    for agency, source in sources.items():
+        keys = sorted(truth["agencies"][agency])[:5]
+        fields = sorted(source.mapping.fields)
+        for asked in (fields[:1], fields[1:3], fields):
+            answer = source.fetch(keys, asked)
+            assert set(answer) == set(keys), agency
+            for facts in answer.values():
+                assert list(facts) == asked
+                for _, as_of in facts.values():
+                    assert as_of.tzinfo is not None
+
+
+def test_fetch_leaves_out_keys_the_agency_does_not_hold(backend: Any) -> None:
+    _, sources, truth = backend
+    key = sorted(truth["agencies"]["police"])[0]
+    answer = sources["police"].fetch([key, "PN9999999", "nobody"], ["police.callouts_12m"])
+    assert list(answer) == [key]
+
+
+def test_fetch_refuses_a_field_the_mapping_does_not_offer(backend: Any) -> None:
+    _, sources, truth = backend
+    key = sorted(truth["agencies"]["education"])[0]
+    with pytest.raises(UnknownField, match=r"health\.gp_contacts_12m"):
+        sources["education"].fetch([key], ["education.attendance_rate", "health.gp_contacts_12m"])
+
+
+def test_every_backend_gives_the_same_facts(backend: Any, sqlite_town: tuple[Path, Any]) -> None:
+    name, sources, truth = backend
+    town, _ = sqlite_town
+    for agency, source in sources.items():
+        reference = SqlSource(agency_mapping(agency, town), clock=clock)
+        keys = sorted(truth["agencies"][agency])[:8]
+        fields = sorted(source.mapping.fields)
+        try:
+            assert source.fetch(keys, fields) == reference.fetch(keys, fields), (name, agency)
+            assert source.flags(keys) == reference.flags(keys)
+        finally:
+            reference.close()
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_sql_metacharacters_in_any_input_are_harmless(backend: Any, text: str) -> None:
+    _, sources, truth = backend
+    subject = Subject(
+        given_name=text,
+        family_name=text,
+        postcode=text[:10],
+        identifiers={"upn": text, "nhs_number": text},
+    )
+    for agency, source in sources.items():
+        assert all(r.given_name != text for r in source.block(subject, 20))
+        assert source.household(text) == []
+        assert source.fetch([text, f"1 OR 1=1 {text}"], sorted(source.mapping.fields)[:2]) == {}
+        keys = sorted(truth["agencies"][agency])[:2]
+        assert set(source.fetch(keys, sorted(source.mapping.fields)[:1])) == set(keys)
+
+
+def test_a_count_matches_the_bare_query(sqlite_town: tuple[Path, Any]) -> None:
+    town, truth = sqlite_town
+    source = SqlSource(agency_mapping("police", town), clock=clock)
+    connection = sqlite3.connect(town / "police.db")
+    try:
+        for key in sorted(truth["agencies"]["police"])[:20]:
+            expected = connection.execute(
+                "SELECT count(*) FROM INCIDENT WHERE PERSON_ID = ? AND INC_TYPE = 'DA' "
+                "AND INC_DT >= '2025-11-01'",
+                (key,),
+            ).fetchone()[0]
+            facts = source.fetch([key], ["police.domestic_abuse_incidents_12m"])
+            assert facts[key]["police.domestic_abuse_incidents_12m"][0] == expected
+    finally:
+        connection.close()
+        source.close()
+
+
+def test_the_sqlite_source_cannot_write(sqlite_town: tuple[Path, Any], tmp_path: Path) -> None:
+    town, _ = sqlite_town
+    before = (town / "education.db").read_bytes()
+    source = SqlSource(agency_mapping("education", town), clock=clock)
+    try:
+        source.check()
+        source.block(Subject(given_name="'; DELETE FROM pupils; --", family_name="x"), 10)
+    finally:
+        source.close()
+    assert (town / "education.db").read_bytes() == before
