@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from audit.log import AuditLog
+from broker.consent.endpoints import router as consent_router
 from broker.errors import BrokerError
+from broker.foundation import Foundation
+from broker.identity.endpoints import router as dev_issuer_router
+from broker.registry.endpoints import router as registry_router
 from broker.settings import BrokerSettings
 from connectors.protocol.errors import ProtocolError
 from connectors.protocol.problems import BodyLimitMiddleware, install_problem_handlers
@@ -19,16 +28,51 @@ class Health(BaseModel):
     version: str
 
 
-def create_app(settings: BrokerSettings) -> FastAPI:
-    """Build the broker application from ``settings``."""
+def create_app(
+    settings: BrokerSettings,
+    *,
+    audit_log: AuditLog | None = None,
+    connector_transport: httpx.AsyncBaseTransport | None = None,
+    oidc_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """Build the broker application from ``settings``.
+
+    ``audit_log`` replaces the broker's own log (which is otherwise opened at start-up
+    from settings); the transports are how tests reach connectors and the identity
+    provider.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        foundation = Foundation.open(
+            settings,
+            audit_log=audit_log,
+            connector_transport=connector_transport,
+            oidc_transport=oidc_transport,
+        )
+        app.state.foundation = foundation
+        app.state.registry = foundation.registry
+        app.state.consent = foundation.consent
+        app.state.token_verifier = foundation.token_verifier
+        app.state.dev_issuer = foundation.dev_issuer
+        try:
+            yield
+        finally:
+            await foundation.aclose()
+
     app = FastAPI(
         title="Junction broker",
         version="0.1.0",
         description="Federated, consent-checked family queries with a verifiable audit log.",
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_problem_handlers(app, (BrokerError, ProtocolError))
+    app.include_router(registry_router)
+    app.include_router(consent_router)
+    if settings.dev_issuer:
+        app.include_router(dev_issuer_router)
 
     @app.get("/health", tags=["operations"])
     async def health() -> Health:

@@ -13,6 +13,8 @@ from typing import Annotated
 import typer
 
 from audit import cli as audit_cli
+from broker.identity.cli import dev_token
+from broker.registry.cli import seed as registry_seed
 from connectors import cli as connector_cli
 from connectors.protocol.keys import (
     KeyFileError,
@@ -36,6 +38,8 @@ keys_app = typer.Typer(help="Create and inspect Ed25519 signing keys.", no_args_
 broker_app = typer.Typer(help="Run the central broker service.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(broker_app, name="broker")
+app.command("dev-token")(dev_token)
+broker_app.command("seed")(registry_seed)
 app.command("synth")(synth_cli.synth)
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(connector_cli.app, name="connector")

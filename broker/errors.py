@@ -4,7 +4,22 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-__all__ = ["BrokerError", "ConfigurationError", "Forbidden", "NotFound", "Unauthenticated"]
+__all__ = [
+    "BadToken",
+    "BrokerError",
+    "ConfigurationError",
+    "Conflict",
+    "ConnectorUnreachable",
+    "Forbidden",
+    "InvalidChange",
+    "IssuerUnavailable",
+    "ManifestRejected",
+    "NotFound",
+    "StoreUnavailable",
+    "TokenExpired",
+    "Unauthenticated",
+    "UnknownIssuer",
+]
 
 
 class BrokerError(Exception):
@@ -30,6 +45,28 @@ class Unauthenticated(BrokerError):
     code = "unauthenticated"
     title = "Sign-in is required"
     status = 401
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
+
+
+class BadToken(Unauthenticated):
+    code = "bad-token"
+    title = "The bearer token is not valid"
+
+
+class TokenExpired(Unauthenticated):
+    code = "token-expired"
+    title = "The bearer token has expired"
+
+
+class UnknownIssuer(Unauthenticated):
+    code = "unknown-issuer"
+    title = "The bearer token comes from an issuer this broker does not trust"
+
+
+class IssuerUnavailable(BrokerError):
+    code = "issuer-unavailable"
+    title = "The identity provider's keys could not be fetched"
+    status = 503
 
 
 class Forbidden(BrokerError):
@@ -42,3 +79,33 @@ class NotFound(BrokerError):
     code = "not-found"
     title = "Nothing was found"
     status = 404
+
+
+class Conflict(BrokerError):
+    code = "conflict"
+    title = "The change conflicts with what is stored"
+    status = 409
+
+
+class InvalidChange(BrokerError):
+    code = "invalid-change"
+    title = "The change is not allowed"
+    status = 422
+
+
+class ConnectorUnreachable(BrokerError):
+    code = "connector-unreachable"
+    title = "The connector could not be reached"
+    status = 502
+
+
+class ManifestRejected(BrokerError):
+    code = "manifest-rejected"
+    title = "The connector's manifest was rejected"
+    status = 422
+
+
+class StoreUnavailable(BrokerError):
+    code = "store-unavailable"
+    title = "The broker's database is unavailable"
+    status = 503

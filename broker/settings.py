@@ -25,8 +25,57 @@ class BrokerSettings(BaseSettings):
     log_json: bool = Field(default=False, description="JSON log lines (production).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest request body.")
+    name: str = Field(
+        default="broker", description="The broker's name: the audience of connector envelopes."
+    )
+    public_url: str = Field(
+        default="", description="Base URL callers reach the broker at; empty means host:port."
+    )
+    dev_issuer: bool = Field(
+        default=True,
+        description="Serve the development OpenID issuer at /dev-oidc (never in production).",
+    )
+    oidc_issuer: str = Field(
+        default="", description="Issuer URL of bearer tokens; empty means the dev issuer."
+    )
+    oidc_audience: str = Field(default="junction-broker", description="Required 'aud' claim.")
+    oidc_role_claim: str = Field(default="role", description="Claim holding the role.")
+    oidc_agency_claim: str = Field(default="agency", description="Claim holding the agency id.")
+    oidc_name_claim: str = Field(default="name", description="Claim holding the display name.")
+    oidc_jwks_ttl_seconds: int = Field(default=3600, ge=0, description="JWKS cache lifetime.")
+    oidc_leeway_seconds: int = Field(default=30, ge=0, le=300, description="Clock skew allowed.")
+    audit_origin: str = Field(
+        default="junction.local/audit", description="The audit log's name on its checkpoints."
+    )
+    manifest_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="How long to wait for a connector's manifest."
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'broker.db').resolve()}"
+
+    def resolved_public_url(self) -> str:
+        """The broker's own base URL, without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def dev_issuer_url(self) -> str:
+        """Where the development issuer lives: the broker's own URL + ``/dev-oidc``."""
+        return self.resolved_public_url() + "/dev-oidc"
+
+    def resolved_issuer(self) -> str:
+        """The issuer whose tokens are accepted."""
+        return (self.oidc_issuer or self.dev_issuer_url()).rstrip("/")
+
+    def dev_issuer_key_file(self) -> Path:
+        """The development issuer's Ed25519 signing key (created on first use, 0600)."""
+        return self.data_dir / "dev-oidc.key"
+
+    def audit_key_file(self) -> Path:
+        """The audit log's checkpoint signing key (Ed25519 PEM, created on first use)."""
+        return self.data_dir / "audit-log.key"
+
+    def subject_key_file(self) -> Path:
+        """The secret key of keyed subject references (created on first use, 0600)."""
+        return self.data_dir / "subject-reference.key"

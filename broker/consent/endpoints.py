@@ -1,0 +1,60 @@
+"""The consent register's API.
+
+Caseworkers record and change consent, whichever agency they work for, so a person can
+tell any service they deal with, in person, by phone, on paper or online.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+
+from broker.consent.schemas import ConsentIn, ConsentOut, ConsentSearch, ConsentTransition
+from broker.consent.service import ConsentService
+from broker.identity import Principal, Role, require, roles_text
+
+__all__ = ["READ_ROLES", "WRITE_ROLES", "router"]
+
+WRITE_ROLES = (Role.CASEWORKER,)
+READ_ROLES = (Role.CASEWORKER, Role.IG_OFFICER, Role.ADMIN)
+_READ = roles_text(*READ_ROLES)
+_WRITE = roles_text(*WRITE_ROLES) + " Recorded in the audit log."
+
+router = APIRouter(prefix="/v1/consents", tags=["consent"])
+Reader = Annotated[Principal, Depends(require(*READ_ROLES))]
+Writer = Annotated[Principal, Depends(require(*WRITE_ROLES))]
+
+
+def _service(request: Request) -> ConsentService:
+    service: ConsentService = request.app.state.consent
+    return service
+
+
+Service = Annotated[ConsentService, Depends(_service)]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, description=_WRITE)
+def record_consent(body: ConsentIn, principal: Writer, service: Service) -> ConsentOut:
+    """Record that a person gave, refused, or was not asked for consent."""
+    return service.record(principal, body)
+
+
+@router.post("/search", description=_READ + " Identifiers travel in the body, never the URL.")
+def search_consents(body: ConsentSearch, _: Reader, service: Service) -> list[ConsentOut]:
+    """Every consent recorded for the person the identifiers name, with its history."""
+    return service.search(body)
+
+
+@router.get("/{consent_id}", description=_READ)
+def get_consent(consent_id: str, _: Reader, service: Service) -> ConsentOut:
+    """One consent with its full state history."""
+    return service.get(consent_id)
+
+
+@router.post("/{consent_id}/transitions", description=_WRITE)
+def change_consent(
+    consent_id: str, body: ConsentTransition, principal: Writer, service: Service
+) -> ConsentOut:
+    """Change a consent's state: withdraw it, or record the answer once asked."""
+    return service.transition(principal, consent_id, body)

@@ -1,0 +1,81 @@
+"""All of the consent register's SQL. Functions take the caller's session; none commit."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from broker.consent.models import ConsentRow, ConsentStateRow, ConsentSubjectRow
+from broker.registry.models import AgencyRow
+
+__all__ = ["add_consent", "add_state", "agency_ids", "consent", "find", "states", "subjects"]
+
+
+def add_consent(session: Session, row: ConsentRow, person_keys: Collection[str]) -> None:
+    session.add(row)
+    session.flush()  # the subjects and states refer to it
+    session.add_all(ConsentSubjectRow(consent_id=row.id, person_key=k) for k in person_keys)
+
+
+def add_state(session: Session, row: ConsentStateRow) -> None:
+    session.add(row)
+
+
+def consent(session: Session, consent_id: str) -> ConsentRow | None:
+    return session.get(ConsentRow, consent_id)
+
+
+def states(session: Session, consent_ids: Collection[str]) -> dict[str, list[ConsentStateRow]]:
+    """The state rows of each consent, in the order they were recorded."""
+    out: dict[str, list[ConsentStateRow]] = defaultdict(list)
+    if not consent_ids:
+        return out
+    query = (
+        sa.select(ConsentStateRow)
+        .where(ConsentStateRow.consent_id.in_(list(consent_ids)))
+        .order_by(ConsentStateRow.consent_id, ConsentStateRow.seq)
+    )
+    for row in session.scalars(query):
+        out[row.consent_id].append(row)
+    return out
+
+
+def subjects(session: Session, consent_ids: Collection[str]) -> dict[str, set[str]]:
+    """The person keys of each consent."""
+    out: dict[str, set[str]] = defaultdict(set)
+    if not consent_ids:
+        return out
+    query = sa.select(ConsentSubjectRow).where(ConsentSubjectRow.consent_id.in_(list(consent_ids)))
+    for row in session.scalars(query):
+        out[row.consent_id].add(row.person_key)
+    return out
+
+
+def find(
+    session: Session,
+    person_keys: Collection[str],
+    *,
+    purpose: str | None = None,
+    recorded_by: datetime | None = None,
+) -> Sequence[ConsentRow]:
+    """Consents about any of ``person_keys``, oldest first."""
+    if not person_keys:
+        return []
+    matching = sa.select(ConsentSubjectRow.consent_id).where(
+        ConsentSubjectRow.person_key.in_(list(person_keys))
+    )
+    query = sa.select(ConsentRow).where(ConsentRow.id.in_(matching))
+    if purpose is not None:
+        query = query.where(ConsentRow.purpose == purpose)
+    if recorded_by is not None:
+        query = query.where(ConsentRow.recorded_at <= recorded_by)
+    return session.scalars(query.order_by(ConsentRow.recorded_at, ConsentRow.id)).all()
+
+
+def agency_ids(session: Session) -> list[str]:
+    """Every registered agency, which is what a consent scoped to 'all' covers."""
+    return list(session.scalars(sa.select(AgencyRow.id).order_by(AgencyRow.id)))

@@ -1,0 +1,115 @@
+"""The consent register's API models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+__all__ = [
+    "Channel",
+    "ConsentIn",
+    "ConsentOut",
+    "ConsentSearch",
+    "ConsentTransition",
+    "GivenBy",
+    "Identifier",
+    "State",
+    "StateOut",
+]
+
+AgencyId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{1,62}$")]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.-]{0,62}$")]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+GivenBy = Literal["person", "parent", "guardian"]
+Channel = Literal["in_person", "phone", "paper", "online"]
+State = Literal["given", "withdrawn", "expired", "refused", "not_sought"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Identifier(_In):
+    """One identifier of the person; only its keyed reference is stored."""
+
+    kind: Literal["nhs_number", "upn", "ni_number", "local_ref"] = Field(
+        description="local_ref values read '<agency>:<reference>', as a family view shows them."
+    )
+    value: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class ConsentIn(_In):
+    """A consent statement the caseworker records."""
+
+    identifiers: list[Identifier] = Field(min_length=1, max_length=20)
+    label: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = Field(
+        default=None,
+        description="A short label you will recognise (initials); never logged in clear.",
+    )
+    purpose: Slug = Field(examples=["early_help"])
+    scope: list[AgencyId] | Literal["all"] = Field(
+        description="The agencies it covers: a list of agency ids, or 'all'.",
+        examples=[["police", "school"], "all"],
+    )
+    state: Literal["given", "refused", "not_sought"] = "given"
+    given_by: GivenBy = "person"
+    channel: Channel
+    evidence_reference: Text | None = Field(
+        default=None, description="Where the evidence is (form number, call log reference)."
+    )
+    expires_at: AwareDatetime | None = None
+    note: Text | None = Field(default=None, description="E.g. why consent was not sought.")
+
+    @field_validator("scope")
+    @classmethod
+    def _scope_not_empty(cls, value: list[str] | str) -> list[str] | str:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("name at least one agency, or 'all'")
+            return sorted(set(value))
+        return value
+
+    @field_validator("expires_at")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else value.astimezone(UTC)
+
+
+class ConsentTransition(_In):
+    """A change of state: withdrawn (from given), given or refused (after being asked)."""
+
+    state: Literal["given", "withdrawn", "refused"]
+    note: Text | None = None
+
+
+class ConsentSearch(_In):
+    """Find the consents recorded for a person, by any of their identifiers."""
+
+    identifiers: list[Identifier] = Field(min_length=1, max_length=20)
+    purpose: Slug | None = None
+
+
+class StateOut(BaseModel):
+    state: State
+    at: datetime
+    by: str
+    note: str | None = None
+    automatic: bool = Field(default=False, description="True for expiry, which nobody records.")
+
+
+class ConsentOut(BaseModel):
+    id: str
+    label: str | None
+    purpose: str
+    scope: list[str] | Literal["all"]
+    given_by: GivenBy
+    channel: Channel
+    evidence_reference: str | None
+    recorded_by: str
+    recorded_by_agency: str
+    recorded_at: datetime
+    expires_at: datetime | None
+    state: State = Field(description="The state now (given turns expired at expires_at).")
+    history: list[StateOut]

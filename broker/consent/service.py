@@ -1,0 +1,305 @@
+"""The consent register: record, change and read consent for a person, purpose and scope.
+
+A person is named only by keyed subject references of their identifiers, never by the
+identifiers themselves. States are appended, never overwritten, so the whole history
+stays; ``given`` reads as ``expired`` once ``expires_at`` has passed (nobody records
+that, so it is not an audit entry). Every recorded change is one ``consent_change``
+audit entry carrying the subject references, with free text only as private values.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from audit.entry import Kind
+from audit.log import AuditLog
+from broker._audit import record_change
+from broker.consent import repository as repo
+from broker.consent.models import ConsentRow, ConsentStateRow
+from broker.consent.schemas import (
+    ConsentIn,
+    ConsentOut,
+    ConsentSearch,
+    ConsentTransition,
+    Identifier,
+    State,
+    StateOut,
+)
+from broker.db import Database
+from broker.errors import Conflict, InvalidChange, NotFound
+from broker.identity.principal import Principal
+from broker.subjects import SubjectKeys
+from policies.model import ConsentRecord
+
+__all__ = ["TRANSITIONS", "ConsentService"]
+
+# Which recorded states may follow which. Withdrawn and expired are final for a record:
+# a person who consents again gets a new record, so the old one's history stays whole.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "not_sought": frozenset({"given", "refused"}),
+    "refused": frozenset({"given"}),
+    "given": frozenset({"withdrawn"}),
+    "withdrawn": frozenset(),
+    "expired": frozenset(),
+}
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _effective(
+    consent: ConsentRow, rows: Sequence[ConsentStateRow], at: datetime
+) -> tuple[State, datetime] | None:
+    """The state at ``at`` and since when; ``None`` if nothing was recorded by then."""
+    recorded = [row for row in rows if row.at <= at]
+    if not recorded:
+        return None
+    last = recorded[-1]
+    expires = consent.expires_at
+    if last.state == "given" and expires is not None and expires <= at:
+        return "expired", expires
+    return last.state, last.at  # type: ignore[return-value]
+
+
+class ConsentService:
+    """Reads and changes the consent register. Thread-safe; database calls block."""
+
+    def __init__(
+        self,
+        db: Database,
+        audit: AuditLog,
+        subject_keys: SubjectKeys,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._db = db
+        self._audit = audit
+        self._keys = subject_keys
+        self._clock = clock
+
+    def person_keys(self, identifiers: Sequence[Identifier]) -> list[str]:
+        """The subject references of ``identifiers``. Raises ``InvalidChange``."""
+        return sorted({self._keys.reference(i.kind, i.value) for i in identifiers})
+
+    # -- changes --------------------------------------------------------------------
+
+    def record(self, actor: Principal, consent: ConsentIn) -> ConsentOut:
+        """Record a consent statement (given, refused or not sought).
+
+        Raises ``InvalidChange`` for an identifier that is not well formed or an expiry
+        in the past, ``StoreUnavailable`` if it cannot be logged or stored.
+        """
+        now = self._clock()
+        if consent.expires_at is not None and consent.expires_at <= now:
+            raise InvalidChange("expires_at is in the past; give a future date or none")
+        keys = self.person_keys(consent.identifiers)
+        consent_id = str(uuid.uuid4())
+        scope = consent.scope
+        self._log(
+            actor,
+            f"consent_{consent.state}",
+            consent_id,
+            consent.purpose,
+            keys,
+            change={
+                "id": consent_id,
+                "purpose": consent.purpose,
+                "scope": scope,
+                "state": consent.state,
+                "given_by": consent.given_by,
+                "channel": consent.channel,
+                "expires_at": consent.expires_at.isoformat() if consent.expires_at else None,
+            },
+            private={
+                "label": consent.label,
+                "evidence_reference": consent.evidence_reference,
+                "note": consent.note,
+            },
+        )
+        row = ConsentRow(
+            id=consent_id,
+            purpose=consent.purpose,
+            scope_all=scope == "all",
+            scope=[] if scope == "all" else list(scope),
+            given_by=consent.given_by,
+            channel=consent.channel,
+            evidence_reference=consent.evidence_reference,
+            label=consent.label or None,
+            recorded_by=actor.subject,
+            recorded_by_agency=actor.agency,
+            recorded_at=now,
+            expires_at=consent.expires_at,
+        )
+        state = ConsentStateRow(
+            consent_id=consent_id,
+            seq=1,
+            state=consent.state,
+            at=now,
+            by=actor.subject,
+            note=consent.note,
+        )
+        with self._db.session() as session:
+            repo.add_consent(session, row, keys)
+            session.flush()
+            repo.add_state(session, state)
+        return self._out(row, [state], now)
+
+    def transition(
+        self, actor: Principal, consent_id: str, change: ConsentTransition
+    ) -> ConsentOut:
+        """Move a consent to a new state (e.g. withdraw it); the old states stay.
+
+        Raises ``NotFound``, ``InvalidChange`` for a transition the state does not allow
+        (naming those it does), ``Conflict`` if someone changed it at the same moment.
+        """
+        now = self._clock()
+        with self._db.session() as session:
+            row = self._consent(session, consent_id)
+            rows = repo.states(session, [consent_id])[consent_id]
+            keys = sorted(repo.subjects(session, [consent_id])[consent_id])
+        current = _effective(row, rows, now)
+        state = current[0] if current is not None else "not_sought"
+        if change.state not in TRANSITIONS[state]:
+            allowed = ", ".join(sorted(TRANSITIONS[state])) or "none; record a new consent"
+            raise InvalidChange(
+                f"a consent that is {state} cannot become {change.state}; allowed: {allowed}",
+                current_state=state,
+            )
+        self._log(
+            actor,
+            f"consent_{change.state}",
+            consent_id,
+            row.purpose,
+            keys,
+            change={"id": consent_id, "from": state, "state": change.state, "seq": len(rows) + 1},
+            private={"note": change.note},
+        )
+        new = ConsentStateRow(
+            consent_id=consent_id,
+            seq=len(rows) + 1,
+            state=change.state,
+            at=now,
+            by=actor.subject,
+            note=change.note,
+        )
+        with self._db.session() as session:
+            if len(repo.states(session, [consent_id])[consent_id]) != len(rows):
+                raise Conflict("the consent changed while this change was made; read it again")
+            repo.add_state(session, new)
+        return self._out(row, [*rows, new], now)
+
+    def _log(
+        self,
+        actor: Principal,
+        action: str,
+        consent_id: str,
+        purpose: str,
+        keys: Sequence[str],
+        *,
+        change: dict[str, Any],
+        private: dict[str, str | None],
+    ) -> None:
+        record_change(
+            self._audit,
+            Kind.CONSENT_CHANGE,
+            actor,
+            action=action,
+            change={**change, "subjects": list(keys)},
+            purpose=purpose,
+            subjects=tuple(keys),
+            private={
+                "consent_id": consent_id,
+                **{name: value for name, value in private.items() if value},
+            },
+        )
+
+    # -- reading --------------------------------------------------------------------
+
+    def get(self, consent_id: str) -> ConsentOut:
+        """One consent with its full history. Raises ``NotFound``."""
+        with self._db.session() as session:
+            row = self._consent(session, consent_id)
+            rows = repo.states(session, [consent_id])[consent_id]
+        return self._out(row, rows, self._clock())
+
+    def search(self, query: ConsentSearch) -> list[ConsentOut]:
+        """Every consent recorded for the person the identifiers name, oldest first."""
+        keys = self.person_keys(query.identifiers)
+        now = self._clock()
+        with self._db.session() as session:
+            rows = repo.find(session, keys, purpose=query.purpose)
+            states = repo.states(session, [r.id for r in rows])
+        return [self._out(row, states[row.id], now) for row in rows]
+
+    def consents_for(
+        self, person_keys: Collection[str], purpose: str, at: datetime
+    ) -> dict[str, list[ConsentRecord]]:
+        """The consent state, per person key and agency, for ``purpose`` at ``at``.
+
+        For each person key and each agency in scope (``all`` means every registered
+        agency) the latest statement the person made wins: a consent given after an
+        earlier withdrawal counts, and the withdrawal is still in that record's history.
+        Keys with nothing recorded are absent. Raises ``StoreUnavailable``.
+        """
+        with self._db.session() as session:
+            rows = repo.find(session, person_keys, purpose=purpose, recorded_by=at)
+            ids = [r.id for r in rows]
+            states = repo.states(session, ids)
+            subjects = repo.subjects(session, ids)
+            everyone = repo.agency_ids(session) if any(r.scope_all for r in rows) else []
+        latest: dict[tuple[str, str], tuple[datetime, ConsentRecord]] = {}
+        for row in rows:
+            effective = _effective(row, states[row.id], at)
+            if effective is None:
+                continue
+            state, since = effective
+            for agency in everyone if row.scope_all else row.scope:
+                record = ConsentRecord(
+                    purpose=row.purpose, agency_id=agency, state=state, expires_at=row.expires_at
+                )
+                for key in subjects[row.id] & set(person_keys):
+                    held = latest.get((key, agency))
+                    if held is None or held[0] <= since:
+                        latest[(key, agency)] = (since, record)
+        out: dict[str, list[ConsentRecord]] = {}
+        for (key, _), (_, record) in sorted(latest.items()):
+            out.setdefault(key, []).append(record)
+        return out
+
+    @staticmethod
+    def _consent(session: Session, consent_id: str) -> ConsentRow:
+        row = repo.consent(session, consent_id)
+        if row is None:
+            raise NotFound(f"no consent {consent_id!r}; search by the person's identifiers")
+        return row
+
+    @staticmethod
+    def _out(row: ConsentRow, rows: Sequence[ConsentStateRow], now: datetime) -> ConsentOut:
+        history = [StateOut(state=r.state, at=r.at, by=r.by, note=r.note) for r in rows]
+        effective = _effective(row, rows, now)
+        state: State = effective[0] if effective is not None else "not_sought"
+        if state == "expired" and row.expires_at is not None:
+            history.append(
+                StateOut(state="expired", at=row.expires_at, by="system", automatic=True)
+            )
+        return ConsentOut(
+            id=row.id,
+            label=row.label,
+            purpose=row.purpose,
+            scope="all" if row.scope_all else list(row.scope),
+            given_by=row.given_by,
+            channel=row.channel,
+            evidence_reference=row.evidence_reference,
+            recorded_by=row.recorded_by,
+            recorded_by_agency=row.recorded_by_agency,
+            recorded_at=row.recorded_at,
+            expires_at=row.expires_at,
+            state=state,
+            history=history,
+        )

@@ -1,0 +1,150 @@
+"""The broker's own database: engine, sessions, schema migrations, driver errors.
+
+SQLite (the embedded default, in WAL mode with foreign keys on) or PostgreSQL (through
+psycopg) in production. The broker's alembic history keeps its own version table,
+``broker_alembic_version``, because the audit log keeps its tables and its own history
+in the same database. Every driver error becomes ``StoreUnavailable`` or ``Conflict``
+here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from broker.errors import ConfigurationError, Conflict, StoreUnavailable
+
+__all__ = [
+    "VERSION_TABLE",
+    "Base",
+    "Database",
+    "UTCDateTime",
+    "create_engine",
+    "upgrade",
+]
+
+VERSION_TABLE = "broker_alembic_version"
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every broker table."""
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A time stored as naive UTC and read back as an aware UTC ``datetime``.
+
+    SQLite has no time zones; storing UTC everywhere keeps both backends alike.
+    """
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("times stored by the broker must carry a time zone")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+
+def create_engine(url: str) -> Engine:
+    """An engine for ``url`` (SQLite or PostgreSQL). Raises ``ConfigurationError``."""
+    try:
+        engine = sa.create_engine(url, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise ConfigurationError(f"cannot use database URL {url!r}: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        if url.rstrip("/").endswith(("sqlite:", ":memory:")):
+            raise ConfigurationError("the broker needs a SQLite file, not an in-memory database")
+        database = engine.url.database
+        if database:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        _sqlite_pragmas(engine)
+    elif engine.dialect.name != "postgresql":
+        raise ConfigurationError(
+            f"the broker runs on SQLite or PostgreSQL, not {engine.dialect.name}"
+        )
+    return engine
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the broker's tables up to the newest migration. Raises ``StoreUnavailable``."""
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except sa.exc.SQLAlchemyError as exc:
+        raise StoreUnavailable(
+            f"cannot prepare the broker's tables: {getattr(exc, 'orig', None) or exc}"
+        ) from None
+
+
+class Database:
+    """Sessions over one engine; translates driver errors in one place."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> Database:
+        """Connect to ``url`` and (by default) migrate it.
+
+        Raises ``ConfigurationError`` for an unusable URL, ``StoreUnavailable`` if the
+        database cannot be reached or migrated.
+        """
+        database = cls(create_engine(url))
+        if migrate:
+            upgrade(database.engine)
+        return database
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error.
+
+        Raises ``Conflict`` when a uniqueness or reference rule is broken,
+        ``StoreUnavailable`` for any other database failure.
+        """
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except sa.exc.IntegrityError as exc:
+            raise Conflict(
+                "the change conflicts with a stored record "
+                f"({type(getattr(exc, 'orig', exc)).__name__}); read the current state and retry"
+            ) from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreUnavailable(
+                "the broker's database failed; try again shortly "
+                f"({type(getattr(exc, 'orig', exc)).__name__})"
+            ) from None
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()

@@ -1,0 +1,37 @@
+"""``junction dev-token``: print a token signed by the development issuer's key."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from broker.errors import BrokerError
+from broker.identity.principal import Role
+
+__all__ = ["dev_token"]
+
+
+def dev_token(
+    role: Annotated[Role, typer.Option(help="The role the token grants.")],
+    agency: Annotated[str, typer.Option(help="The caller's agency id, e.g. council.")],
+    name: Annotated[str | None, typer.Option(help="Display name; defaults to the role.")] = None,
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds (at most 86400).")] = 3600,
+) -> None:
+    """Print a development bearer token (settings from JUNCTION_* variables).
+
+    DEVELOPMENT ONLY: the broker accepts it while JUNCTION_DEV_ISSUER is on and
+    JUNCTION_OIDC_ISSUER is unset, with the same JUNCTION_DATA_DIR and public URL.
+    """
+    from broker.foundation import open_dev_issuer
+    from broker.settings import BrokerSettings
+
+    try:
+        issuer = open_dev_issuer(BrokerSettings())
+        token = issuer.mint(
+            role=role, agency=agency, name=name or f"Dev {role.value}", ttl_seconds=ttl
+        )
+    except (BrokerError, ValueError) as exc:
+        typer.echo(f"error: {getattr(exc, 'detail', exc)}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(token)

@@ -1,0 +1,117 @@
+"""The development OpenID issuer: signs tokens for the demo with a key in ``data_dir``.
+
+DEVELOPMENT ONLY. Anyone who can reach its token endpoint can sign in with any role, so
+``JUNCTION_DEV_ISSUER=false`` must be set wherever real people's data is served.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+
+from broker.errors import ConfigurationError
+from broker.identity.principal import Role
+from connectors.protocol.keys import KeyFileError, KeyPair, generate_key_files, load_private_key
+
+__all__ = ["DevIssuer", "load_or_create_key"]
+
+
+def load_or_create_key(path: Path) -> KeyPair:
+    """The Ed25519 key at ``path``, created (mode 0600) if missing.
+
+    Raises ``ConfigurationError`` if the file exists but is not an Ed25519 PEM key.
+    """
+    if not path.exists():
+        try:
+            return generate_key_files(path.parent, path.stem)
+        except KeyFileError:
+            pass  # another process created it first; read theirs
+    try:
+        return load_private_key(path)
+    except KeyFileError as exc:
+        raise ConfigurationError(f"the development issuer key is unusable: {exc}") from None
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class DevIssuer:
+    """Issues EdDSA-signed access tokens for ``issuer`` and publishes its JWKS."""
+
+    def __init__(
+        self,
+        key: KeyPair,
+        issuer: str,
+        audience: str,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.issuer = issuer.rstrip("/")
+        self.audience = audience
+        self._key = key
+        self._clock = clock
+
+    @property
+    def key_id(self) -> str:
+        return self._key.key_id
+
+    def jwks(self) -> dict[str, Any]:
+        """The public JSON Web Key Set (RFC 7517; OKP keys per RFC 8037)."""
+        raw = self._key.public_key.public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        return {
+            "keys": [
+                {
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "x": _b64url(raw),
+                    "kid": self.key_id,
+                    "alg": "EdDSA",
+                    "use": "sig",
+                }
+            ]
+        }
+
+    def discovery(self) -> dict[str, Any]:
+        """The OpenID Provider metadata document (OpenID Connect Discovery 1.0 §3)."""
+        return {
+            "issuer": self.issuer,
+            "jwks_uri": f"{self.issuer}/jwks.json",
+            "token_endpoint": f"{self.issuer}/token",
+            "response_types_supported": ["token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["EdDSA"],
+            "token_endpoint_auth_methods_supported": ["none"],
+        }
+
+    def mint(self, *, role: Role | str, agency: str, name: str, ttl_seconds: int = 3600) -> str:
+        """A signed access token for a made-up user. Raises ``ValueError`` for bad input."""
+        role = Role(role)
+        agency, name = agency.strip(), " ".join(name.split())
+        if not agency or not name:
+            raise ValueError("a development token needs an agency and a display name")
+        if not 1 <= ttl_seconds <= 86_400:
+            raise ValueError("the lifetime must be between 1 second and 24 hours")
+        now = int(self._clock())
+        claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": f"dev:{agency}:{name.lower().replace(' ', '.')}",
+            "name": name,
+            "role": role.value,
+            "agency": agency,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl_seconds,
+        }
+        return jwt.encode(
+            claims, self._key.private_key, algorithm="EdDSA", headers={"kid": self.key_id}
+        )

@@ -1,0 +1,190 @@
+"""Verifying OpenID Connect bearer tokens against the issuer's published keys.
+
+The issuer's JWKS is found through its discovery document, cached, and fetched again
+when a token names a key id the cache does not hold (the issuer rotated its keys). Only
+the configured issuer is ever contacted: a token naming any other issuer is refused
+before anything is fetched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+
+from broker.errors import BadToken, IssuerUnavailable, TokenExpired, UnknownIssuer
+from broker.identity.principal import Principal, Role
+
+__all__ = ["ALGORITHMS", "ClaimNames", "TokenVerifier"]
+
+ALGORITHMS = ("EdDSA", "RS256", "ES256")
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimNames:
+    """Which claims carry the role, the agency and the display name."""
+
+    role: str = "role"
+    agency: str = "agency"
+    name: str = "name"
+
+
+class TokenVerifier:
+    """Turns a bearer token into a ``Principal`` or says exactly why it cannot."""
+
+    def __init__(
+        self,
+        issuer: str,
+        audience: str,
+        http: httpx.AsyncClient,
+        *,
+        claims: ClaimNames | None = None,
+        algorithms: tuple[str, ...] = ALGORITHMS,
+        jwks_ttl_seconds: float = 3600.0,
+        leeway_seconds: int = 30,
+        min_refresh_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.issuer = issuer.rstrip("/")
+        self.audience = audience
+        self._http = http
+        self._claims = claims or ClaimNames()
+        self._algorithms = algorithms
+        self._ttl = jwks_ttl_seconds
+        self._leeway = leeway_seconds
+        # A token with an unknown key id makes us refetch the JWKS, but not more often
+        # than this, so a stream of forged key ids cannot turn the broker on the issuer.
+        self._min_refresh = min_refresh_seconds
+        self._clock = clock
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def verify(self, token: str) -> Principal:
+        """Check ``token`` and return whom it stands for.
+
+        Raises ``UnknownIssuer``, ``TokenExpired`` or ``BadToken`` (each naming the
+        check that failed), or ``IssuerUnavailable`` if the issuer's keys cannot be had.
+        """
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise BadToken("the bearer token is not a well-formed JWT; sign in again") from None
+        issuer = unverified.get("iss")
+        if not isinstance(issuer, str) or issuer.rstrip("/") != self.issuer:
+            raise UnknownIssuer(
+                f"tokens from {issuer!r} are not accepted; sign in through {self.issuer}"
+            )
+        algorithm = header.get("alg")
+        if algorithm not in self._algorithms:
+            raise BadToken(
+                f"signing algorithm {algorithm!r} is not accepted; "
+                f"the broker accepts {', '.join(self._algorithms)}"
+            )
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise BadToken("the token names no signing key ('kid'); sign in again")
+        key = await self._key(kid)
+        try:
+            claims = jwt.decode(
+                token,
+                key=key,
+                algorithms=[algorithm],
+                audience=self.audience,
+                issuer=issuer,
+                leeway=self._leeway,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenExpired("the bearer token has expired; sign in again") from None
+        except jwt.InvalidAudienceError:
+            raise BadToken(
+                f"the token is not meant for this broker; its audience must be {self.audience!r}"
+            ) from None
+        except jwt.ImmatureSignatureError:
+            raise BadToken("the token is not valid yet; check the clocks and retry") from None
+        except jwt.InvalidSignatureError:
+            raise BadToken(f"the token's signature does not verify under key {kid}") from None
+        except jwt.PyJWTError as exc:
+            raise BadToken(f"the bearer token was refused: {exc}") from None
+        return self._principal(claims)
+
+    def _principal(self, claims: dict[str, Any]) -> Principal:
+        names = self._claims
+        role, agency = claims.get(names.role), claims.get(names.agency)
+        try:
+            parsed = Role(str(role))
+        except ValueError:
+            allowed = ", ".join(r.value for r in Role)
+            raise BadToken(
+                f"the token's {names.role!r} claim must be one of {allowed}; ask an administrator"
+            ) from None
+        if not isinstance(agency, str) or not agency:
+            raise BadToken(f"the token has no {names.agency!r} claim naming the caller's agency")
+        subject = str(claims["sub"])
+        name = claims.get(names.name)
+        return Principal(
+            subject=subject,
+            name=name if isinstance(name, str) and name else subject,
+            role=parsed,
+            agency=agency,
+        )
+
+    async def _key(self, kid: str) -> jwt.PyJWK:
+        if kid in self._keys and not self._stale():
+            return self._keys[kid]
+        async with self._lock:
+            fetched = self._fetched_at
+            recently = fetched is not None and self._clock() - fetched < self._min_refresh
+            if self._stale() or (kid not in self._keys and not recently):
+                self._keys = await self._fetch_keys()
+                self._fetched_at = self._clock()
+        try:
+            return self._keys[kid]
+        except KeyError:
+            raise BadToken(
+                f"the issuer publishes no key {kid!r}; the token was not signed by it"
+            ) from None
+
+    def _stale(self) -> bool:
+        return self._fetched_at is None or self._clock() - self._fetched_at >= self._ttl
+
+    async def _fetch_keys(self) -> dict[str, jwt.PyJWK]:
+        discovery = await self._get_json(f"{self.issuer}/.well-known/openid-configuration")
+        if discovery.get("issuer", "").rstrip("/") != self.issuer:
+            raise IssuerUnavailable(
+                f"the discovery document at {self.issuer} names issuer "
+                f"{discovery.get('issuer')!r}; check JUNCTION_OIDC_ISSUER"
+            )
+        jwks_uri = discovery.get("jwks_uri")
+        if not isinstance(jwks_uri, str):
+            raise IssuerUnavailable(f"the discovery document at {self.issuer} has no jwks_uri")
+        document = await self._get_json(jwks_uri)
+        keys: dict[str, jwt.PyJWK] = {}
+        for item in document.get("keys", []):
+            if not isinstance(item, dict) or not isinstance(item.get("kid"), str):
+                continue
+            try:
+                keys[item["kid"]] = jwt.PyJWK(item)
+            except jwt.PyJWTError:
+                continue  # a key type we do not use (e.g. an encryption key)
+        return keys
+
+    async def _get_json(self, url: str) -> dict[str, Any]:
+        try:
+            response = await self._http.get(url)
+            response.raise_for_status()
+            document = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise IssuerUnavailable(
+                f"cannot fetch {url}: {exc}; check that the identity provider is up"
+            ) from None
+        if not isinstance(document, dict):
+            raise IssuerUnavailable(f"{url} did not return a JSON object")
+        return document

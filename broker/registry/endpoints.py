@@ -1,0 +1,111 @@
+"""The registry's admin API: agencies, connectors, data sharing agreements."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+
+from broker.identity import Principal, Role, require, roles_text
+from broker.registry.schemas import (
+    AgencyChange,
+    AgencyIn,
+    AgencyOut,
+    AgreementCreate,
+    AgreementIn,
+    AgreementOut,
+    ConnectorIn,
+    ConnectorOut,
+)
+from broker.registry.service import RegistryService
+
+__all__ = ["READ_ROLES", "WRITE_ROLES", "router"]
+
+READ_ROLES = (Role.ADMIN, Role.IG_OFFICER)
+WRITE_ROLES = (Role.ADMIN,)
+_READ = roles_text(*READ_ROLES)
+_WRITE = roles_text(*WRITE_ROLES) + " Recorded in the audit log."
+
+router = APIRouter(prefix="/v1", tags=["registry"])
+Reader = Annotated[Principal, Depends(require(*READ_ROLES))]
+Writer = Annotated[Principal, Depends(require(*WRITE_ROLES))]
+
+
+def _service(request: Request) -> RegistryService:
+    service: RegistryService = request.app.state.registry
+    return service
+
+
+Service = Annotated[RegistryService, Depends(_service)]
+
+
+@router.get("/agencies", description=_READ)
+def list_agencies(_: Reader, service: Service) -> list[AgencyOut]:
+    """Every registered agency with its connector."""
+    return service.list_agencies()
+
+
+@router.post("/agencies", status_code=status.HTTP_201_CREATED, description=_WRITE)
+def create_agency(body: AgencyIn, principal: Writer, service: Service) -> AgencyOut:
+    """Register an agency."""
+    return service.create_agency(principal, body)
+
+
+@router.get("/agencies/{agency_id}", description=_READ)
+def get_agency(agency_id: str, _: Reader, service: Service) -> AgencyOut:
+    """One agency with its connector."""
+    return service.get_agency(agency_id)
+
+
+@router.put("/agencies/{agency_id}", description=_WRITE)
+def change_agency(
+    agency_id: str, body: AgencyChange, principal: Writer, service: Service
+) -> AgencyOut:
+    """Change an agency's name or type."""
+    return service.change_agency(principal, agency_id, body)
+
+
+@router.put("/agencies/{agency_id}/connector", description=_WRITE)
+async def register_connector(
+    agency_id: str, body: ConnectorIn, principal: Writer, service: Service
+) -> ConnectorOut:
+    """Register or replace the agency's connector; its signed manifest is fetched and checked."""
+    return await service.register_connector(principal, agency_id, body)
+
+
+@router.post("/agencies/{agency_id}/connector/refresh", description=_WRITE)
+async def refresh_manifest(agency_id: str, principal: Writer, service: Service) -> ConnectorOut:
+    """Fetch the connector's signed manifest again and store it if it changed."""
+    return await service.refresh_manifest(principal, agency_id)
+
+
+@router.get("/agreements", description=_READ)
+def list_agreements(_: Reader, service: Service) -> list[AgreementOut]:
+    """The newest version of every data sharing agreement."""
+    return service.list_agreements()
+
+
+@router.post("/agreements", status_code=status.HTTP_201_CREATED, description=_WRITE)
+def create_agreement(body: AgreementCreate, principal: Writer, service: Service) -> AgreementOut:
+    """Create a data sharing agreement (version 1)."""
+    return service.create_agreement(principal, body)
+
+
+@router.get("/agreements/{agreement_id}", description=_READ)
+def get_agreement(agreement_id: str, _: Reader, service: Service) -> AgreementOut:
+    """The newest version of an agreement."""
+    return service.get_agreement(agreement_id)
+
+
+@router.get("/agreements/{agreement_id}/versions", description=_READ)
+def agreement_versions(agreement_id: str, _: Reader, service: Service) -> list[AgreementOut]:
+    """Every version of an agreement, oldest first."""
+    return service.agreement_versions(agreement_id)
+
+
+@router.put("/agreements/{agreement_id}", description=_WRITE)
+def change_agreement(
+    agreement_id: str, body: AgreementIn, principal: Writer, service: Service
+) -> AgreementOut:
+    """Change an agreement: its terms are stored as a new version; old versions are kept."""
+    return service.change_agreement(principal, agreement_id, body)

@@ -1,0 +1,64 @@
+"""Fetching a connector's signed manifest and checking it against what was registered."""
+
+from __future__ import annotations
+
+import httpx
+
+from broker.errors import ConnectorUnreachable, ManifestRejected
+from connectors.protocol.envelope import KeyRing, Verifier
+from connectors.protocol.errors import EnvelopeError
+from connectors.protocol.keys import KeyFileError, key_id_for, public_key_from_b64
+from connectors.protocol.messages import Manifest
+
+__all__ = ["fetch_manifest"]
+
+
+async def fetch_manifest(
+    http: httpx.AsyncClient,
+    *,
+    base_url: str,
+    agency_id: str,
+    public_key: str,
+    audience: str,
+    timeout_seconds: float = 5.0,
+) -> Manifest:
+    """``GET {base_url}/v1/manifest``, verified under ``public_key`` as ``agency_id``.
+
+    Raises ``ManifestRejected`` for a bad key, a bad envelope, another agency's manifest
+    or a manifest announcing another key; ``ConnectorUnreachable`` when the connector
+    does not answer with an envelope.
+    """
+    try:
+        key = public_key_from_b64(public_key)
+    except KeyFileError as exc:
+        raise ManifestRejected(f"the registered public key is unusable: {exc}") from None
+    url = base_url.rstrip("/") + "/v1/manifest"
+    try:
+        response = await http.get(url, timeout=timeout_seconds)
+    except httpx.HTTPError as exc:
+        raise ConnectorUnreachable(
+            f"cannot reach {url} ({type(exc).__name__}); check the URL and that it is running"
+        ) from None
+    if response.status_code != 200:
+        raise ConnectorUnreachable(
+            f"{url} answered HTTP {response.status_code}; check the connector's log"
+        )
+    keyring = KeyRing()
+    keyring.add(agency_id, key)
+    try:
+        opened = Verifier(keyring, audience).open(response.content, Manifest)
+    except EnvelopeError as exc:
+        raise ManifestRejected(
+            f"the manifest from {url} does not verify as {agency_id}'s: {exc}"
+        ) from None
+    manifest = opened.message
+    if manifest.agency_id != agency_id:
+        raise ManifestRejected(
+            f"the connector at {url} says it is {manifest.agency_id!r}, not {agency_id!r}"
+        )
+    if manifest.public_key != public_key or manifest.key_id != key_id_for(key):
+        raise ManifestRejected(
+            f"the manifest announces key {manifest.key_id}, not the registered "
+            f"{key_id_for(key)}; register the key the connector signs with"
+        )
+    return manifest

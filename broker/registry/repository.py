@@ -1,0 +1,74 @@
+"""All of the registry's SQL. Functions take the caller's session; none commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from broker.registry.models import AgencyRow, AgreementRow, ConnectorRow
+
+__all__ = [
+    "add",
+    "agencies",
+    "agency",
+    "agreement_versions",
+    "connector",
+    "connectors",
+    "latest_agreements",
+]
+
+
+def add(session: Session, row: AgencyRow | ConnectorRow | AgreementRow) -> None:
+    """Stage a new row; the session's transaction writes it."""
+    session.add(row)
+
+
+def agencies(session: Session) -> Sequence[AgencyRow]:
+    return session.scalars(sa.select(AgencyRow).order_by(AgencyRow.id)).all()
+
+
+def agency(session: Session, agency_id: str) -> AgencyRow | None:
+    return session.get(AgencyRow, agency_id)
+
+
+def connector(session: Session, agency_id: str) -> ConnectorRow | None:
+    return session.get(ConnectorRow, agency_id)
+
+
+def connectors(session: Session) -> Sequence[tuple[ConnectorRow, AgencyRow]]:
+    query = (
+        sa.select(ConnectorRow, AgencyRow)
+        .join(AgencyRow, AgencyRow.id == ConnectorRow.agency_id)
+        .order_by(ConnectorRow.agency_id)
+    )
+    return [(row[0], row[1]) for row in session.execute(query)]
+
+
+def agreement_versions(session: Session, agreement_id: str) -> Sequence[AgreementRow]:
+    """Every version of one agreement, oldest first."""
+    query = (
+        sa.select(AgreementRow)
+        .where(AgreementRow.id == agreement_id)
+        .order_by(AgreementRow.version)
+    )
+    return session.scalars(query).all()
+
+
+def latest_agreements(session: Session, at: datetime | None = None) -> Sequence[AgreementRow]:
+    """The newest version of each agreement (as it stood at ``at``, if given)."""
+    newest = sa.select(AgreementRow.id, sa.func.max(AgreementRow.version).label("version"))
+    if at is not None:
+        newest = newest.where(AgreementRow.created_at <= at)
+    latest = newest.group_by(AgreementRow.id).subquery()
+    query = (
+        sa.select(AgreementRow)
+        .join(
+            latest,
+            sa.and_(AgreementRow.id == latest.c.id, AgreementRow.version == latest.c.version),
+        )
+        .order_by(AgreementRow.id)
+    )
+    return session.scalars(query).all()

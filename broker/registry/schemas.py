@@ -1,0 +1,136 @@
+"""The registry's API models: agencies, connectors, sharing agreements."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from connectors.protocol.messages import FieldOffer
+
+__all__ = [
+    "AgencyChange",
+    "AgencyIn",
+    "AgencyOut",
+    "AgreementCreate",
+    "AgreementIn",
+    "AgreementOut",
+    "AgreementStatus",
+    "ConnectorIn",
+    "ConnectorOut",
+]
+
+AgencyId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{1,62}$")]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.-]{0,62}$")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+FieldName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")]
+AgreementStatus = Literal["draft", "active", "suspended", "ended"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgencyChange(_In):
+    """What may change about an agency."""
+
+    name: Name = Field(examples=["Riverside Borough Council"])
+    type: AgencyId = Field(examples=["local_authority"])
+
+
+class AgencyIn(AgencyChange):
+    id: AgencyId = Field(examples=["council"])
+
+
+class ConnectorIn(_In):
+    """Where an agency's connector answers, and the key its envelopes are signed with."""
+
+    base_url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=500)] = Field(
+        examples=["https://junction.council.example"]
+    )
+    public_key: str = Field(
+        description="The agency's Ed25519 public key, raw 32 bytes in base64.",
+        examples=["Jk1pZ8mYl3VQy2xv0fWb3qkE1oQm8Yy5p0n9s6gC2dQ="],
+    )
+    key_id: str | None = Field(
+        default=None, description="Optional; if given it must be the key id of public_key."
+    )
+
+
+class ConnectorOut(BaseModel):
+    agency_id: str
+    base_url: str
+    public_key: str
+    key_id: str
+    agency_name: str = Field(description="As the connector's signed manifest states it.")
+    linkage_key_id: str
+    fields: list[FieldOffer]
+    manifest_fetched_at: datetime
+    registered_at: datetime
+
+
+class AgencyOut(BaseModel):
+    id: str
+    name: str
+    type: str
+    created_at: datetime
+    updated_at: datetime
+    connector: ConnectorOut | None = None
+
+
+class AgreementIn(_In):
+    """One version of a data sharing agreement. Changing it stores a new version."""
+
+    parties: list[AgencyId] = Field(min_length=2, examples=[["council", "police"]])
+    purposes: list[Slug] = Field(min_length=1, examples=[["early_help"]])
+    legal_bases: list[Slug] = Field(
+        min_length=1,
+        description="'consent' and/or statutory gateway ids.",
+        examples=[["consent", "children_act_1989_s17"]],
+    )
+    fields: list[FieldName] = Field(
+        min_length=1, examples=[["police.domestic_abuse_incidents_12m"]]
+    )
+    valid_from: AwareDatetime
+    valid_to: AwareDatetime | None = None
+    status: AgreementStatus = "draft"
+
+    @field_validator("valid_from", "valid_to")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> AgreementIn:
+        if self.valid_to is not None and self.valid_to <= self.valid_from:
+            raise ValueError("valid_to must come after valid_from")
+        if len(set(self.parties)) != len(self.parties):
+            raise ValueError("each party may appear only once")
+        return self
+
+
+class AgreementCreate(AgreementIn):
+    id: Slug = Field(examples=["dsa-council-police"])
+
+
+class AgreementOut(BaseModel):
+    id: str
+    version: int
+    parties: list[str]
+    purposes: list[str]
+    legal_bases: list[str]
+    fields: list[str]
+    valid_from: datetime
+    valid_to: datetime | None
+    status: AgreementStatus
+    created_at: datetime
+    created_by: str

@@ -1,0 +1,405 @@
+"""The registry: agencies, their connectors, and versioned data sharing agreements.
+
+Every change is one ``registry_change`` audit entry, written before the change is
+stored. Agreements are never altered: a change stores a new version, and the query
+flow reads the version in force at the time of the query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from audit.entry import Kind
+from audit.log import AuditLog
+from broker._audit import record_change
+from broker.db import Database
+from broker.errors import Conflict, InvalidChange, NotFound
+from broker.identity.principal import Principal
+from broker.registry import repository as repo
+from broker.registry.manifests import fetch_manifest
+from broker.registry.models import AgencyRow, AgreementRow, ConnectorRow
+from broker.registry.schemas import (
+    AgencyChange,
+    AgencyIn,
+    AgencyOut,
+    AgreementCreate,
+    AgreementIn,
+    AgreementOut,
+    ConnectorIn,
+    ConnectorOut,
+)
+from connectors.protocol.keys import KeyFileError, key_id_for, public_key_from_b64
+from connectors.protocol.messages import Manifest
+from policies.model import SharingAgreement
+
+__all__ = ["ConnectorRecord", "ManifestField", "RegistryService"]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestField:
+    """One field a connector offers, as its signed manifest describes it."""
+
+    name: str
+    sensitivity: str
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorRecord:
+    """A registered connector, as the query flow needs it to match and fetch."""
+
+    agency_id: str
+    agency_name: str
+    agency_type: str
+    base_url: str
+    public_key: str
+    key_id: str
+    linkage_key_id: str
+    fields: tuple[ManifestField, ...]
+
+
+def _connector_out(row: ConnectorRow) -> ConnectorOut:
+    manifest = Manifest.model_validate(row.manifest)
+    return ConnectorOut(
+        agency_id=row.agency_id,
+        base_url=row.base_url,
+        public_key=row.public_key,
+        key_id=row.key_id,
+        agency_name=manifest.agency_name,
+        linkage_key_id=manifest.linkage_key_id,
+        fields=manifest.fields,
+        manifest_fetched_at=row.manifest_fetched_at,
+        registered_at=row.registered_at,
+    )
+
+
+def _agency_out(row: AgencyRow, connector: ConnectorRow | None) -> AgencyOut:
+    return AgencyOut(
+        id=row.id,
+        name=row.name,
+        type=row.type,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        connector=_connector_out(connector) if connector is not None else None,
+    )
+
+
+def _agreement_out(row: AgreementRow) -> AgreementOut:
+    return AgreementOut.model_validate(row, from_attributes=True)
+
+
+def _agreement_terms(row: AgreementRow) -> dict[str, Any]:
+    return AgreementIn.model_validate(row, from_attributes=True).model_dump(mode="json")
+
+
+class RegistryService:
+    """Reads and changes the registry. Thread-safe; database calls block."""
+
+    def __init__(
+        self,
+        db: Database,
+        audit: AuditLog,
+        *,
+        http: httpx.AsyncClient,
+        broker_name: str,
+        manifest_timeout_seconds: float = 5.0,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._db = db
+        self._audit = audit
+        self._http = http
+        self._broker_name = broker_name
+        self._timeout = manifest_timeout_seconds
+        self._clock = clock
+
+    # -- agencies -----------------------------------------------------------------
+
+    def list_agencies(self) -> list[AgencyOut]:
+        """Every registered agency with its connector. Raises ``StoreUnavailable``."""
+        with self._db.session() as session:
+            connectors = {c.agency_id: c for c, _ in repo.connectors(session)}
+            return [_agency_out(a, connectors.get(a.id)) for a in repo.agencies(session)]
+
+    def get_agency(self, agency_id: str) -> AgencyOut:
+        """One agency. Raises ``NotFound``."""
+        with self._db.session() as session:
+            row = self._agency(session, agency_id)
+            return _agency_out(row, repo.connector(session, agency_id))
+
+    def agency_type(self, agency_id: str) -> str:
+        """The type of a registered agency (e.g. ``police``). Raises ``NotFound``."""
+        with self._db.session() as session:
+            return self._agency(session, agency_id).type
+
+    def create_agency(self, actor: Principal, agency: AgencyIn) -> AgencyOut:
+        """Register a new agency. Raises ``Conflict`` if its id is taken."""
+        with self._db.session() as session:
+            if repo.agency(session, agency.id) is not None:
+                raise Conflict(f"agency {agency.id!r} is already registered; change it with PUT")
+        record_change(
+            self._audit,
+            Kind.REGISTRY_CHANGE,
+            actor,
+            action="agency_registered",
+            change=agency.model_dump(mode="json"),
+            counterparty_agency=agency.id,
+        )
+        now = self._clock()
+        with self._db.session() as session:
+            row = AgencyRow(
+                id=agency.id, name=agency.name, type=agency.type, created_at=now, updated_at=now
+            )
+            repo.add(session, row)
+        return _agency_out(row, None)
+
+    def change_agency(self, actor: Principal, agency_id: str, change: AgencyChange) -> AgencyOut:
+        """Rename or retype an agency. Raises ``NotFound``."""
+        with self._db.session() as session:
+            current = self._agency(session, agency_id)
+            if (current.name, current.type) == (change.name, change.type):
+                return _agency_out(current, repo.connector(session, agency_id))
+        record_change(
+            self._audit,
+            Kind.REGISTRY_CHANGE,
+            actor,
+            action="agency_changed",
+            change={"id": agency_id, **change.model_dump(mode="json")},
+            counterparty_agency=agency_id,
+        )
+        with self._db.session() as session:
+            row = self._agency(session, agency_id)
+            row.name, row.type, row.updated_at = change.name, change.type, self._clock()
+            return _agency_out(row, repo.connector(session, agency_id))
+
+    @staticmethod
+    def _agency(session: Any, agency_id: str) -> AgencyRow:
+        row = repo.agency(session, agency_id)
+        if row is None:
+            raise NotFound(f"no agency {agency_id!r} is registered; list them at /v1/agencies")
+        return row
+
+    # -- connectors ---------------------------------------------------------------
+
+    async def register_connector(
+        self, actor: Principal, agency_id: str, connector: ConnectorIn
+    ) -> ConnectorOut:
+        """Register (or replace) an agency's connector after fetching its manifest.
+
+        Raises ``NotFound``, ``InvalidChange`` for a key that is not an Ed25519 key or
+        does not match ``key_id``, ``ManifestRejected`` or ``ConnectorUnreachable``.
+        """
+        try:
+            key_id = key_id_for(public_key_from_b64(connector.public_key))
+        except KeyFileError as exc:
+            raise InvalidChange(f"public_key: {exc}") from None
+        if connector.key_id is not None and connector.key_id != key_id:
+            raise InvalidChange(f"key_id {connector.key_id!r} is not that of the key ({key_id})")
+        await asyncio.to_thread(self.get_agency, agency_id)
+        manifest = await fetch_manifest(
+            self._http,
+            base_url=connector.base_url,
+            agency_id=agency_id,
+            public_key=connector.public_key,
+            audience=self._broker_name,
+            timeout_seconds=self._timeout,
+        )
+        return await asyncio.to_thread(
+            self._store_connector, actor, agency_id, connector.base_url, manifest
+        )
+
+    async def refresh_manifest(self, actor: Principal, agency_id: str) -> ConnectorOut:
+        """Fetch the registered connector's manifest again (after it offers new fields).
+
+        Raises ``NotFound``, ``ManifestRejected`` or ``ConnectorUnreachable``.
+        """
+        current = (await asyncio.to_thread(self.get_agency, agency_id)).connector
+        if current is None:
+            raise NotFound(f"agency {agency_id!r} has no connector; register one first")
+        manifest = await fetch_manifest(
+            self._http,
+            base_url=current.base_url,
+            agency_id=agency_id,
+            public_key=current.public_key,
+            audience=self._broker_name,
+            timeout_seconds=self._timeout,
+        )
+        return await asyncio.to_thread(
+            self._store_connector, actor, agency_id, current.base_url, manifest
+        )
+
+    def _store_connector(
+        self, actor: Principal, agency_id: str, base_url: str, manifest: Manifest
+    ) -> ConnectorOut:
+        manifest_json = manifest.model_dump(mode="json")
+        with self._db.session() as session:
+            self._agency(session, agency_id)
+            existing = repo.connector(session, agency_id)
+            if (
+                existing is not None
+                and existing.base_url == base_url
+                and existing.manifest == manifest_json
+            ):
+                return _connector_out(existing)
+        record_change(
+            self._audit,
+            Kind.REGISTRY_CHANGE,
+            actor,
+            action="connector_registered" if existing is None else "connector_changed",
+            change={"agency_id": agency_id, "base_url": base_url, "manifest": manifest_json},
+            counterparty_agency=agency_id,
+        )
+        now = self._clock()
+        with self._db.session() as session:
+            row = repo.connector(session, agency_id)
+            if row is None:
+                row = ConnectorRow(agency_id=agency_id, registered_at=now)
+                repo.add(session, row)
+            row.base_url, row.public_key, row.key_id = (
+                base_url,
+                manifest.public_key,
+                manifest.key_id,
+            )
+            row.manifest, row.manifest_fetched_at = manifest_json, now
+            return _connector_out(row)
+
+    def connectors_for_matching(self) -> list[ConnectorRecord]:
+        """Every registered connector with its manifest's fields. Raises ``StoreUnavailable``."""
+        with self._db.session() as session:
+            rows = repo.connectors(session)
+            records = []
+            for connector, agency in rows:
+                manifest = Manifest.model_validate(connector.manifest)
+                records.append(
+                    ConnectorRecord(
+                        agency_id=agency.id,
+                        agency_name=agency.name,
+                        agency_type=agency.type,
+                        base_url=connector.base_url,
+                        public_key=connector.public_key,
+                        key_id=connector.key_id,
+                        linkage_key_id=manifest.linkage_key_id,
+                        fields=tuple(
+                            ManifestField(f.name, f.sensitivity.value, f.type.value)
+                            for f in manifest.fields
+                        ),
+                    )
+                )
+            return records
+
+    # -- agreements ---------------------------------------------------------------
+
+    def list_agreements(self) -> list[AgreementOut]:
+        """The newest version of every agreement."""
+        with self._db.session() as session:
+            return [_agreement_out(row) for row in repo.latest_agreements(session)]
+
+    def agreement_versions(self, agreement_id: str) -> list[AgreementOut]:
+        """Every version of one agreement, oldest first. Raises ``NotFound``."""
+        with self._db.session() as session:
+            rows = repo.agreement_versions(session, agreement_id)
+            if not rows:
+                raise NotFound(f"no agreement {agreement_id!r}; list them at /v1/agreements")
+            return [_agreement_out(row) for row in rows]
+
+    def get_agreement(self, agreement_id: str) -> AgreementOut:
+        """The newest version of one agreement. Raises ``NotFound``."""
+        return self.agreement_versions(agreement_id)[-1]
+
+    def create_agreement(self, actor: Principal, agreement: AgreementCreate) -> AgreementOut:
+        """Store version 1 of a new agreement.
+
+        Raises ``Conflict`` if the id is taken, ``InvalidChange`` for an unregistered party.
+        """
+        with self._db.session() as session:
+            if repo.agreement_versions(session, agreement.id):
+                raise Conflict(f"agreement {agreement.id!r} exists; change it with PUT")
+            self._check_parties(session, agreement.parties)
+        return self._store_version(actor, agreement.id, 1, agreement, "agreement_created")
+
+    def change_agreement(
+        self, actor: Principal, agreement_id: str, terms: AgreementIn
+    ) -> AgreementOut:
+        """Store ``terms`` as the next version; earlier versions stay as they were.
+
+        Unchanged terms store nothing. Raises ``NotFound`` or ``InvalidChange``.
+        """
+        with self._db.session() as session:
+            versions = repo.agreement_versions(session, agreement_id)
+            if not versions:
+                raise NotFound(f"no agreement {agreement_id!r}; create it with POST")
+            latest = versions[-1]
+            if _agreement_terms(latest) == terms.model_dump(mode="json"):
+                return _agreement_out(latest)
+            self._check_parties(session, terms.parties)
+        return self._store_version(
+            actor, agreement_id, latest.version + 1, terms, "agreement_changed"
+        )
+
+    def _check_parties(self, session: Any, parties: list[str]) -> None:
+        unknown = [p for p in parties if repo.agency(session, p) is None]
+        if unknown:
+            raise InvalidChange(f"parties not registered as agencies: {', '.join(unknown)}")
+
+    def _store_version(
+        self, actor: Principal, agreement_id: str, version: int, terms: AgreementIn, action: str
+    ) -> AgreementOut:
+        body = terms.model_dump(mode="json", exclude={"id"})
+        record_change(
+            self._audit,
+            Kind.REGISTRY_CHANGE,
+            actor,
+            action=action,
+            change={"id": agreement_id, "version": version, **body},
+        )
+        row = AgreementRow(
+            id=agreement_id,
+            version=version,
+            parties=list(terms.parties),
+            purposes=list(terms.purposes),
+            legal_bases=list(terms.legal_bases),
+            fields=list(terms.fields),
+            valid_from=terms.valid_from,
+            valid_to=terms.valid_to,
+            status=terms.status,
+            created_at=self._clock(),
+            created_by=actor.subject,
+        )
+        with self._db.session() as session:
+            repo.add(session, row)
+        return _agreement_out(row)
+
+    def agreements_between(
+        self, requester_agency: str, provider_agency: str, at: datetime
+    ) -> list[SharingAgreement]:
+        """The agreements naming both agencies, each in the version in force at ``at``.
+
+        Every status is returned (a suspended agreement is for policy to refuse and
+        explain). Raises ``StoreUnavailable``.
+        """
+        with self._db.session() as session:
+            rows = repo.latest_agreements(session, at)
+            return [
+                SharingAgreement(
+                    id=row.id,
+                    version=row.version,
+                    parties=list(row.parties),
+                    purposes=list(row.purposes),
+                    legal_bases=list(row.legal_bases),
+                    fields=list(row.fields),
+                    valid_from=row.valid_from,
+                    valid_to=row.valid_to,
+                    status=row.status,
+                )
+                for row in rows
+                if requester_agency in row.parties and provider_agency in row.parties
+            ]

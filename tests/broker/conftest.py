@@ -1,0 +1,23 @@
+"""Fixtures of the broker's tests: a development issuer on a real socket, and brokers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.broker.foundation_kit import IssuerServer, serve_dev_issuer
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def dev_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IssuerServer]:
+    """A broker serving its development issuer (discovery, JWKS) over real HTTP."""
+    data_dir: Path = tmp_path_factory.mktemp("issuer")
+    with serve_dev_issuer(data_dir) as server:
+        yield server

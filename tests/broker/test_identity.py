@@ -1,0 +1,260 @@
+"""Bearer tokens against a real JWKS served over HTTP by the development issuer."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from typer.testing import CliRunner
+
+from broker.cli import app as cli
+from broker.errors import BadToken
+from broker.identity import DevIssuer, Role, TokenVerifier
+from broker.identity.dev_issuer import load_or_create_key
+from broker.settings import BrokerSettings
+from connectors.protocol.keys import KeyPair
+from tests.broker.foundation_kit import IssuerServer, running_broker
+
+pytestmark = pytest.mark.anyio
+
+
+def _problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["type"] == f"urn:junction:problem:{code}"
+    return body
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _issuer_key(server: IssuerServer) -> KeyPair:
+    return load_or_create_key(server.data_dir / "dev-oidc.key")
+
+
+async def test_a_valid_token_reaches_the_endpoint(tmp_path: Path, dev_issuer: IssuerServer):
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        response = await broker.client.get("/v1/agencies", headers=broker.as_(Role.ADMIN))
+    assert response.status_code == 200
+    assert response.json() == []
+
+
+async def test_no_token_is_401_with_a_challenge(tmp_path: Path, dev_issuer: IssuerServer):
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        response = await broker.client.get("/v1/agencies")
+    body = _problem(response, 401, "unauthenticated")
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert "Authorization: Bearer" in body["detail"]
+
+
+async def test_an_expired_token_is_refused(tmp_path: Path, dev_issuer: IssuerServer):
+    earlier = DevIssuer(
+        _issuer_key(dev_issuer), dev_issuer.url, "junction-broker", clock=lambda: time.time() - 7200
+    )
+    token = earlier.mint(role=Role.ADMIN, agency="council", name="Old Token")
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        response = await broker.client.get("/v1/agencies", headers=_bearer(token))
+    body = _problem(response, 401, "token-expired")
+    assert "sign in again" in body["detail"]
+
+
+async def test_a_token_from_another_issuer_is_refused(tmp_path: Path, dev_issuer: IssuerServer):
+    stranger = DevIssuer(
+        _issuer_key(dev_issuer), "https://idp.elsewhere.example", "junction-broker"
+    )
+    token = stranger.mint(role=Role.ADMIN, agency="council", name="Mallory")
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        response = await broker.client.get("/v1/agencies", headers=_bearer(token))
+    body = _problem(response, 401, "unknown-issuer")
+    assert "idp.elsewhere.example" in body["detail"]
+    assert dev_issuer.url in body["detail"]
+
+
+async def test_a_forged_signature_is_refused(tmp_path: Path, dev_issuer: IssuerServer):
+    genuine = dev_issuer.issuer.mint(role=Role.CASEWORKER, agency="council", name="Sam")
+    claims = jwt.decode(genuine, options={"verify_signature": False})
+    claims["role"] = "admin"
+    forged = jwt.encode(
+        claims,
+        KeyPair.generate().private_key,
+        algorithm="EdDSA",
+        headers={"kid": dev_issuer.issuer.key_id},
+    )
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        response = await broker.client.get("/v1/agencies", headers=_bearer(forged))
+    body = _problem(response, 401, "bad-token")
+    assert "signature does not verify" in body["detail"]
+
+
+async def test_a_key_the_issuer_never_published_is_refused(
+    tmp_path: Path, dev_issuer: IssuerServer
+):
+    other = DevIssuer(KeyPair.generate(), dev_issuer.url, "junction-broker")
+    token = other.mint(role=Role.ADMIN, agency="council", name="Mallory")
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        response = await broker.client.get("/v1/agencies", headers=_bearer(token))
+    body = _problem(response, 401, "bad-token")
+    assert "publishes no key" in body["detail"]
+
+
+async def test_a_token_for_another_audience_is_refused(tmp_path: Path, dev_issuer: IssuerServer):
+    elsewhere = DevIssuer(_issuer_key(dev_issuer), dev_issuer.url, "payroll")
+    token = elsewhere.mint(role=Role.ADMIN, agency="council", name="Sam")
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        response = await broker.client.get("/v1/agencies", headers=_bearer(token))
+    body = _problem(response, 401, "bad-token")
+    assert "'junction-broker'" in body["detail"]
+
+
+async def test_a_symmetric_algorithm_is_refused(tmp_path: Path, dev_issuer: IssuerServer):
+    claims = jwt.decode(
+        dev_issuer.issuer.mint(role=Role.ADMIN, agency="council", name="Sam"),
+        options={"verify_signature": False},
+    )
+    token = jwt.encode(claims, "s" * 32, algorithm="HS256", headers={"kid": "k"})
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        response = await broker.client.get("/v1/agencies", headers=_bearer(token))
+    body = _problem(response, 401, "bad-token")
+    assert "'HS256' is not accepted" in body["detail"]
+
+
+async def test_garbage_and_unknown_roles_are_refused(tmp_path: Path, dev_issuer: IssuerServer):
+    key = _issuer_key(dev_issuer)
+    claims = jwt.decode(
+        dev_issuer.issuer.mint(role=Role.ADMIN, agency="council", name="Sam"),
+        options={"verify_signature": False},
+    )
+    claims["role"] = "superuser"
+    unknown_role = jwt.encode(
+        claims, key.private_key, algorithm="EdDSA", headers={"kid": key.key_id}
+    )
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        garbage = await broker.client.get("/v1/agencies", headers=_bearer("not.a.jwt"))
+        role = await broker.client.get("/v1/agencies", headers=_bearer(unknown_role))
+    assert "well-formed JWT" in _problem(garbage, 401, "bad-token")["detail"]
+    assert "caseworker, ig_officer, admin, connector" in _problem(role, 401, "bad-token")["detail"]
+
+
+async def test_a_role_not_allowed_is_403(tmp_path: Path, dev_issuer: IssuerServer):
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        response = await broker.client.post(
+            "/v1/agencies",
+            json={"id": "council", "name": "Council", "type": "local_authority"},
+            headers=broker.as_(Role.CASEWORKER),
+        )
+    body = _problem(response, 403, "forbidden")
+    assert body["role"] == "caseworker"
+    assert "admin" in body["detail"]
+
+
+async def test_an_unreachable_issuer_is_503(tmp_path: Path, dev_issuer: IssuerServer):
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        gone = TokenVerifier("http://127.0.0.1:9", "junction-broker", httpx.AsyncClient())
+        broker.app.state.token_verifier = gone
+        token = DevIssuer(_issuer_key(dev_issuer), "http://127.0.0.1:9", "junction-broker").mint(
+            role=Role.ADMIN, agency="council", name="Sam"
+        )
+        response = await broker.client.get("/v1/agencies", headers=_bearer(token))
+        await gone._http.aclose()
+    body = _problem(response, 503, "issuer-unavailable")
+    assert "identity provider is up" in body["detail"]
+
+
+async def test_the_token_endpoint_signs_in_over_http(tmp_path: Path, dev_issuer: IssuerServer):
+    async with httpx.AsyncClient() as http:
+        issued = await http.post(
+            f"{dev_issuer.url}/token",
+            data={"role": "ig_officer", "agency": "council", "name": "Priya Shah"},
+        )
+        refused = await http.post(
+            f"{dev_issuer.url}/token", data={"role": "root", "agency": "council", "name": "X"}
+        )
+    assert issued.status_code == 200
+    token = issued.json()["access_token"]
+    assert issued.json()["token_type"] == "Bearer"
+    assert refused.status_code == 422
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        principal = await broker.app.state.token_verifier.verify(token)
+        allowed = await broker.client.get("/v1/agencies", headers=_bearer(token))
+    assert (principal.role, principal.agency, principal.name) == (
+        Role.IG_OFFICER,
+        "council",
+        "Priya Shah",
+    )
+    assert allowed.status_code == 200
+
+
+def test_dev_token_command_prints_a_token_the_broker_accepts(
+    dev_issuer: IssuerServer, anyio_backend: str
+):
+    env = {
+        "JUNCTION_DATA_DIR": str(dev_issuer.data_dir),
+        "JUNCTION_PUBLIC_URL": dev_issuer.url.removesuffix("/dev-oidc"),
+    }
+    result = CliRunner().invoke(
+        cli, ["dev-token", "--role", "caseworker", "--agency", "council", "--ttl", "600"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    claims = jwt.decode(result.stdout.strip(), options={"verify_signature": False})
+    assert claims["iss"] == dev_issuer.url
+    assert claims["exp"] - claims["iat"] == 600
+    bad = CliRunner().invoke(
+        cli, ["dev-token", "--role", "caseworker", "--agency", "council", "--ttl", "0"], env=env
+    )
+    assert bad.exit_code == 2
+    assert bad.stderr.startswith("error: ")
+
+
+def test_the_dev_issuer_key_is_private(tmp_path: Path):
+    settings = BrokerSettings(data_dir=tmp_path)
+    load_or_create_key(settings.dev_issuer_key_file())
+    assert settings.dev_issuer_key_file().stat().st_mode & 0o777 == 0o600
+
+
+class _RotatingJwks(httpx.AsyncBaseTransport):
+    """An identity provider whose JWKS can gain a key; counts JWKS downloads."""
+
+    def __init__(self, issuer: str, first: DevIssuer) -> None:
+        self.issuer = issuer
+        self.keys = list(first.jwks()["keys"])
+        self.fetches = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("openid-configuration"):
+            body = {"issuer": self.issuer, "jwks_uri": f"{self.issuer}/keys"}
+        else:
+            self.fetches += 1
+            body = {"keys": self.keys}
+        return httpx.Response(200, json=body, request=request)
+
+
+async def test_jwks_is_cached_and_refetched_for_a_new_key_id():
+    url = "https://idp.example"
+    first = DevIssuer(KeyPair.generate(), url, "junction-broker")
+    second = DevIssuer(KeyPair.generate(), url, "junction-broker")
+    idp = _RotatingJwks(url, first)
+    now = [1000.0]
+    async with httpx.AsyncClient(transport=idp) as http:
+        verifier = TokenVerifier(url, "junction-broker", http, clock=lambda: now[0])
+        for _ in range(3):
+            await verifier.verify(first.mint(role=Role.ADMIN, agency="council", name="A"))
+        assert idp.fetches == 1
+        idp.keys += second.jwks()["keys"]
+        rotated = second.mint(role="caseworker", agency="school", name="B")
+        # Straight after a download, an unknown key id does not trigger another one.
+        with pytest.raises(BadToken):
+            await verifier.verify(rotated)
+        assert idp.fetches == 1
+        now[0] += 11
+        principal = await verifier.verify(rotated)
+        assert idp.fetches == 2
+        assert principal.agency == "school"
+        now[0] += 3600
+        await verifier.verify(rotated)
+        assert idp.fetches == 3
