@@ -69,8 +69,11 @@ class Store:
         except (sa.exc.ArgumentError, ImportError) as exc:
             raise StoreError(f"cannot use database URL {url!r}: {exc}") from None
         if engine.dialect.name == "sqlite":
-            if url.rstrip("/").endswith(("sqlite:", ":memory:")):
+            database = engine.url.database
+            if not database or database == ":memory:":
                 raise StoreError("an audit log needs a file, not an in-memory SQLite database")
+            if not migrate and not Path(database).is_file():
+                raise StoreError(f"there is no audit database at {database}")
             _sqlite_pragmas(engine)
         elif engine.dialect.name != "postgresql":
             raise StoreError(
@@ -79,6 +82,13 @@ class Store:
         store = cls(engine)
         if migrate:
             store.migrate()
+        else:
+            try:
+                present = sa.inspect(engine).has_table(t.meta.name)
+            except sa.exc.OperationalError as exc:
+                raise StoreError(f"cannot reach the audit database: {exc.orig}") from None
+            if not present:
+                raise StoreError("that database holds no audit log: check the URL")
         return store
 
     def migrate(self) -> None:

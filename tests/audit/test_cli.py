@@ -1,0 +1,140 @@
+"""``junction audit``: the commands an IG officer runs, on a real log and real key files."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from audit import DEFAULT_ORIGIN, AuditLog, NoteSigner, merkle
+from audit.checkpoint import Checkpoint, sign_checkpoint
+from audit.cli import app
+from connectors.protocol.keys import generate_key_files
+from tests.audit.conftest import make_entry
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Path:
+    generate_key_files(tmp_path / "keys", "log")
+    return tmp_path / "keys"
+
+
+@pytest.fixture
+def signer(keys: Path) -> NoteSigner:
+    return NoteSigner.from_pem(keys / "log.key", DEFAULT_ORIGIN)
+
+
+@pytest.fixture
+def db(tmp_path: Path, signer: NoteSigner) -> str:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    with AuditLog.open(url, signer, checkpoint_entries=10) as log:
+        for i in range(30):
+            log.append(make_entry(i))
+    return url
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_verify_ok_and_tampered(db: str, keys: Path) -> None:
+    code, out = _run("verify", "--db", db, "--public-key", str(keys / "log.pub"))
+    assert code == 0, out
+    assert "OK: 30 entries, 3 checkpoints" in out
+    engine = sa.create_engine(db)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE audit_entries SET leaf_hash = zeroblob(32) WHERE idx = 5"))
+    engine.dispose()
+    code, out = _run("verify", "--db", db, "--public-key", str(keys / "log.pub"))
+    assert code == 1
+    assert "TAMPERED: leaf_hash_altered at entry 5" in out
+
+
+def test_verify_with_another_key_trusts_nothing(db: str, tmp_path: Path) -> None:
+    generate_key_files(tmp_path / "other", "log")
+    code, out = _run("verify", "--db", db, "--public-key", str(tmp_path / "other" / "log.pub"))
+    assert code == 1
+    assert "checkpoint_unknown_key" in out
+
+
+def test_export_then_verify_and_prove_from_the_bundle(db: str, keys: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "audit.jsonl.gz"
+    code, out = _run("export", "--db", db, "--out", str(bundle))
+    assert code == 0, out
+    assert "exported 30 entries and 3 checkpoints" in out
+    pub = str(keys / "log.pub")
+    code, out = _run("verify", "--bundle", str(bundle), "--public-key", pub)
+    assert code == 0, out
+    code, out = _run(
+        "prove", "--index", "17", "--bundle", str(bundle), "--public-key", pub, "--json"
+    )
+    assert code == 0, out
+    receipt = json.loads(out)
+    proof = [bytes.fromhex(h) for h in receipt["inclusion_proof"]]
+    root = base64.b64decode(receipt["root_hash"])
+    merkle.verify_inclusion(bytes.fromhex(receipt["leaf_hash"]), 17, 30, proof, root)
+    assert receipt["entry"]["exchange_id"] == "x-17"
+
+
+def test_prove_from_the_database(db: str, keys: Path) -> None:
+    code, out = _run("prove", "--index", "3", "--db", db, "--public-key", str(keys / "log.pub"))
+    assert code == 0, out
+    assert "OK: entry 3 is in the tree of 30 entries" in out
+    code, out = _run("prove", "--index", "30", "--db", db, "--public-key", str(keys / "log.pub"))
+    assert code == 1
+    assert "not covered by the latest checkpoint" in out
+
+
+def test_consistency_with_a_kept_checkpoint(
+    db: str, keys: Path, tmp_path: Path, signer: NoteSigner
+) -> None:
+    kept = tmp_path / "kept.checkpoint"
+    code, out = _run("checkpoint", "--db", db, "--out", str(kept))
+    assert code == 0, out
+    assert kept.read_text().startswith(f"{DEFAULT_ORIGIN}\n30\n")
+    with AuditLog.open(db, signer) as log:
+        for i in range(13):
+            log.append(make_entry(100 + i))
+    pub = str(keys / "log.pub")
+    code, out = _run("consistency", "--old", str(kept), "--db", db, "--public-key", pub)
+    assert code == 0, out
+    assert "extends your checkpoint of 30 entries" in out
+    forked = Checkpoint(DEFAULT_ORIGIN, 30, hashlib.sha256(b"elsewhere").digest())
+    kept.write_text(sign_checkpoint(forked, signer))
+    code, out = _run("consistency", "--old", str(kept), "--db", db, "--public-key", pub)
+    assert code == 1
+    assert "does NOT extend your checkpoint of size 30" in out
+
+
+def test_usage_errors_are_one_line(db: str, keys: Path, tmp_path: Path) -> None:
+    code, out = _run("verify", "--public-key", str(keys / "log.pub"))
+    assert code == 2
+    assert "error: give exactly one of --db URL or --bundle FILE" in out
+    missing = f"sqlite:///{tmp_path / 'none.db'}"
+    code, out = _run("verify", "--db", missing, "--public-key", str(keys / "log.pub"))
+    assert code == 2
+    assert "error: there is no audit database at" in out
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_the_junction_command_runs_it_without_a_traceback(db: str, tmp_path: Path) -> None:
+    junction = Path(sys.executable).with_name("junction")
+    result = subprocess.run(
+        [str(junction), "audit", "verify", "--db", db, "--public-key", str(tmp_path / "no.pub")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr
