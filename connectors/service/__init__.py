@@ -2,7 +2,8 @@
 
 ``create_connector_app`` builds the FastAPI app over a ``ConnectorService``, whose seams
 (signer, verifier, source, local policy, local audit, checkpoint guard, clock) are
-constructor arguments; ``build_from_config`` wires the real ones from ``agency.yaml``.
+constructor arguments; ``connectors.service.wiring.build_connector`` wires the real ones from
+``agency.yaml``.
 """
 
 from connectors.service.app import create_connector_app
