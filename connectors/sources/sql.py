@@ -15,32 +15,31 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from connectors.errors import MappingError, SourceError, UnknownField
+from connectors.errors import MappingError, UnknownField
 from connectors.mapping import (
-    AggregateFunction,
-    AggregateSpec,
     FieldSpec,
     HouseholdLinkTable,
     Mapping,
     SqlSourceSpec,
 )
-from connectors.protocol.messages import FactValue, FieldType, Subject
+from connectors.protocol.messages import Subject
 from connectors.sources._base import (
     Clock,
     FetchResult,
     SourceRecord,
-    cutoff,
     dob_candidates,
     name_variants,
     normalise_postcode,
     parse_date,
-    to_datetime,
-    to_fact,
 )
 from connectors.sources._sql_engine import describe_url, open_engine, read_only_connection
+from connectors.sources._sql_facts import FactPlan
 from connectors.sources._sql_schema import referenced_columns, verify_schema
 
 __all__ = ["SqlSource"]
+
+# Field sets are few (what a sharing agreement allows); the bound keeps memory flat.
+_PLAN_CACHE = 256
 
 
 def _utc_now() -> dt.datetime:
@@ -60,6 +59,14 @@ class SqlSource:
         self._where = describe_url(make_url(self._spec.url))
         self._engine = open_engine(self._spec)
         self._tables: dict[str, sa.Table] | None = None
+        self._plans: dict[tuple[str, ...], FactPlan] = {}
+        self._block_statements: dict[tuple[tuple[str, ...], bool, bool], Any] = {}
+        self._household_statement: sa.Select[Any] | None = None
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The pooled engine, for instrumentation (timing the bare queries, metrics)."""
+        return self._engine
 
     # -- schema ------------------------------------------------------------------------
 
@@ -90,6 +97,9 @@ class SqlSource:
                 of the wrong type (the message names it).
         """
         self._tables = None
+        self._plans = {}
+        self._block_statements = {}
+        self._household_statement = None
         self._schema()
 
     # -- people ------------------------------------------------------------------------
@@ -159,33 +169,57 @@ class SqlSource:
         Raises:
             SourceError: the database could not be read (``SourceTimeout`` past the limit).
         """
-        base, p, _ = self._person_select()
         person = self.mapping.person
-        conditions: list[sa.ColumnElement[bool]] = []
+        p = self._schema()[person.table]
+        params: dict[str, Any] = {}
+        identifiers: list[str] = []
         for name, column in person.identifiers.items():
-            value = subject.identifiers.get(name)
-            if value:
-                conditions.append(p.c[column] == value.replace(" ", "").upper())
+            value = (subject.identifiers.get(name) or "").replace(" ", "").upper()
+            if value and (not isinstance(p.c[column].type, sa.Integer) or value.isdigit()):
+                identifiers.append(name)
+                params[f"id_{name}"] = value
+        has_dob = subject.date_of_birth is not None and person.date_of_birth is not None
         if subject.date_of_birth is not None and person.date_of_birth is not None:
             dates = dob_candidates(subject.date_of_birth)
             fmt = person.date_of_birth.format
-            values: list[Any] = [d.strftime(fmt) for d in dates] if fmt else dates
-            conditions.append(p.c[person.date_of_birth.column].in_(values))
+            params["dobs"] = [d.strftime(fmt) for d in dates] if fmt else dates
         postcode = normalise_postcode(subject.postcode)
+        has_postcode = postcode is not None and self._postcode_column() is not None
         if postcode is not None:
-            postcode_column = self._postcode_column()
-            if postcode_column is not None:
-                conditions.append(postcode_column.in_([postcode, postcode.replace(" ", "")]))
+            params["postcodes"] = [postcode, postcode.replace(" ", "")]
+        params["families"] = name_variants(subject.family_name, person.name_case)
+        params["givens"] = name_variants(subject.given_name, person.name_case)
+        params["limit"] = limit
+        shape = (tuple(identifiers), has_dob, has_postcode)
+        query = self._block_statements.get(shape)
+        if query is None:
+            query = self._block_statements[shape] = self._block_statement(*shape)
+        with self._connection() as connection:
+            rows = connection.execute(query, params).all()
+        return [self._record(row) for row in rows]
+
+    def _block_statement(
+        self, identifiers: tuple[str, ...], has_dob: bool, has_postcode: bool
+    ) -> sa.CompoundSelect[Any]:
+        base, p, _ = self._person_select()
+        person = self.mapping.person
+        conditions: list[sa.ColumnElement[bool]] = [
+            p.c[person.identifiers[name]] == sa.bindparam(f"id_{name}") for name in identifiers
+        ]
+        if has_dob and person.date_of_birth is not None:
+            dobs: sa.BindParameter[Any] = sa.bindparam("dobs", expanding=True)
+            conditions.append(p.c[person.date_of_birth.column].in_(dobs))
+        postcode_column = self._postcode_column()
+        if has_postcode and postcode_column is not None:
+            conditions.append(postcode_column.in_(sa.bindparam("postcodes", expanding=True)))
         conditions.append(
             sa.and_(
-                p.c[person.family_name].in_(name_variants(subject.family_name, person.name_case)),
-                p.c[person.given_name].in_(name_variants(subject.given_name, person.name_case)),
+                p.c[person.family_name].in_(sa.bindparam("families", expanding=True)),
+                p.c[person.given_name].in_(sa.bindparam("givens", expanding=True)),
             )
         )
-        query = sa.union(*(base.where(condition) for condition in conditions)).limit(limit)
-        with self._connection() as connection:
-            rows = connection.execute(query).all()
-        return [self._record(row) for row in rows]
+        union = sa.union(*(base.where(condition) for condition in conditions))
+        return union.limit(sa.bindparam("limit", type_=sa.Integer))
 
     def iter_records(self, batch: int = 5_000) -> Iterator[SourceRecord]:
         """Every person row, in canonical shape: for training and evaluating the match
@@ -219,33 +253,40 @@ class SqlSource:
         household = self.mapping.household
         if household is None:
             return []
-        base, p, joined = self._person_select()
         person = self.mapping.person
-        keys = self._keys(p, person.key, [record_key])
+        keys = self._keys(self._schema()[person.table], person.key, [record_key])
         if not keys:
             return []
+        if self._household_statement is None:
+            self._household_statement = self._household_query()
+        with self._connection() as connection:
+            rows = connection.execute(self._household_statement, {"member": keys[0]}).all()
+        return [(self._record(row), str(row._mapping["relationship"])) for row in rows]
+
+    def _household_query(self) -> sa.Select[Any]:
+        household = self.mapping.household
+        assert household is not None  # noqa: S101 - only called with a household
+        base, p, joined = self._person_select()
+        person = self.mapping.person
+        member = sa.bindparam("member", type_=p.c[person.key].type)
         if isinstance(household, HouseholdLinkTable):
             link = self._schema()[household.table]
-            query = (
+            return (
                 base.add_columns(link.c[household.relationship].label("relationship"))
                 .select_from(joined.join(link, link.c[household.related] == p.c[person.key]))
-                .where(link.c[household.person] == keys[0])
+                .where(link.c[household.person] == member)
             )
-        else:
-            shared = (
-                sa.select(p.c[household.column]).where(p.c[person.key] == keys[0])
-            ).scalar_subquery()
-            relationship: sa.ColumnElement[Any] = (
-                p.c[household.relationship]
-                if household.relationship is not None
-                else sa.literal("household member")
-            )
-            query = base.add_columns(relationship.label("relationship")).where(
-                p.c[household.column] == shared, p.c[person.key] != keys[0]
-            )
-        with self._connection() as connection:
-            rows = connection.execute(query).all()
-        return [(self._record(row), str(row._mapping["relationship"])) for row in rows]
+        shared = (
+            sa.select(p.c[household.column]).where(p.c[person.key] == member)
+        ).scalar_subquery()
+        relationship: sa.ColumnElement[Any] = (
+            p.c[household.relationship]
+            if household.relationship is not None
+            else sa.literal("household member")
+        )
+        return base.add_columns(relationship.label("relationship")).where(
+            p.c[household.column] == shared, p.c[person.key] != member
+        )
 
     # -- facts -------------------------------------------------------------------------
 
@@ -279,128 +320,17 @@ class SqlSource:
     def _compute(self, record_keys: list[str], specs: dict[str, FieldSpec]) -> FetchResult:
         tables = self._schema()
         person = self.mapping.person
-        p = tables[person.table]
-        keys = self._keys(p, person.key, record_keys)
+        keys = self._keys(tables[person.table], person.key, record_keys)
         if not keys:
             return {}
-        now = self._clock()
-        today = now.date()
-        columns: list[sa.ColumnElement[Any]] = [p.c[person.key].label("key")]
-        if person.as_of is not None:
-            columns.append(p.c[person.as_of].label("row_as_of"))
-        column_specs = {n: s for n, s in specs.items() if s.column is not None}
-        for index, (_, spec) in enumerate(column_specs.items()):
-            assert spec.column is not None  # noqa: S101 - filtered just above
-            columns.append(p.c[spec.column].label(f"v{index}"))
-            if spec.as_of is not None:
-                columns.append(p.c[spec.as_of].label(f"a{index}"))
-        groups: dict[tuple[str, str], list[tuple[str, FieldSpec]]] = {}
-        for name, spec in specs.items():
-            if spec.aggregate is not None:
-                groups.setdefault((spec.aggregate.table, spec.aggregate.key), []).append(
-                    (name, spec)
-                )
-        result: FetchResult = {}
+        signature = tuple(specs)
+        plan = self._plans.get(signature)
+        if plan is None:
+            plan = FactPlan.build(tables, person, specs)
+            if len(self._plans) < _PLAN_CACHE:
+                self._plans[signature] = plan
         with self._connection() as connection:
-            rows = connection.execute(sa.select(*columns).where(p.c[person.key].in_(keys)))
-            row_as_of: dict[str, dt.datetime] = {}
-            for row in rows:
-                values = row._mapping
-                key = str(values["key"])
-                row_as_of[key] = to_datetime(values.get("row_as_of"), now)
-                facts = result.setdefault(key, {})
-                for index, (name, spec) in enumerate(column_specs.items()):
-                    as_of = to_datetime(values.get(f"a{index}"), row_as_of[key])
-                    facts[name] = (to_fact(spec, values[f"v{index}"]), as_of)
-            if not result:
-                return {}
-            found = [k for k in keys if str(k) in result]
-            for (table_name, key_column), members in groups.items():
-                table = tables[table_name]
-                aggregated = self._aggregate(
-                    connection, table, key_column, members, keys=found, today=today
-                )
-                for key in result:
-                    for name, spec in members:
-                        raw, as_of_raw = aggregated.get((key, name), (None, None))
-                        value = _aggregate_default(spec, raw)
-                        result[key][name] = (value, to_datetime(as_of_raw, row_as_of[key]))
-        return {key: {name: facts[name] for name in specs} for key, facts in result.items()}
-
-    def _aggregate(
-        self,
-        connection: sa.Connection,
-        table: sa.Table,
-        key_column: str,
-        members: list[tuple[str, FieldSpec]],
-        *,
-        keys: list[Any],
-        today: dt.date,
-    ) -> dict[tuple[str, str], tuple[object, object]]:
-        out: dict[tuple[str, str], tuple[object, object]] = {}
-        grouped: list[sa.ColumnElement[Any]] = []
-        plain: list[tuple[str, FieldSpec]] = []
-        for name, spec in members:
-            agg = spec.aggregate
-            assert agg is not None  # noqa: S101 - grouped by aggregate table
-            if agg.function is AggregateFunction.LATEST:
-                plain.append((name, spec))
-                continue
-            condition = self._condition(table, agg, today)
-            grouped.append(_aggregate_expression(table, agg, condition).label(f"v_{len(grouped)}"))
-            as_of = (
-                sa.func.max(sa.case((condition, table.c[spec.as_of])))
-                if spec.as_of is not None
-                else sa.null()
-            )
-            grouped.append(as_of.label(f"v_{len(grouped)}"))
-        if grouped:
-            query = (
-                sa.select(table.c[key_column].label("key"), *grouped)
-                .where(table.c[key_column].in_(keys))
-                .group_by(table.c[key_column])
-            )
-            names = [
-                name
-                for name, spec in members
-                if spec.aggregate is not None
-                and spec.aggregate.function is not AggregateFunction.LATEST
-            ]
-            for row in connection.execute(query):
-                for index, name in enumerate(names):
-                    out[(str(row[0]), name)] = (row[1 + 2 * index], row[2 + 2 * index])
-        for name, spec in plain:
-            agg = spec.aggregate
-            assert agg is not None  # noqa: S101 - grouped by aggregate table
-            assert agg.column is not None  # noqa: S101 - AggregateSpec guarantees it
-            assert agg.order_by is not None  # noqa: S101 - AggregateSpec guarantees it
-            as_of_column = table.c[spec.as_of] if spec.as_of is not None else sa.null()
-            query = (
-                sa.select(table.c[key_column], table.c[agg.column], as_of_column)
-                .where(table.c[key_column].in_(keys), self._condition(table, agg, today))
-                .order_by(table.c[key_column], table.c[agg.order_by].desc())
-            )
-            for row in connection.execute(query):
-                out.setdefault((str(row[0]), name), (row[1], row[2]))
-        return out
-
-    def _condition(
-        self, table: sa.Table, agg: AggregateSpec, today: dt.date
-    ) -> sa.ColumnElement[bool]:
-        parts: list[sa.ColumnElement[bool]] = []
-        for name, wanted in agg.where.items():
-            if isinstance(wanted, list):
-                parts.append(table.c[name].in_(wanted))
-            else:
-                parts.append(table.c[name] == wanted)
-        if agg.window is not None:
-            start = cutoff(today, months=agg.window.months, days=agg.window.days)
-            column = table.c[agg.window.column]
-            parts.append(column >= _date_value(column, start))
-        if agg.active_until is not None:
-            column = table.c[agg.active_until]
-            parts.append(sa.or_(column.is_(None), column >= _date_value(column, today)))
-        return sa.and_(sa.true(), *parts)
+            return plan.run(connection, keys, self._clock())
 
     def _connection(self) -> Any:
         return read_only_connection(self._engine, self._spec.timeout_ms, self._where)
@@ -411,38 +341,3 @@ class SqlSource:
 
     def __repr__(self) -> str:
         return f"SqlSource({self.mapping.agency.id!r}, {self._where!r})"
-
-
-def _date_value(column: sa.ColumnElement[Any], day: dt.date) -> dt.date | dt.datetime:
-    if isinstance(column.type, sa.DateTime):
-        return dt.datetime(day.year, day.month, day.day)  # noqa: DTZ001 - naive column
-    return day
-
-
-def _aggregate_expression(
-    table: sa.Table, agg: AggregateSpec, condition: sa.ColumnElement[bool]
-) -> sa.ColumnElement[Any]:
-    if agg.function is AggregateFunction.COUNT:
-        return sa.func.sum(sa.case((condition, 1), else_=0))
-    if agg.function is AggregateFunction.EXISTS:
-        return sa.func.max(sa.case((condition, 1), else_=0))
-    assert agg.column is not None  # noqa: S101 - AggregateSpec guarantees it
-    valued = sa.case((condition, table.c[agg.column]))
-    if agg.function is AggregateFunction.SUM:
-        return sa.func.sum(valued)
-    if agg.function is AggregateFunction.MIN:
-        return sa.func.min(valued)
-    return sa.func.max(valued)
-
-
-def _aggregate_default(spec: FieldSpec, raw: object) -> FactValue:
-    agg = spec.aggregate
-    assert agg is not None  # noqa: S101 - only called for aggregates
-    if raw is None and agg.function in (AggregateFunction.COUNT, AggregateFunction.SUM):
-        raw = 0
-    if raw is None and spec.type is FieldType.BOOLEAN:
-        raw = False
-    try:
-        return to_fact(spec, raw)
-    except (TypeError, ValueError):
-        raise SourceError(f"value of {agg.table}.{agg.column} is not a {spec.type}") from None

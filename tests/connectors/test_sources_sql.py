@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from connectors.errors import UnknownField
 from connectors.protocol.messages import Subject
@@ -201,3 +202,32 @@ def test_the_sqlite_source_cannot_write(sqlite_town: tuple[Path, Any], tmp_path:
     finally:
         source.close()
     assert (town / "education.db").read_bytes() == before
+
+
+def test_the_source_sessions_refuse_to_write(backend: Any) -> None:
+    _, sources, _ = backend
+    source = sources["education"]
+    assert isinstance(source, SqlSource)
+    with source.engine.connect() as connection, pytest.raises(sa.exc.DBAPIError):
+        connection.execute(sa.text("UPDATE pupils SET forename = 'X'"))
+    with source.engine.connect() as connection, pytest.raises(sa.exc.DBAPIError):
+        connection.execute(sa.text("CREATE TABLE intruder (a INTEGER)"))
+
+
+def test_postgres_sessions_carry_the_time_limit(
+    sqlite_town: tuple[Path, Any], postgres_url: str
+) -> None:
+    town, _ = sqlite_town
+    mapping = agency_mapping("health", town, postgres_url)
+    quick = mapping.model_copy(
+        update={"source": mapping.source.model_copy(update={"timeout_ms": 50})}
+    )
+    source = SqlSource(quick)
+    try:
+        with (
+            source.engine.connect() as connection,
+            pytest.raises(sa.exc.OperationalError, match="timeout"),
+        ):
+            connection.execute(sa.text("SELECT pg_sleep(1)"))
+    finally:
+        source.close()
