@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.broker.foundation_kit import IssuerServer, serve_dev_issuer
+from tests.broker.foundation_kit import IssuerServer, reset_postgres, serve_dev_issuer
 
 
 @pytest.fixture
@@ -21,3 +21,13 @@ def dev_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IssuerServe
     data_dir: Path = tmp_path_factory.mktemp("issuer")
     with serve_dev_issuer(data_dir) as server:
         yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The broker's database: SQLite in data_dir ("") or a freshly emptied PostgreSQL."""
+    if request.param == "sqlite":
+        return ""
+    url: str = request.getfixturevalue("postgres_url")
+    reset_postgres(url)
+    return url

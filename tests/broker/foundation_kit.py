@@ -104,8 +104,7 @@ class FakeConnector:
             linkage_key_id="link-2026",
             fields=self.fields,
         )
-        sender = self.announced_agency or self.agency_id
-        return Signer(self.key, sender).seal(message, self.audience).to_bytes()
+        return Signer(self.key, self.agency_id).seal(message, self.audience).to_bytes()
 
 
 class ConnectorTransport(httpx.AsyncBaseTransport):

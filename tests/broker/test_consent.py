@@ -1,0 +1,258 @@
+"""The consent register over its API: record, withdraw, search, history, audit entries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from broker.identity import Role
+from broker.subjects import SubjectKeys
+from tests.broker.foundation_kit import Broker, IssuerServer, running_broker
+
+pytestmark = pytest.mark.anyio
+
+NHS = {"kind": "nhs_number", "value": "943 476 5919"}
+LOCAL = {"kind": "local_ref", "value": "school:UPN-778"}
+
+
+def consent(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "identifiers": [NHS, LOCAL],
+        "label": "J.M. (Year 8)",
+        "purpose": "early_help",
+        "scope": ["police", "school"],
+        "given_by": "parent",
+        "channel": "paper",
+        "evidence_reference": "Form EH-1 #2231",
+    }
+    body.update(changes)
+    return body
+
+
+async def _agencies(broker: Broker) -> None:
+    for agency in ("council", "police", "school"):
+        body = {"id": agency, "name": agency.title(), "type": agency}
+        response = await broker.client.post(
+            "/v1/agencies", json=body, headers=broker.as_(Role.ADMIN)
+        )
+        assert response.status_code == 201
+
+
+def _keys(broker: Broker) -> SubjectKeys:
+    return SubjectKeys.load_or_create(broker.settings.subject_key_file())
+
+
+async def test_recording_and_withdrawing_consent_keeps_history_and_is_audited(
+    tmp_path: Path, dev_issuer: IssuerServer, database_url: str
+):
+    async with running_broker(tmp_path, dev_issuer, database_url=database_url) as broker:
+        caseworker = broker.as_(Role.CASEWORKER, agency="council")
+        recorded = await broker.client.post("/v1/consents", json=consent(), headers=caseworker)
+        consent_id = recorded.json()["id"]
+        withdrawn = await broker.client.post(
+            f"/v1/consents/{consent_id}/transitions",
+            json={"state": "withdrawn", "note": "Mother phoned to withdraw"},
+            headers=broker.as_(Role.CASEWORKER, agency="school"),
+        )
+        again = await broker.client.post(
+            f"/v1/consents/{consent_id}/transitions",
+            json={"state": "withdrawn"},
+            headers=caseworker,
+        )
+        read = await broker.client.get(
+            f"/v1/consents/{consent_id}", headers=broker.as_(Role.IG_OFFICER)
+        )
+        entries = broker.entries("consent_change")
+        keys = _keys(broker)
+    assert recorded.status_code == 201, recorded.text
+    assert recorded.json()["state"] == "given"
+    assert withdrawn.json()["state"] == "withdrawn"
+    assert again.status_code == 422
+    assert "cannot become withdrawn" in again.json()["detail"]
+    assert again.json()["current_state"] == "withdrawn"
+    body = read.json()
+    assert [(h["state"], h["by"]) for h in body["history"]] == [
+        ("given", "dev:council:sam.okafor"),
+        ("withdrawn", "dev:school:sam.okafor"),
+    ]
+    assert body["history"][1]["note"] == "Mother phoned to withdraw"
+    assert (body["given_by"], body["channel"], body["scope"]) == (
+        "parent",
+        "paper",
+        ["police", "school"],
+    )
+    assert [e.fields["reasons"] for e in entries] == [["consent_given"], ["consent_withdrawn"]]
+    expected = sorted(
+        [keys.reference("nhs_number", "9434765919"), keys.reference("local_ref", "school:UPN-778")]
+    )
+    assert list(entries[0].fields["subjects"]) == expected
+    assert entries[0].fields["purpose"] == "early_help"
+    assert entries[0].private["label"] == "J.M. (Year 8)"
+    assert entries[0].private["evidence_reference"] == "Form EH-1 #2231"
+    assert entries[1].private["note"] == "Mother phoned to withdraw"
+    leaves = orjson.dumps([dict(e.fields) for e in entries])
+    for secret in (b"9434765919", b"943 476 5919", b"UPN-778", b"J.M.", b"EH-1", b"phoned"):
+        assert secret not in leaves
+
+
+async def test_withdrawing_consent_changes_the_next_answer(
+    tmp_path: Path, dev_issuer: IssuerServer, database_url: str
+):
+    async with running_broker(tmp_path, dev_issuer, database_url=database_url) as broker:
+        await _agencies(broker)
+        caseworker = broker.as_(Role.CASEWORKER)
+        service = broker.app.state.consent
+        person = _keys(broker).reference("nhs_number", "9434765919")
+        recorded = await broker.client.post("/v1/consents", json=consent(), headers=caseworker)
+        before = service.consents_for({person}, "early_help", datetime.now(UTC))
+        other_purpose = service.consents_for({person}, "youth_justice", datetime.now(UTC))
+        await broker.client.post(
+            f"/v1/consents/{recorded.json()['id']}/transitions",
+            json={"state": "withdrawn"},
+            headers=caseworker,
+        )
+        after = service.consents_for({person}, "early_help", datetime.now(UTC))
+        # A new consent, given after the withdrawal, is the person's latest word.
+        await broker.client.post(
+            "/v1/consents", json=consent(identifiers=[NHS], scope="all"), headers=caseworker
+        )
+        renewed = service.consents_for({person}, "early_help", datetime.now(UTC))
+    assert [(r.agency_id, r.state) for r in before[person]] == [
+        ("police", "given"),
+        ("school", "given"),
+    ]
+    assert other_purpose == {}
+    assert [(r.agency_id, r.state) for r in after[person]] == [
+        ("police", "withdrawn"),
+        ("school", "withdrawn"),
+    ]
+    assert [(r.agency_id, r.state) for r in renewed[person]] == [
+        ("council", "given"),
+        ("police", "given"),
+        ("school", "given"),
+    ]
+
+
+async def test_consent_is_found_by_any_of_the_persons_identifiers(
+    tmp_path: Path, dev_issuer: IssuerServer
+):
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        caseworker = broker.as_(Role.CASEWORKER)
+        await broker.client.post("/v1/consents", json=consent(), headers=caseworker)
+        await broker.client.post(
+            "/v1/consents",
+            json=consent(identifiers=[{"kind": "upn", "value": "A123"}], purpose="youth_justice"),
+            headers=caseworker,
+        )
+        by_local = await broker.client.post(
+            "/v1/consents/search",
+            json={"identifiers": [{"kind": "local_ref", "value": "school:UPN-778"}]},
+            headers=broker.as_(Role.ADMIN),
+        )
+        by_nhs = await broker.client.post(
+            "/v1/consents/search",
+            json={"identifiers": [{"kind": "nhs_number", "value": "9434765919"}]},
+            headers=caseworker,
+        )
+        nobody = await broker.client.post(
+            "/v1/consents/search",
+            json={"identifiers": [{"kind": "nhs_number", "value": "0000000000"}]},
+            headers=caseworker,
+        )
+    assert [c["label"] for c in by_local.json()] == ["J.M. (Year 8)"]
+    assert by_nhs.json() == by_local.json()
+    assert nobody.json() == []
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "allowed"),
+    [
+        ("not_sought", "given", True),
+        ("not_sought", "refused", True),
+        ("refused", "given", True),
+        ("given", "refused", False),
+        ("refused", "withdrawn", False),
+        ("not_sought", "withdrawn", False),
+    ],
+)
+async def test_only_meaningful_state_changes_are_accepted(
+    tmp_path: Path, dev_issuer: IssuerServer, first: str, then: str, allowed: bool
+):
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        caseworker = broker.as_(Role.CASEWORKER)
+        body = consent(state=first, channel="phone", note="Not asked: urgent safeguarding")
+        recorded = await broker.client.post("/v1/consents", json=body, headers=caseworker)
+        changed = await broker.client.post(
+            f"/v1/consents/{recorded.json()['id']}/transitions",
+            json={"state": then},
+            headers=caseworker,
+        )
+        entries = broker.entries("consent_change")
+    assert recorded.json()["state"] == first
+    if allowed:
+        assert changed.status_code == 200
+        assert [h["state"] for h in changed.json()["history"]] == [first, then]
+        assert len(entries) == 2
+    else:
+        assert changed.status_code == 422
+        assert changed.json()["type"] == "urn:junction:problem:invalid-change"
+        assert len(entries) == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"identifiers": [{"kind": "local_ref", "value": "UPN-778"}]}, "'<agency>:<reference>'"),
+        ({"identifiers": [{"kind": "passport", "value": "X"}]}, "identifiers.0.kind"),
+        ({"identifiers": []}, "identifiers"),
+        ({"scope": []}, "at least one agency"),
+        ({"channel": "email"}, "channel"),
+        ({"expires_at": "2020-01-01T00:00:00Z"}, "expires_at is in the past"),
+        ({"state": "withdrawn"}, "state"),
+    ],
+)
+async def test_bad_consent_is_refused_with_the_reason(
+    tmp_path: Path, dev_issuer: IssuerServer, changes: dict[str, Any], words: str
+):
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        response = await broker.client.post(
+            "/v1/consents", json=consent(**changes), headers=broker.as_(Role.CASEWORKER)
+        )
+        entries = broker.entries("consent_change")
+    assert response.status_code == 422
+    assert words in response.text
+    assert entries == []
+
+
+async def test_an_unknown_consent_is_404(tmp_path: Path, dev_issuer: IssuerServer):
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        response = await broker.client.get(
+            "/v1/consents/0b9b0e3c-0000-4000-8000-000000000000",
+            headers=broker.as_(Role.CASEWORKER),
+        )
+    assert response.status_code == 404
+    assert "search by the person's identifiers" in response.json()["detail"]
+
+
+async def test_consent_expiring_tomorrow_reads_expired_the_day_after(
+    tmp_path: Path, dev_issuer: IssuerServer
+):
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        recorded = await broker.client.post(
+            "/v1/consents",
+            json=consent(expires_at=tomorrow.isoformat()),
+            headers=broker.as_(Role.CASEWORKER),
+        )
+        person = _keys(broker).reference("local_ref", "school:UPN-778")
+        service = broker.app.state.consent
+        today = service.consents_for([person], "early_help", datetime.now(UTC))
+        later = service.consents_for([person], "early_help", tomorrow + timedelta(days=1))
+    assert recorded.json()["state"] == "given"
+    assert {r.state for r in today[person]} == {"given"}
+    assert {r.state for r in later[person]} == {"expired"}
+    assert later[person][0].expires_at == tomorrow

@@ -1,0 +1,90 @@
+"""Expiry is read, not recorded: a given consent turns expired when its time passes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from audit.checkpoint import NoteSigner
+from audit.log import DEFAULT_ORIGIN, AuditLog
+from audit.search import SearchQuery
+from broker.consent import ConsentService
+from broker.consent.schemas import ConsentIn, ConsentTransition, Identifier
+from broker.db import Database
+from broker.errors import InvalidChange
+from broker.identity import Principal, Role
+from broker.subjects import SubjectKeys
+
+START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+CASEWORKER = Principal(subject="u-17", name="Sam Okafor", role=Role.CASEWORKER, agency="council")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def parts(tmp_path: Path) -> Iterator[tuple[ConsentService, Clock, AuditLog]]:
+    clock = Clock()
+    db = Database.open(f"sqlite:///{tmp_path / 'broker.db'}")
+    log = AuditLog.open(f"sqlite:///{tmp_path / 'audit.db'}", NoteSigner.generate(DEFAULT_ORIGIN))
+    service = ConsentService(db, log, SubjectKeys(b"k" * 32), clock=clock)
+    try:
+        yield service, clock, log
+    finally:
+        log.close()
+        db.close()
+
+
+def test_a_given_consent_reads_expired_after_its_expiry(
+    parts: tuple[ConsentService, Clock, AuditLog],
+):
+    service, clock, log = parts
+    recorded = service.record(
+        CASEWORKER,
+        ConsentIn(
+            identifiers=[Identifier(kind="upn", value="A123")],
+            purpose="early_help",
+            scope="all",
+            channel="in_person",
+            expires_at=START + timedelta(days=30),
+        ),
+    )
+    clock.now = START + timedelta(days=29)
+    assert service.get(recorded.id).state == "given"
+    clock.now = START + timedelta(days=31)
+    read = service.get(recorded.id)
+    assert read.state == "expired"
+    assert [(h.state, h.automatic) for h in read.history] == [("given", False), ("expired", True)]
+    assert read.history[1].at == START + timedelta(days=30)
+    with pytest.raises(InvalidChange, match="expired cannot become withdrawn"):
+        service.transition(CASEWORKER, recorded.id, ConsentTransition(state="withdrawn"))
+    # Reading an expired consent records nothing: expiry is no one's act.
+    assert len(log.search(SearchQuery(kind="consent_change")).entries) == 1
+
+
+def test_consents_for_answers_as_of_the_time_asked(
+    parts: tuple[ConsentService, Clock, AuditLog],
+):
+    service, clock, _ = parts
+    person = [Identifier(kind="nhs_number", value="9434765919")]
+    first = service.record(
+        CASEWORKER,
+        ConsentIn(identifiers=person, purpose="early_help", scope=["police"], channel="phone"),
+    )
+    clock.now = START + timedelta(days=2)
+    service.transition(CASEWORKER, first.id, ConsentTransition(state="withdrawn"))
+    key = service.person_keys(person)[0]
+    at_day_one = service.consents_for([key], "early_help", START + timedelta(days=1))
+    at_day_three = service.consents_for([key], "early_help", START + timedelta(days=3))
+    before_anything = service.consents_for([key], "early_help", START - timedelta(days=1))
+    assert [r.state for r in at_day_one[key]] == ["given"]
+    assert [r.state for r in at_day_three[key]] == ["withdrawn"]
+    assert before_anything == {}

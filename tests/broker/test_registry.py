@@ -1,0 +1,259 @@
+"""The registry's admin API: agencies, connectors with checked manifests, agreements."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker.identity import Role
+from connectors.protocol.envelope import body_digest
+from connectors.protocol.keys import KeyPair
+from connectors.protocol.messages import FieldOffer, FieldType, Sensitivity
+from tests.broker.foundation_kit import Broker, FakeConnector, IssuerServer, running_broker
+
+pytestmark = pytest.mark.anyio
+
+COUNCIL = {"id": "council", "name": "Riverside Borough Council", "type": "local_authority"}
+POLICE = {"id": "police", "name": "Riverside Police", "type": "police"}
+
+
+def agreement(**changes: Any) -> dict[str, Any]:
+    body = {
+        "id": "dsa-council-police",
+        "parties": ["council", "police"],
+        "purposes": ["early_help"],
+        "legal_bases": ["consent"],
+        "fields": ["police.missing_episodes_12m"],
+        "valid_from": "2026-01-01T00:00:00Z",
+        "status": "active",
+    }
+    body.update(changes)
+    return body
+
+
+async def _agencies(broker: Broker) -> None:
+    for body in (COUNCIL, POLICE):
+        response = await broker.client.post(
+            "/v1/agencies", json=body, headers=broker.as_(Role.ADMIN)
+        )
+        assert response.status_code == 201, response.text
+
+
+async def test_agency_changes_are_stored_and_each_is_one_audit_entry(
+    tmp_path: Path, dev_issuer: IssuerServer, database_url: str
+):
+    async with running_broker(tmp_path, dev_issuer, database_url=database_url) as broker:
+        admin = broker.as_(Role.ADMIN, agency="council")
+        await _agencies(broker)
+        again = await broker.client.post("/v1/agencies", json=COUNCIL, headers=admin)
+        renamed = {"name": "Riverside Council", "type": "local_authority"}
+        changed = await broker.client.put("/v1/agencies/council", json=renamed, headers=admin)
+        same = await broker.client.put("/v1/agencies/council", json=renamed, headers=admin)
+        listed = await broker.client.get("/v1/agencies", headers=broker.as_(Role.IG_OFFICER))
+        missing = await broker.client.get("/v1/agencies/nobody", headers=admin)
+        entries = broker.entries("registry_change")
+    assert again.status_code == 409
+    assert again.json()["type"] == "urn:junction:problem:conflict"
+    assert changed.json()["name"] == "Riverside Council"
+    assert same.status_code == 200
+    assert [a["name"] for a in listed.json()] == ["Riverside Council", "Riverside Police"]
+    assert missing.status_code == 404
+    # Two registrations and one rename; the refused duplicate and the no-op are not changes.
+    assert [e.fields["reasons"] for e in entries] == [
+        ["agency_registered"],
+        ["agency_registered"],
+        ["agency_changed"],
+    ]
+    first = entries[0].fields
+    assert first["actor"] == "dev:council:sam.okafor"
+    assert first["actor_agency"] == "council"
+    assert first["decision"] == "allow"
+    assert first["counterparty_agency"] == "council"
+    assert first["request_digest"] == body_digest(COUNCIL)
+
+
+async def test_a_connector_is_registered_from_its_verified_manifest(
+    tmp_path: Path, dev_issuer: IssuerServer, database_url: str
+):
+    police = FakeConnector("police")
+    async with running_broker(
+        tmp_path, dev_issuer, database_url=database_url, connectors={"police": police}
+    ) as broker:
+        await _agencies(broker)
+        registered = await broker.client.put(
+            "/v1/agencies/police/connector",
+            json={"base_url": "http://police.test", "public_key": police.public_key},
+            headers=broker.as_(Role.ADMIN),
+        )
+        agency = await broker.client.get("/v1/agencies/police", headers=broker.as_(Role.ADMIN))
+        records = broker.app.state.registry.connectors_for_matching()
+        entries = broker.entries("registry_change")
+    assert registered.status_code == 200, registered.text
+    assert registered.json()["key_id"] == police.key.key_id
+    assert agency.json()["connector"]["fields"][0]["name"] == "police.domestic_abuse_incidents_12m"
+    [record] = records
+    assert (record.agency_id, record.agency_type, record.base_url) == (
+        "police",
+        "police",
+        "http://police.test",
+    )
+    assert [(f.name, f.sensitivity) for f in record.fields] == [
+        ("police.domestic_abuse_incidents_12m", "criminal_offence"),
+        ("police.missing_episodes_12m", "ordinary"),
+    ]
+    assert entries[-1].fields["reasons"] == ["connector_registered"]
+    assert entries[-1].fields["counterparty_agency"] == "police"
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        ("another_agency", (422, "manifest-rejected", "says it is 'housing'")),
+        ("other_signing_key", (422, "manifest-rejected", "does not verify")),
+        ("other_announced_key", (422, "manifest-rejected", "register the key")),
+        ("wrong_audience", (422, "manifest-rejected", "does not verify")),
+        ("down", (502, "connector-unreachable", "cannot reach")),
+        ("not_a_key", (422, "invalid-change", "public_key")),
+        ("key_id_mismatch", (422, "invalid-change", "key_id")),
+        ("unknown_agency", (404, "not-found", "no agency 'nobody'")),
+    ],
+)
+async def test_a_connector_whose_manifest_does_not_check_out_is_refused(
+    tmp_path: Path, dev_issuer: IssuerServer, fault: str, expected: tuple[int, str, str]
+):
+    status, code, words = expected
+    police = FakeConnector("police")
+    body: dict[str, Any] = {"base_url": "http://police.test", "public_key": police.public_key}
+    path = "/v1/agencies/police/connector"
+    if fault == "another_agency":
+        police.announced_agency = "housing"
+    elif fault == "other_signing_key":
+        body["public_key"] = FakeConnector("police").public_key
+    elif fault == "other_announced_key":
+        police.announced_key = KeyPair.generate()
+    elif fault == "wrong_audience":
+        police.audience = "another-broker"
+    elif fault == "down":
+        police.up = False
+    elif fault == "not_a_key":
+        body["public_key"] = "bm90IGEga2V5"
+    elif fault == "key_id_mismatch":
+        body["key_id"] = "0" * 32
+    elif fault == "unknown_agency":
+        path = "/v1/agencies/nobody/connector"
+    async with running_broker(tmp_path, dev_issuer, connectors={"police": police}) as broker:
+        await _agencies(broker)
+        response = await broker.client.put(path, json=body, headers=broker.as_(Role.ADMIN))
+        stored = await broker.client.get("/v1/agencies/police", headers=broker.as_(Role.ADMIN))
+        entries = broker.entries("registry_change")
+    assert response.status_code == status, response.text
+    assert response.json()["type"] == f"urn:junction:problem:{code}"
+    assert words in response.json()["detail"]
+    assert stored.json()["connector"] is None
+    assert [e.fields["reasons"] for e in entries] == [["agency_registered"]] * 2
+
+
+async def test_refreshing_a_manifest_picks_up_new_fields(tmp_path: Path, dev_issuer: IssuerServer):
+    police = FakeConnector("police")
+    async with running_broker(tmp_path, dev_issuer, connectors={"police": police}) as broker:
+        admin = broker.as_(Role.ADMIN)
+        await _agencies(broker)
+        body = {"base_url": "http://police.test", "public_key": police.public_key}
+        await broker.client.put("/v1/agencies/police/connector", json=body, headers=admin)
+        unchanged = await broker.client.post("/v1/agencies/police/connector/refresh", headers=admin)
+        police.fields.append(
+            FieldOffer(
+                name="police.callouts_12m", type=FieldType.INTEGER, sensitivity=Sensitivity.ORDINARY
+            )
+        )
+        refreshed = await broker.client.post("/v1/agencies/police/connector/refresh", headers=admin)
+        none = await broker.client.post("/v1/agencies/council/connector/refresh", headers=admin)
+        entries = broker.entries("registry_change")
+    assert len(unchanged.json()["fields"]) == 2
+    assert [f["name"] for f in refreshed.json()["fields"]][-1] == "police.callouts_12m"
+    assert none.status_code == 404
+    assert [e.fields["reasons"][0] for e in entries][-2:] == [
+        "connector_registered",
+        "connector_changed",
+    ]
+
+
+async def test_an_agreement_change_is_a_new_version_and_old_ones_stay(
+    tmp_path: Path, dev_issuer: IssuerServer, database_url: str
+):
+    async with running_broker(tmp_path, dev_issuer, database_url=database_url) as broker:
+        admin = broker.as_(Role.ADMIN)
+        await _agencies(broker)
+        created = await broker.client.post("/v1/agreements", json=agreement(), headers=admin)
+        v1_time = datetime.now(UTC)
+        terms = agreement(fields=["police.missing_episodes_12m", "police.callouts_12m"])
+        del terms["id"]
+        changed = await broker.client.put(
+            "/v1/agreements/dsa-council-police", json=terms, headers=admin
+        )
+        unchanged = await broker.client.put(
+            "/v1/agreements/dsa-council-police", json=terms, headers=admin
+        )
+        versions = await broker.client.get(
+            "/v1/agreements/dsa-council-police/versions", headers=broker.as_(Role.IG_OFFICER)
+        )
+        registry = broker.app.state.registry
+        at_v1 = registry.agreements_between("council", "police", v1_time)
+        now = registry.agreements_between("police", "council", datetime.now(UTC))
+        unrelated = registry.agreements_between("council", "housing", datetime.now(UTC))
+        before = registry.agreements_between("council", "police", v1_time - timedelta(days=1))
+        entries = broker.entries("registry_change")
+    assert created.status_code == 201
+    assert (created.json()["version"], changed.json()["version"]) == (1, 2)
+    assert unchanged.json()["version"] == 2
+    assert [v["fields"] for v in versions.json()] == [
+        ["police.missing_episodes_12m"],
+        ["police.missing_episodes_12m", "police.callouts_12m"],
+    ]
+    assert [(a.id, a.version) for a in at_v1] == [("dsa-council-police", 1)]
+    assert [(a.version, a.status, a.purposes) for a in now] == [(2, "active", ["early_help"])]
+    assert unrelated == []
+    assert before == []
+    assert [e.fields["reasons"][0] for e in entries][-2:] == [
+        "agreement_created",
+        "agreement_changed",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (agreement(parties=["council", "housing"]), 422, "not registered as agencies: housing"),
+        (agreement(valid_to="2025-01-01T00:00:00Z"), 422, "valid_to must come after valid_from"),
+        (agreement(parties=["council"]), 422, "errors"),
+        (agreement(status="signed"), 422, "errors"),
+        (agreement(valid_from="2026-01-01T00:00:00"), 422, "errors"),
+    ],
+)
+async def test_an_invalid_agreement_is_refused_with_the_reason(
+    tmp_path: Path, dev_issuer: IssuerServer, body: dict[str, Any], status: int, words: str
+):
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        await _agencies(broker)
+        response = await broker.client.post(
+            "/v1/agreements", json=body, headers=broker.as_(Role.ADMIN)
+        )
+        entries = broker.entries("registry_change")
+    assert response.status_code == status
+    assert words in response.text
+    assert len(entries) == 2
+
+
+async def test_the_openapi_document_states_the_roles_of_every_endpoint(
+    tmp_path: Path, dev_issuer: IssuerServer
+):
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        document = (await broker.client.get("/openapi.json")).json()
+    for path, operations in document["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in operations.items():
+            assert operation["description"].startswith("Roles: "), (method, path)

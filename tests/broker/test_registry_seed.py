@@ -1,0 +1,124 @@
+"""Seeding the registry from YAML, through the service and through the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from audit.search import SearchQuery
+from broker.cli import app as cli
+from broker.errors import InvalidChange
+from broker.foundation import open_audit_log
+from broker.identity import Principal, Role
+from broker.registry import load_registry_file, read_registry_file
+from broker.settings import BrokerSettings
+from tests.broker.foundation_kit import FakeConnector, IssuerServer, running_broker
+
+pytestmark = pytest.mark.anyio
+
+SEEDER = Principal(subject="cli:ops", name="ops", role=Role.ADMIN, agency="broker")
+
+
+def registry_yaml(connectors: dict[str, FakeConnector], fields: list[str]) -> dict[str, object]:
+    return {
+        "agencies": [
+            {"id": "council", "name": "Riverside Borough Council", "type": "local_authority"},
+            *(
+                {
+                    "id": agency,
+                    "name": f"Riverside {agency.title()}",
+                    "type": agency,
+                    "connector": {
+                        "base_url": f"http://{agency}.test",
+                        "public_key": connector.public_key,
+                    },
+                }
+                for agency, connector in connectors.items()
+            ),
+        ],
+        "agreements": [
+            {
+                "id": "dsa-council-police",
+                "parties": ["council", "police"],
+                "purposes": ["early_help"],
+                "legal_bases": ["consent"],
+                "fields": fields,
+                "valid_from": "2026-01-01T00:00:00Z",
+                "status": "active",
+            }
+        ],
+    }
+
+
+async def test_seeding_registers_everything_once_and_then_only_changes(
+    tmp_path: Path, dev_issuer: IssuerServer, database_url: str
+):
+    connectors = {"police": FakeConnector("police"), "school": FakeConnector("school")}
+    path = tmp_path / "registry.yaml"
+    path.write_text(yaml.safe_dump(registry_yaml(connectors, ["police.missing_episodes_12m"])))
+    async with running_broker(
+        tmp_path, dev_issuer, database_url=database_url, connectors=connectors
+    ) as broker:
+        registry = broker.app.state.registry
+        first = await load_registry_file(registry, SEEDER, path)
+        again = await load_registry_file(registry, SEEDER, path)
+        widened = ["police.missing_episodes_12m", "police.callouts_12m"]
+        path.write_text(yaml.safe_dump(registry_yaml(connectors, widened)))
+        changed = await load_registry_file(registry, SEEDER, path)
+        matching = registry.connectors_for_matching()
+        versions = registry.agreement_versions("dsa-council-police")
+        entries = broker.entries("registry_change")
+    # 3 agencies + 2 connectors + 1 agreement.
+    assert (first.agencies, first.connectors, first.agreements, first.changes) == (3, 2, 1, 6)
+    assert again.changes == 0
+    assert changed.changes == 1
+    assert [c.agency_id for c in matching] == ["police", "school"]
+    assert [v.version for v in versions] == [1, 2]
+    assert len(entries) == 7
+    assert {e.fields["actor"] for e in entries} == {"cli:ops"}
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("agencies: [\n", "not valid YAML"),
+        ("agencies:\n  - id: Council!\n    name: x\n    type: la\n", "agencies.0.id"),
+        ("agreements:\n  - id: a\n", "agreements.0.parties"),
+        ("surprise: 1\n", "surprise"),
+    ],
+)
+def test_a_bad_registry_file_names_what_is_wrong(tmp_path: Path, text: str, words: str):
+    path = tmp_path / "registry.yaml"
+    path.write_text(text)
+    with pytest.raises(InvalidChange) as caught:
+        read_registry_file(path)
+    assert words in caught.value.detail
+
+
+def test_the_seed_command_registers_and_audits(tmp_path: Path, anyio_backend: str):
+    path = tmp_path / "registry.yaml"
+    seed = registry_yaml({}, ["police.missing_episodes_12m"])
+    seed["agencies"] = [
+        *seed["agencies"],  # type: ignore[misc]
+        {"id": "police", "name": "Riverside Police", "type": "police"},
+    ]
+    path.write_text(yaml.safe_dump(seed))
+    env = {"JUNCTION_DATA_DIR": str(tmp_path / "var")}
+    result = CliRunner().invoke(cli, ["broker", "seed", "--file", str(path)], env=env)
+    assert result.exit_code == 0, result.output
+    assert "2 agencies, 0 connectors, 1 agreements" in result.stdout
+    assert "3 changes recorded" in result.stdout
+    log = open_audit_log(BrokerSettings(data_dir=tmp_path / "var"))
+    try:
+        page = log.search(SearchQuery(kind="registry_change"))
+    finally:
+        log.close()
+    assert len(page.entries) == 3
+    missing = CliRunner().invoke(
+        cli, ["broker", "seed", "--file", str(tmp_path / "nope.yaml")], env=env
+    )
+    assert missing.exit_code == 2
+    assert missing.stderr.startswith("error: cannot read")
