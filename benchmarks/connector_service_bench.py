@@ -5,7 +5,8 @@ serve`` does (real SQLite source, Fellegi-Sunter matcher, Rego local policy, sig
 local audit log with durable appends) and drives it through ``httpx.ASGITransport``
 with signed broker envelopes. Beside each HTTP figure it prints the time the same
 request spent in the source (``MappedAgency.match`` / ``fetch`` called directly, same
-run) and a raw Ed25519 sign+verify, the floor of one signed exchange.
+run), the durable append to the local audit log that every answer waits for, and a raw
+Ed25519 sign+verify, the floor of one signed exchange.
 
     .venv/bin/python benchmarks/connector_service_bench.py [--quick] [--people N]
 """
@@ -32,6 +33,7 @@ import httpx
 from connectors.config import load_service_config
 from connectors.protocol.keys import KeyPair
 from connectors.protocol.messages import FetchPerson, FetchRequest, MatchRequest, Subject
+from connectors.service import AuditEvent, AuditKind
 from connectors.service.wiring import build_connector
 from connectors.settings import ConnectorSettings
 from tests.connectors.town_kit import configure_agency, make_town
@@ -131,6 +133,10 @@ async def _run(people: int, requests: int) -> list[tuple[str, float, str, str]]:
                     )
                 )
             )
+    event = AuditEvent(
+        kind=AuditKind.FETCH, at=dt.datetime.now(dt.UTC), counterparty="broker", decision="ok"
+    )
+    appends = [_timed(lambda: built.audit.record(event)) for _ in range(min(requests, 200))]
     built.close()
     key = KeyPair.generate()
     payload = os.urandom(1024)
@@ -164,6 +170,7 @@ async def _run(people: int, requests: int) -> list[tuple[str, float, str, str]]:
             f"{_percentile(src_fetch, 0.99):.2f}",
             setup_text,
         ),
+        ("local audit append p50", statistics.median(appends), "-", "durable, SQLite, 1 writer"),
         ("Ed25519 sign+verify", statistics.median(raw), "-", "1 KB payload"),
     ]
 
@@ -176,8 +183,10 @@ def main() -> None:
     people = args.people or (2_000 if args.quick else 20_000)
     requests = 100 if args.quick else 500
     rows = asyncio.run(_run(people, requests))
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        f"machine: {platform.machine()}, {os.cpu_count()} cores (shared), load {load}, "
+        f"Python {platform.python_version()}"
     )
     print("| figure | value (ms, over HTTP) | source alone (ms) | target | setup |")
     print("|---|---|---|---|---|")
