@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from sqlalchemy.orm import Session
 
 from audit.entry import Kind
 from audit.log import AuditLog
@@ -182,7 +183,7 @@ class RegistryService:
             return _agency_out(row, repo.connector(session, agency_id))
 
     @staticmethod
-    def _agency(session: Any, agency_id: str) -> AgencyRow:
+    def _agency(session: Session, agency_id: str) -> AgencyRow:
         row = repo.agency(session, agency_id)
         if row is None:
             raise NotFound(f"no agency {agency_id!r} is registered; list them at /v1/agencies")
@@ -345,7 +346,7 @@ class RegistryService:
             actor, agreement_id, latest.version + 1, terms, "agreement_changed"
         )
 
-    def _check_parties(self, session: Any, parties: list[str]) -> None:
+    def _check_parties(self, session: Session, parties: list[str]) -> None:
         unknown = [p for p in parties if repo.agency(session, p) is None]
         if unknown:
             raise InvalidChange(f"parties not registered as agencies: {', '.join(unknown)}")

@@ -1,0 +1,98 @@
+"""The broker's database: migrations beside the audit log's, and failures as problems."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+import audit
+from audit.checkpoint import NoteSigner
+from audit.log import DEFAULT_ORIGIN, AuditLog
+from broker import db
+from broker.db import Database, create_engine, upgrade
+from broker.errors import ConfigurationError, StoreUnavailable
+from broker.identity import Role
+from broker.registry import RegistryService
+from tests.broker.foundation_kit import IssuerServer, running_broker
+
+pytestmark = pytest.mark.anyio
+
+BROKER_TABLES = {
+    "broker_agencies",
+    "broker_connectors",
+    "broker_agreements",
+    "broker_consents",
+    "broker_consent_subjects",
+    "broker_consent_states",
+}
+
+
+async def test_broker_and_audit_tables_share_a_database_with_separate_histories(
+    tmp_path: Path, dev_issuer: IssuerServer, database_url: str
+):
+    async with running_broker(tmp_path, dev_issuer, database_url=database_url) as broker:
+        url = broker.settings.resolved_database_url()
+        if not database_url:
+            # The kit keeps the audit log apart on SQLite; put one in the same file.
+            AuditLog.open(url, NoteSigner.generate(DEFAULT_ORIGIN)).close()
+        engine = create_engine(url)
+        upgrade(engine)  # a second upgrade changes nothing
+        with engine.connect() as conn:
+            tables = set(sa.inspect(conn).get_table_names())
+            broker_version = conn.execute(
+                sa.text("SELECT version_num FROM broker_alembic_version")
+            ).scalar_one()
+            audit_version = conn.execute(
+                sa.text("SELECT version_num FROM audit_alembic_version")
+            ).scalar_one()
+        engine.dispose()
+    assert tables >= BROKER_TABLES | {"audit_entries", "broker_alembic_version"}
+    assert broker_version == _head(Path(db.__file__).with_name("migrations"))
+    assert audit_version == _head(Path(audit.__file__).with_name("migrations"))
+
+
+def _head(location: Path) -> str:
+    config = Config()
+    config.set_main_option("script_location", str(location))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("sqlite://", "not an in-memory database"),
+        ("mysql+pymysql://root@127.0.0.1/x", "SQLite or PostgreSQL"),
+        ("nonsense", "cannot use database URL"),
+    ],
+)
+def test_an_unusable_database_url_is_a_configuration_error(url: str, words: str):
+    with pytest.raises(ConfigurationError) as caught:
+        Database.open(url)
+    assert words in caught.value.detail
+
+
+def test_an_unreachable_database_is_store_unavailable():
+    with pytest.raises(StoreUnavailable) as caught:
+        Database.open("postgresql+psycopg://postgres@127.0.0.1:1/junction")
+    assert "cannot prepare the broker's tables" in caught.value.detail
+
+
+async def test_a_database_failure_reaches_the_caller_as_503(
+    tmp_path: Path, dev_issuer: IssuerServer
+):
+    dead = Database(create_engine("postgresql+psycopg://postgres@127.0.0.1:1/junction"))
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        broker.app.state.registry = RegistryService(
+            dead, broker.audit, http=httpx.AsyncClient(), broker_name="broker"
+        )
+        response = await broker.client.get("/v1/agencies", headers=broker.as_(Role.ADMIN))
+    assert response.status_code == 503
+    assert response.json()["type"] == "urn:junction:problem:store-unavailable"
+    assert "try again shortly" in response.json()["detail"]
