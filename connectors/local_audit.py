@@ -66,14 +66,21 @@ class AuditLogRecorder:
         self._subject_key = subject_key
 
     @classmethod
-    def open(cls, url: str, key: KeyPair, *, agency_id: str, **options: float) -> AuditLogRecorder:
+    def open(
+        cls, url: str, key: KeyPair, *, agency_id: str, checkpoint_interval: float = 0.2
+    ) -> AuditLogRecorder:
         """Open (creating) the local log at ``url``, signed with the agency ``key``.
 
         Raises ``ConfigError`` if the database cannot be opened or holds another log.
         """
         origin = local_log_origin(agency_id)
         try:
-            log = AuditLog.open(url, NoteSigner(origin, key.private_key), origin=origin, **options)
+            log = AuditLog.open(
+                url,
+                NoteSigner(origin, key.private_key),
+                origin=origin,
+                checkpoint_interval=checkpoint_interval,
+            )
         except AuditError as exc:
             raise ConfigError(f"the local audit log at {url}: {exc}") from None
         return cls(log, agency_id=agency_id, subject_key=subject_key_for(key))
