@@ -34,3 +34,9 @@ class ConnectorSettings(BaseSettings):
     )
     max_clock_skew_seconds: int = Field(default=30, ge=0, le=300)
     replay_cache_size: int = Field(default=100_000, ge=1000)
+    checkpoint_reorder_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=300,
+        description="How long an older broker checkpoint counts as overtaken in flight.",
+    )

@@ -2,12 +2,16 @@
 
 Every fetch may carry the broker's latest signed checkpoint (a C2SP signed note, signed
 by the broker's log key, which the connector pins). The connector keeps the newest one
-it has seen and refuses a checkpoint that contradicts it:
+it has seen, and the roots of recent sizes, and refuses a checkpoint that contradicts
+them:
 
-- a smaller tree than one already seen (the log was truncated or rolled back);
-- the same size with a different root (two histories: a fork);
-- a larger tree whose consistency proof (RFC 6962 section 2.1.2) does not show that
-  it extends the stored one, when the broker sends a proof.
+- a size already seen with a different root (two histories: a fork);
+- a smaller tree than the newest one, once that newest one has been known for longer
+  than the reorder window (the log was truncated or rolled back). Within the window a
+  smaller tree is a request that was overtaken in flight by a later one: concurrent
+  queries read the broker's checkpoint moments apart;
+- a larger tree whose consistency proof (RFC 6962 section 2.1.2) does not show that it
+  extends the stored one, when the broker sends a proof.
 
 A larger tree without a proof is accepted and stored, so a broker that never proves
 consistency is still pinned to one history from then on: any later view that differs
@@ -18,6 +22,8 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,12 +62,21 @@ class CheckpointGuard:
         *,
         state_file: Path | None,
         verify_consistency: ConsistencyCheck | None = None,
+        reorder_window_seconds: float = 10.0,
+        history: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._verify_note = verify_note
         self._verify_consistency = verify_consistency
         self._state_file = state_file
+        self._window = reorder_window_seconds
+        self._history_size = history
+        self._clock = clock
         self._lock = threading.Lock()
         self._latest: CheckpointHead | None = None
+        # When the newest checkpoint arrived; a stored one counts as long known.
+        self._latest_since = float("-inf")
+        self._roots: OrderedDict[int, bytes] = OrderedDict()
         if state_file is not None and state_file.exists():
             try:
                 text = state_file.read_text(encoding="utf-8")
@@ -69,6 +84,7 @@ class CheckpointGuard:
                 raise ConfigError(f"cannot read {state_file}: {exc.strerror}") from None
             try:
                 self._latest = verify_note(text)
+                self._remember(self._latest)
             except CheckpointInvalid as exc:
                 raise ConfigError(
                     f"the stored broker checkpoint {state_file} does not verify under the "
@@ -90,9 +106,16 @@ class CheckpointGuard:
             latest = self._latest
             if latest is not None:
                 self._check_against(latest, head, proof)
+            self._remember(head)
             if latest is None or head.size > latest.size:
                 self._store(head)
         return head
+
+    def _remember(self, head: CheckpointHead) -> None:
+        self._roots[head.size] = head.root
+        self._roots.move_to_end(head.size)
+        while len(self._roots) > self._history_size:
+            self._roots.popitem(last=False)
 
     def _check_against(
         self, latest: CheckpointHead, head: CheckpointHead, proof: Sequence[bytes] | None
@@ -102,15 +125,16 @@ class CheckpointGuard:
                 f"the checkpoint is for log {head.origin!r}, but this connector follows "
                 f"{latest.origin!r}"
             )
-        if head.size < latest.size:
-            raise CheckpointRejected(
-                f"the broker's log has {head.size} entries, fewer than the {latest.size} "
-                "this connector has already seen: it was truncated or rolled back"
-            )
-        if head.size == latest.size and head.root != latest.root:
+        seen = self._roots.get(head.size)
+        if seen is not None and seen != head.root:
             raise CheckpointRejected(
                 f"the broker's log at size {head.size} has a different root than the one "
                 "this connector has seen: the log has forked"
+            )
+        if head.size < latest.size and self._clock() - self._latest_since > self._window:
+            raise CheckpointRejected(
+                f"the broker's log has {head.size} entries, fewer than the {latest.size} "
+                "this connector has already seen: it was truncated or rolled back"
             )
         if head.size > latest.size and proof is not None:
             check = self._verify_consistency
@@ -122,6 +146,7 @@ class CheckpointGuard:
 
     def _store(self, head: CheckpointHead) -> None:
         self._latest = head
+        self._latest_since = self._clock()
         if self._state_file is None:
             return
         tmp = self._state_file.with_suffix(self._state_file.suffix + ".tmp")

@@ -146,6 +146,7 @@ def build_connector(
         _note_verifier(config),
         state_file=config.state_dir / _STATE_FILE,
         verify_consistency=_consistent,
+        reorder_window_seconds=settings.checkpoint_reorder_seconds,
     )
     closers: list[Callable[[], None]] = [policy.close]
     try:

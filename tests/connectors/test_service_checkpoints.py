@@ -47,12 +47,46 @@ def test_the_newest_checkpoint_survives_a_restart_and_still_catches_a_fork(
     assert restarted.observe(_note(signer, 7)).size == 7
 
 
-def test_an_older_checkpoint_is_refused(tmp_path: Path) -> None:
-    signer = NoteSigner.generate(ORIGIN)
-    guard = CheckpointGuard(_verifier(signer), state_file=None)
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_older_checkpoint_is_refused_once_the_newer_one_is_settled() -> None:
+    signer, clock = NoteSigner.generate(ORIGIN), Clock()
+    guard = CheckpointGuard(
+        _verifier(signer), state_file=None, reorder_window_seconds=10, clock=clock
+    )
     guard.observe(_note(signer, 9))
+    clock.now += 11
     with pytest.raises(CheckpointRejected, match="fewer"):
         guard.observe(_note(signer, 4))
+
+
+def test_an_older_checkpoint_overtaken_in_flight_is_accepted_but_not_kept() -> None:
+    signer, clock = NoteSigner.generate(ORIGIN), Clock()
+    guard = CheckpointGuard(
+        _verifier(signer), state_file=None, reorder_window_seconds=10, clock=clock
+    )
+    guard.observe(_note(signer, 9))
+    clock.now += 2
+    assert guard.observe(_note(signer, 8)).size == 8
+    assert guard.latest is not None
+    assert guard.latest.size == 9
+    with pytest.raises(CheckpointRejected, match="forked"):
+        guard.observe(_note(signer, 8, tag=b"fork"))
+
+
+def test_after_a_restart_an_older_checkpoint_is_refused_at_once(tmp_path: Path) -> None:
+    signer = NoteSigner.generate(ORIGIN)
+    state = tmp_path / "broker-checkpoint.note"
+    CheckpointGuard(_verifier(signer), state_file=state).observe(_note(signer, 6))
+    restarted = CheckpointGuard(_verifier(signer), state_file=state)
+    with pytest.raises(CheckpointRejected, match="rolled back"):
+        restarted.observe(_note(signer, 5))
 
 
 def test_a_checkpoint_by_another_key_is_invalid_and_not_stored(tmp_path: Path) -> None:
