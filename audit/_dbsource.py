@@ -1,16 +1,22 @@
-"""Reads a log straight from its database for the verifier, in large ordered chunks."""
+"""Reads a log straight from its database for the verifier, in large ordered chunks.
+
+The full scan is the verifier's hot loop, so it talks to the driver's cursor directly
+(a server-side cursor on PostgreSQL) instead of building SQLAlchemy rows: on a million
+entries that is most of the difference between reading and hashing.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
-import sqlalchemy as sa
-
-from audit import _tables as t
 from audit.checkpoint import NoteVerifier
 from audit.store import Store
 from audit.verify import Chunk, Report, verify_source
+
+_ENTRIES = "SELECT idx, leaf, leaf_hash FROM audit_entries ORDER BY idx"
+_OPENINGS = "SELECT idx, name, salt, value FROM audit_openings WHERE idx BETWEEN {0} AND {0}"
+_ERASURES = "SELECT idx, erasure_idx FROM audit_erasures WHERE idx BETWEEN {0} AND {0}"
 
 
 class DatabaseSource:
@@ -24,39 +30,36 @@ class DatabaseSource:
         return self._store.checkpoints()
 
     def chunks(self, size: int) -> Generator[Chunk]:
-        e = t.entries.c
-        statement = sa.select(e.idx, e.leaf, e.leaf_hash).order_by(e.idx)
-        # Closing the result when the caller stops early releases PostgreSQL's
-        # server-side cursor at once rather than at garbage collection.
-        with (
-            self._store.read(snapshot=True) as conn,
-            conn.execution_options(yield_per=size).execute(statement) as result,
-        ):
-            for rows in result.partitions(size):
-                yield self._chunk(conn, rows)
+        postgres = self._store.is_postgres
+        mark = "%s" if postgres else "?"
+        openings_sql = _OPENINGS.format(mark)
+        erasures_sql = _ERASURES.format(mark)
+        with self._store.read(snapshot=True) as conn:
+            driver = conn.connection.driver_connection
+            assert driver is not None  # noqa: S101 - an open connection has one
+            scan = driver.cursor(name="audit_verify") if postgres else driver.cursor()
+            lookup = driver.cursor()
+            try:
+                if postgres:
+                    scan.itersize = size
+                scan.execute(_ENTRIES)
+                while rows := scan.fetchmany(size):
+                    yield _chunk(rows, lookup, openings_sql, erasures_sql)
+            finally:
+                scan.close()
+                lookup.close()
 
-    @staticmethod
-    def _chunk(conn: sa.Connection, rows: Sequence[Any]) -> Chunk:
-        o, x = t.openings.c, t.erasures.c
-        first, last = rows[0][0], rows[-1][0]
-        openings: dict[int, list[tuple[str, bytes, str]]] = {}
-        for idx, name, salt, value in conn.execute(
-            sa.select(o.idx, o.name, o.salt, o.value).where(o.idx.between(first, last))
-        ):
-            openings.setdefault(int(idx), []).append((name, bytes(salt), value))
-        erasures = {
-            int(idx): int(by)
-            for idx, by in conn.execute(
-                sa.select(x.idx, x.erasure_idx).where(x.idx.between(first, last))
-            )
-        }
-        return Chunk(
-            indexes=[int(row[0]) for row in rows],
-            leaves=[bytes(row[1]) for row in rows],
-            hashes=[bytes(row[2]) for row in rows],
-            openings=openings,
-            erasures=erasures,
-        )
+
+def _chunk(rows: Sequence[Any], lookup: Any, openings_sql: str, erasures_sql: str) -> Chunk:
+    bounds = (rows[0][0], rows[-1][0])
+    openings: dict[int, list[tuple[str, bytes, str]]] = {}
+    lookup.execute(openings_sql, bounds)
+    for idx, name, salt, value in lookup.fetchall():
+        openings.setdefault(idx, []).append((name, salt, value))
+    lookup.execute(erasures_sql, bounds)
+    erasures = dict(lookup.fetchall())
+    indexes, leaves, hashes = (list(column) for column in zip(*rows, strict=True))
+    return Chunk(indexes, leaves, hashes, openings, erasures)
 
 
 def verify_store(

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+# On SQLite only "INTEGER PRIMARY KEY" makes the key the rowid: entries are then stored
+# in index order, and a full scan is a sequential read instead of an index walk.
+_INDEX = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 metadata = sa.MetaData()
 
 entries = sa.Table(
     "audit_entries",
     metadata,
-    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("idx", _INDEX, primary_key=True, autoincrement=False),
     sa.Column("leaf", sa.LargeBinary, nullable=False),
     sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
     sa.Column("time_us", sa.BigInteger, nullable=False),
@@ -47,7 +51,7 @@ openings = sa.Table(
 erasures = sa.Table(
     "audit_erasures",
     metadata,
-    sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("idx", _INDEX, primary_key=True, autoincrement=False),
     sa.Column("erased_at_us", sa.BigInteger, nullable=False),
     sa.Column("erased_by", sa.String(200), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
@@ -57,14 +61,14 @@ erasures = sa.Table(
 nodes = sa.Table(
     "audit_nodes",
     metadata,
-    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("id", _INDEX, primary_key=True, autoincrement=False),
     sa.Column("hash", sa.LargeBinary(32), nullable=False),
 )
 
 checkpoints = sa.Table(
     "audit_checkpoints",
     metadata,
-    sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("size", _INDEX, primary_key=True, autoincrement=False),
     sa.Column("note", sa.Text, nullable=False),
     sa.Column("signed_at_us", sa.BigInteger, nullable=False),
 )

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from audit.canonical import CanonicalizationError, canonical_json
+from audit.canonical import CanonicalizationError, canonical_json_of_parsed
 from audit.errors import EntryError
 
 __all__ = [
@@ -78,7 +78,9 @@ def format_time(moment: datetime) -> str:
     """RFC 3339 UTC with microseconds, the one spelling a leaf uses."""
     if moment.tzinfo is None:
         raise EntryError("entry times must carry a time zone; use datetime.now(UTC)")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def commitment(salt: bytes, value: str) -> str:
@@ -131,8 +133,10 @@ class Entry:
         if not self.actor or not isinstance(self.actor, str):
             raise EntryError("an entry needs the actor who caused it")
         try:
-            kind = Kind(self.kind).value
-            decision = Decision(self.decision).value if self.decision is not None else None
+            kind = self.kind.value if isinstance(self.kind, Kind) else Kind(self.kind).value
+            decision = self.decision
+            if decision is not None:
+                decision = decision if isinstance(decision, Decision) else Decision(decision)
         except ValueError as exc:
             raise EntryError(str(exc)) from None
         for subject in self.subjects:
@@ -142,6 +146,16 @@ class Entry:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or len(value) > 200):
                 raise EntryError(f"{name} must be text of at most 200 characters")
+        for name in (
+            "legal_basis",
+            "request_digest",
+            "response_digest",
+            "policy_digest",
+            "exchange_id",
+        ):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise EntryError(f"{name} must be text")
         if self.erases is not None and (type(self.erases) is not int or self.erases < 0):
             raise EntryError("erases must be the index of an earlier entry")
         out: dict[str, Any] = {"kind": kind, "actor": self.actor}
@@ -150,7 +164,7 @@ class Entry:
             "counterparty_agency": self.counterparty_agency,
             "purpose": self.purpose,
             "legal_basis": self.legal_basis,
-            "decision": decision,
+            "decision": None if decision is None else decision.value,
             "request_digest": self.request_digest,
             "response_digest": self.response_digest,
             "policy_digest": self.policy_digest,
@@ -165,6 +179,8 @@ class Entry:
             ("subjects", self.subjects),
         ):
             if values:
+                if not all(isinstance(value, str) for value in values):
+                    raise EntryError(f"{key} must be a list of text")
                 out[key] = list(values)
         return out
 
@@ -178,7 +194,7 @@ class Opening:
     value: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PreparedEntry:
     """An entry turned into bytes by the caller's thread, ready for any index."""
 
@@ -210,7 +226,9 @@ def prepare(entry: Entry, now: datetime) -> PreparedEntry:
     if openings:
         fields["commitments"] = {o.name: commitment(o.salt, o.value) for o in openings}
     try:
-        body = canonical_json(fields)
+        # Every value is text, a list of text or an int by now (no floats), which is
+        # what canonical_json_of_parsed expects.
+        body = canonical_json_of_parsed(fields)
     except CanonicalizationError as exc:
         raise EntryError(f"the entry cannot be written as canonical JSON: {exc}") from None
     return PreparedEntry(

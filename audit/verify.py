@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 CHUNK_LEVEL = 14
+_COMMITMENTS = re.compile(rb'"commitments":\{([^}]*)\}')
 _PINPOINT_LIMIT = 4096
 
 
@@ -136,13 +138,6 @@ def _claimed(leaf: bytes) -> int | None:
         return None
 
 
-def _commitments(leaf: bytes) -> bytes | None:
-    start = leaf.find(b'"commitments":{')
-    if start < 0:
-        return None
-    return leaf[start + 14 : leaf.index(b"}", start) + 1]
-
-
 def _open_checkpoints(
     source: Source, verifier: NoteVerifier, origin: str, report: Report
 ) -> list[Checkpoint]:
@@ -177,7 +172,12 @@ def _open_checkpoints(
 
 
 def _entry_problem(chunk: Chunk, base: int, erased_by: dict[int, int]) -> Finding | None:
-    """The first problem among this chunk's rows, in index order."""
+    """The first problem among this chunk's rows, in index order.
+
+    Each check runs over the whole chunk at C speed (list equality, ``bytes`` search,
+    one regex over the joined leaves); only when one fails does a Python loop look for
+    the exact index.
+    """
     indexes, leaves = chunk.indexes, chunk.leaves
     problems: list[Finding] = []
     if indexes != list(range(base, base + len(indexes))):
@@ -189,36 +189,55 @@ def _entry_problem(chunk: Chunk, base: int, erased_by: dict[int, int]) -> Findin
         at = next(p for p, leaf in enumerate(leaves) if not leaf.endswith(_suffix(base + p)))
         problems.append(_misplaced(leaves, at, base))
         leaves = leaves[:at]
-    computed = [_sha256(b"\x00" + leaf).digest() for leaf in leaves]
+    sha256 = _sha256
+    computed = [sha256(b"\x00" + leaf).digest() for leaf in leaves]
     if computed != chunk.hashes[: len(computed)]:
         at = next(p for p, h in enumerate(computed) if h != chunk.hashes[p])
         detail = f"entry {base + at} does not hash to its stored leaf hash"
         problems.append(Finding(TamperKind.ENTRY_ALTERED, detail, base + at))
+    problems.extend(_private_problems(chunk, leaves, base, erased_by))
+    return min(problems, key=lambda f: f.index or 0) if problems else None
+
+
+def _private_problems(
+    chunk: Chunk, leaves: list[bytes], base: int, erased_by: dict[int, int]
+) -> list[Finding]:
+    problems = []
     limit = base + len(leaves)
+    held = 0
     for index, opened in chunk.openings.items():
-        commitments = _commitments(leaves[index - base]) if index < limit else b""
+        held += len(opened)
+        leaf = leaves[index - base] if base <= index < limit else b""
         for name, salt, value in opened:
             digest = _sha256(salt + value.encode()).hexdigest()
-            if (
-                commitments is None
-                or b'"%s":"%s"' % (name.encode(), digest.encode()) not in commitments
-            ):
+            # "name":"<64 hex>" can only be a commitment: other hex values in a leaf are
+            # list items or carry a prefix.
+            if b'"%s":"%s"' % (name.encode(), digest.encode()) not in leaf:
                 detail = f"private value {name!r} of entry {index} does not open its commitment"
                 problems.append(Finding(TamperKind.PRIVATE_VALUE_ALTERED, detail, index))
-    for position, leaf in enumerate(leaves):
-        commitments = _commitments(leaf)
-        index = base + position
-        held = len(chunk.openings.get(index, ()))
-        if commitments is not None and index not in erased_by and held != commitments.count(b":"):
-            detail = f"entry {index} lost private values without an erasure entry"
-            problems.append(Finding(TamperKind.PRIVATE_VALUE_MISSING, detail, index))
+    erased_here = [i for i in chunk.erasures if base <= i < limit]
+    committed = sum(c.count(b":") for c in _COMMITMENTS.findall(b"\n".join(leaves)))
+    committed -= sum(_commitment_count(leaves[i - base]) for i in erased_here)
+    if committed != held:
+        for position, leaf in enumerate(leaves):
+            index = base + position
+            expected = 0 if index in erased_by else _commitment_count(leaf)
+            if expected != len(chunk.openings.get(index, ())):
+                detail = f"entry {index} lost private values without an erasure entry"
+                problems.append(Finding(TamperKind.PRIVATE_VALUE_MISSING, detail, index))
+                break
     for erased, erasure_index in erased_by.items():
         if base <= erasure_index < limit:
             leaf = leaves[erasure_index - base]
             if b'"erases":%d,' % erased not in leaf:
                 detail = f"entry {erased} was erased, but entry {erasure_index} does not record it"
                 problems.append(Finding(TamperKind.ERASURE_UNLOGGED, detail, erased))
-    return min(problems, key=lambda f: f.index or 0) if problems else None
+    return problems
+
+
+def _commitment_count(leaf: bytes) -> int:
+    found = _COMMITMENTS.search(leaf)
+    return 0 if found is None else found.group(1).count(b":")
 
 
 def _misplaced(leaves: list[bytes], at: int, base: int) -> Finding:

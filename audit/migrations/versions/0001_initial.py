@@ -14,11 +14,15 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
+# On SQLite only "INTEGER PRIMARY KEY" makes the key the rowid: entries are then stored
+# in index order, and a full scan is a sequential read instead of an index walk.
+_INDEX = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 
 def upgrade() -> None:
     op.create_table(
         "audit_entries",
-        sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("idx", _INDEX, primary_key=True, autoincrement=False),
         sa.Column("leaf", sa.LargeBinary, nullable=False),
         sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
         sa.Column("time_us", sa.BigInteger, nullable=False),
@@ -47,7 +51,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "audit_erasures",
-        sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("idx", _INDEX, primary_key=True, autoincrement=False),
         sa.Column("erased_at_us", sa.BigInteger, nullable=False),
         sa.Column("erased_by", sa.String(200), nullable=False),
         sa.Column("reason", sa.Text, nullable=False),
@@ -55,12 +59,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "audit_nodes",
-        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("id", _INDEX, primary_key=True, autoincrement=False),
         sa.Column("hash", sa.LargeBinary(32), nullable=False),
     )
     op.create_table(
         "audit_checkpoints",
-        sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("size", _INDEX, primary_key=True, autoincrement=False),
         sa.Column("note", sa.Text, nullable=False),
         sa.Column("signed_at_us", sa.BigInteger, nullable=False),
     )
