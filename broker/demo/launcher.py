@@ -1,0 +1,124 @@
+"""Starting and stopping the demo's processes: six connectors, then the broker.
+
+Each process runs the ordinary ``junction`` command (``connector serve``, ``broker
+serve``), so the demo exercises exactly what an operator would run. The launcher waits
+until each answers its health check, seeds the registry once the connectors are up, and
+stops everything (SIGTERM, then SIGKILL after a grace period) when asked or on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from broker.demo.layout import AGENCY_FILES, DemoLayout
+
+__all__ = ["DemoProcesses", "LaunchError"]
+
+
+class LaunchError(Exception):
+    """A demo process did not start; the message says which and where its log is."""
+
+
+def _junction() -> list[str]:
+    return [sys.executable, "-m", "broker.cli"]
+
+
+@dataclass
+class DemoProcesses:
+    """The running demo. Use as a context manager, or call ``stop``."""
+
+    layout: DemoLayout
+    log_dir: Path
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def _spawn(self, name: str, args: list[str], env: Mapping[str, str]) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.log_dir / f"{name}.log").open("ab")
+        environment = {**os.environ, **self.extra_env, **env}
+        self.processes[name] = subprocess.Popen(  # noqa: S603 - our own command line
+            _junction() + args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            start_new_session=True,
+        )
+        log.close()
+
+    def _wait_healthy(self, name: str, url: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        process = self.processes[name]
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise LaunchError(
+                    f"{name} exited with code {process.returncode}; see "
+                    f"{self.log_dir / (name + '.log')}"
+                )
+            try:
+                if httpx.get(url + "/health", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise LaunchError(f"{name} did not answer at {url} within {timeout:.0f} s")
+
+    def start_connectors(self, timeout: float = 60.0) -> None:
+        for agency in AGENCY_FILES:
+            self._spawn(
+                f"connector-{agency}",
+                ["connector", "serve", "--config", str(self.layout.agency_config(agency))],
+                self.layout.connector_environ(),
+            )
+        for agency in AGENCY_FILES:
+            self._wait_healthy(f"connector-{agency}", self.layout.connector_url(agency), timeout)
+
+    def seed_registry(self) -> str:
+        """Register the agencies, connectors and agreements (repeatable, audited)."""
+        result = subprocess.run(  # noqa: S603 - our own command line
+            [*_junction(), "broker", "seed", "--file", str(self.layout.registry_file)],
+            env={**os.environ, **self.extra_env, **self.layout.broker_environ()},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise LaunchError(f"seeding the registry failed: {result.stderr.strip()}")
+        return result.stdout.strip()
+
+    def start_broker(self, timeout: float = 60.0, name: str = "broker") -> None:
+        self._spawn(name, ["broker", "serve"], self.layout.broker_environ())
+        self._wait_healthy(name, self.layout.broker_url(), timeout)
+
+    def start(self) -> None:
+        self.start_connectors()
+        self.seed_registry()
+        self.start_broker()
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop every process: SIGTERM, then SIGKILL whatever is left after ``grace``."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> DemoProcesses:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

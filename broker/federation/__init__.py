@@ -1,0 +1,1 @@
+"""Talking to agency connectors: signed requests, deadlines, breakers, and linking."""

@@ -1,0 +1,134 @@
+"""Routes of the family query. Thin: validation and roles here, logic in the services."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import BaseModel, StringConstraints
+
+from broker.identity.dependencies import require, roles_text
+from broker.identity.principal import Principal, Role
+from broker.queries.follow_up import FollowUpService, LinkDecided, ReceiptProofs
+from broker.queries.schemas import FamilyQueryRequest, FamilyView, LinkDecisionIn
+from broker.queries.service import FamilyQueryService
+from broker.queries.store import QueryStore
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/family-queries", tags=["family queries"])
+IdempotencyKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
+]
+
+
+class QuerySummary(BaseModel):
+    query_id: str
+    purpose: str
+    status: str
+    created_at: dt.datetime
+    entries: list[int]
+    release_entry: int | None
+
+
+def _queries(request: Request) -> FamilyQueryService:
+    service: FamilyQueryService = request.app.state.family_queries
+    return service
+
+
+def _store(request: Request) -> QueryStore:
+    store: QueryStore = request.app.state.query_store
+    return store
+
+
+def _follow_up(request: Request) -> FollowUpService:
+    service: FollowUpService = request.app.state.follow_up
+    return service
+
+
+@router.post(
+    "",
+    description=roles_text(Role.CASEWORKER)
+    + " Ask every agency that may answer about a family; returns the joined-up view."
+    " Send an `Idempotency-Key` header so a retried request is answered again rather"
+    " than run twice.",
+)
+async def create_family_query(
+    body: FamilyQueryRequest,
+    response: Response,
+    principal: Annotated[Principal, Depends(require(Role.CASEWORKER))],
+    service: Annotated[FamilyQueryService, Depends(_queries)],
+    store: Annotated[QueryStore, Depends(_store)],
+    idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
+) -> FamilyView:
+    claim = None
+    if idempotency_key is not None:
+        request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+        claim = store.claim(principal.subject, idempotency_key, request_hash)
+        if claim.answer is not None:
+            response.headers["Idempotent-Replayed"] = "true"
+            return claim.answer
+    try:
+        view = await service.run(principal, body)
+    except BaseException:
+        if claim is not None:
+            store.release(claim)
+        raise
+    store.record_query(principal.subject, principal.agency, view)
+    if claim is not None:
+        store.complete(claim, view)
+    return view
+
+
+@router.get(
+    "",
+    description=roles_text(Role.CASEWORKER, Role.IG_OFFICER)
+    + " Recent family queries: a caseworker sees their own, an IG officer everyone's.",
+)
+async def list_family_queries(
+    principal: Annotated[Principal, Depends(require(Role.CASEWORKER, Role.IG_OFFICER))],
+    service: Annotated[FollowUpService, Depends(_follow_up)],
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[QuerySummary]:
+    return [
+        QuerySummary(
+            query_id=row.query_id,
+            purpose=row.purpose,
+            status=row.status,
+            created_at=row.created_at,
+            entries=list(row.entries),
+            release_entry=row.release_entry,
+        )
+        for row in service.queries(principal, limit)
+    ]
+
+
+@router.get(
+    "/{query_id}/receipt",
+    description=roles_text(Role.CASEWORKER, Role.IG_OFFICER)
+    + " The audit receipt of a query: every entry's inclusion proof against one signed"
+    " checkpoint. A caseworker may read the receipts of their own queries only.",
+)
+async def family_query_receipt(
+    query_id: Annotated[str, StringConstraints(max_length=64)],
+    principal: Annotated[Principal, Depends(require(Role.CASEWORKER, Role.IG_OFFICER))],
+    service: Annotated[FollowUpService, Depends(_follow_up)],
+) -> ReceiptProofs:
+    return await service.receipt(principal, query_id)
+
+
+@router.post(
+    "/{query_id}/links",
+    description=roles_text(Role.CASEWORKER)
+    + " Confirm or reject a link the query marked uncertain. Audited; later queries use"
+    " the decision.",
+)
+async def decide_link(
+    query_id: Annotated[str, StringConstraints(max_length=64)],
+    body: LinkDecisionIn,
+    principal: Annotated[Principal, Depends(require(Role.CASEWORKER))],
+    service: Annotated[FollowUpService, Depends(_follow_up)],
+) -> LinkDecided:
+    return await service.decide_link(principal, query_id, body)

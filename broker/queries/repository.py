@@ -1,0 +1,76 @@
+"""All SQL of the family query: receipts, idempotency keys, links."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from broker.queries.models import (
+    FamilyQueryRow,
+    IdempotencyRow,
+    LinkDecisionRow,
+    UncertainLinkRow,
+)
+
+__all__ = [
+    "add",
+    "claim_idempotency_key",
+    "delete_expired_keys",
+    "link_decisions",
+    "queries_of",
+    "query",
+    "uncertain_link",
+]
+
+
+def add(session: Session, row: FamilyQueryRow | UncertainLinkRow | LinkDecisionRow) -> None:
+    session.add(row)
+
+
+def query(session: Session, query_id: str) -> FamilyQueryRow | None:
+    return session.get(FamilyQueryRow, query_id)
+
+
+def queries_of(
+    session: Session, actor: str | None, *, before: datetime | None, limit: int
+) -> Sequence[FamilyQueryRow]:
+    statement = sa.select(FamilyQueryRow).order_by(FamilyQueryRow.created_at.desc()).limit(limit)
+    if actor is not None:
+        statement = statement.where(FamilyQueryRow.actor == actor)
+    if before is not None:
+        statement = statement.where(FamilyQueryRow.created_at < before)
+    return session.scalars(statement).all()
+
+
+def delete_expired_keys(session: Session, now: datetime) -> None:
+    session.execute(sa.delete(IdempotencyRow).where(IdempotencyRow.expires_at < now))
+
+
+def idempotency_row(session: Session, key: str) -> IdempotencyRow | None:
+    return session.get(IdempotencyRow, key)
+
+
+def claim_idempotency_key(session: Session, row: IdempotencyRow) -> None:
+    """Insert the key; a concurrent claim of the same key fails on the primary key."""
+    session.add(row)
+    session.flush()
+
+
+def uncertain_link(session: Session, query_id: str, link_id: str) -> UncertainLinkRow | None:
+    return session.get(UncertainLinkRow, (query_id, link_id))
+
+
+def link_decisions(session: Session, keys: Collection[str]) -> Sequence[LinkDecisionRow]:
+    if not keys:
+        return []
+    statement = sa.select(LinkDecisionRow).where(
+        LinkDecisionRow.left_key.in_(keys) | LinkDecisionRow.right_key.in_(keys)
+    )
+    return session.scalars(statement).all()
+
+
+def link_decision(session: Session, link_id: str) -> LinkDecisionRow | None:
+    return session.get(LinkDecisionRow, link_id)

@@ -1,0 +1,192 @@
+"""The family query's API: what a caseworker sends, and the family view they get back."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from connectors.protocol.messages import FactValue
+
+__all__ = [
+    "AgencyStatus",
+    "AgencyStatusView",
+    "BreakGlassIn",
+    "FactView",
+    "FamilyQueryRequest",
+    "FamilyView",
+    "LinkDecisionIn",
+    "LinkView",
+    "MemberView",
+    "NeedView",
+    "ReasonView",
+    "ReceiptView",
+    "RecordView",
+    "SubjectIn",
+    "WithheldView",
+]
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class SubjectIn(_In):
+    """What the caseworker knows about the person the query is about."""
+
+    given_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    family_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    date_of_birth: dt.date | None = None
+    sex: Literal["F", "M", "X"] | None = None
+    postcode: Annotated[str, StringConstraints(max_length=10)] | None = None
+    identifiers: dict[
+        Literal["nhs_number", "upn", "ni_number", "uprn"],
+        Annotated[str, StringConstraints(min_length=1, max_length=20)],
+    ] = Field(default_factory=dict)
+
+
+class BreakGlassIn(_In):
+    reason_code: Slug
+    text: Annotated[str, StringConstraints(min_length=10, max_length=1000)]
+
+
+class FamilyQueryRequest(_In):
+    """One joined-up question about a family."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "subject": {
+                        "given_name": "Amelia",
+                        "family_name": "Okafor",
+                        "date_of_birth": "2014-05-02",
+                        "postcode": "NB1 4QT",
+                        "identifiers": {"nhs_number": "9434765919"},
+                    },
+                    "purpose": "early_help_assessment",
+                    "legal_basis": "public_task",
+                    "gateway": "children_act_2004_s10",
+                    "case_reference": "EH-2026-0413",
+                    "justification": "School raised attendance and welfare concerns.",
+                }
+            ]
+        },
+    )
+
+    subject: SubjectIn
+    purpose: Slug
+    legal_basis: Literal["consent", "public_task"]
+    gateway: Slug | None = None
+    case_reference: Text | None = None
+    justification: Annotated[str, StringConstraints(min_length=10, max_length=2000)]
+    conditions: list[Slug] = Field(default_factory=list, max_length=10)
+    consent_not_sought_reason: Slug | None = None
+    override_reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    break_glass: BreakGlassIn | None = None
+    include_household: bool = True
+    fields: list[Annotated[str, StringConstraints(max_length=100)]] | None = Field(
+        default=None, description="Limit the request to these fields; default all offered."
+    )
+
+
+AgencyStatus = Literal["ok", "no_record", "withheld", "refused", "timeout", "error"]
+
+
+class ReasonView(BaseModel):
+    code: str
+    text: str
+
+
+class AgencyStatusView(BaseModel):
+    agency_id: str
+    agency_name: str
+    status: AgencyStatus
+    detail: str = ""
+    elapsed_ms: float | None = None
+    reasons: list[ReasonView] = Field(default_factory=list)
+
+
+class FactView(BaseModel):
+    field: str
+    value: FactValue
+    source_agency: str
+    as_of: dt.datetime
+
+
+class WithheldView(BaseModel):
+    agency_id: str
+    field: str | None = Field(description="None when the whole record was withheld.")
+    code: str
+    reason: str
+
+
+class RecordView(BaseModel):
+    agency_id: str
+    ref: str
+    match_score: float | None = None
+
+
+class LinkView(BaseModel):
+    link_id: str = Field(description="Pass to the links endpoint to confirm or reject.")
+    left: str = Field(description="agency:ref of one record")
+    right: str = Field(description="agency:ref of the other")
+    left_member: str | None = None
+    right_member: str | None = None
+    confidence: float
+    explanation: dict[str, str]
+    decided_by: str
+
+
+class MemberView(BaseModel):
+    member_id: str
+    is_subject: bool
+    relationship: str | None
+    confidence: float
+    links: list[LinkView]
+    records: list[RecordView]
+    known_to: list[str] = Field(description="Agencies that may only say they know the person.")
+    facts: dict[str, list[FactView]] = Field(description="Released facts by domain.")
+    withheld: list[WithheldView]
+
+
+class NeedView(BaseModel):
+    code: str
+    title: str
+    status: Literal["met", "not_met", "unknown"]
+    evidence: list[str]
+
+
+class ReceiptView(BaseModel):
+    entries: list[int] = Field(description="Audit log indexes of every exchange of this query.")
+    release_entry: int | None
+    checkpoint: str | None = Field(description="The latest signed checkpoint (C2SP note).")
+    tree_size: int | None
+    proofs: str = Field(description="Where to get inclusion proofs for the entries.")
+
+
+class FamilyView(BaseModel):
+    query_id: str
+    status: Literal["complete", "partial", "refused"]
+    created_at: dt.datetime
+    purpose: str
+    legal_basis: str
+    refusal: list[ReasonView] = Field(default_factory=list)
+    obligations: list[ReasonView] = Field(default_factory=list)
+    agencies: list[AgencyStatusView] = Field(default_factory=list)
+    members: list[MemberView] = Field(default_factory=list)
+    uncertain_links: list[LinkView] = Field(default_factory=list)
+    needs: list[NeedView] = Field(default_factory=list)
+    flags: list[str] = Field(default_factory=list, description="Exchanges that were flagged.")
+    policy_digest: str | None = None
+    receipt: ReceiptView | None = None
+
+
+class LinkDecisionIn(_In):
+    link_id: Annotated[str, StringConstraints(min_length=1, max_length=300)]
+    decision: Literal["confirm", "reject"]

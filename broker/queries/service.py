@@ -1,0 +1,605 @@
+"""The family query, end to end (see DESIGN.md, "One family query").
+
+submit check -> match at every agency policy allows -> link people across agencies ->
+one policy decision for every (agency, person) -> signed fetches carrying only the
+permitted fields -> every answer checked against the decision -> audit entries durable
+-> release. Every exchange that crosses a boundary is one audit entry, written before
+anything from it is released; the answer always comes back, with each agency's status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from audit.entry import Decision, Entry, Kind
+from audit.log import AuditLog
+from broker.errors import BrokerError
+from broker.federation.client import CallOutcome, CallStatus, ConnectorClient, ConnectorEndpoint
+from broker.federation.linking import LinkDecisions, LinkRecord, link_records
+from broker.identity.principal import Principal
+from broker.queries.ports import (
+    ConnectorInfo,
+    ConsentReader,
+    LinkRegister,
+    PolicyDecider,
+    RegistryReader,
+)
+from broker.queries.render import ViewBuilder
+from broker.queries.schemas import AgencyStatusView, FamilyQueryRequest, FamilyView, ReasonView
+from broker.subjects import IDENTIFIER_KINDS, SubjectKeys
+from connectors.protocol.messages import (
+    FetchPerson,
+    FetchRequest,
+    FetchResponse,
+    FetchStatus,
+    MatchRequest,
+    MatchResponse,
+    MatchStatus,
+    Subject,
+)
+from policies.model import (
+    BreakGlass,
+    ExchangeDecision,
+    FamilyDecision,
+    FamilyQueryInput,
+    OfferedField,
+    Person,
+    Provider,
+    QueryRequest,
+    Requester,
+)
+
+__all__ = ["FamilyQueryService", "QuerySettings"]
+
+_log = structlog.get_logger("junction.queries")
+SUBJECT_PROBE = "subject"
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySettings:
+    deadline_seconds: float = 5.0
+    agency_timeout_seconds: float = 3.0
+    accept_match_score: float = 0.9
+    link_accept: float = 0.95
+    link_review: float = 0.5
+
+
+@dataclass
+class _Run:
+    """Everything one query accumulates on its way through the flow."""
+
+    query_id: str
+    principal: Principal
+    request: FamilyQueryRequest
+    now: dt.datetime
+    started: float
+    subject_refs: list[str]
+    entries: list[int] = field(default_factory=list)
+    statuses: dict[str, AgencyStatusView] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+
+
+class FamilyQueryService:
+    """Runs family queries. One instance per broker process; safe for concurrent use."""
+
+    def __init__(
+        self,
+        *,
+        client: ConnectorClient,
+        registry: RegistryReader,
+        consents: ConsentReader,
+        links: LinkRegister,
+        policy: PolicyDecider,
+        audit: AuditLog,
+        subjects: SubjectKeys,
+        settings: QuerySettings | None = None,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._client = client
+        self._registry = registry
+        self._consents = consents
+        self._links = links
+        self._policy = policy
+        self._audit = audit
+        self._subjects = subjects
+        self._settings = settings or QuerySettings()
+        self._clock = clock
+
+    # -- the flow -----------------------------------------------------------------------
+
+    async def run(self, principal: Principal, request: FamilyQueryRequest) -> FamilyView:
+        """Answer one family query. Raises ``BrokerError`` only if nothing can be audited."""
+        run = _Run(
+            query_id=uuid.uuid4().hex,
+            principal=principal,
+            request=request,
+            now=self._clock(),
+            started=time.monotonic(),
+            subject_refs=self._subject_references(request),
+        )
+        connectors = list(self._registry.connectors_for_matching())
+        eligibility = self._decide(run, connectors, persons=None)
+        await self._record_submission(run, eligibility)
+        view = ViewBuilder(run.query_id, request, run.now, eligibility.bundle_digest)
+        if not eligibility.allow:
+            view.refuse(eligibility.submit.reasons)
+            return await self._release(run, view, released_fields=())
+        view.obligations(eligibility.submit.obligations)
+
+        eligible = [c for c in connectors if self._may_match(eligibility, c, run)]
+        matches = await self._match_all(run, eligible)
+        records = self._link_records(matches)
+        confirmed, rejected = self._links.decisions_for([r.key for r in records])
+        linkage = link_records(
+            records,
+            decisions=LinkDecisions(frozenset(confirmed), frozenset(rejected)),
+            accept=self._settings.link_accept,
+            review=self._settings.link_review,
+        )
+        view.members(linkage)
+        if linkage.uncertain:
+            self._links.remember_uncertain(
+                run.query_id,
+                principal.subject,
+                [(link.left, link.right, link.probability) for link in linkage.uncertain],
+            )
+
+        by_agency = {c.agency_id: c for c in eligible}
+        persons = {
+            agency: [r.ref for r in records if r.agency_id == agency]
+            for agency in {r.agency_id for r in records}
+        }
+        decision = self._decide(run, [by_agency[a] for a in persons], persons=(persons, linkage))
+        fetched = await self._fetch_all(run, by_agency, decision, persons)
+        released: list[str] = []
+        for agency, outcome in fetched.items():
+            released += view.add_facts(agency, outcome, decision)
+        for exchange in decision.exchanges:
+            view.add_decision(exchange)
+        view.statuses(run.statuses.values(), [c.agency_id for c in connectors])
+        view.flags(run.flags)
+        return await self._release(run, view, released_fields=released)
+
+    # -- policy ---------------------------------------------------------------------------
+
+    def _decide(
+        self,
+        run: _Run,
+        connectors: Sequence[ConnectorInfo],
+        *,
+        persons: tuple[dict[str, list[str]], object] | None,
+    ) -> FamilyDecision:
+        request = run.request
+        principal = run.principal
+        query = QueryRequest(
+            requester=Requester(
+                agency_id=principal.agency,
+                agency_type=self._registry.agency_type(principal.agency),
+                role=principal.role,
+            ),
+            purpose=request.purpose,
+            legal_basis=request.legal_basis,
+            gateway=request.gateway,
+            case_reference=request.case_reference,
+            justification=request.justification,
+            conditions=request.conditions,
+            consent_not_sought_reason=request.consent_not_sought_reason,
+            override_reason=request.override_reason,
+            break_glass=(
+                BreakGlass(
+                    reason_code=request.break_glass.reason_code,
+                    text=request.break_glass.text,
+                    started_at=run.now,
+                )
+                if request.break_glass
+                else None
+            ),
+            time=run.now,
+        )
+        providers = []
+        for connector in connectors:
+            offered = [
+                OfferedField.model_validate({"name": f.name, "sensitivity": f.sensitivity})
+                for f in connector.fields
+            ]
+            wanted = [f.name for f in connector.fields]
+            if request.fields is not None:
+                wanted = [name for name in wanted if name in request.fields]
+            refs = [SUBJECT_PROBE] if persons is None else persons[0].get(connector.agency_id, [])
+            providers.append(
+                Provider(
+                    agency_id=connector.agency_id,
+                    agency_type=connector.agency_type,
+                    agreements=self._registry.agreements_between(
+                        principal.agency, connector.agency_id, run.now
+                    ),
+                    fields=offered,
+                    requested_fields=wanted,
+                    persons=[self._person(run, connector.agency_id, ref) for ref in refs],
+                )
+            )
+        return self._policy.decide(FamilyQueryInput(request=query, providers=providers))
+
+    def _person_keys(self, run: _Run, agency: str, ref: str) -> list[str]:
+        if ref == SUBJECT_PROBE:
+            return run.subject_refs
+        return [self._local_key(agency, ref)]
+
+    def _person(self, run: _Run, agency: str, ref: str) -> Person:
+        keys = self._person_keys(run, agency, ref)
+        found = self._consents.consents_for(keys, run.request.purpose, run.now)
+        consents = [record for key in keys for record in found.get(key, [])]
+        return Person(ref=ref, consents=consents)
+
+    def _may_match(self, decision: FamilyDecision, connector: ConnectorInfo, run: _Run) -> bool:
+        try:
+            exchange = decision.exchange(connector.agency_id, SUBJECT_PROBE)
+        except KeyError:
+            exchange = None
+        if exchange is not None and exchange.allow and exchange.tier != "none":
+            return True
+        reasons = [
+            ReasonView(code=r.code, text=r.text) for r in (exchange.reasons if exchange else [])
+        ]
+        run.statuses[connector.agency_id] = AgencyStatusView(
+            agency_id=connector.agency_id,
+            agency_name=connector.agency_name,
+            status="withheld",
+            detail="policy does not allow asking this agency for this purpose",
+            reasons=reasons,
+        )
+        return False
+
+    # -- audit ----------------------------------------------------------------------------
+
+    def _subject_references(self, request: FamilyQueryRequest) -> list[str]:
+        return [
+            self._subjects.reference(kind, value)
+            for kind, value in sorted(request.subject.identifiers.items())
+            if kind in IDENTIFIER_KINDS
+        ]
+
+    def _local_key(self, agency: str, ref: str) -> str:
+        return self._subjects.reference("local_ref", f"{agency}:{ref}")
+
+    async def _append(self, run: _Run, entry: Entry) -> int:
+        index = await self._audit.append_async(entry)
+        run.entries.append(index)
+        return index
+
+    async def _record_submission(self, run: _Run, decision: FamilyDecision) -> None:
+        request, principal = run.request, run.principal
+        private = {"justification": request.justification}
+        if request.case_reference:
+            private["case_reference"] = request.case_reference
+        base = {
+            "actor": principal.subject,
+            "actor_agency": principal.agency,
+            "purpose": request.purpose,
+            "legal_basis": _basis(request),
+            "subjects": tuple(run.subject_refs),
+            "policy_digest": decision.bundle_digest,
+            "query_id": run.query_id,
+            "time": run.now,
+        }
+        await self._append(
+            run,
+            Entry(
+                kind=Kind.QUERY_SUBMITTED if decision.allow else Kind.REFUSAL,
+                decision=Decision.ALLOW if decision.allow else Decision.DENY,
+                reasons=tuple(r.code for r in decision.submit.reasons),
+                private=private,
+                **base,  # type: ignore[arg-type]
+            ),
+        )
+        if request.break_glass is not None and decision.allow:
+            await self._append(
+                run,
+                Entry(
+                    kind=Kind.BREAK_GLASS,
+                    decision=Decision.ALLOW,
+                    reasons=(request.break_glass.reason_code,),
+                    private={"break_glass_text": request.break_glass.text},
+                    **base,  # type: ignore[arg-type]
+                ),
+            )
+
+    # -- match ----------------------------------------------------------------------------
+
+    def _budget(self, run: _Run) -> float:
+        remaining = self._settings.deadline_seconds - (time.monotonic() - run.started)
+        return max(0.0, min(self._settings.agency_timeout_seconds, remaining))
+
+    async def _match_all(
+        self, run: _Run, connectors: Sequence[ConnectorInfo]
+    ) -> dict[str, MatchResponse]:
+        request = run.request
+        subject = Subject(
+            given_name=request.subject.given_name,
+            family_name=request.subject.family_name,
+            date_of_birth=request.subject.date_of_birth,
+            sex=request.subject.sex,
+            postcode=request.subject.postcode,
+            identifiers=dict(request.subject.identifiers),
+        )
+        message = MatchRequest(
+            query_id=run.query_id,
+            requester_agency=run.principal.agency,
+            purpose=request.purpose,
+            subject=subject,
+            include_household=request.include_household,
+        )
+
+        async def one(connector: ConnectorInfo) -> tuple[ConnectorInfo, CallOutcome[MatchResponse]]:
+            endpoint = ConnectorEndpoint(connector.agency_id, connector.base_url)
+            return connector, await self._client.match(endpoint, message, self._budget(run))
+
+        results = await asyncio.gather(*(one(c) for c in connectors))
+        matched: dict[str, MatchResponse] = {}
+        entries = []
+        for connector, outcome in results:
+            status, detail, reasons = self._match_status(outcome)
+            run.statuses[connector.agency_id] = AgencyStatusView(
+                agency_id=connector.agency_id,
+                agency_name=connector.agency_name,
+                status=status,
+                detail=detail,
+                elapsed_ms=round(outcome.elapsed * 1000, 1),
+                reasons=reasons,
+            )
+            if outcome.message is not None and outcome.message.status is MatchStatus.MATCHED:
+                matched[connector.agency_id] = outcome.message
+            entries.append(self._exchange_entry(run, Kind.MATCH, connector, outcome, status=status))
+        await asyncio.gather(*(self._append(run, entry) for entry in entries))
+        return matched
+
+    @staticmethod
+    def _match_status(
+        outcome: CallOutcome[MatchResponse],
+    ) -> tuple[str, str, list[ReasonView]]:
+        if outcome.status is CallStatus.TIMEOUT:
+            return "timeout", outcome.detail, []
+        if outcome.message is None:
+            return "error", outcome.detail, []
+        answer = outcome.message
+        if answer.status is MatchStatus.REFUSED:
+            refusal = answer.refusal
+            reasons = [ReasonView(code=refusal.code, text=refusal.reason)] if refusal else []
+            return "refused", "the agency's own policy refused the request", reasons
+        if answer.status is MatchStatus.NO_RECORD or not answer.candidates:
+            return "no_record", "", []
+        return "ok", "", []
+
+    def _link_records(self, matches: dict[str, MatchResponse]) -> list[LinkRecord]:
+        records: list[LinkRecord] = []
+        for agency, answer in sorted(matches.items()):
+            accepted = [
+                c for c in answer.candidates if c.score >= self._settings.accept_match_score
+            ]
+            if len(accepted) != 1:
+                continue  # nothing certain, or ambiguous: do not guess who the subject is
+            best = accepted[0]
+            records.append(LinkRecord(agency, best.ref, best.tokens, True, None, best.score))
+            for member in best.household:
+                records.append(
+                    LinkRecord(agency, member.ref, member.tokens, False, member.relationship)
+                )
+        return records
+
+    # -- fetch ----------------------------------------------------------------------------
+
+    async def _fetch_all(
+        self,
+        run: _Run,
+        connectors: dict[str, ConnectorInfo],
+        decision: FamilyDecision,
+        persons: dict[str, list[str]],
+    ) -> dict[str, CallOutcome[FetchResponse]]:
+        checkpoint = self._audit.latest_checkpoint_note()
+
+        async def one(agency: str) -> tuple[str, CallOutcome[FetchResponse]] | None:
+            wanted = []
+            for ref in persons[agency]:
+                exchange = _exchange(decision, agency, ref)
+                if (
+                    exchange
+                    and exchange.allow
+                    and exchange.tier == "full"
+                    and exchange.permitted_fields
+                ):
+                    wanted.append(FetchPerson(ref=ref, fields=list(exchange.permitted_fields)))
+            if not wanted:
+                return None
+            message = FetchRequest(
+                query_id=run.query_id,
+                exchange_id=uuid.uuid4().hex,
+                requester_agency=run.principal.agency,
+                requester_role=run.principal.role,
+                purpose=run.request.purpose,
+                legal_basis=_basis(run.request),
+                decision_digest=decision.bundle_digest,
+                break_glass=run.request.break_glass is not None,
+                persons=wanted,
+                broker_checkpoint=checkpoint,
+            )
+            connector = connectors[agency]
+            endpoint = ConnectorEndpoint(agency, connector.base_url)
+            outcome = await self._client.fetch(endpoint, message, self._budget(run))
+            return agency, _screened(outcome, decision, run)
+
+        results = [r for r in await asyncio.gather(*(one(a) for a in sorted(persons))) if r]
+        entries = []
+        for agency, outcome in results:
+            connector = connectors[agency]
+            previous = run.statuses.get(agency)
+            status = _fetch_status(outcome)
+            run.statuses[agency] = AgencyStatusView(
+                agency_id=agency,
+                agency_name=connector.agency_name,
+                status=status,
+                detail=outcome.detail,
+                elapsed_ms=round(
+                    outcome.elapsed * 1000 + (previous.elapsed_ms or 0 if previous else 0), 1
+                ),
+                reasons=_refusal_reasons(outcome),
+            )
+            entries.append(
+                self._exchange_entry(
+                    run, Kind.FETCH, connector, outcome, status=status, decision=decision
+                )
+            )
+        await asyncio.gather(*(self._append(run, entry) for entry in entries))
+        for agency in persons:
+            if agency not in dict(results) and run.statuses[agency].status == "ok":
+                current = run.statuses[agency]
+                run.statuses[agency] = current.model_copy(
+                    update={"status": "withheld", "detail": "policy permits no facts from here"}
+                )
+        return dict(results)
+
+    def _exchange_entry(
+        self,
+        run: _Run,
+        kind: Kind,
+        connector: ConnectorInfo,
+        outcome: CallOutcome[MatchResponse] | CallOutcome[FetchResponse],
+        *,
+        status: str,
+        decision: FamilyDecision | None = None,
+    ) -> Entry:
+        released: tuple[str, ...] = ()
+        subjects = list(run.subject_refs) if kind is Kind.MATCH else []
+        if isinstance(outcome.message, FetchResponse):
+            released = tuple(sorted({f.field for p in outcome.message.persons for f in p.facts}))
+            subjects += [
+                self._local_key(connector.agency_id, p.ref) for p in outcome.message.persons
+            ]
+        reasons = [status]
+        reasons += [flag for flag in run.flags if flag.startswith(f"{connector.agency_id}:")]
+        return Entry(
+            kind=kind,
+            actor=run.principal.subject,
+            actor_agency=run.principal.agency,
+            counterparty_agency=connector.agency_id,
+            purpose=run.request.purpose,
+            legal_basis=_basis(run.request),
+            decision=Decision.ALLOW
+            if status == "ok"
+            else Decision.DENY
+            if status in ("refused", "withheld")
+            else Decision.PARTIAL,
+            reasons=tuple(reasons),
+            fields_released=released,
+            subjects=tuple(dict.fromkeys(subjects)),
+            request_digest=outcome.request_digest,
+            response_digest=outcome.response_digest,
+            policy_digest=decision.bundle_digest if decision else None,
+            query_id=run.query_id,
+            time=self._clock(),
+        )
+
+    # -- release ----------------------------------------------------------------------------
+
+    async def _release(
+        self, run: _Run, view: ViewBuilder, *, released_fields: Sequence[str]
+    ) -> FamilyView:
+        index = await self._append(
+            run,
+            Entry(
+                kind=Kind.RELEASE,
+                actor=run.principal.subject,
+                actor_agency=run.principal.agency,
+                purpose=run.request.purpose,
+                legal_basis=_basis(run.request),
+                decision=Decision.DENY if view.refused else Decision.ALLOW,
+                fields_released=tuple(sorted(set(released_fields))),
+                subjects=tuple(run.subject_refs),
+                policy_digest=view.policy_digest,
+                query_id=run.query_id,
+                time=self._clock(),
+            ),
+        )
+        checkpoint = self._audit.latest_checkpoint_note()
+        latest = self._audit.latest_checkpoint()
+        return view.build(
+            entries=sorted(run.entries),
+            release_entry=index,
+            checkpoint=checkpoint,
+            tree_size=latest.size if latest else None,
+        )
+
+
+def _basis(request: FamilyQueryRequest) -> str:
+    return (
+        request.gateway
+        if request.legal_basis == "public_task" and request.gateway
+        else request.legal_basis
+    )
+
+
+def _exchange(decision: FamilyDecision, agency: str, ref: str) -> ExchangeDecision | None:
+    try:
+        return decision.exchange(agency, ref)
+    except KeyError:
+        return None
+
+
+def _screened(
+    outcome: CallOutcome[FetchResponse], decision: FamilyDecision, run: _Run
+) -> CallOutcome[FetchResponse]:
+    """Drop anything the decision did not permit, and flag the exchange if there was any."""
+    answer = outcome.message
+    if answer is None:
+        return outcome
+    if answer.decision_digest != decision.bundle_digest:
+        run.flags.append(f"{answer.agency_id}:decision_digest_mismatch")
+    kept = []
+    for person in answer.persons:
+        exchange = _exchange(decision, answer.agency_id, person.ref)
+        permitted = set(exchange.permitted_fields) if exchange and exchange.allow else set()
+        facts = [fact for fact in person.facts if fact.field in permitted]
+        if len(facts) != len(person.facts) or exchange is None:
+            dropped = sorted({f.field for f in person.facts if f.field not in permitted})
+            run.flags.append(f"{answer.agency_id}:field_not_permitted_dropped:{','.join(dropped)}")
+        if exchange is not None:
+            kept.append(person.model_copy(update={"facts": facts}))
+    screened = answer.model_copy(update={"persons": kept})
+    return CallOutcome(
+        outcome.agency_id,
+        outcome.status,
+        outcome.elapsed,
+        screened,
+        outcome.detail,
+        outcome.request_digest,
+        outcome.response_digest,
+    )
+
+
+def _fetch_status(outcome: CallOutcome[FetchResponse]) -> str:
+    if outcome.status is CallStatus.TIMEOUT:
+        return "timeout"
+    if outcome.message is None:
+        return "error"
+    if outcome.message.status is FetchStatus.REFUSED:
+        return "refused"
+    return "ok"
+
+
+def _refusal_reasons(outcome: CallOutcome[FetchResponse]) -> list[ReasonView]:
+    answer = outcome.message
+    if answer is None or answer.refusal is None:
+        return []
+    return [ReasonView(code=answer.refusal.code, text=answer.refusal.reason)]
+
+
+class QueryFailed(BrokerError):
+    code = "query-not-audited"
+    title = "The query could not be recorded, so nothing was released"
+    status = 503

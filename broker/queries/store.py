@@ -1,0 +1,205 @@
+"""The family query's records: receipts, idempotency keys, and the link register.
+
+Transactions live here; SQL lives in ``repository``. The answer kept for an idempotency
+key holds agency facts, so it is sealed with AES-256-GCM under a key only this broker
+holds, and it is deleted once the key expires (10 minutes by default).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from broker.db import Database
+from broker.errors import Conflict
+from broker.queries import repository
+from broker.queries.models import (
+    FamilyQueryRow,
+    IdempotencyRow,
+    LinkDecisionRow,
+    UncertainLinkRow,
+)
+from broker.queries.render import link_id
+from broker.queries.schemas import FamilyView
+
+__all__ = ["IdempotencyClaim", "QueryStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """The outcome of presenting an idempotency key: run the query, or replay ``answer``."""
+
+    key: str
+    answer: FamilyView | None
+
+
+class QueryStore:
+    """Receipts, idempotency keys and link decisions in the broker's database."""
+
+    def __init__(
+        self,
+        database: Database,
+        sealing_key: bytes,
+        *,
+        key_lifetime: dt.timedelta = dt.timedelta(minutes=10),
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._db = database
+        self._aead = AESGCM(sealing_key)
+        self._lifetime = key_lifetime
+        self._clock = clock
+
+    # -- idempotency ------------------------------------------------------------------------
+
+    def claim(self, actor: str, key: str, request_hash: str) -> IdempotencyClaim:
+        """Claim ``key`` for this request, or get the answer it already produced.
+
+        Raises ``Conflict`` if the key was used for a different request, or if the first
+        request with it is still running.
+        """
+        scoped = hashlib.sha256(f"{actor}\x00{key}".encode()).hexdigest()
+        now = self._clock()
+        with self._db.session() as session:
+            repository.delete_expired_keys(session, now)
+            existing = repository.idempotency_row(session, scoped)
+            if existing is None:
+                repository.claim_idempotency_key(
+                    session,
+                    IdempotencyRow(
+                        key=scoped,
+                        request_hash=request_hash,
+                        state="running",
+                        created_at=now,
+                        expires_at=now + self._lifetime,
+                    ),
+                )
+                return IdempotencyClaim(scoped, None)
+            if existing.request_hash != request_hash:
+                raise Conflict(
+                    "this Idempotency-Key was used for a different request; "
+                    "use a new key for a new query"
+                )
+            if existing.state != "done" or existing.sealed_answer is None:
+                raise Conflict(
+                    "a request with this Idempotency-Key is still running; retry shortly",
+                )
+            return IdempotencyClaim(scoped, self._unseal(scoped, existing.sealed_answer))
+
+    def complete(self, claim: IdempotencyClaim, view: FamilyView) -> None:
+        with self._db.session() as session:
+            row = repository.idempotency_row(session, claim.key)
+            if row is not None:
+                row.state = "done"
+                row.query_id = view.query_id
+                row.sealed_answer = self._seal(claim.key, view)
+
+    def release(self, claim: IdempotencyClaim) -> None:
+        """Forget a claim whose query failed, so the client may retry with the same key."""
+        with self._db.session() as session:
+            row = repository.idempotency_row(session, claim.key)
+            if row is not None and row.state == "running":
+                session.delete(row)
+
+    def _seal(self, key: str, view: FamilyView) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, view.model_dump_json().encode(), key.encode())
+
+    def _unseal(self, key: str, sealed: bytes) -> FamilyView | None:
+        try:
+            plain = self._aead.decrypt(sealed[:12], sealed[12:], key.encode())
+        except InvalidTag:
+            return None
+        return FamilyView.model_validate_json(plain)
+
+    # -- receipts ---------------------------------------------------------------------------
+
+    def record_query(self, actor: str, agency: str, view: FamilyView) -> None:
+        receipt = view.receipt
+        with self._db.session() as session:
+            repository.add(
+                session,
+                FamilyQueryRow(
+                    query_id=view.query_id,
+                    actor=actor,
+                    actor_agency=agency,
+                    purpose=view.purpose,
+                    status=view.status,
+                    created_at=view.created_at,
+                    entries=list(receipt.entries) if receipt else [],
+                    release_entry=receipt.release_entry if receipt else None,
+                ),
+            )
+
+    def query(self, query_id: str) -> FamilyQueryRow | None:
+        with self._db.session() as session:
+            return repository.query(session, query_id)
+
+    def queries(
+        self, actor: str | None, *, before: dt.datetime | None = None, limit: int = 50
+    ) -> Sequence[FamilyQueryRow]:
+        with self._db.session() as session:
+            return repository.queries_of(session, actor, before=before, limit=limit)
+
+    # -- the link register (``ports.LinkRegister``) --------------------------------------------
+
+    def decisions_for(
+        self, keys: Collection[str]
+    ) -> tuple[set[frozenset[str]], set[frozenset[str]]]:
+        confirmed: set[frozenset[str]] = set()
+        rejected: set[frozenset[str]] = set()
+        with self._db.session() as session:
+            for row in repository.link_decisions(session, keys):
+                pair = frozenset((row.left_key, row.right_key))
+                (confirmed if row.decision == "confirm" else rejected).add(pair)
+        return confirmed, rejected
+
+    def remember_uncertain(
+        self, query_id: str, actor: str, pairs: Sequence[tuple[str, str, float]]
+    ) -> None:
+        with self._db.session() as session:
+            for left, right, probability in pairs:
+                repository.add(
+                    session,
+                    UncertainLinkRow(
+                        query_id=query_id,
+                        link_id=link_id(left, right),
+                        actor=actor,
+                        left_key=left,
+                        right_key=right,
+                        probability=probability,
+                    ),
+                )
+
+    def uncertain_pair(self, query_id: str, actor: str, link: str) -> tuple[str, str] | None:
+        with self._db.session() as session:
+            row = repository.uncertain_link(session, query_id, link)
+            if row is None or row.actor != actor:
+                return None
+            return row.left_key, row.right_key
+
+    def decide(self, left: str, right: str, decision: str, actor: str) -> None:
+        pair_id = link_id(left, right)
+        with self._db.session() as session:
+            row = repository.link_decision(session, pair_id)
+            if row is None:
+                repository.add(
+                    session,
+                    LinkDecisionRow(
+                        link_id=pair_id,
+                        left_key=left,
+                        right_key=right,
+                        decision=decision,
+                        decided_by=actor,
+                        decided_at=self._clock(),
+                    ),
+                )
+            else:
+                row.decision = decision
+                row.decided_by = actor
+                row.decided_at = self._clock()
