@@ -44,7 +44,6 @@ from connectors.protocol.envelope import Envelope, Opened, Signer, Verifier
 from connectors.protocol.errors import EnvelopeError
 from connectors.protocol.keys import public_key_to_b64
 from connectors.protocol.messages import (
-    FactValue,
     FetchPerson,
     FetchRequest,
     FetchResponse,
@@ -54,10 +53,8 @@ from connectors.protocol.messages import (
     MatchRequest,
     MatchResponse,
     MatchStatus,
-    PersonFacts,
-    ReleasedFact,
-    WithheldField,
 )
+from connectors.service._release import person_facts, readable_fields, summary
 from connectors.service.checkpoints import CheckpointGuard
 from connectors.service.metrics import ConnectorMetrics
 from connectors.service.ports import (
@@ -296,25 +293,15 @@ class ConnectorService:
                 refs=tuple(refs),
                 policy_digest=verdict.bundle_digest,
             )
-        readable = {
-            p.ref: [
-                f for f in p.fields if f in self._offered and f not in verdict.fields.get(p.ref, {})
-            ]
-            for p in persons
-            if p.ref in flags and p.ref not in verdict.persons
-        }
+        readable = readable_fields(persons, flags, verdict, self._offered)
         wanted = _unique([f for fields in readable.values() for f in fields])
         records: FetchResult = {}
         if readable and wanted:
             records = dict(self._read("fetch", partial(self._source.fetch, list(readable), wanted)))
-        answered = [self._person_facts(p, flags, verdict, records.get(p.ref)) for p in persons]
-        released = tuple(sorted({fact.field for person in answered for fact in person.facts}))
-        reasons = tuple(
-            sorted(
-                {f"field:{w.code}" for person in answered for w in person.withheld}
-                | {f"person:{p.refusal.code}" for p in answered if p.refusal is not None}
-            )
-        )
+        answered = [
+            person_facts(p, flags, verdict, records.get(p.ref), self._offered) for p in persons
+        ]
+        released, reasons = summary(answered)
         response = FetchResponse(
             query_id=request.query_id,
             exchange_id=request.exchange_id,
@@ -334,50 +321,6 @@ class ConnectorService:
             fields_released=released,
             policy_digest=verdict.bundle_digest,
         )
-
-    def _person_facts(
-        self,
-        person: FetchPerson,
-        flags: dict[str, frozenset[str]],
-        verdict: PolicyVerdict,
-        record: dict[str, tuple[FactValue, dt.datetime]] | None,
-    ) -> PersonFacts:
-        refusal = verdict.persons.get(person.ref)
-        if refusal is not None:
-            return PersonFacts(ref=person.ref, refusal=refusal)
-        if person.ref not in flags:
-            return PersonFacts(
-                ref=person.ref,
-                withheld=[
-                    WithheldField(
-                        field=f, code="unknown-person", reason="this agency holds no such record"
-                    )
-                    for f in person.fields
-                ],
-            )
-        by_policy = verdict.fields.get(person.ref, {})
-        facts: list[ReleasedFact] = []
-        withheld: list[WithheldField] = []
-        for name in person.fields:
-            if name not in self._offered:
-                withheld.append(
-                    WithheldField(
-                        field=name, code="not-offered", reason="this agency does not offer it"
-                    )
-                )
-            elif name in by_policy:
-                rule = by_policy[name]
-                withheld.append(WithheldField(field=name, code=rule.code, reason=rule.reason))
-            elif record is None or name not in record:
-                withheld.append(
-                    WithheldField(
-                        field=name, code="not-held", reason="the agency holds no value for it"
-                    )
-                )
-            else:
-                value, as_of = record[name]
-                facts.append(ReleasedFact(field=name, value=value, as_of=as_of))
-        return PersonFacts(ref=person.ref, facts=facts, withheld=withheld)
 
     def _observe_checkpoint(self, request: FetchRequest, base: dict[str, Any]) -> None:
         if self._checkpoints is None or request.broker_checkpoint is None:
