@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -233,3 +234,21 @@ async def test_oversized_and_non_json_bodies_are_refused() -> None:
         )
     assert big.status_code == 413
     assert text.status_code == 415
+
+
+async def test_a_slow_source_does_not_block_other_requests() -> None:
+    rig = build_rig(source=SlowSource(police_people(), POLICE_FIELDS))
+    request = fetch_request({"pol-0001-ann": ["police.callouts_12m"]})
+    async with rig.client() as client:
+        slow = asyncio.create_task(
+            client.post("/v1/fetch", content=rig.broker.seal(request, "police").to_bytes())
+        )
+        await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        health = await client.get("/health")
+        waited = time.perf_counter() - started
+        assert not slow.done()
+        fetched = await slow
+    assert health.status_code == 200
+    assert waited < 0.3
+    assert fetched.status_code == 200
