@@ -6,7 +6,7 @@ import httpx
 
 from broker.errors import ConnectorUnreachable, ManifestRejected
 from connectors.protocol.envelope import KeyRing, Verifier
-from connectors.protocol.errors import EnvelopeError
+from connectors.protocol.errors import EnvelopeError, UnknownKey
 from connectors.protocol.keys import KeyFileError, key_id_for, public_key_from_b64
 from connectors.protocol.messages import Manifest
 
@@ -47,6 +47,11 @@ async def fetch_manifest(
     keyring.add(agency_id, key)
     try:
         opened = Verifier(keyring, audience).open(response.content, Manifest)
+    except UnknownKey:
+        raise ManifestRejected(
+            f"the connector at {url} signs with another key than the registered "
+            f"{key_id_for(key)}; register the key it signs with"
+        ) from None
     except EnvelopeError as exc:
         raise ManifestRejected(
             f"the manifest from {url} does not verify as {agency_id}'s: {exc}"

@@ -112,7 +112,7 @@ async def test_a_connector_is_registered_from_its_verified_manifest(
     ("fault", "expected"),
     [
         ("another_agency", (422, "manifest-rejected", "says it is 'housing'")),
-        ("other_signing_key", (422, "manifest-rejected", "does not verify")),
+        ("other_signing_key", (422, "manifest-rejected", "signs with another key")),
         ("other_announced_key", (422, "manifest-rejected", "register the key")),
         ("wrong_audience", (422, "manifest-rejected", "does not verify")),
         ("down", (502, "connector-unreachable", "cannot reach")),
