@@ -109,6 +109,14 @@ def _write(engine: sa.Engine, data: AgencyData, progress: Callable[[int], None])
                     chunk = rows[start : start + _CHUNK]
                     connection.execute(table.insert(), chunk)
                     progress(len(chunk))
+            # Fresh tables have no planner statistics; a real agency database has them.
+            preparer = connection.dialect.identifier_preparer
+            for table in data.metadata.sorted_tables:
+                name = preparer.quote(table.name)
+                if connection.dialect.name in ("mysql", "mariadb"):
+                    connection.exec_driver_sql(f"ANALYZE TABLE {name}").all()
+                else:
+                    connection.exec_driver_sql(f"ANALYZE {name}")
     except sa.exc.DBAPIError as exc:
         first = str(exc.orig).strip().splitlines()[0]
         raise SynthError(f"cannot write the {data.name} database: {first}") from None

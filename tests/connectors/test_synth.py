@@ -57,7 +57,8 @@ def test_each_agency_has_its_own_tables_and_no_ground_truth(town: tuple[Path, An
     schemas = {}
     for agency in AGENCY_NAMES:
         tables = _rows(
-            directory / f"{agency}.db", "SELECT name, sql FROM sqlite_master WHERE type='table'"
+            directory / f"{agency}.db",
+            "SELECT name, sql FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'",
         )
         schemas[agency] = {name for name, _ in tables}
         text = " ".join(sql for _, sql in tables)
