@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from connectors.errors import UnknownField
+from connectors.errors import SourceTimeout, UnknownField
+from connectors.mapping import parse_mapping
 from connectors.protocol.messages import Subject
 from connectors.sources import Source, SqlSource
 from connectors.synth import AGENCY_NAMES
@@ -229,5 +230,33 @@ def test_postgres_sessions_carry_the_time_limit(
             pytest.raises(sa.exc.OperationalError, match="timeout"),
         ):
             connection.execute(sa.text("SELECT pg_sleep(1)"))
+    finally:
+        source.close()
+
+
+@pytest.mark.slow
+def test_a_slow_sqlite_read_is_cut_off_at_the_time_limit(tmp_path: Path) -> None:
+    database = tmp_path / "slow.db"
+    connection = sqlite3.connect(database)
+    connection.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, given TEXT, family TEXT)")
+    connection.executemany(
+        "INSERT INTO people (given, family) VALUES (?, ?)",
+        ((f"G{i}", f"F{i}") for i in range(400_000)),
+    )
+    connection.commit()
+    connection.close()
+    text = f"""
+agency: {{id: slow, name: Slow, type: test}}
+source: {{kind: sql, url: "sqlite:///{database}", timeout_ms: 10}}
+person: {{table: people, key: id, given_name: given, family_name: family}}
+fields:
+  test.given: {{type: string, sensitivity: ordinary, column: given}}
+"""
+    source = SqlSource(parse_mapping(text))
+    try:
+        source.check()
+        # No index on the names: the blocking query scans 400,000 rows.
+        with pytest.raises(SourceTimeout, match="longer than 10 ms"):
+            source.block(Subject(given_name="Nobody", family_name="Here"), 10)
     finally:
         source.close()
