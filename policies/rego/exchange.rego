@@ -45,13 +45,32 @@ record_state(r) := "expired" if {
 
 # The strongest statement the person has made for this purpose with this agency wins:
 # withdrawn, then refused, then a live consent, then an expired one; otherwise not sought.
-consent_state(provider, person) := array.concat(found, ["not_sought"])[0] if {
-	states := {record_state(r) |
-		some r in person.consents
-		r.purpose == req.purpose
-		r.agency_id == provider.agency_id
-	}
-	found := [s | some s in ["withdrawn", "refused", "given", "expired"]; s in states]
+consent_state(agency_id, person) := strongest({record_state(r) |
+	some r in person.consents
+	r.purpose == req.purpose
+	r.agency_id == agency_id
+})
+
+strongest(states) := "withdrawn" if "withdrawn" in states
+else := "refused" if "refused" in states
+else := "given" if "given" in states
+else := "expired" if "expired" in states
+else := "not_sought"
+
+# Whether this consent state lets the exchange go ahead on the request's legal basis.
+consent_permits(state) if {
+	req.legal_basis == "consent"
+	state == "given"
+}
+
+consent_permits(state) if {
+	req.legal_basis == "public_task"
+	not state in {"refused", "withdrawn"}
+}
+
+consent_permits(_) if {
+	req.legal_basis == "public_task"
+	override_given
 }
 
 consent_denials(state) := {concat("_", ["consent", state])} if {
@@ -145,18 +164,21 @@ agreement_or_null(provider) := a if {
 	a := agreement_for(provider)
 } else := null
 
-# Everything about one provider that does not depend on the person.
+# Everything about one provider that does not depend on the person, worked out once per
+# agency so that each person only adds their consent and restrictions.
 agency_context(provider) := {
 	"agency_id": provider.agency_id,
 	"requested": requested,
-	"agreement": agreement_ref,
+	"agreement": agreement_summary(agreement),
 	"denials": agency_denials(provider, agreement),
 	"tier": tier,
 	"codes": codes,
+	"permitted": [f | some f in requested; codes[f] == "released"],
+	"withheld": withheld_list(requested, codes),
+	"allowed": allowed_variants[tier],
 } if {
 	requested := sort({f | some f in provider.requested_fields})
 	agreement := agreement_or_null(provider)
-	agreement_ref := agreement_summary(agreement)
 	tier := object.get(purpose.tiers, provider.agency_type, "full")
 	codes := agency_codes(provider, requested, agreement, tier)
 }
@@ -178,6 +200,42 @@ agency_codes(provider, requested, agreement, "full") := {f: field_code(f, offere
 	some f in requested
 }
 
+withheld_list(requested, codes) := [{"field": f, "code": codes[f], "text": reason(codes[f]).text} |
+	some f in requested
+	codes[f] != "released"
+]
+
+# The reasons and obligations of an allowed exchange, by tier and by whether a refusal of
+# consent was overridden: at most four variants a request, so they are worked out once.
+allowed_variants := {tier: {false: allowed_parts(tier, false), true: allowed_parts(tier, true)} |
+	some tier in ["full", "known_to_service"]
+}
+
+allowed_parts(tier, overridden) := {
+	"reasons": [reason(c) | some c in array.concat(base_allow_codes, extra_allow_codes(tier, overridden))],
+	"obligations": allow_obligations(overridden),
+}
+
+base_allow_codes := [basis_reason, "break_glass_in_force"] if break_glass else := [basis_reason, "agreement_in_force"]
+
+extra_allow_codes("full", false) := []
+
+extra_allow_codes("full", true) := ["consent_override_recorded"]
+
+extra_allow_codes("known_to_service", false) := ["known_to_service_only"]
+
+extra_allow_codes("known_to_service", true) := ["consent_override_recorded", "known_to_service_only"]
+
+base_allow_obligations := break_glass_obligations if break_glass else := []
+
+allow_obligations(false) := base_allow_obligations
+
+allow_obligations(true) := array.concat(base_allow_obligations, [obligation("record_consent_override")])
+
+basis_reason := "basis_consent_given" if req.legal_basis == "consent"
+
+basis_reason := "basis_statutory_gateway" if req.legal_basis == "public_task"
+
 # --- one exchange -----------------------------------------------------------------------
 
 # The code every withheld field carries when the whole exchange is refused.
@@ -192,9 +250,9 @@ pair_priority := [
 	"consent_refused_no_override",
 ]
 
-refused(ctx, person, codes, lead) := {
+refused(ctx, ref, codes, lead) := {
 	"agency_id": ctx.agency_id,
-	"person_ref": person.ref,
+	"person_ref": ref,
 	"allow": false,
 	"tier": "none",
 	"permitted_fields": [],
@@ -209,66 +267,90 @@ refused(ctx, person, codes, lead) := {
 
 request_refused_exchange(provider, person) := refused(
 	{"agency_id": provider.agency_id, "requested": sort({f | some f in provider.requested_fields}), "agreement": null},
-	person, ["request_refused"], "request_refused",
+	person.ref, ["request_refused"], "request_refused",
 )
 
-exchange(ctx, provider, person) := exchange_in_state(ctx, person, consent_state(provider, person))
+# All exchanges with one agency. People at one agency mostly differ only in their consent
+# state, so the exchange is worked out once per state present and then named for each
+# person; only a person whose own restrictions bite gets a decision of their own.
+agency_exchanges(ctx, persons) := [personalise(templates[pair[1]], ctx, pair[0], pair[1]) |
+	some pair in pairs
+] if {
+	# Pairs rather than indexes into two lists: rego-cpp loses index-correlated
+	# comprehensions inside functions.
+	pairs := [[person, consent_state(ctx.agency_id, person)] | some person in persons]
+	templates := {state: exchange_in_state(ctx, null, state, set()) | some state in {p[1] | some p in pairs}}
+}
 
-exchange_in_state(ctx, person, state) := refused(ctx, person, sort(denials), lead) if {
-	denials := ctx.denials | consent_denials(state)
-	count(denials) > 0
+personalise(template, ctx, person, state) := object.union(template, {"person_ref": person.ref}) if {
+	count(person.restricted_fields) == 0
+} else := exchange_in_state(ctx, person.ref, state, hits) if {
+	template.tier != "none"
+	hits := restricted_hits(ctx, person)
+	count(hits) > 0
+} else := object.union(template, {"person_ref": person.ref})
+
+exchange_in_state(ctx, ref, state, hits) := granted(ctx, ref, hits, effect.overridden) if {
+	effect := consent_effect[state]
+	count(ctx.denials) == 0
+	effect.permits
+} else := refused(ctx, ref, sort(denials), lead) if {
+	denials := ctx.denials | consent_effect[state].denials
 	lead := [c | some c in pair_priority; c in denials][0]
-} else := granted(ctx, person, state)
+}
 
-granted(ctx, person, state) := {
+# The fields this person has restricted that would otherwise have been released.
+restricted_hits(ctx, person) := {f |
+	some f in object.get(person, "restricted_fields", [])
+	ctx.codes[f] == "released"
+}
+
+permits_flag(state) := true if consent_permits(state) else := false
+
+overridden_flag(state) := true if consent_overridden(state) else := false
+
+# What each consent state means for this request: at most five, so worked out once.
+consent_effect := {state: {
+	"permits": permits_flag(state),
+	"overridden": overridden_flag(state),
+	"denials": consent_denials(state),
+} |
+	some state in ["given", "withdrawn", "expired", "refused", "not_sought"]
+}
+
+granted(ctx, ref, hits, overridden) := exchange_result(ctx, ref, ctx.permitted, ctx.withheld, overridden) if {
+	count(hits) == 0
+} else := exchange_result(ctx, ref, permitted, withheld_list(ctx.requested, codes), overridden) if {
+	codes := object.union(ctx.codes, {f: "restricted_by_person" | some f in hits})
+	permitted := [f | some f in ctx.requested; codes[f] == "released"]
+}
+
+exchange_result(ctx, ref, permitted, withheld, overridden) := {
 	"agency_id": ctx.agency_id,
-	"person_ref": person.ref,
-	"allow": allow,
+	"person_ref": ref,
+	"allow": true,
 	"tier": ctx.tier,
 	"permitted_fields": permitted,
 	"withheld": withheld,
-	"obligations": exchange_obligations(allow, state),
-	"reasons": exchange_reasons(allow, ctx.tier, state),
+	"obligations": ctx.allowed[overridden].obligations,
+	"reasons": ctx.allowed[overridden].reasons,
 	"agreement": ctx.agreement,
 	"retention_days": retention_days,
 } if {
-	restricted := object.get(person, "restricted_fields", [])
-	held_back := {f: "restricted_by_person" | some f in restricted; ctx.codes[f] == "released"}
-	codes := object.union(ctx.codes, held_back)
-	permitted := [f | some f in ctx.requested; codes[f] == "released"]
-	withheld := [{"field": f, "code": codes[f], "text": reason(codes[f]).text} |
-		some f in ctx.requested
-		codes[f] != "released"
-	]
-	allow := granted_allow(ctx.tier, permitted)
+	granted_allow(ctx.tier, permitted)
+} else := {
+	"agency_id": ctx.agency_id,
+	"person_ref": ref,
+	"allow": false,
+	"tier": ctx.tier,
+	"permitted_fields": permitted,
+	"withheld": withheld,
+	"obligations": [],
+	"reasons": [reason("no_fields_permitted")],
+	"agreement": ctx.agreement,
+	"retention_days": retention_days,
 }
 
 granted_allow("known_to_service", _) := true
 
-granted_allow("full", permitted) := count(permitted) > 0
-
-exchange_obligations(false, _) := []
-
-exchange_obligations(true, state) := array.concat(
-	[o | break_glass; some o in break_glass_obligations],
-	[obligation("record_consent_override") | consent_overridden(state)],
-)
-
-basis_reason := "basis_consent_given" if req.legal_basis == "consent"
-
-basis_reason := "basis_statutory_gateway" if req.legal_basis == "public_task"
-
-exchange_reasons(false, _, _) := [reason("no_fields_permitted")]
-
-exchange_reasons(true, tier, state) := [reason(c) | some c in codes] if {
-	codes := array.concat(
-		array.concat([basis_reason], [c | c := "break_glass_in_force"; break_glass]),
-		array.concat(
-			array.concat(
-				[c | c := "agreement_in_force"; not break_glass],
-				[c | c := "consent_override_recorded"; consent_overridden(state)],
-			),
-			[c | c := "known_to_service_only"; tier == "known_to_service"],
-		),
-	)
-}
+granted_allow("full", permitted) if count(permitted) > 0

@@ -159,9 +159,8 @@ submit_obligations := [] if {
 
 exchanges := [ex |
 	some provider in input.providers
-	ctx := agency_context(provider)
-	some person in provider.persons
-	ex := exchange(ctx, provider, person)
+	count(provider.persons) > 0
+	some ex in agency_exchanges(agency_context(provider), provider.persons)
 ] if submit_allow
 
 exchanges := [ex |
