@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from broker.federation.breaker import CircuitBreaker
 from connectors.protocol import KeyRing, Signer, Verifier
 from connectors.protocol.errors import EnvelopeError, ProtocolError
+from connectors.protocol.keys import public_key_from_b64
 from connectors.protocol.messages import FetchRequest, FetchResponse, MatchRequest, MatchResponse
 
 __all__ = ["CallOutcome", "CallStatus", "ConnectorClient", "ConnectorEndpoint"]
@@ -84,12 +85,23 @@ class ConnectorClient:
             headers={"content-type": "application/json"},
         )
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._trusted: dict[str, tuple[str, str]] = {}
         self._breaker_threshold = breaker_threshold
         self._breaker_reset_after = breaker_reset_after
 
     @property
     def keyring(self) -> KeyRing:
         return self._verifier.keyring
+
+    def trust(self, agency_id: str, public_key_b64: str) -> None:
+        """Accept answers from ``agency_id`` signed with this key (and no other of its)."""
+        kid = self._trusted.get(agency_id)
+        if kid is not None and kid[0] == public_key_b64:
+            return
+        if kid is not None:
+            self.keyring.remove(kid[1])
+        new_kid = self.keyring.add(agency_id, public_key_from_b64(public_key_b64))
+        self._trusted[agency_id] = (public_key_b64, new_kid)
 
     def breaker(self, agency_id: str) -> CircuitBreaker:
         breaker = self._breakers.get(agency_id)

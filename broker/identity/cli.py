@@ -17,6 +17,10 @@ def dev_token(
     agency: Annotated[str, typer.Option(help="The caller's agency id, e.g. council.")],
     name: Annotated[str | None, typer.Option(help="Display name; defaults to the role.")] = None,
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds (at most 86400).")] = 3600,
+    job_role: Annotated[
+        str | None,
+        typer.Option(help="The caller's job, e.g. social_worker or early_help_worker."),
+    ] = None,
 ) -> None:
     """Print a development bearer token (settings from JUNCTION_* variables).
 
@@ -29,7 +33,11 @@ def dev_token(
     try:
         issuer = open_dev_issuer(BrokerSettings())
         token = issuer.mint(
-            role=role, agency=agency, name=name or f"Dev {role.value}", ttl_seconds=ttl
+            role=role,
+            agency=agency,
+            name=name or f"Dev {role.value}",
+            ttl_seconds=ttl,
+            job_role=job_role,
         )
     except (BrokerError, ValueError) as exc:
         typer.echo(f"error: {getattr(exc, 'detail', exc)}", err=True)

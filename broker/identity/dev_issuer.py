@@ -92,7 +92,15 @@ class DevIssuer:
             "token_endpoint_auth_methods_supported": ["none"],
         }
 
-    def mint(self, *, role: Role | str, agency: str, name: str, ttl_seconds: int = 3600) -> str:
+    def mint(
+        self,
+        *,
+        role: Role | str,
+        agency: str,
+        name: str,
+        ttl_seconds: int = 3600,
+        job_role: str | None = None,
+    ) -> str:
         """A signed access token for a made-up user. Raises ``ValueError`` for bad input."""
         role = Role(role)
         agency, name = agency.strip(), " ".join(name.split())
@@ -112,6 +120,8 @@ class DevIssuer:
             "nbf": now,
             "exp": now + ttl_seconds,
         }
+        if job_role:
+            claims["job_role"] = job_role
         return jwt.encode(
             claims, self._key.private_key, algorithm="EdDSA", headers={"kid": self.key_id}
         )

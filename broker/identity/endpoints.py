@@ -52,10 +52,13 @@ def token(
     agency: Annotated[str, Form(min_length=1, max_length=63)],
     name: Annotated[str, Form(min_length=1, max_length=100)],
     ttl_seconds: Annotated[int, Form(ge=60, le=86_400)] = 3600,
+    job_role: Annotated[str | None, Form(pattern=r"^[a-z][a-z0-9_]{1,62}$")] = None,
 ) -> DevToken:
     """A signed access token for a made-up user (form post: role, agency, name)."""
     try:
-        signed = _issuer(request).mint(role=role, agency=agency, name=name, ttl_seconds=ttl_seconds)
+        signed = _issuer(request).mint(
+            role=role, agency=agency, name=name, ttl_seconds=ttl_seconds, job_role=job_role
+        )
     except ValueError as exc:
         raise InvalidChange(str(exc)) from None
     return DevToken(access_token=signed, expires_in=ttl_seconds)

@@ -19,9 +19,19 @@ class Role(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """A signed-in caller: the token's subject, display name, role and agency."""
+    """A signed-in caller: the token's subject, display name, role and agency.
+
+    ``job_role`` is the caller's job (``social_worker``, ``early_help_worker``, ...) when
+    the identity provider says it: purposes name the jobs that may use them.
+    """
 
     subject: str
     name: str
     role: Role
     agency: str
+    job_role: str | None = None
+
+    @property
+    def policy_role(self) -> str:
+        """The role policy checks against a purpose: the job if known, else the role."""
+        return self.job_role or self.role.value

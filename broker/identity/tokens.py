@@ -9,6 +9,7 @@ before anything is fetched.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ __all__ = ["ALGORITHMS", "ClaimNames", "TokenVerifier"]
 ALGORITHMS = ("EdDSA", "RS256", "ES256")
 
 
+_JOB = re.compile(r"[a-z][a-z0-9_]{1,62}")
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimNames:
     """Which claims carry the role, the agency and the display name."""
@@ -32,6 +36,7 @@ class ClaimNames:
     role: str = "role"
     agency: str = "agency"
     name: str = "name"
+    job_role: str = "job_role"
 
 
 class TokenVerifier:
@@ -129,11 +134,15 @@ class TokenVerifier:
             raise BadToken(f"the token has no {names.agency!r} claim naming the caller's agency")
         subject = str(claims["sub"])
         name = claims.get(names.name)
+        job = claims.get(names.job_role)
+        if job is not None and not (isinstance(job, str) and _JOB.fullmatch(job)):
+            raise BadToken(f"the token's {names.job_role!r} claim must be a lower-case job name")
         return Principal(
             subject=subject,
             name=name if isinstance(name, str) and name else subject,
             role=parsed,
             agency=agency,
+            job_role=job,
         )
 
     async def _key(self, kid: str) -> jwt.PyJWK:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from policies.model import ConsentRecord, FamilyDecision, FamilyQueryInput, SharingAgreement
@@ -23,21 +22,36 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class FieldInfo:
-    name: str
-    sensitivity: str
+class FieldInfo(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def sensitivity(self) -> str: ...
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectorInfo:
+class ConnectorInfo(Protocol):
     """A registered agency and its connector, as the query flow needs it."""
 
-    agency_id: str
-    agency_name: str
-    agency_type: str
-    base_url: str
-    fields: Sequence[FieldInfo]
+    @property
+    def agency_id(self) -> str: ...
+
+    @property
+    def agency_name(self) -> str: ...
+
+    @property
+    def agency_type(self) -> str: ...
+
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def public_key(self) -> str:
+        """Base64 raw Ed25519 key the connector's answers must be signed with."""
+        ...
+
+    @property
+    def fields(self) -> Sequence[FieldInfo]: ...
 
 
 class RegistryReader(Protocol):

@@ -125,6 +125,9 @@ class FamilyQueryService:
             subject_refs=self._subject_references(request),
         )
         connectors = list(self._registry.connectors_for_matching())
+        for connector in connectors:
+            # Registry changes take effect on the next query, without a restart.
+            self._client.trust(connector.agency_id, connector.public_key)
         eligibility = self._decide(run, connectors, persons=None)
         await self._record_submission(run, eligibility)
         view = ViewBuilder(run.query_id, request, run.now, eligibility.bundle_digest)
@@ -182,7 +185,7 @@ class FamilyQueryService:
             requester=Requester(
                 agency_id=principal.agency,
                 agency_type=self._registry.agency_type(principal.agency),
-                role=principal.role,
+                role=principal.policy_role,
             ),
             purpose=request.purpose,
             legal_basis=request.legal_basis,
