@@ -89,6 +89,11 @@ class NoteVerifier:
     def key_hash(self) -> bytes:
         return _key_hash(self.name, self.public_key)
 
+    @property
+    def key_id(self) -> str:
+        """Hex of SHA-256(raw key)[:16]: the key id ``junction keys show`` prints."""
+        return hashlib.sha256(_raw(self.public_key)).hexdigest()[:32]
+
     def verifier_key(self) -> str:
         """The C2SP verifier key string ``name+hexhash+base64(0x01 || key)``."""
         encoded = base64.b64encode(_ED25519 + _raw(self.public_key)).decode()

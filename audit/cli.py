@@ -181,6 +181,7 @@ def verify(
                 log.origin,
                 progress=lambda done: progress.update(task, completed=done),
             )
+    _out.print(f"log {log.origin}, trusted key id {verifier.key_id}")
     _print_report(report)
     raise typer.Exit(0 if report.ok else 1)
 
