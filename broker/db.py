@@ -74,7 +74,9 @@ def _sqlite_pragmas(engine: Engine) -> None:
 def create_engine(url: str) -> Engine:
     """An engine for ``url`` (SQLite or PostgreSQL). Raises ``ConfigurationError``."""
     try:
-        engine = sa.create_engine(url, pool_pre_ping=True)
+        parsed = sa.engine.make_url(url)
+        # A file cannot drop a pooled connection as a server can: no ping before use.
+        engine = sa.create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise ConfigurationError(f"cannot use database URL {url!r}: {exc}") from None
     if engine.dialect.name == "sqlite":

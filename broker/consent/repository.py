@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -12,7 +13,16 @@ from sqlalchemy.orm import Session
 from broker.consent.models import ConsentRow, ConsentStateRow, ConsentSubjectRow
 from broker.registry.models import AgencyRow
 
-__all__ = ["add_consent", "add_state", "agency_ids", "consent", "find", "states", "subjects"]
+__all__ = [
+    "add_consent",
+    "add_state",
+    "agency_ids",
+    "consent",
+    "find",
+    "state_rows_for",
+    "states",
+    "subjects",
+]
 
 
 def add_consent(session: Session, row: ConsentRow, person_keys: Collection[str]) -> None:
@@ -74,6 +84,42 @@ def find(
     if recorded_by is not None:
         query = query.where(ConsentRow.recorded_at <= recorded_by)
     return session.scalars(query.order_by(ConsentRow.recorded_at, ConsentRow.id)).all()
+
+
+def state_rows_for(
+    session: Session, person_keys: Collection[str], purpose: str, at: datetime
+) -> Sequence[Any]:
+    """One row per (person key, consent, state) recorded by ``at``, in recorded order.
+
+    The family query's hot path: one round trip, no ORM objects.
+    """
+    if not person_keys:
+        return []
+    consents, subjects, states = (
+        ConsentRow.__table__,
+        ConsentSubjectRow.__table__,
+        ConsentStateRow.__table__,
+    )
+    query = (
+        sa.select(
+            subjects.c.person_key,
+            consents.c.id,
+            consents.c.scope_all,
+            consents.c.scope,
+            consents.c.expires_at,
+            states.c.state,
+            states.c.at,
+        )
+        .join(consents, consents.c.id == subjects.c.consent_id)
+        .join(states, states.c.consent_id == consents.c.id)
+        .where(
+            subjects.c.person_key.in_(list(person_keys)),
+            consents.c.purpose == purpose,
+            states.c.at <= at,
+        )
+        .order_by(subjects.c.person_key, consents.c.id, states.c.seq)
+    )
+    return session.execute(query).all()
 
 
 def agency_ids(session: Session) -> list[str]:

@@ -248,25 +248,24 @@ class ConsentService:
         Keys with nothing recorded are absent. Raises ``StoreUnavailable``.
         """
         with self._db.session() as session:
-            rows = repo.find(session, person_keys, purpose=purpose, recorded_by=at)
-            ids = [r.id for r in rows]
-            states = repo.states(session, ids)
-            subjects = repo.subjects(session, ids)
+            rows = repo.state_rows_for(session, person_keys, purpose, at)
             everyone = repo.agency_ids(session) if any(r.scope_all for r in rows) else []
-        latest: dict[tuple[str, str], tuple[datetime, ConsentRecord]] = {}
+        # Rows come per (person key, consent) in recorded order: the last one is the state.
+        last: dict[tuple[str, str], Any] = {}
         for row in rows:
-            effective = _effective(row, states[row.id], at)
-            if effective is None:
-                continue
-            state, since = effective
+            last[(row.person_key, row.id)] = row
+        latest: dict[tuple[str, str], tuple[datetime, ConsentRecord]] = {}
+        for (key, _), row in last.items():
+            state, since = row.state, row.at
+            if state == "given" and row.expires_at is not None and row.expires_at <= at:
+                state, since = "expired", row.expires_at
             for agency in everyone if row.scope_all else row.scope:
-                record = ConsentRecord(
-                    purpose=row.purpose, agency_id=agency, state=state, expires_at=row.expires_at
-                )
-                for key in subjects[row.id] & set(person_keys):
-                    held = latest.get((key, agency))
-                    if held is None or held[0] <= since:
-                        latest[(key, agency)] = (since, record)
+                held = latest.get((key, agency))
+                if held is None or held[0] <= since:
+                    record = ConsentRecord(
+                        purpose=purpose, agency_id=agency, state=state, expires_at=row.expires_at
+                    )
+                    latest[(key, agency)] = (since, record)
         out: dict[str, list[ConsentRecord]] = {}
         for (key, _), (_, record) in sorted(latest.items()):
             out.setdefault(key, []).append(record)

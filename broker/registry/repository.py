@@ -14,7 +14,9 @@ __all__ = [
     "add",
     "agencies",
     "agency",
+    "agreement_row_count",
     "agreement_versions",
+    "all_agreement_versions",
     "connector",
     "connectors",
     "latest_agreements",
@@ -55,6 +57,19 @@ def agreement_versions(session: Session, agreement_id: str) -> Sequence[Agreemen
         .order_by(AgreementRow.version)
     )
     return session.scalars(query).all()
+
+
+def agreement_row_count(session: Session) -> int:
+    """How many agreement versions are stored. Versions are only ever added, so this
+    number changes with every change to any agreement."""
+    return int(session.scalar(sa.select(sa.func.count()).select_from(AgreementRow)) or 0)
+
+
+def all_agreement_versions(session: Session) -> Sequence[AgreementRow]:
+    """Every version of every agreement, by id then version."""
+    return session.scalars(
+        sa.select(AgreementRow).order_by(AgreementRow.id, AgreementRow.version)
+    ).all()
 
 
 def latest_agreements(session: Session, at: datetime | None = None) -> Sequence[AgreementRow]:

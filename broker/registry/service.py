@@ -8,6 +8,7 @@ flow reads the version in force at the time of the query.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -122,6 +123,11 @@ class RegistryService:
         self._broker_name = broker_name
         self._timeout = manifest_timeout_seconds
         self._clock = clock
+        # Every agreement version, parsed, keyed by how many versions were stored when it
+        # was read: versions are never changed or deleted, so an equal count means an
+        # equal set, and each query costs one COUNT instead of reading them all again.
+        self._agreements: tuple[int, tuple[tuple[SharingAgreement, datetime], ...]] = (-1, ())
+        self._agreements_lock = threading.Lock()
 
     # -- agencies -----------------------------------------------------------------
 
@@ -384,23 +390,44 @@ class RegistryService:
     ) -> list[SharingAgreement]:
         """The agreements naming both agencies, each in the version in force at ``at``.
 
-        Every status is returned (a suspended agreement is for policy to refuse and
-        explain). Raises ``StoreUnavailable``.
+        The version in force is the newest one stored by ``at``. Every status is
+        returned (a suspended agreement is for policy to refuse and explain). Raises
+        ``StoreUnavailable``.
         """
+        in_force: dict[str, SharingAgreement] = {}
+        for version, stored_at in self._agreement_versions():
+            if stored_at <= at:
+                in_force[version.id] = version  # versions come oldest first
+        return [
+            agreement
+            for agreement in in_force.values()
+            if requester_agency in agreement.parties and provider_agency in agreement.parties
+        ]
+
+    def _agreement_versions(self) -> tuple[tuple[SharingAgreement, datetime], ...]:
         with self._db.session() as session:
-            rows = repo.latest_agreements(session, at)
-            return [
-                SharingAgreement(
-                    id=row.id,
-                    version=row.version,
-                    parties=list(row.parties),
-                    purposes=list(row.purposes),
-                    legal_bases=list(row.legal_bases),
-                    fields=list(row.fields),
-                    valid_from=row.valid_from,
-                    valid_to=row.valid_to,
-                    status=row.status,
+            count = repo.agreement_row_count(session)
+            with self._agreements_lock:
+                if self._agreements[0] == count:
+                    return self._agreements[1]
+            rows = repo.all_agreement_versions(session)
+            parsed = tuple(
+                (
+                    SharingAgreement(
+                        id=row.id,
+                        version=row.version,
+                        parties=list(row.parties),
+                        purposes=list(row.purposes),
+                        legal_bases=list(row.legal_bases),
+                        fields=list(row.fields),
+                        valid_from=row.valid_from,
+                        valid_to=row.valid_to,
+                        status=row.status,
+                    ),
+                    row.created_at,
                 )
                 for row in rows
-                if requester_agency in row.parties and provider_agency in row.parties
-            ]
+            )
+        with self._agreements_lock:
+            self._agreements = (len(parsed), parsed)
+        return parsed
