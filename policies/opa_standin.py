@@ -183,7 +183,10 @@ def _data_routes(app: FastAPI, store: _Store) -> None:
             try:
                 value = store.engine().evaluate(".".join(_parts(path)), document)
             except EngineError as exc:
-                return _error(500, "internal_error", exc.detail)
+                if "not a valid rule path" not in exc.detail:
+                    return _error(500, "internal_error", exc.detail)
+                # Like OPA: a path no rule defines answers with its data, or undefined.
+                _, value = store.get_path(_parts(path))
         return JSONResponse({} if value is None else {"result": value})
 
 

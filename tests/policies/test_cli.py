@@ -1,0 +1,83 @@
+"""``junction policy``: test, explain and digest, as an IG officer would run them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from policies.bundle import load_bundle
+from policies.cli import app
+from policies.opa_standin import OpaStandin
+from policies.settings import DEFAULT_BUNDLE_DIR
+from tests.policies.factories import copy_bundle
+
+EXAMPLE = DEFAULT_BUNDLE_DIR / "examples" / "family_query.json"
+runner = CliRunner()
+
+
+def test_policy_test_passes_on_the_shipped_bundle() -> None:
+    result = runner.invoke(app, ["test"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("PASS: ")
+    assert " 0 failed, 0 errors" in result.output
+
+
+def test_policy_test_names_a_failing_test_and_exits_non_zero(tmp_path: Path) -> None:
+    root = copy_bundle(tmp_path)
+    (root / "rego" / "extra_test.rego").write_text(
+        "package junction.extra_test\n\nimport rego.v1\n\ntest_always_fails if false\n"
+    )
+    result = runner.invoke(app, ["test", "--bundle", str(root)])
+    assert result.exit_code == 1
+    assert "FAIL rego/extra_test.rego: test_always_fails" in result.output
+    assert "1 failed" in result.output
+
+
+def test_digest_prints_the_bundle_digest(tmp_path: Path) -> None:
+    root = copy_bundle(tmp_path)
+    result = runner.invoke(app, ["digest", "--bundle", str(root)])
+    assert result.exit_code == 0
+    assert result.output.strip() == load_bundle([root]).digest
+
+
+def test_explain_prints_every_reason() -> None:
+    result = runner.invoke(app, ["explain", "--input", str(EXAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert "request: ALLOW" in result.output
+    assert (
+        "oakfield-primary / leo: ALLOW (tier: full, agreement: dsa-schools-csc v3)" in result.output
+    )
+    assert "withheld education.exclusions_12m: [restricted_by_person]" in result.output
+    assert "northshire-police / sam: DENY" in result.output
+    assert "riverside-housing / sam: DENY (tier: none, agreement: none)" in result.output
+
+
+def test_explain_json_and_opa_engine_agree() -> None:
+    embedded = runner.invoke(app, ["explain", "--input", str(EXAMPLE), "--json"])
+    with OpaStandin() as server:
+        opa = runner.invoke(
+            app,
+            ["explain", "--input", str(EXAMPLE), "--json", "--engine", "opa"],
+            env={"JUNCTION_POLICY_OPA_URL": server.url},
+        )
+    assert embedded.exit_code == 0
+    assert opa.exit_code == 0, opa.output
+    ours, theirs = json.loads(embedded.output), json.loads(opa.output)
+    assert (ours["engine"], theirs["engine"]) == ("regorus", "opa")
+    assert ours["exchanges"] == theirs["exchanges"]
+    assert ours["bundle_digest"] == theirs["bundle_digest"]
+
+
+def test_explain_rejects_a_bad_input_file_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"request": {"purpose": "child_protection_enquiry"}}))
+    result = runner.invoke(app, ["explain", "--input", str(bad)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ")
+    assert "request.requester" in result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    missing = runner.invoke(app, ["explain", "--input", str(tmp_path / "missing.json")])
+    assert missing.exit_code == 2
+    assert missing.stderr.startswith("error: cannot read")
