@@ -14,6 +14,7 @@ from broker.consent.endpoints import router as consent_router
 from broker.errors import BrokerError
 from broker.foundation import Foundation
 from broker.identity.endpoints import router as dev_issuer_router
+from broker.queries.endpoints import router as queries_router
 from broker.registry.endpoints import router as registry_router
 from broker.settings import BrokerSettings
 from connectors.protocol.errors import ProtocolError
@@ -55,6 +56,9 @@ def create_app(
         app.state.consent = foundation.consent
         app.state.token_verifier = foundation.token_verifier
         app.state.dev_issuer = foundation.dev_issuer
+        app.state.family_queries = foundation.family_queries
+        app.state.query_store = foundation.query_store
+        app.state.follow_up = foundation.follow_up
         try:
             yield
         finally:
@@ -71,6 +75,7 @@ def create_app(
     install_problem_handlers(app, (BrokerError, ProtocolError))
     app.include_router(registry_router)
     app.include_router(consent_router)
+    app.include_router(queries_router)
     if settings.dev_issuer:
         app.include_router(dev_issuer_router)
 

@@ -5,22 +5,42 @@ shutdown; the command line opens it to seed the registry.
 
 from __future__ import annotations
 
+import os
+import secrets
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 
 from audit.checkpoint import NoteSigner
+from audit.entry import Decision, Entry, Kind
 from audit.errors import AuditError
 from audit.log import AuditLog
 from broker.consent.service import ConsentService
 from broker.db import Database
-from broker.errors import StoreUnavailable
+from broker.errors import ConfigurationError, StoreUnavailable
+from broker.federation.client import ConnectorClient
 from broker.identity import ClaimNames, DevIssuer, TokenVerifier, load_or_create_key
+from broker.queries.follow_up import FollowUpService
+from broker.queries.service import FamilyQueryService, QuerySettings
+from broker.queries.store import QueryStore
 from broker.registry.service import RegistryService
 from broker.settings import BrokerSettings
 from broker.subjects import SubjectKeys
+from connectors.protocol import KeyRing, Signer
+from policies.engine import create_engine as create_policy_engine
+from policies.errors import PolicyError
+from policies.service import PolicyService
+from policies.settings import PolicySettings
 
-__all__ = ["Foundation", "open_audit_log", "open_dev_issuer"]
+__all__ = [
+    "Foundation",
+    "load_or_create_secret",
+    "open_audit_log",
+    "open_dev_issuer",
+    "open_policy",
+]
 
 
 def open_audit_log(settings: BrokerSettings) -> AuditLog:
@@ -36,6 +56,63 @@ def open_audit_log(settings: BrokerSettings) -> AuditLog:
         return AuditLog.open(settings.resolved_database_url(), signer, origin=settings.audit_origin)
     except AuditError as exc:
         raise StoreUnavailable(f"cannot open the audit log: {exc}") from None
+
+
+def open_policy(settings: BrokerSettings, audit: AuditLog) -> PolicyService:
+    """The policy bundle in force, on the engine ``JUNCTION_POLICY_*`` names.
+
+    Loading it, and every later reload, is a ``policy_change`` audit entry carrying the
+    bundle's digest. Raises ``ConfigurationError`` if the bundle cannot be used.
+    """
+    policy_settings = PolicySettings()
+
+    def record(
+        new_digest: str, previous_digest: str | None, actor: str, detail: dict[str, Any]
+    ) -> None:
+        audit.append(
+            Entry(
+                kind=Kind.POLICY_CHANGE,
+                actor=actor,
+                decision=Decision.ALLOW,
+                reasons=(str(detail.get("reason", "reload")), f"engine:{detail.get('engine')}"),
+                policy_digest=new_digest,
+                # The digest it replaced, so the chain of bundles can be followed.
+                request_digest=previous_digest,
+            )
+        )
+
+    try:
+        return PolicyService(
+            policy_settings.bundle_dirs,
+            lambda bundle: create_policy_engine(policy_settings, bundle),
+            record,
+            actor=f"broker:{settings.name}",
+        )
+    except PolicyError as exc:
+        raise ConfigurationError(f"the policy bundle cannot be used: {exc}") from None
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """32 random bytes kept in ``path`` (hex, mode 0600), created on first use.
+
+    Raises ``ConfigurationError`` if the file is unreadable or not hex.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it first
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+    try:
+        secret = bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read the secret {path}: {exc}") from None
+    if len(secret) != 32:
+        raise ConfigurationError(f"the secret {path} must hold 32 bytes of hex")
+    return secret
 
 
 def open_dev_issuer(settings: BrokerSettings) -> DevIssuer:
@@ -57,6 +134,11 @@ class Foundation:
     subject_keys: SubjectKeys
     token_verifier: TokenVerifier
     dev_issuer: DevIssuer | None
+    policy: PolicyService
+    connector_client: ConnectorClient
+    query_store: QueryStore
+    family_queries: FamilyQueryService
+    follow_up: FollowUpService
     _owns_audit: bool = False
 
     @classmethod
@@ -105,21 +187,49 @@ class Foundation:
             broker_name=settings.name,
             manifest_timeout_seconds=settings.manifest_timeout_seconds,
         )
+        consent = ConsentService(db, audit, subject_keys)
+        policy = open_policy(settings, audit)
+        client = ConnectorClient(
+            Signer(load_or_create_key(settings.signing_key_file()), settings.name),
+            KeyRing(),
+            transport=connector_transport,
+        )
+        store = QueryStore(db, load_or_create_secret(settings.sealing_key_file()))
+        queries = FamilyQueryService(
+            client=client,
+            registry=registry,
+            consents=consent,
+            links=store,
+            policy=policy,
+            audit=audit,
+            subjects=subject_keys,
+            settings=QuerySettings(
+                deadline_seconds=settings.query_deadline_seconds,
+                agency_timeout_seconds=settings.agency_timeout_seconds,
+            ),
+        )
         return cls(
             db=db,
             audit=audit,
             http=http,
             oidc_http=oidc_http,
             registry=registry,
-            consent=ConsentService(db, audit, subject_keys),
+            consent=consent,
             subject_keys=subject_keys,
             token_verifier=verifier,
             dev_issuer=open_dev_issuer(settings) if settings.dev_issuer else None,
+            policy=policy,
+            connector_client=client,
+            query_store=store,
+            family_queries=queries,
+            follow_up=FollowUpService(store, audit, subject_keys),
             _owns_audit=owns,
         )
 
     async def aclose(self) -> None:
         """Close the HTTP clients, the audit log (if opened here) and the database."""
+        await self.connector_client.aclose()
+        self.policy.engine.close()
         await self.http.aclose()
         await self.oidc_http.aclose()
         if self._owns_audit:

@@ -50,6 +50,16 @@ class BrokerSettings(BaseSettings):
     manifest_timeout_seconds: float = Field(
         default=5.0, gt=0, description="How long to wait for a connector's manifest."
     )
+    signing_key: Path | None = Field(
+        default=None,
+        description="Ed25519 key signing envelopes to connectors; default data_dir/broker.key.",
+    )
+    query_deadline_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Overall deadline of one family query."
+    )
+    agency_timeout_seconds: float = Field(
+        default=3.0, gt=0, le=60, description="How long one agency may take to answer."
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -75,6 +85,14 @@ class BrokerSettings(BaseSettings):
     def audit_key_file(self) -> Path:
         """The audit log's checkpoint signing key (Ed25519 PEM, created on first use)."""
         return self.data_dir / "audit-log.key"
+
+    def signing_key_file(self) -> Path:
+        """The broker's envelope signing key (Ed25519 PEM, created on first use)."""
+        return self.signing_key or self.data_dir / "broker.key"
+
+    def sealing_key_file(self) -> Path:
+        """The key sealing answers kept for idempotency keys (created on first use)."""
+        return self.data_dir / "idempotency.key"
 
     def subject_key_file(self) -> Path:
         """The secret key of keyed subject references (created on first use, 0600)."""
