@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +119,13 @@ def test_unreachable_opa_server_is_named(bundle: Bundle) -> None:
         OpaServerEngine(bundle, url, timeout=2)
     with pytest.raises(EngineError, match="must look like"):
         OpaServerEngine(bundle, "localhost:8181")
+
+
+def test_embedded_engine_decides_on_any_thread(embedded: RegorusEngine) -> None:
+    # The broker decides from a pool of worker threads, not the thread that loaded policy.
+    query = family_query()
+    here = decide_family(embedded, query)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        there = list(pool.map(lambda _: decide_family(embedded, query), range(6)))
+    assert all(d == here for d in there)
+    assert here.allow
