@@ -60,6 +60,20 @@ class Store:
         # The frontier after the last append through this store; reused while no other
         # process has appended in between.
         self._compact: CompactRange | None = None
+        mark = "%s" if self.is_postgres else "?"
+        self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+
+        def insert(table: sa.Table) -> tuple[str, str]:
+            columns = [column.name for column in table.columns]
+            marks = "(" + ", ".join([mark] * len(columns)) + ")"
+            # Names come from our own table definitions, never from input.
+            head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "  # noqa: S608
+            return head, marks
+
+        self._sql_entries = insert(t.entries)
+        self._sql_subjects = insert(t.subjects)
+        self._sql_openings = insert(t.openings)
+        self._sql_nodes = insert(t.nodes)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True, sqlite_synchronous: str = "FULL") -> Store:
@@ -166,37 +180,34 @@ class Store:
                 compact = CompactRange(size, cached.frontier)
             else:
                 compact = CompactRange(size, self._frontier(conn, size))
-            entries: list[dict[str, Any]] = []
-            subjects: list[dict[str, Any]] = []
-            openings: list[dict[str, Any]] = []
-            nodes: list[dict[str, Any]] = []
+            entries: list[tuple[Any, ...]] = []
+            subjects: list[tuple[str, int]] = []
+            openings: list[tuple[int, str, bytes, str]] = []
+            nodes: list[tuple[int, bytes]] = []
             erasures: list[dict[str, Any]] = []
             sha256 = hashlib.sha256
             for index, item in enumerate(batch, start=size):
                 leaf = leaf_bytes(item.body, index)
                 leaf_hash = sha256(b"\x00" + leaf).digest()
                 for (level, node_index), hash_ in compact.append(leaf_hash):
-                    nodes.append({"id": t.node_key(level, node_index), "hash": hash_})
+                    nodes.append((t.node_key(level, node_index), hash_))
                 entries.append(
-                    {
-                        "idx": index,
-                        "leaf": leaf,
-                        "leaf_hash": leaf_hash,
-                        "time_us": item.time_us,
-                        "kind": item.kind,
-                        "actor": item.actor,
-                        "actor_agency": item.actor_agency,
-                        "counterparty_agency": item.counterparty_agency,
-                        "purpose": item.purpose,
-                        "decision": item.decision,
-                        "query_id": item.query_id,
-                    }
+                    (
+                        index,
+                        leaf,
+                        leaf_hash,
+                        item.time_us,
+                        item.kind,
+                        item.actor,
+                        item.actor_agency,
+                        item.counterparty_agency,
+                        item.purpose,
+                        item.decision,
+                        item.query_id,
+                    )
                 )
-                subjects.extend({"ref": ref, "idx": index} for ref in item.subjects)
-                openings.extend(
-                    {"idx": index, "name": o.name, "salt": o.salt, "value": o.value}
-                    for o in item.openings
-                )
+                subjects.extend((ref, index) for ref in item.subjects)
+                openings.extend((index, o.name, o.salt, o.value) for o in item.openings)
                 if item.erases is not None:
                     erasures.append(
                         {
@@ -207,15 +218,39 @@ class Store:
                             "erasure_idx": index,
                         }
                     )
-            conn.execute(sa.insert(t.entries), entries)
-            for table, rows in ((t.subjects, subjects), (t.openings, openings), (t.nodes, nodes)):
-                if rows:
-                    conn.execute(sa.insert(table), rows)
+            # The driver's own executemany: SQLAlchemy's per-row parameter handling
+            # would cost as much as the database work on a small batch.
+            driver = conn.connection.driver_connection
+            assert driver is not None  # noqa: S101 - an open connection has one
+            cursor = driver.cursor()
+            try:
+                for sql, rows in (
+                    (self._sql_entries, entries),
+                    (self._sql_subjects, subjects),
+                    (self._sql_openings, openings),
+                    (self._sql_nodes, nodes),
+                ):
+                    self._insert(cursor, sql, rows)
+            except self._driver_error as exc:
+                raise StoreError(f"the entries were not stored: {exc}") from None
+            finally:
+                cursor.close()
             for row in erasures:
                 conn.execute(sa.delete(t.openings).where(t.openings.c.idx == row["idx"]))
                 conn.execute(sa.insert(t.erasures).values(row))
         self._compact = compact
         return size
+
+    def _insert(self, cursor: Any, sql: tuple[str, str], rows: Sequence[tuple[Any, ...]]) -> None:
+        head, marks = sql
+        if not self.is_postgres:
+            # In-process: executemany reuses one prepared statement.
+            cursor.executemany(head + marks, rows)
+            return
+        # Over the network: a multi-row INSERT, one round trip per 1,000 rows.
+        for start in range(0, len(rows), 1000):
+            part = rows[start : start + 1000]
+            cursor.execute(head + ", ".join([marks] * len(part)), [v for r in part for v in r])
 
     # -- the tree ------------------------------------------------------------------
 
