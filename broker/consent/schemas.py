@@ -43,6 +43,27 @@ class Identifier(_In):
 class ConsentIn(_In):
     """A consent statement the caseworker records."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "identifiers": [
+                        {"kind": "nhs_number", "value": "943 476 5919"},
+                        {"kind": "local_ref", "value": "police:P-2231"},
+                    ],
+                    "label": "J.M.",
+                    "purpose": "early_help",
+                    "scope": ["police", "school"],
+                    "given_by": "parent",
+                    "channel": "paper",
+                    "evidence_reference": "Form EH-1 #2231",
+                    "expires_at": "2027-11-21T00:00:00Z",
+                }
+            ]
+        },
+    )
+
     identifiers: list[Identifier] = Field(min_length=1, max_length=20)
     label: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = Field(
         default=None,
@@ -79,6 +100,13 @@ class ConsentIn(_In):
 
 class ConsentTransition(_In):
     """A change of state: withdrawn (from given), given or refused (after being asked)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"state": "withdrawn", "note": "Mother withdrew at the front desk"}]
+        },
+    )
 
     state: Literal["given", "withdrawn", "refused"]
     note: Text | None = None

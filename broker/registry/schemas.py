@@ -119,6 +119,23 @@ class AgreementIn(_In):
 
 
 class AgreementCreate(AgreementIn):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "dsa-council-police",
+                    "parties": ["council", "police"],
+                    "purposes": ["early_help"],
+                    "legal_bases": ["consent"],
+                    "fields": ["police.missing_episodes_12m"],
+                    "valid_from": "2026-01-01T00:00:00Z",
+                    "status": "active",
+                }
+            ]
+        },
+    )
+
     id: Slug = Field(examples=["dsa-council-police"])
 
 

@@ -9,7 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
+from broker.consent.schemas import ConsentIn, ConsentTransition
 from broker.identity import Role
+from broker.registry.schemas import AgreementCreate
 from broker.subjects import SubjectKeys
 from tests.broker.foundation_kit import Broker, IssuerServer, running_broker
 
@@ -256,3 +258,11 @@ async def test_consent_expiring_tomorrow_reads_expired_the_day_after(
     assert {r.state for r in today[person]} == {"given"}
     assert {r.state for r in later[person]} == {"expired"}
     assert later[person][0].expires_at == tomorrow
+
+
+def test_the_documented_examples_are_valid_requests():
+    for model in (ConsentIn, ConsentTransition, AgreementCreate):
+        examples = model.model_json_schema()["examples"]
+        assert examples
+        for example in examples:
+            model.model_validate(example)
