@@ -79,6 +79,20 @@ class PolicyService:
         """
         return self.engine.evaluate(entrypoint, input_document)
 
+    def reload_if_changed(self, *, actor: str) -> str | None:
+        """Reload only if the files on disk no longer match the bundle in force.
+
+        Returns the new digest, or None when nothing changed. Meant for a periodic check
+        (or a signal handler) in the service that holds the policy.
+
+        Raises:
+            BundleError, BundleTestsFailed, EngineError: as ``reload``; the bundle in
+                force stays.
+        """
+        if load_bundle(self._dirs).digest == self.digest:
+            return None
+        return self.reload(actor=actor, reason="files changed")
+
     def reload(self, *, actor: str, reason: str = "reload") -> str:
         """Load the bundle directories again and put the new bundle in force.
 

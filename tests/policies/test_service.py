@@ -59,6 +59,19 @@ def test_reload_puts_new_rules_in_force_and_records_both_digests(tmp_path: Path)
     assert refused.bundle_digest == after
 
 
+def test_reload_if_changed_only_reloads_when_files_changed(tmp_path: Path) -> None:
+    root = copy_bundle(tmp_path)
+    recorder = Recorder()
+    service = PolicyService([root], RegorusEngine, recorder)
+    assert service.reload_if_changed(actor="watcher") is None
+    assert len(recorder.changes) == 1
+    _edit_reason(root, "This purpose needs a case reference.", "Changed.")
+    new = service.reload_if_changed(actor="watcher")
+    assert new == service.digest
+    assert recorder.changes[-1][2:] == ("watcher", recorder.changes[-1][3])
+    assert recorder.changes[-1][3]["reason"] == "files changed"
+
+
 def test_bundle_failing_its_tests_is_refused_and_the_old_one_stays(tmp_path: Path) -> None:
     root = copy_bundle(tmp_path)
     recorder = Recorder()
