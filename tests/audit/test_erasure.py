@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -40,6 +41,12 @@ def test_erased_entry_loses_its_personal_data_and_the_log_still_verifies(
 
     assert erasure_index == 12
     assert "Concern raised by school, case 7" not in _everything_stored(log)
+    if log.store.engine.dialect.name == "sqlite":
+        # Not only unreachable through SQL: gone from the files themselves.
+        database = Path(str(log.store.engine.url.database))
+        for path in (database, database.with_name(database.name + "-wal")):
+            if path.exists():
+                assert b"Concern raised by school, case 7" not in path.read_bytes()
     assert "C-7" not in _everything_stored(log).split("\n")
     after = log.get(7)
     assert after.private == {}
