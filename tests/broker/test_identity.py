@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -9,11 +10,12 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from typer.testing import CliRunner
 
 from broker.cli import app as cli
 from broker.errors import BadToken
-from broker.identity import DevIssuer, Role, TokenVerifier
+from broker.identity import ClaimNames, DevIssuer, Role, TokenVerifier
 from broker.identity.dev_issuer import load_or_create_key
 from broker.settings import BrokerSettings
 from connectors.protocol.keys import KeyPair
@@ -258,3 +260,52 @@ async def test_jwks_is_cached_and_refetched_for_a_new_key_id():
         now[0] += 3600
         await verifier.verify(rotated)
         assert idp.fetches == 3
+
+
+class _StaticJwks(httpx.AsyncBaseTransport):
+    def __init__(self, issuer: str, keys: list[dict[str, Any]]) -> None:
+        self.issuer, self.keys = issuer, keys
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("openid-configuration"):
+            body: dict[str, Any] = {"issuer": self.issuer, "jwks_uri": f"{self.issuer}/keys"}
+        else:
+            body = {"keys": self.keys}
+        return httpx.Response(200, json=body, request=request)
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "ES256"])
+async def test_rsa_and_ecdsa_issuers_are_accepted(algorithm: str):
+    url = "https://login.example/realms/junction"
+    if algorithm == "RS256":
+        private: Any = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key()))
+    else:
+        private = ec.generate_private_key(ec.SECP256R1())
+        jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private.public_key()))
+    jwk.update({"kid": "k1", "alg": algorithm, "use": "sig"})
+    now = int(time.time())
+    claims = {
+        "iss": url,
+        "aud": ["junction-broker", "account"],
+        "sub": "f3a1",
+        "iat": now,
+        "exp": now + 300,
+        "junction_role": "ig_officer",
+        "junction_agency": "council",
+        "name": "Priya Shah",
+    }
+    token = jwt.encode(claims, private, algorithm=algorithm, headers={"kid": "k1"})
+    async with httpx.AsyncClient(transport=_StaticJwks(url, [jwk])) as http:
+        verifier = TokenVerifier(
+            url,
+            "junction-broker",
+            http,
+            claims=ClaimNames(role="junction_role", agency="junction_agency"),
+        )
+        principal = await verifier.verify(token)
+    assert (principal.subject, principal.role, principal.agency) == (
+        "f3a1",
+        Role.IG_OFFICER,
+        "council",
+    )
