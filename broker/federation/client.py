@@ -13,6 +13,7 @@ fresh envelope. A timeout or an error after sending is never retried.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
@@ -148,16 +149,20 @@ class ConnectorClient:
             if remaining <= 0:
                 break
             try:
-                response = await self._http.post(
-                    url, content=envelope.to_bytes(), timeout=remaining
-                )
+                # httpx's timeouts bound each read, not the whole exchange: a connector
+                # that drips its answer must still end within the budget.
+                async with asyncio.timeout(remaining):
+                    response = await self._http.post(
+                        url, content=envelope.to_bytes(), timeout=remaining
+                    )
+                    await response.aread()
             except httpx.ConnectError as exc:
                 if attempt == 1:
                     continue  # never reached the connector: safe to send again
                 return self._failed(
                     breaker, agency, started, f"cannot connect: {exc}", request_digest
                 )
-            except httpx.TimeoutException:
+            except (httpx.TimeoutException, TimeoutError):
                 breaker.record_failure()
                 return CallOutcome(
                     agency,

@@ -18,6 +18,7 @@ __all__ = [
     "FieldInfo",
     "LinkRegister",
     "PolicyDecider",
+    "QueryMetrics",
     "RegistryReader",
 ]
 
@@ -91,3 +92,15 @@ class PolicyDecider(Protocol):
 
     @property
     def digest(self) -> str: ...
+
+
+class QueryMetrics(Protocol):
+    """Where the flow reports what it measures; the application's is Prometheus."""
+
+    def query_finished(self, status: str) -> None: ...
+
+    def exchange(self, agency_id: str, kind: str, status: str, seconds: float) -> None: ...
+
+    def policy_decided(self, seconds: float) -> None: ...
+
+    def audit_appended(self, seconds: float) -> None: ...

@@ -142,6 +142,13 @@ class ViewBuilder:
             return
         if exchange.allow and exchange.tier == "known_to_service":
             member.known_to.append(exchange.agency_id)
+        if exchange.allow:
+            held = {o.code for o in self._obligations}
+            self._obligations += [
+                ReasonView(code=o.code, text=o.text)
+                for o in exchange.obligations
+                if o.code not in held
+            ]
         if not exchange.allow:
             reason = exchange.reasons[0] if exchange.reasons else None
             member.withheld.append(

@@ -22,13 +22,14 @@ from audit.entry import Decision, Entry, Kind
 from audit.log import AuditLog
 from broker.errors import BrokerError
 from broker.federation.client import CallOutcome, CallStatus, ConnectorClient, ConnectorEndpoint
-from broker.federation.linking import LinkDecisions, LinkRecord, link_records
+from broker.federation.linking import Linkage, LinkDecisions, LinkRecord, link_records
 from broker.identity.principal import Principal
 from broker.queries.ports import (
     ConnectorInfo,
     ConsentReader,
     LinkRegister,
     PolicyDecider,
+    QueryMetrics,
     RegistryReader,
 )
 from broker.queries.render import ViewBuilder
@@ -101,7 +102,9 @@ class FamilyQueryService:
         subjects: SubjectKeys,
         settings: QuerySettings | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        metrics: QueryMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._client = client
         self._registry = registry
         self._consents = consents
@@ -177,7 +180,7 @@ class FamilyQueryService:
         run: _Run,
         connectors: Sequence[ConnectorInfo],
         *,
-        persons: tuple[dict[str, list[str]], object] | None,
+        persons: tuple[dict[str, list[str]], Linkage] | None,
     ) -> FamilyDecision:
         request = run.request
         principal = run.principal
@@ -225,18 +228,33 @@ class FamilyQueryService:
                     ),
                     fields=offered,
                     requested_fields=wanted,
-                    persons=[self._person(run, connector.agency_id, ref) for ref in refs],
+                    persons=[
+                        self._person(run, connector.agency_id, ref, persons[1] if persons else None)
+                        for ref in refs
+                    ],
                 )
             )
-        return self._policy.decide(FamilyQueryInput(request=query, providers=providers))
+        started = time.perf_counter()
+        decision = self._policy.decide(FamilyQueryInput(request=query, providers=providers))
+        if self._metrics is not None:
+            self._metrics.policy_decided(time.perf_counter() - started)
+        return decision
 
-    def _person_keys(self, run: _Run, agency: str, ref: str) -> list[str]:
+    def _person_keys(self, run: _Run, agency: str, ref: str, linkage: Linkage | None) -> list[str]:
+        """Every key consent for this person may have been recorded under: the local
+        references of all the records joined to it, and the caseworker's identifiers when
+        it is the subject."""
         if ref == SUBJECT_PROBE:
             return run.subject_refs
-        return [self._local_key(agency, ref)]
+        key = f"{agency}:{ref}"
+        member = next((m for m in linkage.members if key in m.keys), None) if linkage else None
+        if member is None:
+            return [self._local_key(agency, ref)]
+        keys = [self._local_key(r.agency_id, r.ref) for r in member.records]
+        return keys + (run.subject_refs if member.is_subject else [])
 
-    def _person(self, run: _Run, agency: str, ref: str) -> Person:
-        keys = self._person_keys(run, agency, ref)
+    def _person(self, run: _Run, agency: str, ref: str, linkage: Linkage | None) -> Person:
+        keys = self._person_keys(run, agency, ref, linkage)
         found = self._consents.consents_for(keys, run.request.purpose, run.now)
         consents = [record for key in keys for record in found.get(key, [])]
         return Person(ref=ref, consents=consents)
@@ -273,7 +291,10 @@ class FamilyQueryService:
         return self._subjects.reference("local_ref", f"{agency}:{ref}")
 
     async def _append(self, run: _Run, entry: Entry) -> int:
+        started = time.perf_counter()
         index = await self._audit.append_async(entry)
+        if self._metrics is not None:
+            self._metrics.audit_appended(time.perf_counter() - started)
         run.entries.append(index)
         return index
 
@@ -349,6 +370,8 @@ class FamilyQueryService:
         entries = []
         for connector, outcome in results:
             status, detail, reasons = self._match_status(outcome)
+            if self._metrics is not None:
+                self._metrics.exchange(connector.agency_id, "match", status, outcome.elapsed)
             run.statuses[connector.agency_id] = AgencyStatusView(
                 agency_id=connector.agency_id,
                 agency_name=connector.agency_name,
@@ -443,6 +466,8 @@ class FamilyQueryService:
             connector = connectors[agency]
             previous = run.statuses.get(agency)
             status = _fetch_status(outcome)
+            if self._metrics is not None:
+                self._metrics.exchange(agency, "fetch", status, outcome.elapsed)
             run.statuses[agency] = AgencyStatusView(
                 agency_id=agency,
                 agency_name=connector.agency_name,
@@ -529,6 +554,8 @@ class FamilyQueryService:
                 time=self._clock(),
             ),
         )
+        if self._metrics is not None:
+            self._metrics.query_finished("refused" if view.refused else "answered")
         checkpoint = self._audit.latest_checkpoint_note()
         latest = self._audit.latest_checkpoint()
         return view.build(

@@ -91,6 +91,25 @@ class QueryStore:
                 )
             return IdempotencyClaim(scoped, self._unseal(scoped, existing.sealed_answer))
 
+    def replay(self, actor: str, key: str, request_hash: str) -> FamilyView | None:
+        """The answer kept for ``key`` if it is done, unexpired and for this request.
+
+        Read-only (unlike ``claim``): ``None`` when there is nothing to show again.
+        """
+        scoped = hashlib.sha256(f"{actor}\x00{key}".encode()).hexdigest()
+        with self._db.session() as session:
+            row = repository.idempotency_row(session, scoped)
+            if (
+                row is None
+                or row.state != "done"
+                or row.sealed_answer is None
+                or row.request_hash != request_hash
+                or row.expires_at <= self._clock()
+            ):
+                return None
+            sealed = row.sealed_answer
+        return self._unseal(scoped, sealed)
+
     def complete(self, claim: IdempotencyClaim, view: FamilyView) -> None:
         with self._db.session() as session:
             row = repository.idempotency_row(session, claim.key)

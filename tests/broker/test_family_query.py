@@ -1,0 +1,397 @@
+"""The family query end to end: six real connectors on the demo town, a real broker.
+
+One region serves the whole module (building it takes seconds); tests that change it
+(consent, agreements, a broken connector) put it back as they found it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from audit.merkle import verify_inclusion
+from broker.identity.principal import Role
+from connectors.protocol import KeyPair, Signer
+from connectors.protocol.keys import load_private_key
+from tests.broker.town_kit import Region, known_to, region, subject_of
+
+pytestmark = pytest.mark.anyio
+# Generous enough for a shared two-core machine running the whole suite.
+AGENCY_TIMEOUT = 3.0
+DEADLINE = 6.0
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+async def town(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Region]:
+    root: Path = tmp_path_factory.mktemp("region")
+    async with region(
+        root, 600, agency_timeout_seconds=AGENCY_TIMEOUT, query_deadline_seconds=DEADLINE
+    ) as r:
+        yield r
+
+
+def _family_child(town: Region, nth: int = 0) -> dict[str, Any]:
+    """The ``nth`` child known to the school, health and housing, with an NHS number.
+
+    Tests that change what is recorded about a person (consent) take their own child.
+    """
+    children = [
+        person
+        for person in known_to(town.truth, 4)
+        if {"education", "health", "housing"} <= set(person["records"])
+        and person.get("nhs_number")
+        and person["role"] == "child"
+    ]
+    assert len(children) > nth, "the town has too few children known to four agencies"
+    return children[nth]
+
+
+def _query(person: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "subject": subject_of(person),
+        "purpose": "child_in_need_assessment",
+        "legal_basis": "public_task",
+        "gateway": "ca1989_s17",
+        "case_reference": "CIN-2026-0001",
+        "justification": "Referral from school about attendance and welfare.",
+        "conditions": ["art9_2_g_para18", "art10_para18"],
+        "consent_not_sought_reason": "would_prejudice_protection",
+    }
+    body.update(changes)
+    return body
+
+
+async def _ask(town: Region, body: dict[str, Any], **headers: Any) -> dict[str, Any]:
+    response = await town.client.post(
+        "/v1/family-queries", json=body, headers=town.headers(**headers)
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def _status(view: dict[str, Any], agency: str) -> dict[str, Any]:
+    return next(a for a in view["agencies"] if a["agency_id"] == agency)
+
+
+def _subject(view: dict[str, Any]) -> dict[str, Any]:
+    """The subject's member, or an empty one when no agency was asked or matched."""
+    found = [m for m in view["members"] if m["is_subject"]]
+    return found[0] if found else {"facts": {}, "records": [], "withheld": []}
+
+
+async def test_a_query_joins_a_family_across_agencies(town: Region) -> None:
+    person = _family_child(town)
+    view = await _ask(town, _query(person))
+    assert view["status"] == "complete"
+    subject = _subject(view)
+    agencies = {record["agency_id"] for record in subject["records"]}
+    assert {"education", "health", "housing"} <= agencies
+    assert {"education", "housing"} <= set(subject["facts"])
+    fact = subject["facts"]["education"][0]
+    assert fact["source_agency"] == "education"
+    assert fact["as_of"]
+    household = [m for m in view["members"] if not m["is_subject"]]
+    truth_household = [
+        p
+        for p in town.truth["people"]
+        if p["household_id"] == person["household_id"] and p is not person and p["records"]
+    ]
+    assert len(household) >= min(1, len(truth_household))
+    assert all(m["confidence"] >= 0.95 for m in view["members"])
+    assert [n["code"] for n in view["needs"]][:2] == ["education", "early_years"]
+
+    entries = town.entries(query_id=view["query_id"])
+    kinds = [e.kind for e in entries]
+    asked = [a for a in view["agencies"] if a["status"] != "withheld" or a["elapsed_ms"]]
+    assert kinds.count("query_submitted") == 1
+    assert kinds.count("match") == len(asked)
+    assert kinds.count("release") == 1
+    assert sorted(e.index for e in entries) == view["receipt"]["entries"]
+    for entry in entries:
+        assert person["given_name"] not in json.dumps(dict(entry.fields))
+
+
+async def test_the_receipt_proves_every_entry(town: Region) -> None:
+    view = await _ask(town, _query(_family_child(town)))
+    response = await town.client.get(view["receipt"]["proofs"], headers=town.headers())
+    assert response.status_code == 200, response.text
+    receipt = response.json()
+    note = receipt["checkpoint"].split("\n")
+    root = base64.b64decode(note[2])
+    assert int(note[1]) == receipt["tree_size"]
+    for entry in receipt["entries"]:
+        verify_inclusion(
+            bytes.fromhex(entry["leaf_hash"]),
+            entry["index"],
+            receipt["tree_size"],
+            [bytes.fromhex(h) for h in entry["inclusion_proof"]],
+            root,
+        )
+    assert sorted(e["index"] for e in receipt["entries"]) == view["receipt"]["entries"]
+
+
+async def test_another_caseworker_cannot_read_the_receipt(town: Region) -> None:
+    view = await _ask(town, _query(_family_child(town)))
+    response = await town.client.get(
+        view["receipt"]["proofs"], headers=town.headers(name="Another Caseworker")
+    )
+    assert response.status_code == 403
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_job_the_purpose_does_not_allow_is_refused_and_audited(town: Region) -> None:
+    body = _query(_family_child(town), purpose="child_protection_enquiry", gateway="ca1989_s47")
+    view = await _ask(town, body, job_role="early_help_worker")
+    assert view["status"] == "refused"
+    assert "role_not_permitted" in [r["code"] for r in view["refusal"]]
+    assert view["members"] == []
+    entries = town.entries(query_id=view["query_id"])
+    assert [e.kind for e in entries] == ["refusal", "release"]
+    assert entries[0].fields["decision"] == "deny"
+
+
+async def test_a_missing_case_reference_is_refused(town: Region) -> None:
+    view = await _ask(town, _query(_family_child(town), case_reference=None))
+    assert view["status"] == "refused"
+    assert [r["code"] for r in view["refusal"]] == ["case_reference_required"]
+
+
+async def test_an_unknown_purpose_is_refused(town: Region) -> None:
+    view = await _ask(town, _query(_family_child(town), purpose="curiosity"))
+    assert view["status"] == "refused"
+    assert "unknown_purpose" in [r["code"] for r in view["refusal"]]
+
+
+async def test_a_suspended_agreement_withholds_that_agency_only(town: Region) -> None:
+    admin = town.headers(Role.ADMIN, job_role=None, agency="broker")
+    current = (await town.client.get("/v1/agreements/dsa-council-housing", headers=admin)).json()
+    change = {k: current[k] for k in ("parties", "purposes", "legal_bases", "fields", "valid_from")}
+    suspended = await town.client.put(
+        "/v1/agreements/dsa-council-housing", json={**change, "status": "suspended"}, headers=admin
+    )
+    assert suspended.status_code == 200, suspended.text
+    try:
+        view = await _ask(town, _query(_family_child(town)))
+        housing = _status(view, "housing")
+        assert housing["status"] == "withheld"
+        assert "no_active_agreement" in [r["code"] for r in housing["reasons"]]
+        assert _status(view, "education")["status"] == "ok"
+        assert "housing" not in _subject(view)["facts"]
+    finally:
+        restored = await town.client.put(
+            "/v1/agreements/dsa-council-housing", json={**change, "status": "active"}, headers=admin
+        )
+        assert restored.status_code == 200
+
+
+async def _record_consent(town: Region, person: dict[str, Any], purpose: str) -> str:
+    response = await town.client.post(
+        "/v1/consents",
+        json={
+            "identifiers": [{"kind": "nhs_number", "value": person["nhs_number"]}],
+            "purpose": purpose,
+            "scope": "all",
+            "given_by": "parent",
+            "channel": "paper",
+            "evidence_reference": "Form EH-1",
+        },
+        headers=town.headers(),
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def _withdraw(town: Region, consent_id: str) -> None:
+    response = await town.client.post(
+        f"/v1/consents/{consent_id}/transitions",
+        json={"state": "withdrawn", "note": "Mother withdrew at the front desk"},
+        headers=town.headers(),
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_withdrawing_consent_changes_the_next_answer(town: Region) -> None:
+    person = _family_child(town, 1)
+    body = _query(
+        person,
+        purpose="early_help_assessment",
+        legal_basis="consent",
+        gateway=None,
+        case_reference=None,
+        consent_not_sought_reason=None,
+    )
+    before = await _ask(town, body, job_role="early_help_worker")
+    assert not _subject(before)["facts"]
+    assert {a["status"] for a in before["agencies"]} == {"withheld"}
+
+    consent_id = await _record_consent(town, person, "early_help_assessment")
+    given = await _ask(town, body, job_role="early_help_worker")
+    assert given["status"] != "refused"
+    assert _subject(given)["facts"]
+
+    await _withdraw(town, consent_id)
+    withdrawn = await _ask(town, body, job_role="early_help_worker")
+    facts = _subject(withdrawn)["facts"] if withdrawn["members"] else {}
+    assert facts == {}
+    codes = {r["code"] for r in withdrawn["refusal"]} | {
+        r["code"] for a in withdrawn["agencies"] for r in a["reasons"]
+    }
+    assert "consent_withdrawn" in codes
+    consent_entries = town.entries(kind="consent_change")
+    assert len(consent_entries) >= 2
+
+
+async def test_a_gateway_overrides_withdrawn_consent_only_with_a_reason(town: Region) -> None:
+    person = _family_child(town, 2)
+    consent_id = await _record_consent(town, person, "child_in_need_assessment")
+    await _withdraw(town, consent_id)
+    blocked = await _ask(town, _query(person))
+    assert not _subject(blocked)["facts"] if blocked["members"] else True
+    codes = {r["code"] for a in blocked["agencies"] for r in a["reasons"]}
+    assert "consent_withdrawn_no_override" in codes
+
+    overridden = await _ask(
+        town, _query(person, override_reason="Risk of significant harm; s17 assessment.")
+    )
+    assert _subject(overridden)["facts"]
+    assert "record_consent_override" in [o["code"] for o in overridden["obligations"]]
+
+
+@contextmanager
+def _reroute(town: Region, agency: str, transport: httpx.AsyncBaseTransport) -> Iterator[None]:
+    netloc = town.netloc(agency)
+    original = town.transport.routes[netloc]
+    town.transport.routes[netloc] = transport
+    try:
+        yield
+    finally:
+        town.transport.routes[netloc] = original
+
+
+class _Slow(httpx.AsyncBaseTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport, delay: float) -> None:
+        self.inner, self.delay = inner, delay
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(self.delay)
+        return await self.inner.handle_async_request(request)
+
+
+class _Rewriting(httpx.AsyncBaseTransport):
+    """Lets the real connector answer fetches, then changes the answer on the way back."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, key: KeyPair | None, agency: str) -> None:
+        self.inner, self.key, self.agency = inner, key, agency
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.url.path != "/v1/fetch":
+            return response
+        await response.aread()
+        envelope = json.loads(response.content)
+        for person in envelope["body"]["persons"]:
+            person["facts"].append(
+                {
+                    "field": f"{self.agency}.secret_notes",
+                    "value": "x",
+                    "as_of": "2026-01-01T00:00:00Z",
+                }
+            )
+        if self.key is None:  # a forger without the agency's key
+            content = json.dumps(envelope).encode()
+        else:  # the agency itself, sending more than it was asked
+            from connectors.protocol.messages import FetchResponse
+
+            message = FetchResponse.model_validate(envelope["body"])
+            content = Signer(self.key, self.agency).seal(message, "broker").to_bytes()
+        return httpx.Response(200, content=content, headers={"content-type": "application/json"})
+
+
+async def test_a_connector_that_is_down_is_reported_and_the_rest_answer(town: Region) -> None:
+    town.transport.down.add(town.netloc("health"))
+    try:
+        view = await _ask(town, _query(_family_child(town)))
+    finally:
+        town.transport.down.discard(town.netloc("health"))
+    assert _status(view, "health")["status"] == "error"
+    assert "connect" in _status(view, "health")["detail"]
+    assert _status(view, "education")["status"] == "ok"
+    assert view["status"] == "partial"
+
+
+async def test_a_slow_connector_times_out_within_the_deadline(town: Region) -> None:
+    netloc = town.netloc("housing")
+    with _reroute(town, "housing", _Slow(town.transport.routes[netloc], DEADLINE + 2)):
+        started = asyncio.get_running_loop().time()
+        view = await _ask(town, _query(_family_child(town)))
+        took = asyncio.get_running_loop().time() - started
+    assert _status(view, "housing")["status"] == "timeout"
+    assert _status(view, "education")["status"] == "ok"
+    assert took < DEADLINE + 1.0
+
+
+async def test_an_extra_field_from_a_connector_is_dropped_and_flagged(town: Region) -> None:
+    key = load_private_key(town.layout.keys / "education.key")
+    netloc = town.netloc("education")
+    with _reroute(town, "education", _Rewriting(town.transport.routes[netloc], key, "education")):
+        view = await _ask(town, _query(_family_child(town)))
+    released = json.dumps(view["members"])
+    assert "education.secret_notes" not in released
+    assert any(flag.startswith("education:field_not_permitted_dropped") for flag in view["flags"])
+    fetch = town.entries(query_id=view["query_id"], kind="fetch")
+    flagged = [e for e in fetch if e.fields.get("counterparty_agency") == "education"]
+    assert any("field_not_permitted_dropped" in r for r in flagged[0].fields["reasons"])
+
+
+async def test_a_forged_connector_answer_is_never_used(town: Region) -> None:
+    netloc = town.netloc("education")
+    with _reroute(town, "education", _Rewriting(town.transport.routes[netloc], None, "education")):
+        view = await _ask(town, _query(_family_child(town)))
+    education = _status(view, "education")
+    assert education["status"] == "error"
+    assert "envelope-altered-body" in education["detail"]
+    assert "education" not in _subject(view)["facts"]
+
+
+async def test_break_glass_is_audited(town: Region) -> None:
+    body = _query(
+        _family_child(town),
+        purpose="child_protection_enquiry",
+        gateway="ca1989_s47",
+        break_glass={
+            "reason_code": "immediate_risk_of_harm",
+            "text": "Child reported missing overnight; police request.",
+        },
+    )
+    view = await _ask(town, body, job_role="duty_social_worker")
+    assert view["status"] != "refused", view["refusal"]
+    kinds = [e.kind for e in town.entries(query_id=view["query_id"])]
+    assert kinds.count("break_glass") == 1
+
+
+async def test_an_idempotency_key_answers_a_retry_without_running_it_again(town: Region) -> None:
+    body = _query(_family_child(town))
+    headers = {**town.headers(), "Idempotency-Key": "retry-test-1"}
+    first = await town.client.post("/v1/family-queries", json=body, headers=headers)
+    second = await town.client.post("/v1/family-queries", json=body, headers=headers)
+    assert first.status_code == second.status_code == 200
+    assert second.headers.get("idempotent-replayed") == "true"
+    assert first.json()["query_id"] == second.json()["query_id"]
+    assert len(town.entries(query_id=first.json()["query_id"], kind="release")) == 1
+    other = await town.client.post(
+        "/v1/family-queries", json={**body, "case_reference": "CIN-9"}, headers=headers
+    )
+    assert other.status_code == 409
