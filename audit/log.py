@@ -279,7 +279,11 @@ class AuditLog:
             or self._unsigned >= self._max_unsigned
             or time.monotonic() - self._unsigned_since >= self._interval
         )
-        if not due and not self._wanted:
+        # A receipt waiting for an entry another process appended is served at once;
+        # one waiting for our own entries waits for the regular checkpoint, so that
+        # receipts cannot turn every commit into a signing.
+        foreign = self._wanted and self._unsigned_since is None
+        if not due and not foreign:
             return
         try:
             self.sign_checkpoint()
