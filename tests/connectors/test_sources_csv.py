@@ -14,7 +14,7 @@ from connectors.protocol.messages import Subject
 from connectors.sources import CsvSource, SqlSource
 from tests.connectors.source_kit import agency_mapping, clock, export_csv, write_town
 
-AGENCIES = ("education", "police", "housing", "health")
+AGENCIES = ("education", "police", "housing", "health", "social_care", "benefits")
 
 
 @pytest.fixture(scope="module")
