@@ -26,13 +26,18 @@ ended(a) if {
 # Several may cover: the lowest id wins, within one id the highest version, and among
 # identical (id, version) pairs the first listed. (Worked out with min/max rather than by
 # sorting [id, -version] arrays, which rego-cpp orders wrongly.)
-agreement_for(provider) := provider.agreements[index] if {
+agreement_for(provider) := pick_agreement(provider.agreements, covering) if {
 	covering := [i | a := provider.agreements[i]; covers(a, provider)]
 	count(covering) > 0
-	first_id := min({provider.agreements[i].id | some i in covering})
-	same_id := [i | some i in covering; provider.agreements[i].id == first_id]
-	newest := max({provider.agreements[i].version | some i in same_id})
-	index := min({i | some i in same_id; provider.agreements[i].version == newest})
+}
+
+pick_agreement(agreements, covering) := agreements[covering[0]] if {
+	count(covering) == 1
+} else := agreements[index] if {
+	first_id := min({agreements[i].id | some i in covering})
+	same_id := [i | some i in covering; agreements[i].id == first_id]
+	newest := max({agreements[i].version | some i in same_id})
+	index := min({i | some i in same_id; agreements[i].version == newest})
 }
 
 # --- consent ----------------------------------------------------------------------------
@@ -207,7 +212,7 @@ withheld_list(requested, codes) := [{"field": f, "code": codes[f], "text": reaso
 
 # The reasons and obligations of an allowed exchange, by tier and by whether a refusal of
 # consent was overridden: at most four variants a request, so they are worked out once.
-allowed_variants := {tier: {false: allowed_parts(tier, false), true: allowed_parts(tier, true)} |
+allowed_variants[tier] := {false: allowed_parts(tier, false), true: allowed_parts(tier, true)} if {
 	some tier in ["full", "known_to_service"]
 }
 
@@ -310,11 +315,11 @@ permits_flag(state) := true if consent_permits(state) else := false
 overridden_flag(state) := true if consent_overridden(state) else := false
 
 # What each consent state means for this request: at most five, so worked out once.
-consent_effect := {state: {
+consent_effect[state] := {
 	"permits": permits_flag(state),
 	"overridden": overridden_flag(state),
 	"denials": consent_denials(state),
-} |
+} if {
 	some state in ["given", "withdrawn", "expired", "refused", "not_sought"]
 }
 
