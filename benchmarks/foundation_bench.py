@@ -33,8 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audit import DEFAULT_ORIGIN, AuditLog, NoteSigner
 from broker.consent import ConsentService
-from broker.consent import repository as consent_repo
-from broker.consent.models import ConsentRow, ConsentStateRow
+from broker.consent.models import ConsentRow, ConsentStateRow, ConsentSubjectRow
 from broker.db import Database
 from broker.identity import DevIssuer, Principal, Role, TokenVerifier
 from broker.registry import RegistryService
@@ -125,52 +124,50 @@ def fill(db: Database, keys: SubjectKeys, people: int) -> None:
                         created_by="bench",
                     )
                 )
-    batch = 2000
-    for start in range(0, people, batch):
-        with db.session() as session:
-            for n in range(start, min(people, start + batch)):
-                consent_id = str(uuid.uuid4())
-                person = [
-                    keys.reference("nhs_number", f"{n:010d}"),
-                    keys.reference("local_ref", f"school:S{n}"),
-                ]
-                consent_repo.add_consent(
-                    session,
-                    ConsentRow(
-                        id=consent_id,
-                        purpose="early_help",
-                        scope_all=n % 3 == 0,
-                        scope=[] if n % 3 == 0 else ["police", "school"],
-                        given_by="parent",
-                        channel=("in_person", "phone", "paper", "online")[n % 4],
-                        evidence_reference=None,
-                        label=None,
-                        recorded_by="bench",
-                        recorded_by_agency="council",
-                        recorded_at=NOW - timedelta(days=5),
-                        expires_at=None,
-                    ),
-                    person,
-                )
-                session.add(
-                    ConsentStateRow(
-                        consent_id=consent_id,
-                        seq=1,
-                        state="given",
-                        at=NOW - timedelta(days=5),
-                        by="b",
-                    )
-                )
-                if n % 5 == 0:
-                    session.add(
-                        ConsentStateRow(
-                            consent_id=consent_id,
-                            seq=2,
-                            state="withdrawn",
-                            at=NOW - timedelta(days=1),
-                            by="b",
-                        )
-                    )
+    consents, subjects, states = [], [], []
+    for n in range(people):
+        consent_id = str(uuid.uuid4())
+        consents.append(
+            {
+                "id": consent_id,
+                "purpose": "early_help",
+                "scope_all": n % 3 == 0,
+                "scope": [] if n % 3 == 0 else ["police", "school"],
+                "given_by": "parent",
+                "channel": ("in_person", "phone", "paper", "online")[n % 4],
+                "evidence_reference": None,
+                "label": None,
+                "recorded_by": "bench",
+                "recorded_by_agency": "council",
+                "recorded_at": NOW - timedelta(days=5),
+                "expires_at": None,
+            }
+        )
+        for kind, value in (("nhs_number", f"{n:010d}"), ("local_ref", f"school:S{n}")):
+            subjects.append({"consent_id": consent_id, "person_key": keys.reference(kind, value)})
+        states.append(
+            {
+                "consent_id": consent_id,
+                "seq": 1,
+                "state": "given",
+                "at": NOW - timedelta(days=5),
+                "by": "b",
+            }
+        )
+        if n % 5 == 0:
+            states.append(
+                {
+                    "consent_id": consent_id,
+                    "seq": 2,
+                    "state": "withdrawn",
+                    "at": NOW - timedelta(days=1),
+                    "by": "b",
+                }
+            )
+    with db.engine.begin() as conn:
+        conn.execute(sa.insert(ConsentRow.__table__), consents)
+        conn.execute(sa.insert(ConsentSubjectRow.__table__), subjects)
+        conn.execute(sa.insert(ConsentStateRow.__table__), states)
 
 
 def bench_store(url: str, people: int, repeat: int, backend: str) -> None:
@@ -196,7 +193,7 @@ def bench_store(url: str, people: int, repeat: int, backend: str) -> None:
             consent_us = per_call_us(
                 lambda: consent.consents_for(family, "early_help", NOW), repeat
             )
-            subjects = consent_repo.ConsentSubjectRow.__table__
+            subjects = ConsentSubjectRow.__table__
             states = ConsentStateRow.__table__
             bare = (
                 sa.select(states)

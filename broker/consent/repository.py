@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from broker.consent.models import ConsentRow, ConsentStateRow, ConsentSubjectRow
+from broker.db import UTCDateTime
 from broker.registry.models import AgencyRow
 
 __all__ = [
@@ -79,11 +80,43 @@ def find(
         ConsentSubjectRow.person_key.in_(list(person_keys))
     )
     query = sa.select(ConsentRow).where(ConsentRow.id.in_(matching))
-    if purpose is not None:
-        query = query.where(ConsentRow.purpose == purpose)
     if recorded_by is not None:
         query = query.where(ConsentRow.recorded_at <= recorded_by)
-    return session.scalars(query.order_by(ConsentRow.recorded_at, ConsentRow.id)).all()
+    rows = session.scalars(query.order_by(ConsentRow.recorded_at, ConsentRow.id)).all()
+    # Filtered here for the reason given in state_rows_for.
+    return [row for row in rows if purpose is None or row.purpose == purpose]
+
+
+def _state_rows_query() -> sa.Select[Any]:
+    consents, subjects, states = (
+        ConsentRow.__table__,
+        ConsentSubjectRow.__table__,
+        ConsentStateRow.__table__,
+    )
+    return (
+        sa.select(
+            subjects.c.person_key,
+            consents.c.id,
+            consents.c.purpose,
+            consents.c.scope_all,
+            consents.c.scope,
+            consents.c.expires_at,
+            states.c.state,
+            states.c.at,
+        )
+        .join(consents, consents.c.id == subjects.c.consent_id)
+        .join(states, states.c.consent_id == consents.c.id)
+        .where(
+            subjects.c.person_key.in_(sa.bindparam("keys", expanding=True)),
+            states.c.at <= sa.bindparam("at", type_=UTCDateTime),
+        )
+        .order_by(subjects.c.person_key, consents.c.id, states.c.seq)
+    )
+
+
+# Built once: on the family query's hot path, building the statement costs more than
+# running it.
+_STATE_ROWS = _state_rows_query()
 
 
 def state_rows_for(
@@ -95,31 +128,10 @@ def state_rows_for(
     """
     if not person_keys:
         return []
-    consents, subjects, states = (
-        ConsentRow.__table__,
-        ConsentSubjectRow.__table__,
-        ConsentStateRow.__table__,
-    )
-    query = (
-        sa.select(
-            subjects.c.person_key,
-            consents.c.id,
-            consents.c.scope_all,
-            consents.c.scope,
-            consents.c.expires_at,
-            states.c.state,
-            states.c.at,
-        )
-        .join(consents, consents.c.id == subjects.c.consent_id)
-        .join(states, states.c.consent_id == consents.c.id)
-        .where(
-            subjects.c.person_key.in_(list(person_keys)),
-            consents.c.purpose == purpose,
-            states.c.at <= at,
-        )
-        .order_by(subjects.c.person_key, consents.c.id, states.c.seq)
-    )
-    return session.execute(query).all()
+    rows = session.execute(_STATE_ROWS, {"keys": list(person_keys), "at": at})
+    # The purpose is filtered here, not in SQL: given it, planners start from the purpose
+    # index, which matches most of the register, instead of the person keys (~20x slower).
+    return [row for row in rows if row.purpose == purpose]
 
 
 def agency_ids(session: Session) -> list[str]:
