@@ -14,6 +14,8 @@ from broker.consent.endpoints import router as consent_router
 from broker.errors import BrokerError
 from broker.foundation import Foundation
 from broker.identity.endpoints import router as dev_issuer_router
+from broker.operations.endpoints import router as operations_router
+from broker.oversight.endpoints import audit_router, oversight_router
 from broker.queries.endpoints import router as queries_router
 from broker.registry.endpoints import router as registry_router
 from broker.settings import BrokerSettings
@@ -59,6 +61,10 @@ def create_app(
         app.state.family_queries = foundation.family_queries
         app.state.query_store = foundation.query_store
         app.state.follow_up = foundation.follow_up
+        app.state.metrics = foundation.metrics
+        app.state.oversight = foundation.oversight
+        app.state.subject_access = foundation.subject_access
+        app.state.readiness = foundation.readiness
         try:
             yield
         finally:
@@ -76,6 +82,9 @@ def create_app(
     app.include_router(registry_router)
     app.include_router(consent_router)
     app.include_router(queries_router)
+    app.include_router(audit_router)
+    app.include_router(oversight_router)
+    app.include_router(operations_router)
     if settings.dev_issuer:
         app.include_router(dev_issuer_router)
 

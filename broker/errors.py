@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 __all__ = [
     "BadToken",
     "BrokerError",
+    "CheckpointRejected",
     "ConfigurationError",
     "Conflict",
     "ConnectorUnreachable",
@@ -15,6 +16,7 @@ __all__ = [
     "IssuerUnavailable",
     "ManifestRejected",
     "NotFound",
+    "NotReady",
     "StoreUnavailable",
     "TokenExpired",
     "Unauthenticated",
@@ -108,4 +110,16 @@ class ManifestRejected(BrokerError):
 class StoreUnavailable(BrokerError):
     code = "store-unavailable"
     title = "The broker's database is unavailable"
+    status = 503
+
+
+class CheckpointRejected(BrokerError):
+    code = "checkpoint-rejected"
+    title = "The checkpoint is not one this log signed"
+    status = 422
+
+
+class NotReady(BrokerError):
+    code = "not-ready"
+    title = "The broker is not ready to serve requests"
     status = 503

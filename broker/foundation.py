@@ -22,6 +22,10 @@ from broker.db import Database
 from broker.errors import ConfigurationError, StoreUnavailable
 from broker.federation.client import ConnectorClient
 from broker.identity import ClaimNames, DevIssuer, TokenVerifier, load_or_create_key
+from broker.operations.metrics import BrokerMetrics
+from broker.operations.readiness import Readiness
+from broker.oversight.sar import SubjectAccessReports
+from broker.oversight.service import OversightService
 from broker.queries.follow_up import FollowUpService
 from broker.queries.service import FamilyQueryService, QuerySettings
 from broker.queries.store import QueryStore
@@ -139,6 +143,10 @@ class Foundation:
     query_store: QueryStore
     family_queries: FamilyQueryService
     follow_up: FollowUpService
+    metrics: BrokerMetrics
+    oversight: OversightService
+    subject_access: SubjectAccessReports
+    readiness: Readiness
     _owns_audit: bool = False
 
     @classmethod
@@ -195,6 +203,8 @@ class Foundation:
             transport=connector_transport,
         )
         store = QueryStore(db, load_or_create_secret(settings.sealing_key_file()))
+        metrics = BrokerMetrics()
+        oversight = OversightService(audit=audit, db=db, subjects=subject_keys)
         queries = FamilyQueryService(
             client=client,
             registry=registry,
@@ -207,6 +217,7 @@ class Foundation:
                 deadline_seconds=settings.query_deadline_seconds,
                 agency_timeout_seconds=settings.agency_timeout_seconds,
             ),
+            metrics=metrics,
         )
         return cls(
             db=db,
@@ -223,6 +234,10 @@ class Foundation:
             query_store=store,
             family_queries=queries,
             follow_up=FollowUpService(store, audit, subject_keys),
+            metrics=metrics,
+            oversight=oversight,
+            subject_access=SubjectAccessReports(oversight, audit),
+            readiness=Readiness(db, audit, policy),
             _owns_audit=owns,
         )
 

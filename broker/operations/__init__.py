@@ -1,0 +1,1 @@
+"""Running the broker: readiness and Prometheus metrics."""

@@ -1,0 +1,1 @@
+"""The IG officers' API: audit search, proofs, subject access, break-glass review, anomalies."""

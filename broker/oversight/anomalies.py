@@ -1,0 +1,240 @@
+"""Anomaly flags: patterns in the audit log an IG officer should look at.
+
+Each rule reads only the audit entries, so a flag can always be checked against the
+log itself: it names the caseworker, the entries that show the pattern, and why it
+fired. The thresholds are documented in ``Thresholds`` and returned with every report.
+
+- ``volume``: on one local day a caseworker ran more than ``volume_factor`` times the
+  median of their own active days in the ``volume_history_days`` before it, and more
+  than ``volume_minimum`` queries (with at least ``volume_min_history_days`` active
+  days of history, so a newcomer's first busy day is not flagged).
+- ``out_of_hours``: queries before ``day_starts`` or from ``day_ends`` local time, or
+  at weekends.
+- ``repeated_no_match``: ``no_match_queries`` or more queries on one local day where
+  every agency asked answered ``no_record`` (someone trying names until one hits).
+- ``frequent_break_glass``: ``break_glass_count`` or more break-glass uses within
+  ``break_glass_days`` days.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from audit.entry import Kind, StoredEntry
+from broker.oversight.schemas import AnomalyFlag
+
+__all__ = ["Thresholds", "detect"]
+
+_QUERY_KINDS = frozenset({Kind.QUERY_SUBMITTED.value, Kind.REFUSAL.value})
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """When each rule fires; see the module docstring."""
+
+    volume_factor: float = 3.0
+    volume_minimum: int = 20
+    volume_history_days: int = 28
+    volume_min_history_days: int = 5
+    day_starts: int = 7
+    day_ends: int = 20
+    timezone: str = "Europe/London"
+    no_match_queries: int = 3
+    break_glass_count: int = 3
+    break_glass_days: int = 7
+
+    def history_start(self, since: datetime) -> datetime:
+        """How far before ``since`` the rules need to read."""
+        return since - timedelta(days=max(self.volume_history_days, self.break_glass_days) + 1)
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        return asdict(self)
+
+
+def detect(
+    entries: Iterable[StoredEntry], *, since: datetime, until: datetime, thresholds: Thresholds
+) -> list[AnomalyFlag]:
+    """Every flag raised in ``[since, until)``; ``entries`` reach back to ``history_start``."""
+    zone = ZoneInfo(thresholds.timezone)
+    ordered = sorted(entries, key=lambda e: e.index)
+    queries = [e for e in ordered if e.kind in _QUERY_KINDS]
+    flags = [
+        *_volume(queries, since, until, thresholds, zone),
+        *_out_of_hours(queries, since, until, thresholds, zone),
+        *_no_match(ordered, queries, (since, until), thresholds, zone),
+        *_break_glass(ordered, since, until, thresholds),
+    ]
+    return sorted(flags, key=lambda f: (f.actor, f.rule, f.evidence[0]))
+
+
+def _actor_agency(entry: StoredEntry) -> str | None:
+    agency = entry.fields.get("actor_agency")
+    return None if agency is None else str(agency)
+
+
+def _by_actor(entries: Iterable[StoredEntry]) -> dict[str, list[StoredEntry]]:
+    grouped: dict[str, list[StoredEntry]] = defaultdict(list)
+    for entry in entries:
+        grouped[str(entry.fields["actor"])].append(entry)
+    return grouped
+
+
+def _within(entry: StoredEntry, since: datetime, until: datetime) -> bool:
+    return since <= entry.time < until
+
+
+def _volume(
+    queries: Sequence[StoredEntry],
+    since: datetime,
+    until: datetime,
+    limits: Thresholds,
+    zone: ZoneInfo,
+) -> list[AnomalyFlag]:
+    flags = []
+    for actor, mine in _by_actor(queries).items():
+        days: dict[date, list[StoredEntry]] = defaultdict(list)
+        for entry in mine:
+            days[entry.time.astimezone(zone).date()].append(entry)
+        for day, that_day in sorted(days.items()):
+            if not any(_within(e, since, until) for e in that_day):
+                continue
+            first = day - timedelta(days=limits.volume_history_days)
+            history = [len(v) for d, v in days.items() if first <= d < day]
+            if len(history) < limits.volume_min_history_days:
+                continue
+            median = statistics.median(history)
+            count = len(that_day)
+            if count > limits.volume_factor * median and count > limits.volume_minimum:
+                flags.append(
+                    AnomalyFlag(
+                        rule="volume",
+                        actor=actor,
+                        actor_agency=_actor_agency(that_day[0]),
+                        evidence=[e.index for e in that_day],
+                        reason=(
+                            f"{count} queries on {day.isoformat()}, more than"
+                            f" {limits.volume_factor:g}x their median of {median:g} over"
+                            f" {len(history)} active days in the {limits.volume_history_days}"
+                            f" days before, and more than {limits.volume_minimum}"
+                        ),
+                        window_start=that_day[0].time,
+                        window_end=that_day[-1].time,
+                    )
+                )
+    return flags
+
+
+def _out_of_hours(
+    queries: Sequence[StoredEntry],
+    since: datetime,
+    until: datetime,
+    limits: Thresholds,
+    zone: ZoneInfo,
+) -> list[AnomalyFlag]:
+    flags = []
+    for actor, mine in _by_actor(e for e in queries if _within(e, since, until)).items():
+        late = []
+        for entry in mine:
+            local = entry.time.astimezone(zone)
+            weekend = local.weekday() >= 5
+            if weekend or local.hour < limits.day_starts or local.hour >= limits.day_ends:
+                late.append(entry)
+        if late:
+            flags.append(
+                AnomalyFlag(
+                    rule="out_of_hours",
+                    actor=actor,
+                    actor_agency=_actor_agency(late[0]),
+                    evidence=[e.index for e in late],
+                    reason=(
+                        f"{len(late)} quer{'y' if len(late) == 1 else 'ies'} outside"
+                        f" {limits.day_starts:02d}:00-{limits.day_ends:02d}:00"
+                        f" {limits.timezone} on weekdays, or at a weekend"
+                    ),
+                    window_start=late[0].time,
+                    window_end=late[-1].time,
+                )
+            )
+    return flags
+
+
+def _no_match(
+    ordered: Sequence[StoredEntry],
+    queries: Sequence[StoredEntry],
+    window: tuple[datetime, datetime],
+    limits: Thresholds,
+    zone: ZoneInfo,
+) -> list[AnomalyFlag]:
+    since, until = window
+    answers: dict[str, list[str]] = defaultdict(list)
+    for entry in ordered:
+        if entry.kind == Kind.MATCH.value and entry.fields.get("query_id"):
+            reasons = entry.fields.get("reasons") or [""]
+            answers[str(entry.fields["query_id"])].append(str(reasons[0]))
+    empty = [
+        q
+        for q in queries
+        if _within(q, since, until)
+        and answers.get(str(q.fields.get("query_id")))
+        and all(status == "no_record" for status in answers[str(q.fields["query_id"])])
+    ]
+    flags = []
+    for actor, mine in _by_actor(empty).items():
+        days: dict[date, list[StoredEntry]] = defaultdict(list)
+        for entry in mine:
+            days[entry.time.astimezone(zone).date()].append(entry)
+        for day, that_day in sorted(days.items()):
+            if len(that_day) >= limits.no_match_queries:
+                flags.append(
+                    AnomalyFlag(
+                        rule="repeated_no_match",
+                        actor=actor,
+                        actor_agency=_actor_agency(that_day[0]),
+                        evidence=[e.index for e in that_day],
+                        reason=(
+                            f"{len(that_day)} queries on {day.isoformat()} where every agency"
+                            f" asked answered no_record (threshold {limits.no_match_queries})"
+                        ),
+                        window_start=that_day[0].time,
+                        window_end=that_day[-1].time,
+                    )
+                )
+    return flags
+
+
+def _break_glass(
+    ordered: Sequence[StoredEntry], since: datetime, until: datetime, limits: Thresholds
+) -> list[AnomalyFlag]:
+    uses = [e for e in ordered if e.kind == Kind.BREAK_GLASS.value and e.time < until]
+    span = timedelta(days=limits.break_glass_days)
+    flags = []
+    for actor, mine in _by_actor(uses).items():
+        mine.sort(key=lambda e: e.time)
+        hit: dict[int, StoredEntry] = {}
+        n = limits.break_glass_count
+        for start in range(len(mine) - n + 1):
+            window = mine[start : start + n]
+            if window[-1].time - window[0].time <= span and window[-1].time >= since:
+                hit.update((e.index, e) for e in window)
+        if hit:
+            evidence = sorted(hit.values(), key=lambda e: e.time)
+            flags.append(
+                AnomalyFlag(
+                    rule="frequent_break_glass",
+                    actor=actor,
+                    actor_agency=_actor_agency(evidence[0]),
+                    evidence=[e.index for e in evidence],
+                    reason=(
+                        f"{len(evidence)} break-glass uses, at least {n} within"
+                        f" {limits.break_glass_days} days"
+                    ),
+                    window_start=evidence[0].time,
+                    window_end=evidence[-1].time,
+                )
+            )
+    return flags

@@ -1,0 +1,155 @@
+"""The IG officers' API. Thin: roles and validation here, logic in the services.
+
+IG officers read the audit trail; they never see agency facts (the broker holds none).
+Admins may read the log's integrity material (checkpoints and proofs), which they need
+to run the service, but not entries, subject access reports or reviews.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+from pydantic import AwareDatetime
+
+from broker.identity import Principal, Role, require, roles_text
+from broker.oversight.sar import SubjectAccessReports, render_html
+from broker.oversight.schemas import (
+    AnomalyReport,
+    AuditPage,
+    AuditSearch,
+    BreakGlassQueue,
+    CheckpointView,
+    ConsistencyCheckIn,
+    ConsistencyView,
+    EntryWithProof,
+    ReviewIn,
+    ReviewView,
+    SubjectAccessIn,
+    SubjectAccessReport,
+)
+from broker.oversight.service import OversightService
+
+__all__ = ["INTEGRITY_ROLES", "OFFICER_ROLES", "audit_router", "oversight_router"]
+
+OFFICER_ROLES = (Role.IG_OFFICER,)
+INTEGRITY_ROLES = (Role.IG_OFFICER, Role.ADMIN)
+_OFFICER = roles_text(*OFFICER_ROLES)
+_INTEGRITY = roles_text(*INTEGRITY_ROLES)
+
+audit_router = APIRouter(prefix="/v1/audit", tags=["audit"])
+oversight_router = APIRouter(prefix="/v1/oversight", tags=["oversight"])
+Officer = Annotated[Principal, Depends(require(*OFFICER_ROLES))]
+Integrity = Annotated[Principal, Depends(require(*INTEGRITY_ROLES))]
+
+
+def _service(request: Request) -> OversightService:
+    service: OversightService = request.app.state.oversight
+    return service
+
+
+def _reports(request: Request) -> SubjectAccessReports:
+    reports: SubjectAccessReports = request.app.state.subject_access
+    return reports
+
+
+Service = Annotated[OversightService, Depends(_service)]
+Reports = Annotated[SubjectAccessReports, Depends(_reports)]
+
+
+@audit_router.post(
+    "/search",
+    description=_OFFICER + " Identifiers travel in the body, never the URL; a person is"
+    " found through the keyed references of their identifiers. Fields released are names"
+    " only. Private values (justification, case reference) are shown unless erased.",
+)
+def search_audit(body: AuditSearch, _: Officer, service: Service) -> AuditPage:
+    """Search the audit log, newest first, one page at a time."""
+    return service.search(body)
+
+
+@audit_router.get("/entries/{index}", description=_OFFICER)
+def get_entry(index: int, _: Officer, service: Service) -> EntryWithProof:
+    """One entry with its inclusion proof against the latest signed checkpoint."""
+    return service.entry(index)
+
+
+@audit_router.get("/checkpoint", description=_INTEGRITY)
+def latest_checkpoint(_: Integrity, service: Service) -> CheckpointView:
+    """The latest signed checkpoint, with the key that signs it."""
+    return service.checkpoint()
+
+
+@audit_router.get("/consistency", description=_INTEGRITY)
+def consistency_from_size(
+    _: Integrity,
+    service: Service,
+    from_size: Annotated[int, Query(ge=1, description="The tree size you recorded.")],
+) -> ConsistencyView:
+    """Consistency proof from an earlier tree size to the latest signed checkpoint."""
+    return service.consistency_from_size(from_size)
+
+
+@audit_router.post(
+    "/consistency",
+    description=_INTEGRITY + " A note not signed by this log's key is rejected (422).",
+)
+def consistency_from_checkpoint(
+    body: ConsistencyCheckIn, _: Integrity, service: Service
+) -> ConsistencyView:
+    """Check that the log still extends a checkpoint you kept, and return the proof."""
+    return service.consistency_from_note(body.checkpoint)
+
+
+@oversight_router.post(
+    "/subject-access",
+    description=_OFFICER + " `?format=html` returns a printable page instead of JSON.",
+    responses={200: {"content": {"text/html": {}}}},
+    response_model=SubjectAccessReport,
+)
+def subject_access(
+    body: SubjectAccessIn,
+    principal: Officer,
+    reports: Reports,
+    format: Annotated[Literal["json", "html"], Query()] = "json",
+) -> SubjectAccessReport | HTMLResponse:
+    """Every recorded access to a person's information: who, when, which agency, why."""
+    report = reports.report(principal, body)
+    if format == "html":
+        return HTMLResponse(render_html(report))
+    return report
+
+
+@oversight_router.get("/break-glass", description=_OFFICER)
+def break_glass_queue(
+    _: Officer,
+    service: Service,
+    state: Literal["pending", "reviewed", "all"] = "pending",
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> BreakGlassQueue:
+    """Break-glass uses, newest first; by default those not yet reviewed."""
+    return service.break_glass_queue(state, limit)
+
+
+@oversight_router.post(
+    "/break-glass/{index}/review",
+    status_code=201,
+    description=_OFFICER + " Recorded in the audit log as an access_review entry.",
+)
+def review_break_glass(
+    index: int, body: ReviewIn, principal: Officer, service: Service
+) -> ReviewView:
+    """Record the outcome of reviewing one break-glass use."""
+    return service.review(principal, index, body)
+
+
+@oversight_router.get("/anomalies", description=_OFFICER)
+def anomalies(
+    _: Officer,
+    service: Service,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+) -> AnomalyReport:
+    """Patterns worth a look, each naming the caseworker, the entries and why it fired."""
+    return service.anomalies(since, until)

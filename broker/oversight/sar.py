@@ -1,0 +1,111 @@
+"""The subject access report: every recorded access to one person's data.
+
+It answers "who looked at my data": who, when, which agency, why (purpose and legal
+basis) and which fields were released, by name only (the broker never holds the
+values). The caseworkers' free-text justifications are left out: they may speak of
+other people, and an IG officer reads them in the audit search before disclosing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from audit.entry import Kind, StoredEntry
+from audit.log import AuditLog
+from audit.search import SearchQuery
+from broker.identity.principal import Principal
+from broker.oversight.schemas import (
+    Identifier,
+    SubjectAccessIn,
+    SubjectAccessReport,
+    SubjectAccessRow,
+)
+from broker.oversight.service import OversightService, read_all, translate
+
+__all__ = ["SubjectAccessReports", "render_html"]
+
+_TEMPLATES = Path(__file__).with_name("templates")
+_environment = Environment(
+    loader=FileSystemLoader(_TEMPLATES),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_WHAT = {
+    Kind.QUERY_SUBMITTED.value: "family query asked",
+    Kind.REFUSAL.value: "family query refused",
+    Kind.MATCH.value: "agency asked whether it holds records",
+    Kind.FETCH.value: "records fetched from the agency",
+    Kind.RELEASE.value: "results shown to the caseworker",
+    Kind.BREAK_GLASS.value: "emergency access (break-glass)",
+    Kind.CONSENT_CHANGE.value: "consent recorded or changed",
+    Kind.LINK_CONFIRMED.value: "records linked across agencies",
+    Kind.ACCESS_REVIEW.value: "access reviewed by an IG officer",
+    Kind.ERASURE.value: "record of an access erased",
+}
+
+
+def _masked(identifier: Identifier) -> str:
+    value = "".join(identifier.value.split())
+    if identifier.kind == "local_ref":
+        agency = value.partition(":")[0]
+        return f"{agency} reference ending {value[-3:]}"
+    return f"{identifier.kind} ending {value[-4:]}" if len(value) > 4 else identifier.kind
+
+
+def _row(entry: StoredEntry) -> SubjectAccessRow:
+    fields = entry.fields
+    return SubjectAccessRow(
+        index=entry.index,
+        time=entry.time,
+        what=_WHAT.get(entry.kind, entry.kind),
+        kind=entry.kind,
+        who=str(fields["actor"]),
+        who_agency=fields.get("actor_agency"),
+        agency=fields.get("counterparty_agency"),
+        purpose=fields.get("purpose"),
+        legal_basis=fields.get("legal_basis"),
+        decision=fields.get("decision"),
+        fields_released=list(fields.get("fields_released", [])),
+        query_id=fields.get("query_id"),
+    )
+
+
+class SubjectAccessReports:
+    """Builds subject access reports from the audit log."""
+
+    def __init__(self, oversight: OversightService, audit: AuditLog) -> None:
+        self._oversight = oversight
+        self._audit = audit
+
+    def report(self, principal: Principal, body: SubjectAccessIn) -> SubjectAccessReport:
+        """Every entry filed under any of the identifiers, oldest first.
+
+        Raises ``InvalidChange`` for a malformed identifier, ``StoreUnavailable`` if the
+        log cannot be read.
+        """
+        found: dict[int, StoredEntry] = {}
+        for ref in self._oversight.references(body.identifiers):
+            query = SearchQuery(subject=ref, since=body.since, until=body.until)
+            found.update((e.index, e) for e in read_all(self._audit, query))
+        rows = [_row(found[i]) for i in sorted(found)]
+        with translate():
+            latest = self._audit.latest_checkpoint()
+        agencies: Counter[str] = Counter(r.agency for r in rows if r.agency)
+        return SubjectAccessReport(
+            generated_at=self._oversight.clock(),
+            generated_by=principal.subject,
+            identifiers=[_masked(i) for i in body.identifiers],
+            tree_size=latest.size if latest else None,
+            accesses=rows,
+            by_agency=dict(sorted(agencies.items())),
+        )
+
+
+def render_html(report: SubjectAccessReport) -> str:
+    """The report as a printable, accessible HTML page."""
+    template = _environment.get_template("subject_access.html")
+    return template.render(report=report, rows=report.accesses)

@@ -1,0 +1,420 @@
+"""What an IG officer does with the audit log: search it, prove it, review break-glass
+use, and look at anomalies. Audit errors become broker errors here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from audit import merkle
+from audit.checkpoint import Checkpoint, open_checkpoint
+from audit.entry import Entry, Kind, StoredEntry
+from audit.errors import (
+    AuditError,
+    CheckpointError,
+    EntryError,
+    EntryNotFound,
+    ProofError,
+    ReceiptTimeout,
+)
+from audit.log import AuditLog
+from audit.search import SearchQuery, get_leaf
+from broker.db import Database
+from broker.errors import (
+    BrokerError,
+    CheckpointRejected,
+    Conflict,
+    InvalidChange,
+    NotFound,
+    StoreUnavailable,
+)
+from broker.identity.principal import Principal
+from broker.oversight import repository
+from broker.oversight.anomalies import Thresholds, detect
+from broker.oversight.models import BreakGlassReviewRow
+from broker.oversight.schemas import (
+    AnomalyReport,
+    AuditEntryView,
+    AuditPage,
+    AuditSearch,
+    BreakGlassItem,
+    BreakGlassQueue,
+    CheckpointView,
+    ConsistencyView,
+    Digests,
+    EntryWithProof,
+    ErasureView,
+    Identifier,
+    InclusionProofView,
+    ReviewIn,
+    ReviewView,
+)
+from broker.subjects import SubjectKeys
+
+__all__ = ["OversightService", "entry_view", "read_all", "translate"]
+
+_PAGE = 500
+
+
+@contextmanager
+def translate() -> Iterator[None]:
+    """Turn what the audit library raises into the broker's errors."""
+    try:
+        yield
+    except EntryNotFound as exc:
+        raise NotFound(exc.detail) from None
+    except CheckpointError as exc:
+        raise CheckpointRejected(exc.detail) from None
+    except (ProofError, EntryError) as exc:
+        raise InvalidChange(exc.detail) from None
+    except ReceiptTimeout as exc:
+        raise StoreUnavailable(f"{exc.detail}; try again in a moment") from None
+    except AuditError as exc:
+        raise StoreUnavailable(f"the audit log cannot be read: {exc.detail}") from None
+
+
+def read_all(audit: AuditLog, query: SearchQuery) -> list[StoredEntry]:
+    """Every entry matching ``query`` (its ``before`` and ``limit`` ignored), newest first."""
+    found: list[StoredEntry] = []
+    before = None
+    with translate():
+        while True:
+            page = audit.search(replace(query, before=before, limit=_PAGE))
+            found.extend(page.entries)
+            if page.next_before is None:
+                return found
+            before = page.next_before
+
+
+def entry_view(stored: StoredEntry) -> AuditEntryView:
+    """What an IG officer sees of one entry: the leaf, plus private values unless erased."""
+    fields = stored.fields
+    erasure = None
+    if stored.erasure is not None:
+        gone = stored.erasure
+        erasure = ErasureView(
+            erased_at=gone.erased_at,
+            erased_by=gone.erased_by,
+            reason=gone.reason,
+            erasure_index=gone.erasure_index,
+            text=f"erased on {gone.erased_at.date().isoformat()} by {gone.erased_by}",
+        )
+    return AuditEntryView(
+        index=stored.index,
+        time=stored.time,
+        kind=stored.kind,
+        actor=str(fields["actor"]),
+        actor_agency=fields.get("actor_agency"),
+        counterparty_agency=fields.get("counterparty_agency"),
+        purpose=fields.get("purpose"),
+        legal_basis=fields.get("legal_basis"),
+        decision=fields.get("decision"),
+        reasons=list(fields.get("reasons", [])),
+        fields_released=list(fields.get("fields_released", [])),
+        subjects=list(fields.get("subjects", [])),
+        digests=Digests(
+            request=fields.get("request_digest"),
+            response=fields.get("response_digest"),
+            policy=fields.get("policy_digest"),
+        ),
+        query_id=fields.get("query_id"),
+        exchange_id=fields.get("exchange_id"),
+        erases=fields.get("erases"),
+        private={} if erasure else dict(stored.private),
+        erasure=erasure,
+        leaf_hash=stored.leaf_hash.hex(),
+    )
+
+
+class OversightService:
+    """The IG officers' reads of the audit log and their break-glass reviews."""
+
+    def __init__(
+        self,
+        *,
+        audit: AuditLog,
+        db: Database,
+        subjects: SubjectKeys,
+        thresholds: Thresholds | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        proof_timeout: float = 5.0,
+    ) -> None:
+        self._audit = audit
+        self._db = db
+        self._subjects = subjects
+        self._thresholds = thresholds or Thresholds()
+        self._clock = clock
+        self._proof_timeout = proof_timeout
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self._clock
+
+    def references(self, identifiers: Sequence[Identifier]) -> list[str]:
+        """The keyed subject references of ``identifiers``. Raises ``InvalidChange``."""
+        return list(dict.fromkeys(self._subjects.reference(i.kind, i.value) for i in identifiers))
+
+    # -- search ---------------------------------------------------------------------
+
+    def search(self, body: AuditSearch) -> AuditPage:
+        """One page of entries matching ``body``, newest first.
+
+        A person's identifiers are searched as their keyed references; entries filed
+        under any of them are returned once. Raises ``InvalidChange`` for a malformed
+        identifier or range, ``StoreUnavailable`` if the log cannot be read.
+        """
+        if body.since and body.until and body.since >= body.until:
+            raise InvalidChange("'since' must be earlier than 'until'")
+        base = SearchQuery(
+            actor=body.actor,
+            actor_agency=body.actor_agency,
+            counterparty_agency=body.counterparty_agency,
+            purpose=body.purpose,
+            kind=body.kind.value if body.kind else None,
+            decision=body.decision.value if body.decision else None,
+            query_id=body.query_id,
+            since=body.since,
+            until=body.until,
+            before=body.cursor,
+            limit=body.limit,
+        )
+        refs = self.references(body.identifiers) if body.identifiers else [None]
+        merged: dict[int, StoredEntry] = {}
+        more = False
+        with translate():
+            for ref in refs:
+                page = self._audit.search(replace(base, subject=ref))
+                more = more or page.next_before is not None
+                merged.update((e.index, e) for e in page.entries)
+        newest = sorted(merged.values(), key=lambda e: e.index, reverse=True)
+        more = more or len(newest) > body.limit
+        shown = newest[: body.limit]
+        return AuditPage(
+            entries=[entry_view(e) for e in shown],
+            next_cursor=shown[-1].index if more and shown else None,
+        )
+
+    # -- proofs ---------------------------------------------------------------------
+
+    def _latest(self) -> tuple[str, Checkpoint]:
+        # One read of the note, parsed here: the note and its tree always agree.
+        note = self._audit.latest_checkpoint_note()
+        if note is None:
+            raise NotFound("the audit log has no signed checkpoint yet; it is empty")
+        return note, open_checkpoint(note, self._audit.verifier, origin=self._audit.origin)
+
+    def checkpoint(self) -> CheckpointView:
+        """The latest signed checkpoint. Raises ``NotFound`` while the log is empty."""
+        with translate():
+            note, latest = self._latest()
+        return CheckpointView(
+            origin=latest.origin,
+            tree_size=latest.size,
+            root_hash=latest.root_hash.hex(),
+            note=note,
+            verifier_key=self._audit.verifier.verifier_key(),
+        )
+
+    def entry(self, index: int) -> EntryWithProof:
+        """Entry ``index`` with its inclusion proof against the latest signed checkpoint.
+
+        Waits (up to the proof timeout) for a checkpoint covering a brand-new entry.
+        Raises ``NotFound`` for an index the log does not hold.
+        """
+        with translate():
+            stored = self._audit.get(index)
+            note, latest = self._latest()
+            if latest.size <= index:
+                self._audit.receipt(index, self._proof_timeout)
+                note, latest = self._latest()
+            proof = self._audit.inclusion_proof(index, latest.size)
+            leaf = get_leaf(self._audit.store, index)
+        return EntryWithProof(
+            entry=entry_view(stored),
+            proof=InclusionProofView(
+                leaf=leaf.decode(),
+                leaf_hash=stored.leaf_hash.hex(),
+                index=index,
+                tree_size=latest.size,
+                root_hash=latest.root_hash.hex(),
+                inclusion_proof=[h.hex() for h in proof],
+                checkpoint=note,
+            ),
+        )
+
+    def consistency_from_size(self, size: int) -> ConsistencyView:
+        """Proof from the tree of ``size`` entries to the latest signed checkpoint.
+
+        Raises ``InvalidChange`` for a size beyond the latest checkpoint.
+        """
+        with translate():
+            note, latest = self._latest()
+            if not 1 <= size <= latest.size:
+                raise InvalidChange(
+                    f"from_size must be between 1 and the latest signed size {latest.size}"
+                )
+            proof = self._audit.consistency_proof(size, latest.size) if size < latest.size else []
+        return ConsistencyView(
+            from_size=size,
+            to_size=latest.size,
+            to_root=latest.root_hash.hex(),
+            proof=[h.hex() for h in proof],
+            checkpoint=note,
+            detail="verify the proof against the root you recorded for this size",
+        )
+
+    def consistency_from_note(self, pasted: str) -> ConsistencyView:
+        """Whether the log still extends the checkpoint ``pasted``, with the proof.
+
+        Raises ``CheckpointRejected`` if the note is malformed, of another log, or not
+        signed by this log's key.
+        """
+        text = pasted.replace("\r\n", "\n")
+        with translate():
+            old = open_checkpoint(text, self._audit.verifier, origin=self._audit.origin)
+            note, latest = self._latest()
+            proof: list[bytes] = []
+            consistent, detail = True, "the current log extends the pasted checkpoint"
+            if old.size > latest.size:
+                consistent = False
+                detail = (
+                    f"the pasted checkpoint is of {old.size} entries but the log now signs only"
+                    f" {latest.size}: the log was rolled back or forked; keep both notes"
+                )
+            elif old.size > 0:
+                if old.size < latest.size:
+                    proof = self._audit.consistency_proof(old.size, latest.size)
+                try:
+                    merkle.verify_consistency(
+                        old.size, latest.size, old.root_hash, latest.root_hash, proof
+                    )
+                except ProofError as exc:
+                    consistent = False
+                    detail = (
+                        f"the log's history differs from the pasted checkpoint: {exc.detail};"
+                        " keep both signed notes as evidence"
+                    )
+        return ConsistencyView(
+            from_size=old.size,
+            to_size=latest.size,
+            from_root=old.root_hash.hex(),
+            to_root=latest.root_hash.hex(),
+            proof=[h.hex() for h in proof],
+            checkpoint=note,
+            consistent=consistent,
+            detail=detail,
+        )
+
+    # -- break-glass review ---------------------------------------------------------
+
+    def break_glass_queue(self, state: str, limit: int) -> BreakGlassQueue:
+        """Break-glass uses, newest first: ``pending`` (no review), ``reviewed`` or ``all``."""
+        uses = read_all(self._audit, SearchQuery(kind=Kind.BREAK_GLASS.value))
+        with self._db.session() as session:
+            reviews = {
+                row.entry_index: _review_view(row)
+                for row in repository.reviews_of(session, [e.index for e in uses])
+            }
+        items = [
+            BreakGlassItem(entry=entry_view(e), review=reviews.get(e.index))
+            for e in uses
+            if state == "all" or (state == "pending") == (e.index not in reviews)
+        ]
+        return BreakGlassQueue(items=items[:limit])
+
+    def review(self, principal: Principal, index: int, body: ReviewIn) -> ReviewView:
+        """Record an officer's outcome for break-glass entry ``index``, audited first.
+
+        Raises ``NotFound``, ``InvalidChange`` for an entry that is not a break-glass
+        use, ``Conflict`` if it was reviewed already, ``StoreUnavailable``.
+        """
+        with translate():
+            stored = self._audit.get(index)
+        if stored.kind != Kind.BREAK_GLASS.value:
+            raise InvalidChange(
+                f"entry {index} is a {stored.kind} entry; only break_glass entries are reviewed"
+            )
+        with self._db.session() as session:
+            done = repository.review(session, index)
+            if done is not None:
+                raise _already(done)
+        fields = stored.fields
+        try:
+            review_index = self._audit.append(
+                Entry(
+                    kind=Kind.ACCESS_REVIEW,
+                    actor=principal.subject,
+                    actor_agency=principal.agency,
+                    counterparty_agency=fields.get("actor_agency"),
+                    purpose=fields.get("purpose"),
+                    reasons=(body.outcome, f"reviewed_entry:{index}"),
+                    subjects=tuple(fields.get("subjects", ())),
+                    # The reviewed leaf's hash binds the review to exactly that entry.
+                    request_digest=stored.leaf_hash.hex(),
+                    query_id=fields.get("query_id"),
+                    private={"note": body.note},
+                )
+            )
+        except AuditError as exc:
+            raise StoreUnavailable(
+                f"the audit log could not record the review, so it was not made: {exc}"
+            ) from None
+        row = BreakGlassReviewRow(
+            entry_index=index,
+            outcome=body.outcome,
+            reviewed_by=principal.subject,
+            reviewer_agency=principal.agency,
+            reviewed_at=self._clock(),
+            review_entry=review_index,
+        )
+        try:
+            with self._db.session() as session:
+                repository.add_review(session, row)
+        except Conflict:
+            with self._db.session() as session:
+                done = repository.review(session, index)
+            if done is None:
+                raise
+            raise _already(done) from None
+        return _review_view(row)
+
+    # -- anomalies ------------------------------------------------------------------
+
+    def anomalies(self, since: datetime | None, until: datetime | None) -> AnomalyReport:
+        """Flags raised in ``[since, until)`` (default: the 7 days up to now)."""
+        until = until or self._clock()
+        since = since or until - timedelta(days=7)
+        if since >= until:
+            raise InvalidChange("'since' must be earlier than 'until'")
+        start = self._thresholds.history_start(since)
+        entries: list[StoredEntry] = []
+        for kind in (Kind.QUERY_SUBMITTED, Kind.REFUSAL, Kind.MATCH, Kind.BREAK_GLASS):
+            query = SearchQuery(kind=kind.value, since=start, until=until)
+            entries += read_all(self._audit, query)
+        return AnomalyReport(
+            since=since,
+            until=until,
+            thresholds=self._thresholds.as_dict(),
+            flags=detect(entries, since=since, until=until, thresholds=self._thresholds),
+        )
+
+
+def _review_view(row: BreakGlassReviewRow) -> ReviewView:
+    return ReviewView(
+        entry_index=row.entry_index,
+        outcome=row.outcome,
+        reviewed_by=row.reviewed_by,
+        reviewer_agency=row.reviewer_agency,
+        reviewed_at=row.reviewed_at,
+        review_entry=row.review_entry,
+    )
+
+
+def _already(row: BreakGlassReviewRow) -> BrokerError:
+    return Conflict(
+        f"entry {row.entry_index} was already reviewed ({row.outcome}) by {row.reviewed_by}"
+        f" on {row.reviewed_at.date().isoformat()}, recorded as entry {row.review_entry}"
+    )

@@ -1,0 +1,79 @@
+"""Readiness and metrics: /ready answers 503 once the database is gone; /metrics is text."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from tests.broker.foundation_kit import IssuerServer
+from tests.broker.oversight_kit import desk
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def doomed_database(postgres_url: str) -> Iterator[tuple[str, sa.Engine]]:
+    """A PostgreSQL database of this test's own, and an admin engine that can drop it."""
+    name = f"junction_ready_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(
+        make_url(postgres_url).set(database="postgres"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as connection:
+        connection.execute(sa.text(f"CREATE DATABASE {name}"))
+    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url, admin
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+async def test_ready_turns_503_when_the_database_is_gone(
+    tmp_path: Path, dev_issuer: IssuerServer, doomed_database: tuple[str, sa.Engine]
+) -> None:
+    url, admin = doomed_database
+    async with desk(tmp_path, dev_issuer, database_url=url) as broker:
+        ready = await broker.client.get("/ready")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["status"] == "ready"
+
+        name = make_url(url).database
+        with admin.connect() as connection:
+            connection.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
+
+        gone = await broker.client.get("/ready")
+        assert gone.status_code == 503
+        assert gone.headers["content-type"].startswith("application/problem+json")
+        problem = gone.json()
+        assert problem["type"].endswith("not-ready")
+        assert problem["checks"]["database"].startswith("failed")
+        assert problem["checks"]["audit_log"].startswith("failed")
+        assert problem["checks"]["policy"].startswith("ok")
+        assert "database" in problem["detail"]
+        health = await broker.client.get("/health")
+        assert health.status_code == 200, "liveness does not depend on the database"
+
+
+async def test_metrics_are_prometheus_text_without_sign_in(
+    tmp_path: Path, dev_issuer: IssuerServer
+) -> None:
+    async with desk(tmp_path, dev_issuer) as broker:
+        response = await broker.client.get("/metrics")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain; version=")
+        text = response.text
+        for name in (
+            "junction_family_queries_total",
+            "junction_exchange_seconds",
+            "junction_exchanges_total",
+            "junction_policy_decision_seconds",
+            "junction_audit_append_seconds",
+        ):
+            assert f"# HELP {name} " in text
+        assert "python_gc" not in text, "a registry of its own, not the global one"

@@ -1,0 +1,410 @@
+"""The IG officers' API over a real audit log: search, proofs, subject access, break-glass."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from audit.checkpoint import Checkpoint, NoteSigner, NoteVerifier, open_checkpoint, sign_checkpoint
+from audit.entry import Decision, Kind
+from audit.log import DEFAULT_ORIGIN
+from audit.merkle import leaf_hash, verify_consistency, verify_inclusion
+from audit.search import SearchQuery
+from broker.identity import Role
+from tests.broker.foundation_kit import IssuerServer
+from tests.broker.oversight_kit import CASEWORKER, Desk, at, desk
+
+pytestmark = pytest.mark.anyio
+
+NHS = "943 476 5919"
+OTHER_NHS = "401 023 2137"
+
+
+@pytest.fixture
+async def broker(tmp_path: Path, dev_issuer: IssuerServer) -> AsyncIterator[Desk]:
+    async with desk(tmp_path, dev_issuer) as running:
+        yield running
+
+
+async def _search(broker: Desk, **body: Any) -> list[int]:
+    response = await broker.client.post("/v1/audit/search", json=body, headers=broker.officer())
+    assert response.status_code == 200, response.text
+    return [e["index"] for e in response.json()["entries"]]
+
+
+def _fill(broker: Desk) -> dict[str, int]:
+    """Entries differing in one filter each; returns their indexes by name."""
+    person = broker.ref("nhs_number", NHS)
+    other = broker.ref("nhs_number", OTHER_NHS)
+    police_ref = broker.ref("local_ref", "police:P-2231")
+    return {
+        "fetch": broker.append(
+            Kind.FETCH,
+            counterparty_agency="police",
+            fields_released=("police.missing_episodes_12m",),
+            subjects=(person, police_ref),
+            query_id="q1",
+            time=at("2026-11-02 10:00"),
+            request_digest="ab" * 32,
+            private={"justification": "School raised concerns", "case_reference": "EH-1"},
+        ),
+        "match": broker.append(
+            Kind.MATCH,
+            counterparty_agency="health",
+            decision=Decision.DENY,
+            reasons=("refused",),
+            subjects=(person,),
+            query_id="q1",
+            time=at("2026-11-02 10:01"),
+        ),
+        "other_actor": broker.append(
+            Kind.QUERY_SUBMITTED,
+            actor="dev:school:ana.teacher",
+            actor_agency="school",
+            purpose="safeguarding",
+            legal_basis="public_task",
+            subjects=(other,),
+            query_id="q2",
+            time=at("2026-11-05 09:00"),
+        ),
+        "late": broker.append(
+            Kind.RELEASE,
+            subjects=(other,),
+            query_id="q2",
+            time=at("2026-11-09 09:00"),
+        ),
+    }
+
+
+async def test_search_by_each_filter(broker: Desk) -> None:
+    made = _fill(broker)
+    assert await _search(broker, actor="dev:school:ana.teacher") == [made["other_actor"]]
+    assert await _search(broker, actor_agency="school") == [made["other_actor"]]
+    assert await _search(broker, counterparty_agency="police") == [made["fetch"]]
+    assert await _search(broker, purpose="safeguarding") == [made["other_actor"]]
+    assert await _search(broker, kind="match") == [made["match"]]
+    assert await _search(broker, decision="deny") == [made["match"]]
+    assert await _search(broker, query_id="q1") == [made["match"], made["fetch"]]
+    window = {"since": "2026-11-02T10:00:30Z", "until": "2026-11-06T00:00:00Z"}
+    assert await _search(broker, **window) == [made["other_actor"], made["match"]]
+
+
+async def test_search_by_person_from_identifiers(broker: Desk) -> None:
+    made = _fill(broker)
+    by_nhs = await _search(broker, identifiers=[{"kind": "nhs_number", "value": "9434765919"}])
+    assert by_nhs == [made["match"], made["fetch"]]
+    by_local = await _search(broker, identifiers=[{"kind": "local_ref", "value": "police:P-2231"}])
+    assert by_local == [made["fetch"]]
+    both = await _search(
+        broker,
+        identifiers=[
+            {"kind": "local_ref", "value": "police:P-2231"},
+            {"kind": "nhs_number", "value": OTHER_NHS},
+        ],
+    )
+    assert both == [made["late"], made["other_actor"], made["fetch"]]
+    bad = await broker.client.post(
+        "/v1/audit/search",
+        json={"identifiers": [{"kind": "local_ref", "value": "no colon"}]},
+        headers=broker.officer(),
+    )
+    assert bad.status_code == 422
+    assert "agency" in bad.json()["detail"]
+
+
+async def test_results_show_names_digests_and_private_values_until_erased(broker: Desk) -> None:
+    made = _fill(broker)
+    response = await broker.client.post(
+        "/v1/audit/search", json={"kind": "fetch"}, headers=broker.officer()
+    )
+    entry = response.json()["entries"][0]
+    assert entry["fields_released"] == ["police.missing_episodes_12m"]
+    assert entry["digests"]["request"] == "ab" * 32
+    assert entry["private"] == {"justification": "School raised concerns", "case_reference": "EH-1"}
+    assert entry["erasure"] is None
+
+    broker.audit.erase(made["fetch"], "dev:council:ivy.officer", "retention period ended")
+    response = await broker.client.post(
+        "/v1/audit/search", json={"kind": "fetch"}, headers=broker.officer()
+    )
+    entry = response.json()["entries"][0]
+    assert entry["private"] == {}
+    assert entry["erasure"]["erased_by"] == "dev:council:ivy.officer"
+    assert entry["erasure"]["text"].startswith("erased on 20")
+    assert entry["erasure"]["text"].endswith("by dev:council:ivy.officer")
+
+
+async def test_search_pages_with_a_cursor(broker: Desk) -> None:
+    made = [broker.append(Kind.MATCH, counterparty_agency="police") for _ in range(5)]
+    seen: list[int] = []
+    cursor = None
+    for _ in range(5):
+        body: dict[str, Any] = {"kind": "match", "limit": 2}
+        if cursor is not None:
+            body["cursor"] = cursor
+        response = await broker.client.post("/v1/audit/search", json=body, headers=broker.officer())
+        page = response.json()
+        seen += [e["index"] for e in page["entries"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(made, reverse=True)
+
+
+async def test_one_entry_with_a_proof_that_verifies_offline(broker: Desk) -> None:
+    made = _fill(broker)
+    response = await broker.client.get(
+        f"/v1/audit/entries/{made['match']}", headers=broker.officer()
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    proof = body["proof"]
+    assert body["entry"]["kind"] == "match"
+    checkpoint_view = (
+        await broker.client.get("/v1/audit/checkpoint", headers=broker.officer())
+    ).json()
+    verifier = NoteVerifier.from_verifier_key(checkpoint_view["verifier_key"])
+    checkpoint = open_checkpoint(proof["checkpoint"], verifier, origin=DEFAULT_ORIGIN)
+    leaf = leaf_hash(proof["leaf"].encode())
+    assert leaf.hex() == proof["leaf_hash"]
+    verify_inclusion(
+        leaf,
+        made["match"],
+        checkpoint.size,
+        [bytes.fromhex(h) for h in proof["inclusion_proof"]],
+        checkpoint.root_hash,
+    )
+    assert proof["tree_size"] == checkpoint.size
+    missing = await broker.client.get("/v1/audit/entries/99999", headers=broker.officer())
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_pasted_checkpoint_is_proved_consistent(broker: Desk) -> None:
+    _fill(broker)
+    broker.signed_size()
+    kept = (await broker.client.get("/v1/audit/checkpoint", headers=broker.officer())).json()
+    _fill(broker)
+    broker.signed_size()
+
+    response = await broker.client.post(
+        "/v1/audit/consistency", json={"checkpoint": kept["note"]}, headers=broker.officer()
+    )
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["consistent"] is True
+    assert result["from_size"] == kept["tree_size"] < result["to_size"]
+    verify_consistency(
+        result["from_size"],
+        result["to_size"],
+        bytes.fromhex(kept["root_hash"]),
+        bytes.fromhex(result["to_root"]),
+        [bytes.fromhex(h) for h in result["proof"]],
+    )
+    by_size = await broker.client.get(
+        "/v1/audit/consistency",
+        params={"from_size": kept["tree_size"]},
+        headers=broker.officer(),
+    )
+    assert by_size.json()["proof"] == result["proof"]
+    too_big = await broker.client.get(
+        "/v1/audit/consistency", params={"from_size": 10_000}, headers=broker.officer()
+    )
+    assert too_big.status_code == 422
+
+
+async def test_a_forged_checkpoint_is_rejected(broker: Desk) -> None:
+    _fill(broker)
+    broker.signed_size()
+    note = (await broker.client.get("/v1/audit/checkpoint", headers=broker.officer())).json()[
+        "note"
+    ]
+    body, _, signature = note.partition("\n\n")
+    name, _, encoded = signature.strip().rpartition(" ")
+    raw = bytearray(base64.b64decode(encoded))
+    raw[-1] ^= 0x01
+    tampered = f"{body}\n\n{name} {base64.b64encode(bytes(raw)).decode()}\n"
+    stranger = sign_checkpoint(
+        open_checkpoint(note, broker.signer.verifier()), NoteSigner.generate(DEFAULT_ORIGIN)
+    )
+    for forged in (tampered, stranger, "not a checkpoint at all"):
+        response = await broker.client.post(
+            "/v1/audit/consistency", json={"checkpoint": forged}, headers=broker.officer()
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["type"].endswith("checkpoint-rejected")
+
+
+async def test_a_checkpoint_of_another_history_is_inconsistent(broker: Desk) -> None:
+    _fill(broker)
+    size = broker.signed_size()
+    # Signed by the log's own key, but over a different history: a fork.
+    fork = sign_checkpoint(Checkpoint(DEFAULT_ORIGIN, size - 1, b"\x07" * 32), broker.signer)
+    response = await broker.client.post(
+        "/v1/audit/consistency", json={"checkpoint": fork}, headers=broker.officer()
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["consistent"] is False
+    assert "differs" in response.json()["detail"]
+
+    ahead = sign_checkpoint(Checkpoint(DEFAULT_ORIGIN, size + 50, b"\x07" * 32), broker.signer)
+    response = await broker.client.post(
+        "/v1/audit/consistency", json={"checkpoint": ahead}, headers=broker.officer()
+    )
+    assert response.json()["consistent"] is False
+    assert "rolled back" in response.json()["detail"]
+
+
+async def test_subject_access_report_json_and_html(broker: Desk) -> None:
+    made = _fill(broker)
+    body = {
+        "identifiers": [
+            {"kind": "nhs_number", "value": NHS},
+            {"kind": "local_ref", "value": "police:P-2231"},
+        ]
+    }
+    response = await broker.client.post(
+        "/v1/oversight/subject-access", json=body, headers=broker.officer()
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert [a["index"] for a in report["accesses"]] == [made["fetch"], made["match"]]
+    fetch = report["accesses"][0]
+    assert fetch["who"] == CASEWORKER
+    assert fetch["agency"] == "police"
+    assert fetch["purpose"] == "early_help"
+    assert fetch["legal_basis"] == "consent"
+    assert fetch["fields_released"] == ["police.missing_episodes_12m"]
+    assert report["by_agency"] == {"health": 1, "police": 1}
+    assert report["identifiers"] == ["nhs_number ending 5919", "police reference ending 231"]
+    assert "School raised concerns" not in response.text
+
+    page = await broker.client.post(
+        "/v1/oversight/subject-access",
+        params={"format": "html"},
+        json=body,
+        headers=broker.officer(),
+    )
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert '<html lang="en-GB">' in html
+    assert "@media print" in html
+    assert '<th scope="col">Agency asked</th>' in html
+    assert "police.missing_episodes_12m" in html
+    assert "9434765919" not in html.replace(" ", "")
+
+
+async def test_break_glass_review_is_audited_and_leaves_the_queue(broker: Desk) -> None:
+    person = broker.ref("nhs_number", NHS)
+    used = broker.append(
+        Kind.BREAK_GLASS,
+        reasons=("immediate_risk",),
+        subjects=(person,),
+        query_id="q9",
+        private={"break_glass_text": "Child alone at 2am"},
+    )
+    other = broker.append(Kind.FETCH, counterparty_agency="police")
+    queue = await broker.client.get("/v1/oversight/break-glass", headers=broker.officer())
+    assert [i["entry"]["index"] for i in queue.json()["items"]] == [used]
+    assert queue.json()["items"][0]["entry"]["private"]["break_glass_text"] == "Child alone at 2am"
+
+    review = {"outcome": "not_justified", "note": "No risk recorded on the case file."}
+    response = await broker.client.post(
+        f"/v1/oversight/break-glass/{used}/review", json=review, headers=broker.officer()
+    )
+    assert response.status_code == 201, response.text
+    recorded = response.json()
+    entry = broker.audit.get(recorded["review_entry"])
+    assert entry.kind == "access_review"
+    assert entry.fields["reasons"] == ["not_justified", f"reviewed_entry:{used}"]
+    assert entry.fields["request_digest"] == broker.audit.get(used).leaf_hash.hex()
+    assert entry.fields["subjects"] == [person]
+    assert entry.private == {"note": "No risk recorded on the case file."}
+
+    pending = await broker.client.get("/v1/oversight/break-glass", headers=broker.officer())
+    assert pending.json()["items"] == []
+    reviewed = await broker.client.get(
+        "/v1/oversight/break-glass", params={"state": "reviewed"}, headers=broker.officer()
+    )
+    assert reviewed.json()["items"][0]["review"]["outcome"] == "not_justified"
+
+    again = await broker.client.post(
+        f"/v1/oversight/break-glass/{used}/review", json=review, headers=broker.officer()
+    )
+    assert again.status_code == 409
+    assert "already reviewed" in again.json()["detail"]
+    wrong = await broker.client.post(
+        f"/v1/oversight/break-glass/{other}/review", json=review, headers=broker.officer()
+    )
+    assert wrong.status_code == 422
+    missing = await broker.client.post(
+        "/v1/oversight/break-glass/99999/review", json=review, headers=broker.officer()
+    )
+    assert missing.status_code == 404
+    bad = await broker.client.post(
+        f"/v1/oversight/break-glass/{used}/review",
+        json={"outcome": "fine", "note": "x"},
+        headers=broker.officer(),
+    )
+    assert bad.status_code == 422
+    assert len(broker.audit.search(SearchQuery(kind="access_review")).entries) == 1
+
+
+ADMIN, IG, CASEWORKER_ROLE = Role.ADMIN, Role.IG_OFFICER, Role.CASEWORKER
+IDS = {"identifiers": [{"kind": "upn", "value": "A123"}]}
+# (method, path, body, roles allowed), written out by hand on purpose.
+MATRIX: list[tuple[str, str, Any, set[Role]]] = [
+    ("POST", "/v1/audit/search", {}, {IG}),
+    ("GET", "/v1/audit/entries/{index}", None, {IG}),
+    ("GET", "/v1/audit/checkpoint", None, {IG, ADMIN}),
+    ("GET", "/v1/audit/consistency?from_size=1", None, {IG, ADMIN}),
+    ("POST", "/v1/audit/consistency", "note", {IG, ADMIN}),
+    ("POST", "/v1/oversight/subject-access", IDS, {IG}),
+    ("POST", "/v1/oversight/subject-access?format=html", IDS, {IG}),
+    ("GET", "/v1/oversight/break-glass", None, {IG}),
+    (
+        "POST",
+        "/v1/oversight/break-glass/{index}/review",
+        {"outcome": "justified", "note": "ok"},
+        {IG},
+    ),
+    ("GET", "/v1/oversight/anomalies", None, {IG}),
+]
+
+
+async def test_role_by_endpoint_matrix(broker: Desk) -> None:
+    for method, template, body, allowed in MATRIX:
+        for role in (ADMIN, IG, CASEWORKER_ROLE):
+            used = broker.append(Kind.BREAK_GLASS, reasons=("immediate_risk",))
+            broker.signed_size()
+            path = template.format(index=used)
+            if body == "note":
+                note = broker.audit.latest_checkpoint_note()
+                payload: Any = {"checkpoint": note}
+            else:
+                payload = body
+            response = await broker.client.request(
+                method, path, json=payload, headers=broker.as_(role)
+            )
+            if role in allowed:
+                assert response.status_code in (200, 201), (method, path, role, response.text)
+            else:
+                assert response.status_code == 403, (method, path, role, response.text)
+                assert response.headers["content-type"].startswith("application/problem+json")
+                assert response.json()["type"].endswith("forbidden")
+        anonymous = await broker.client.request(method, template.format(index=0), json=body)
+        assert anonymous.status_code == 401
+
+
+async def test_every_audit_and_oversight_route_is_in_the_matrix(broker: Desk) -> None:
+    listed = {(m, p.split("?")[0].replace("{index}", "{x}")) for m, p, _, _ in MATRIX}
+    for route in broker.app.routes:
+        path = getattr(route, "path", "")
+        if path.startswith(("/v1/audit", "/v1/oversight")):
+            for method in getattr(route, "methods", ()):
+                assert (method, path.replace("{index}", "{x}")) in listed, (method, path)
