@@ -30,8 +30,17 @@ def dev_token(
     from broker.foundation import open_dev_issuer
     from broker.settings import BrokerSettings
 
+    settings = BrokerSettings()
+    if not settings.dev_issuer or settings.oidc_issuer:
+        typer.echo(
+            "error: this broker does not use the development issuer (see "
+            "JUNCTION_DEV_ISSUER, JUNCTION_OIDC_ISSUER); "
+            f"sign in at {settings.resolved_issuer()}",
+            err=True,
+        )
+        raise typer.Exit(2)
     try:
-        issuer = open_dev_issuer(BrokerSettings())
+        issuer = open_dev_issuer(settings)
         token = issuer.mint(
             role=role,
             agency=agency,

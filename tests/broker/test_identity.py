@@ -211,6 +211,16 @@ def test_dev_token_command_prints_a_token_the_broker_accepts(
     )
     assert bad.exit_code == 2
     assert bad.stderr.startswith("error: ")
+    production = {
+        **env,
+        "JUNCTION_DEV_ISSUER": "false",
+        "JUNCTION_OIDC_ISSUER": "https://idp.example",
+    }
+    refused = CliRunner().invoke(
+        cli, ["dev-token", "--role", "admin", "--agency", "x"], env=production
+    )
+    assert refused.exit_code == 2
+    assert "sign in at https://idp.example" in refused.stderr
 
 
 def test_the_dev_issuer_key_is_private(tmp_path: Path):
