@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from audit import cli as audit_cli
+from broker.demo.cli import demo
 from broker.identity.cli import dev_token
 from broker.registry.cli import seed as registry_seed
 from connectors import cli as connector_cli
@@ -39,6 +40,7 @@ broker_app = typer.Typer(help="Run the central broker service.", no_args_is_help
 app.add_typer(keys_app, name="keys")
 app.add_typer(broker_app, name="broker")
 app.command("dev-token")(dev_token)
+app.command("demo")(demo)
 broker_app.command("seed")(registry_seed)
 app.command("synth")(synth_cli.synth)
 app.add_typer(audit_cli.app, name="audit")
@@ -109,3 +111,7 @@ def broker_serve(
 def main() -> None:
     """Entry point of the ``junction`` console script."""
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -103,6 +103,15 @@ class DemoProcesses:
         self.seed_registry()
         self.start_broker()
 
+    def check_running(self) -> None:
+        """Raise ``LaunchError`` naming the first process that has stopped."""
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise LaunchError(
+                    f"{name} stopped with code {process.returncode}; see "
+                    f"{self.log_dir / (name + '.log')}"
+                )
+
     def stop(self, grace: float = 10.0) -> None:
         """Stop every process: SIGTERM, then SIGKILL whatever is left after ``grace``."""
         for process in self.processes.values():

@@ -109,6 +109,7 @@ class DemoLayout:
             "JUNCTION_PORT": str(self.ports.broker),
             "JUNCTION_AUDIT_ORIGIN": AUDIT_ORIGIN,
             "JUNCTION_NAME": BROKER_NAME,
+            "JUNCTION_SIGNING_KEY": str(self.keys / "broker.key"),
         }
 
 
