@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -115,7 +116,9 @@ class RegistryService:
         http: httpx.AsyncClient,
         broker_name: str,
         manifest_timeout_seconds: float = 5.0,
+        agreements_recheck_seconds: float = 0.5,
         clock: Callable[[], datetime] = _utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
         self._audit = audit
@@ -128,6 +131,12 @@ class RegistryService:
         # equal set, and each query costs one COUNT instead of reading them all again.
         self._agreements: tuple[int, tuple[tuple[SharingAgreement, datetime], ...]] = (-1, ())
         self._agreements_lock = threading.Lock()
+        # A family query asks once per provider; within this window the COUNT is not
+        # repeated. Changes made through this service are seen at once; changes made
+        # by another broker replica within ``agreements_recheck_seconds``.
+        self._recheck = agreements_recheck_seconds
+        self._monotonic = monotonic
+        self._checked_at: float | None = None
 
     # -- agencies -----------------------------------------------------------------
 
@@ -383,6 +392,8 @@ class RegistryService:
         )
         with self._db.session() as session:
             repo.add(session, row)
+        with self._agreements_lock:
+            self._checked_at = None
         return _agreement_out(row)
 
     def agreements_between(
@@ -405,10 +416,16 @@ class RegistryService:
         ]
 
     def _agreement_versions(self) -> tuple[tuple[SharingAgreement, datetime], ...]:
+        with self._agreements_lock:
+            checked = self._checked_at
+            if checked is not None and self._monotonic() - checked < self._recheck:
+                return self._agreements[1]
+        checked_at = self._monotonic()
         with self._db.session() as session:
             count = repo.agreement_row_count(session)
             with self._agreements_lock:
                 if self._agreements[0] == count:
+                    self._checked_at = checked_at
                     return self._agreements[1]
             rows = repo.all_agreement_versions(session)
             parsed = tuple(
@@ -429,5 +446,5 @@ class RegistryService:
                 for row in rows
             )
         with self._agreements_lock:
-            self._agreements = (len(parsed), parsed)
+            self._agreements, self._checked_at = (len(parsed), parsed), checked_at
         return parsed
