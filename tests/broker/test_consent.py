@@ -160,6 +160,11 @@ async def test_consent_is_found_by_any_of_the_persons_identifiers(
             json={"identifiers": [{"kind": "nhs_number", "value": "9434765919"}]},
             headers=caseworker,
         )
+        other_purpose = await broker.client.post(
+            "/v1/consents/search",
+            json={"identifiers": [NHS], "purpose": "youth_justice"},
+            headers=caseworker,
+        )
         nobody = await broker.client.post(
             "/v1/consents/search",
             json={"identifiers": [{"kind": "nhs_number", "value": "0000000000"}]},
@@ -167,6 +172,7 @@ async def test_consent_is_found_by_any_of_the_persons_identifiers(
         )
     assert [c["label"] for c in by_local.json()] == ["J.M. (Year 8)"]
     assert by_nhs.json() == by_local.json()
+    assert other_purpose.json() == []
     assert nobody.json() == []
 
 
