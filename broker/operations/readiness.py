@@ -57,4 +57,4 @@ class Readiness:
         return f"ok ({size} entries)"
 
     def _policy(self) -> str:
-        return f"ok (bundle {self.policy.digest[:12]})"
+        return f"ok (bundle {self.policy.digest.removeprefix('sha256:')[:12]})"

@@ -34,6 +34,8 @@ _environment = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# The kinds in which an agency was asked about the person (by_agency counts these).
+_ASKED = frozenset({Kind.MATCH.value, Kind.FETCH.value})
 _WHAT = {
     Kind.QUERY_SUBMITTED.value: "family query asked",
     Kind.REFUSAL.value: "family query refused",
@@ -94,7 +96,7 @@ class SubjectAccessReports:
         rows = [_row(found[i]) for i in sorted(found)]
         with translate():
             latest = self._audit.latest_checkpoint()
-        agencies: Counter[str] = Counter(r.agency for r in rows if r.agency)
+        agencies: Counter[str] = Counter(r.agency for r in rows if r.agency and r.kind in _ASKED)
         return SubjectAccessReport(
             generated_at=self._oversight.clock(),
             generated_by=principal.subject,

@@ -103,7 +103,7 @@ class AuditSearch(_In):
 
 
 class Digests(BaseModel):
-    """SHA-256 digests (hex) of what was exchanged and of the policy bundle that decided."""
+    """``sha256:<hex>`` digests of the signed request, the answer, and the policy bundle."""
 
     request: str | None = None
     response: str | None = None
@@ -316,7 +316,7 @@ class SubjectAccessReport(BaseModel):
     identifiers: list[str] = Field(description="The identifiers searched, values masked.")
     tree_size: int | None
     accesses: list[SubjectAccessRow]
-    by_agency: dict[str, int]
+    by_agency: dict[str, int] = Field(description="How often each agency was asked about them.")
 
 
 class ReviewIn(_In):
