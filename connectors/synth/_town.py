@@ -116,6 +116,15 @@ def _postcodes(rng: random.Random, count: int) -> list[str]:
     return sorted(codes)
 
 
+def _given_name(rng: random.Random, sex: str, household: Household) -> str:
+    """A given name no one else in the household has: families do not reuse names."""
+    taken = {member.given_name for member in household.members}
+    while True:
+        name = rng.choice(_FEMALE if sex == "F" else _MALE)
+        if name not in taken:
+            return name
+
+
 def _birth(rng: random.Random, today: dt.date, low: int, high: int) -> dt.date:
     age_days = rng.randint(low * 365 + 1, high * 365 + 364)
     return today - dt.timedelta(days=age_days)
@@ -177,7 +186,8 @@ def build_town(people: int, *, seed: int, reference_date: dt.date) -> Town:
             else:
                 sex = rng.choice("FM")
             if role == "child":
-                if twins is not None and rng.random() < 0.1:
+                # About one maternity in sixty is a multiple birth.
+                if twins is not None and rng.random() < 0.03:
                     dob = twins
                 else:
                     dob = _birth(rng, reference_date, 0, 17)
@@ -197,7 +207,7 @@ def build_town(people: int, *, seed: int, reference_date: dt.date) -> Town:
                 person_id=f"T{count:07d}",
                 household_id=hid,
                 role=role,
-                given_name=rng.choice(_FEMALE if sex == "F" else _MALE),
+                given_name=_given_name(rng, sex, household),
                 family_name=family_name,
                 birth_family_name=birth_name,
                 sex=sex,
