@@ -16,9 +16,11 @@ from broker.foundation import Foundation
 from broker.identity.endpoints import router as dev_issuer_router
 from broker.operations.endpoints import router as operations_router
 from broker.oversight.endpoints import audit_router, oversight_router
+from broker.policy_admin.endpoints import router as policy_router
 from broker.queries.endpoints import router as queries_router
 from broker.registry.endpoints import router as registry_router
 from broker.settings import BrokerSettings
+from broker.web import install_web, open_web
 from connectors.protocol.errors import ProtocolError
 from connectors.protocol.problems import BodyLimitMiddleware, install_problem_handlers
 
@@ -61,6 +63,7 @@ def create_app(
         app.state.family_queries = foundation.family_queries
         app.state.query_store = foundation.query_store
         app.state.follow_up = foundation.follow_up
+        open_web(app, foundation, settings)
         app.state.metrics = foundation.metrics
         app.state.oversight = foundation.oversight
         app.state.subject_access = foundation.subject_access
@@ -82,11 +85,13 @@ def create_app(
     app.include_router(registry_router)
     app.include_router(consent_router)
     app.include_router(queries_router)
+    app.include_router(policy_router)
     app.include_router(audit_router)
     app.include_router(oversight_router)
     app.include_router(operations_router)
     if settings.dev_issuer:
         app.include_router(dev_issuer_router)
+    install_web(app)
 
     @app.get("/health", tags=["operations"])
     async def health() -> Health:

@@ -1,0 +1,61 @@
+"""The web pages' error hierarchy. Each renders as a page that says what to do."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "BadForm",
+    "CsrfRejected",
+    "NotAllowed",
+    "SignInExpired",
+    "SignInRequired",
+    "WebError",
+]
+
+
+class WebError(Exception):
+    """Base of every error a web page shows instead of its content."""
+
+    code: ClassVar[str] = "web-error"
+    title: ClassVar[str] = "The page could not be shown"
+    status: ClassVar[int] = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class SignInRequired(WebError):
+    code = "sign-in-required"
+    title = "Please sign in"
+    status = 401
+
+
+class SignInExpired(SignInRequired):
+    code = "sign-in-expired"
+    title = "Your sign-in has expired"
+
+
+class NotAllowed(WebError):
+    code = "not-allowed"
+    title = "You do not have access to this page"
+    status = 403
+
+
+class CsrfRejected(WebError):
+    code = "form-expired"
+    title = "The form could not be accepted"
+    status = 403
+
+
+class BadForm(WebError):
+    """A form with errors; ``fields`` maps each field name to what is wrong with it."""
+
+    code = "bad-form"
+    title = "There is a problem with the form"
+    status = 422
+
+    def __init__(self, detail: str, fields: dict[str, str]) -> None:
+        super().__init__(detail)
+        self.fields = fields

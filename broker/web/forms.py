@@ -1,0 +1,190 @@
+"""Turning the pages' forms into the API's request models, with errors per field.
+
+A form is validated by the same pydantic models the JSON API uses; a validation error
+is mapped back to the input it concerns so the page can show it beside that input.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from broker.consent.schemas import ConsentIn, ConsentSearch, ConsentTransition
+from broker.queries.schemas import FamilyQueryRequest
+from broker.web.errors import BadForm
+
+__all__ = [
+    "IDENTIFIER_KINDS",
+    "consent_form",
+    "consent_search_form",
+    "query_form",
+    "withdraw_form",
+]
+
+IDENTIFIER_KINDS = {
+    "nhs_number": "NHS number",
+    "upn": "Unique pupil number",
+    "ni_number": "National Insurance number",
+    "local_ref": "Agency reference (agency:reference, as a result page shows it)",
+}
+
+_QUERY_FIELDS = {
+    ("subject", "given_name"): "given_name",
+    ("subject", "family_name"): "family_name",
+    ("subject", "date_of_birth"): "date_of_birth",
+    ("subject", "sex"): "sex",
+    ("subject", "postcode"): "postcode",
+    ("subject", "identifiers", "nhs_number"): "nhs_number",
+    ("subject", "identifiers", "upn"): "upn",
+    ("subject", "identifiers", "ni_number"): "ni_number",
+    ("break_glass", "reason_code"): "break_glass_reason",
+    ("break_glass", "text"): "break_glass_text",
+}
+
+
+def _text(form: Mapping[str, Any], name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _optional(form: Mapping[str, Any], name: str) -> str | None:
+    return _text(form, name) or None
+
+
+def _errors(exc: ValidationError, names: Mapping[tuple[str, ...], str]) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for error in exc.errors():
+        loc = tuple(str(part) for part in error["loc"])
+        name = names.get(loc) or names.get(loc[:2]) or (loc[-1] if loc else "form")
+        message = str(error["msg"]).removeprefix("Value error, ")
+        fields.setdefault(name, message[0].upper() + message[1:] if message else "Not valid")
+    return fields
+
+
+def query_form(form: Mapping[str, Any]) -> FamilyQueryRequest:
+    """The family query a submitted form asks. Raises ``BadForm`` naming each bad field."""
+    fields: dict[str, str] = {}
+    identifiers = {k: _text(form, k) for k in ("nhs_number", "upn", "ni_number") if _text(form, k)}
+    if "nhs_number" in identifiers:
+        identifiers["nhs_number"] = identifiers["nhs_number"].replace(" ", "")
+    born = _text(form, "date_of_birth")
+    if born:
+        try:
+            dt.date.fromisoformat(born)
+        except ValueError:
+            fields["date_of_birth"] = "Enter the date of birth as YYYY-MM-DD, e.g. 2014-05-02"
+    if not _text(form, "purpose"):
+        fields["purpose"] = "Choose the purpose of this query"
+    legal_basis = _text(form, "legal_basis")
+    gateway = _optional(form, "gateway")
+    if legal_basis == "public_task" and gateway is None:
+        fields["gateway"] = "A public task needs its statutory gateway: choose one"
+    break_glass = None
+    if _text(form, "break_glass") == "yes":
+        break_glass = {
+            "reason_code": _text(form, "break_glass_reason"),
+            "text": _text(form, "break_glass_text"),
+        }
+        if not break_glass["reason_code"]:
+            fields["break_glass_reason"] = "Choose why emergency access is needed"
+    body: dict[str, Any] = {
+        "subject": {
+            "given_name": _text(form, "given_name"),
+            "family_name": _text(form, "family_name"),
+            "date_of_birth": born or None,
+            "sex": _optional(form, "sex"),
+            "postcode": _optional(form, "postcode"),
+            "identifiers": identifiers,
+        },
+        "purpose": _text(form, "purpose") or "unknown",
+        "legal_basis": legal_basis,
+        "gateway": gateway if legal_basis == "public_task" else None,
+        "case_reference": _optional(form, "case_reference"),
+        "justification": _text(form, "justification"),
+        "break_glass": break_glass,
+    }
+    try:
+        request = FamilyQueryRequest.model_validate(body)
+    except ValidationError as exc:
+        for name, message in _errors(exc, _QUERY_FIELDS).items():
+            fields.setdefault(name, message)
+        request = None
+    if fields or request is None:
+        raise BadForm("Check the answers marked below.", _friendly(fields))
+    return request
+
+
+_FRIENDLY = {
+    "given_name": "Enter the person's first name",
+    "family_name": "Enter the person's last name",
+    "legal_basis": "Choose the legal basis: consent, or a public task",
+    "justification": "Say why you need this information (at least 10 characters)",
+    "break_glass_text": "Describe the emergency (at least 10 characters)",
+    "identifiers": "Name at least one identifier",
+    "channel": "Choose how the person gave their answer",
+    "scope": "Choose which agencies the consent covers",
+}
+
+
+def _friendly(fields: dict[str, str]) -> dict[str, str]:
+    """Plain words for the fields whose validator messages would read as jargon."""
+    return {name: _FRIENDLY.get(name, message) for name, message in fields.items()}
+
+
+def _identifiers(form: Mapping[str, Any]) -> list[dict[str, str]]:
+    kind, value = _text(form, "identifier_kind"), _text(form, "identifier_value")
+    if kind == "nhs_number":
+        value = value.replace(" ", "")
+    return [{"kind": kind, "value": value}] if value else []
+
+
+def consent_form(form: Mapping[str, Any]) -> ConsentIn:
+    """The consent statement a submitted form records. Raises ``BadForm``."""
+    scope: list[str] | str = [str(v) for v in form.get("scope_agencies", []) if v]
+    if _text(form, "scope") == "all":
+        scope = "all"
+    expires = _text(form, "expires_on")
+    body: dict[str, Any] = {
+        "identifiers": _identifiers(form),
+        "label": _optional(form, "label"),
+        "purpose": _text(form, "purpose"),
+        "scope": scope,
+        "state": _text(form, "state") or "given",
+        "given_by": _text(form, "given_by") or "person",
+        "channel": _text(form, "channel"),
+        "evidence_reference": _optional(form, "evidence_reference"),
+        "expires_at": f"{expires}T00:00:00Z" if expires else None,
+        "note": _optional(form, "note"),
+    }
+    names: dict[tuple[str, ...], str] = {
+        ("identifiers",): "identifier_value",
+        ("expires_at",): "expires_on",
+    }
+    try:
+        return ConsentIn.model_validate(body)
+    except ValidationError as exc:
+        raise BadForm("Check the answers marked below.", _friendly(_errors(exc, names))) from None
+
+
+def consent_search_form(form: Mapping[str, Any]) -> ConsentSearch:
+    """Whose consents to show. Raises ``BadForm``."""
+    try:
+        return ConsentSearch.model_validate({"identifiers": _identifiers(form)})
+    except ValidationError:
+        raise BadForm(
+            "Enter an identifier to look for.",
+            {"identifier_value": "Enter the person's identifier"},
+        ) from None
+
+
+def withdraw_form(form: Mapping[str, Any]) -> ConsentTransition:
+    """A withdrawal with its note. Raises ``BadForm``."""
+    try:
+        return ConsentTransition.model_validate(
+            {"state": "withdrawn", "note": _optional(form, "note")}
+        )
+    except ValidationError as exc:
+        raise BadForm("Check the note.", _errors(exc, {})) from None

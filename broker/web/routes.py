@@ -1,0 +1,382 @@
+"""The caseworkers' pages and signing in. Thin: forms in ``forms``, logic in the services."""
+
+from __future__ import annotations
+
+import pathlib
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Path, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from broker.foundation import Foundation, load_or_create_secret
+from broker.identity.principal import Principal, Role
+from broker.queries.schemas import LinkDecisionIn
+from broker.settings import BrokerSettings
+from broker.web import ig_routes
+from broker.web.answers import kept_answer, request_hash, run_query
+from broker.web.catalogue import Catalogue
+from broker.web.errors import BadForm, SignInRequired
+from broker.web.forms import (
+    IDENTIFIER_KINDS,
+    consent_form,
+    consent_search_form,
+    query_form,
+    withdraw_form,
+)
+from broker.web.graph import layout
+from broker.web.pages import Pages, WebRoute, pages_of
+from broker.web.session import SessionCodec, WebSession, check_csrf, signed_in
+
+__all__ = ["install_web", "open_web", "router"]
+
+router = APIRouter(prefix="/web", route_class=WebRoute, include_in_schema=False)
+QueryId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
+CASEWORKER = (Role.CASEWORKER,)
+_JOBS = ("social_worker", "early_help_worker", "duty_social_worker", "team_manager", "yot_officer")
+
+
+def install_web(app: FastAPI) -> None:
+    """Add the page routes and their static files to ``app`` (before start-up)."""
+    app.include_router(router)
+    app.include_router(ig_routes.router)
+    app.mount("/web/static", StaticFiles(directory=str(_STATIC)), name="web-static")
+
+
+def open_web(app: FastAPI, foundation: Foundation, settings: BrokerSettings) -> None:
+    """Build the pages' machinery over ``foundation`` (at start-up).
+
+    Raises ``ConfigurationError`` if the session key cannot be read, ``PolicyError`` if
+    the policy catalogue cannot be.
+    """
+    secret = load_or_create_secret(settings.data_dir / "web-session.key")
+    secure = settings.resolved_public_url().startswith("https://")
+    app.state.web = Pages.build(foundation, SessionCodec(secret, secure=secure), Catalogue.load())
+
+
+_STATIC = pathlib.Path(__file__).parent / "static"
+
+
+async def _form(request: Request) -> dict[str, Any]:
+    form = await request.form()
+    data: dict[str, Any] = {key: form.get(key) for key in form}
+    data["scope_agencies"] = form.getlist("scope_agencies")
+    return data
+
+
+async def _caseworker(request: Request) -> tuple[Pages, Principal, WebSession]:
+    pages = pages_of(request)
+    principal, session = await signed_in(
+        pages.codec, pages.foundation.token_verifier, request, CASEWORKER
+    )
+    return pages, principal, session
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+# -- signing in ---------------------------------------------------------------------------
+
+
+@router.get("")
+async def start(request: Request) -> Response:
+    pages = pages_of(request)
+    if pages.codec.read(request) is None:
+        return _see_other("/web/sign-in")
+    return _see_other("/web/home")
+
+
+@router.get("/sign-in")
+async def sign_in_page(request: Request) -> Response:
+    pages = pages_of(request)
+    return _sign_in(pages, request, {}, {})
+
+
+def _sign_in(
+    pages: Pages, request: Request, errors: dict[str, str], values: dict[str, Any]
+) -> Response:
+    probe = Response()
+    token = pages.codec.sign_in_token(request, probe)
+    response = pages.render(
+        request,
+        "sign_in.html",
+        status=422 if errors else 200,
+        form_token=token,
+        dev=pages.dev_sign_in,
+        agencies=pages.foundation.registry.list_agencies(),
+        jobs=_JOBS,
+        roles=[Role.CASEWORKER, Role.IG_OFFICER],
+        errors=errors,
+        values=values,
+        issuer=pages.foundation.token_verifier.issuer,
+    )
+    for cookie in probe.headers.getlist("set-cookie"):
+        response.headers.append("set-cookie", cookie)
+    return response
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request) -> Response:
+    pages = pages_of(request)
+    form = await _form(request)
+    check_csrf(pages.codec.read_sign_in_token(request), form.get("csrf"))
+    errors: dict[str, str] = {}
+    token = str(form.get("access_token") or "").strip()
+    if pages.dev_sign_in and not token:
+        issuer = pages.foundation.dev_issuer
+        assert issuer is not None  # noqa: S101 - dev_sign_in says it exists
+        name = str(form.get("name") or "").strip()
+        agency = str(form.get("agency") or "").strip()
+        job = str(form.get("job_role") or "").strip() or None
+        if not name:
+            errors["name"] = "Enter your name"
+        if not agency:
+            errors["agency"] = "Choose your agency"
+        if job is not None and job not in _JOBS:
+            errors["job_role"] = "Choose a job from the list"
+        try:
+            role = Role(str(form.get("role")))
+        except ValueError:
+            errors["role"] = "Choose caseworker or IG officer"
+        if not errors:
+            token = issuer.mint(
+                role=role, agency=agency, name=name, job_role=job, ttl_seconds=8 * 3600
+            )
+    elif not token:
+        errors["access_token"] = "Paste the access token your identity provider gave you"  # noqa: S105 - a message
+    if errors:
+        return _sign_in(pages, request, errors, form)
+    try:
+        await pages.foundation.token_verifier.verify(token)
+    except SignInRequired as exc:
+        return _sign_in(pages, request, {"access_token": exc.detail}, form)
+    except Exception as exc:  # noqa: BLE001 - any refusal of the token is shown on the form
+        detail = getattr(exc, "detail", "the token was not accepted")
+        return _sign_in(pages, request, {"access_token": f"Not accepted: {detail}"}, form)
+    response = _see_other("/web/home")
+    pages.codec.write(response, WebSession.start(token))
+    return response
+
+
+@router.post("/sign-out")
+async def sign_out(request: Request) -> Response:
+    pages = pages_of(request)
+    session = pages.codec.read(request)
+    form = await _form(request)
+    if session is not None:
+        check_csrf(session, form.get("csrf"))
+    response = pages.render(request, "signed_out.html")
+    pages.codec.clear(response)
+    return response
+
+
+@router.get("/home")
+async def home(request: Request) -> Response:
+    pages = pages_of(request)
+    principal, session = await signed_in(
+        pages.codec, pages.foundation.token_verifier, request, (Role.CASEWORKER, Role.IG_OFFICER)
+    )
+    if principal.role is Role.IG_OFFICER:
+        return _see_other("/web/ig")
+    recent = pages.foundation.follow_up.queries(principal, 10)
+    return pages.render(request, "home.html", principal=principal, session=session, recent=recent)
+
+
+# -- the family query -----------------------------------------------------------------------
+
+
+@router.get("/queries/new")
+async def new_query(request: Request) -> Response:
+    pages, principal, session = await _caseworker(request)
+    return _query_form(pages, request, principal, session, errors={}, values={})
+
+
+def _query_form(
+    pages: Pages,
+    request: Request,
+    principal: Principal,
+    session: WebSession,
+    *,
+    errors: dict[str, str],
+    values: dict[str, Any],
+) -> Response:
+    return pages.render(
+        request,
+        "query_form.html",
+        principal=principal,
+        session=session,
+        status=422 if errors else 200,
+        errors=errors,
+        values=values,
+        key=values.get("idempotency_key") or secrets.token_urlsafe(18),
+    )
+
+
+@router.post("/queries")
+async def submit_query(request: Request) -> Response:
+    pages, principal, session = await _caseworker(request)
+    form = await _form(request)
+    check_csrf(session, form.get("csrf"))
+    try:
+        body = query_form(form)
+    except BadForm as exc:
+        return _query_form(pages, request, principal, session, errors=exc.fields, values=form)
+    key = str(form.get("idempotency_key") or secrets.token_urlsafe(18))[:128]
+    view = await run_query(pages.foundation, principal, body, key)
+    response = _see_other(f"/web/queries/{view.query_id}")
+    pages.codec.write(response, session.with_answer(view.query_id, key, request_hash(body)))
+    return response
+
+
+@router.get("/queries/{query_id}")
+async def query_result(request: Request, query_id: QueryId) -> Response:
+    pages, principal, session = await _caseworker(request)
+    kept = session.answers.get(query_id)
+    view = kept_answer(pages.foundation, principal, *kept) if kept else None
+    if view is None:
+        return pages.render(
+            request, "result_gone.html", principal=principal, session=session, status=410
+        )
+    return pages.render(
+        request,
+        "result.html",
+        principal=principal,
+        session=session,
+        view=view,
+        graph=layout(view),
+        decided=request.query_params.get("decided"),
+    )
+
+
+@router.post("/queries/{query_id}/links")
+async def decide_link(request: Request, query_id: QueryId) -> Response:
+    pages, principal, session = await _caseworker(request)
+    form = await _form(request)
+    check_csrf(session, form.get("csrf"))
+    decision = LinkDecisionIn.model_validate(
+        {"link_id": str(form.get("link_id") or ""), "decision": str(form.get("decision") or "")}
+    )
+    await pages.foundation.follow_up.decide_link(principal, query_id, decision)
+    return _see_other(f"/web/queries/{query_id}?decided={decision.decision}")
+
+
+# -- consent --------------------------------------------------------------------------------
+
+
+@router.get("/consents")
+async def consents(request: Request) -> Response:
+    pages, principal, session = await _caseworker(request)
+    return pages.render(
+        request,
+        "consents.html",
+        principal=principal,
+        session=session,
+        kinds=IDENTIFIER_KINDS,
+        errors={},
+        values={},
+        found=None,
+    )
+
+
+@router.post("/consents/search")
+async def search_consents(request: Request) -> Response:
+    pages, principal, session = await _caseworker(request)
+    form = await _form(request)
+    check_csrf(session, form.get("csrf"))
+    try:
+        query = consent_search_form(form)
+    except BadForm as exc:
+        return pages.render(
+            request,
+            "consents.html",
+            principal=principal,
+            session=session,
+            kinds=IDENTIFIER_KINDS,
+            errors=exc.fields,
+            values=form,
+            found=None,
+            status=422,
+        )
+    found = pages.foundation.consent.search(query)
+    return pages.render(
+        request,
+        "consents.html",
+        principal=principal,
+        session=session,
+        kinds=IDENTIFIER_KINDS,
+        errors={},
+        values=form,
+        found=found,
+    )
+
+
+@router.get("/consents/new")
+async def new_consent(request: Request) -> Response:
+    pages, principal, session = await _caseworker(request)
+    return _consent_form(pages, request, principal, session, errors={}, values={"scope": "all"})
+
+
+def _consent_form(
+    pages: Pages,
+    request: Request,
+    principal: Principal,
+    session: WebSession,
+    *,
+    errors: dict[str, str],
+    values: dict[str, Any],
+) -> Response:
+    return pages.render(
+        request,
+        "consent_form.html",
+        principal=principal,
+        session=session,
+        status=422 if errors else 200,
+        errors=errors,
+        values=values,
+        kinds=IDENTIFIER_KINDS,
+        agencies=pages.foundation.registry.list_agencies(),
+    )
+
+
+@router.post("/consents")
+async def record_consent(request: Request) -> Response:
+    pages, principal, session = await _caseworker(request)
+    form = await _form(request)
+    check_csrf(session, form.get("csrf"))
+    try:
+        consent = consent_form(form)
+    except BadForm as exc:
+        return _consent_form(pages, request, principal, session, errors=exc.fields, values=form)
+    recorded = pages.foundation.consent.record(principal, consent)
+    return _see_other(f"/web/consents/{recorded.id}?recorded=1")
+
+
+@router.get("/consents/{consent_id}")
+async def view_consent(
+    request: Request, consent_id: Annotated[str, Path(max_length=64)]
+) -> Response:
+    pages, principal, session = await _caseworker(request)
+    consent = pages.foundation.consent.get(consent_id)
+    return pages.render(
+        request,
+        "consent.html",
+        principal=principal,
+        session=session,
+        consent=consent,
+        notice=(request.query_params.get("recorded") and "Consent recorded.")
+        or (request.query_params.get("withdrawn") and "Consent withdrawn."),
+    )
+
+
+@router.post("/consents/{consent_id}/withdraw")
+async def withdraw_consent(
+    request: Request, consent_id: Annotated[str, Path(max_length=64)]
+) -> Response:
+    pages, principal, session = await _caseworker(request)
+    form = await _form(request)
+    check_csrf(session, form.get("csrf"))
+    change = withdraw_form(form)
+    pages.foundation.consent.transition(principal, consent_id, change)
+    return _see_other(f"/web/consents/{consent_id}?withdrawn=1")

@@ -1,0 +1,133 @@
+"""Fixtures of the browser tests: the live demo region, Debian's Chromium, axe-core."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.web.live_kit import LiveRegion, live_region
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+AXE = ROOT / ".venv" / "cache" / "axe-core" / "axe.min.js"
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    """Where every page's screenshot goes: test-artifacts/screenshots/ (gitignored)."""
+    folder = ROOT / "test-artifacts" / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    if not AXE.is_file():
+        pytest.fail(f"{AXE} is missing: run scripts/bootstrap (it fetches axe-core with npm)")
+    return AXE.read_text()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(
+            "/usr/bin/chromium is missing: run scripts/bootstrap as root "
+            "(or apt-get install chromium)"
+        )
+    # Debian's Chromium, never a browser Playwright would download.
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRegion]:
+    with live_region(tmp_path_factory.mktemp("web-region")) as running:
+        yield running
+
+
+class Visitor:
+    """One person's browser session: signs in, visits pages, checks and photographs them."""
+
+    def __init__(self, page: Page, live: LiveRegion, shots: Path, axe: str) -> None:
+        self.page = page
+        self.live = live
+        self.shots = shots
+        self.axe = axe
+        self.checked: list[str] = []
+
+    def go(self, path: str) -> Any:
+        return self.page.goto(self.live.url + path)
+
+    def sign_in(
+        self, name: str, role: str, agency: str = "council", job: str = "social_worker"
+    ) -> None:
+        self.go("/web/sign-in")
+        self.page.get_by_label("Your name").fill(name)
+        label = "Information governance officer" if role == "ig_officer" else "Caseworker"
+        self.page.get_by_role("radio", name=label).check()
+        self.page.get_by_label("Your agency").select_option(agency)
+        self.page.get_by_label("Your job (caseworkers)").select_option(
+            job if role == "caseworker" else ""
+        )
+        self.page.get_by_role("button", name="Sign in").click()
+        self.page.wait_for_load_state()
+
+    def check(self, shot: str) -> list[dict[str, Any]]:
+        """Screenshot the page and run axe-core on it; returns serious/critical violations."""
+        self.page.screenshot(path=str(self.shots / f"{shot}.png"), full_page=True)
+        self.page.add_script_tag(content=self.axe)
+        result = self.page.evaluate(
+            """async () => {
+                const r = await axe.run(document, {runOnly: {type: 'tag', values:
+                  ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice']}});
+                return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                  nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
+            }"""
+        )
+        self.checked.append(shot)
+        return [v for v in result if v["impact"] in ("serious", "critical")]
+
+    def assert_accessible(self, shot: str) -> None:
+        violations = self.check(shot)
+        assert violations == [], f"axe-core on {shot}: {violations}"
+
+
+@pytest.fixture
+def visitor_factory(
+    browser: Browser, live: LiveRegion, screenshots: Path, axe_source: str
+) -> Iterator[Any]:
+    contexts = []
+
+    def make() -> Visitor:
+        # bypass_csp lets the test inject axe-core; the pages themselves allow no inline script.
+        context = browser.new_context(viewport={"width": 1200, "height": 900}, bypass_csp=True)
+        contexts.append(context)
+        return Visitor(context.new_page(), live, screenshots, axe_source)
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def query_id_of(url: str) -> str:
+    found = re.search(r"/web/queries/([0-9a-f]{32})", url)
+    assert found, f"not a result page: {url}"
+    return found.group(1)

@@ -1,0 +1,125 @@
+"""A caseworker in a real browser: sign in, query, read the family, change consent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.broker.town_kit import known_to
+from tests.web.conftest import Visitor, query_id_of
+
+
+def _subject(live: Any) -> dict[str, Any]:
+    return next(p for p in known_to(live.region.truth, 4) if p.get("nhs_number"))
+
+
+def fill_query(v: Visitor, person: dict[str, Any], *, basis: str = "public_task") -> None:
+    page = v.page
+    v.go("/web/queries/new")
+    page.get_by_label("First name").fill(person["given_name"])
+    page.get_by_label("Last name").fill(person["family_name"])
+    page.get_by_label("Date of birth").fill(person["date_of_birth"])
+    page.get_by_label("Postcode (optional)").fill(person["postcode"])
+    page.get_by_label("NHS number (optional)").fill(person["nhs_number"])
+    page.get_by_label("Early help assessment (Supporting Families)").check()
+    if basis == "consent":
+        page.get_by_label("The person has given consent for this purpose").check()
+    else:
+        page.get_by_label("A public task with a named statutory gateway").check()
+        page.get_by_label("Statutory gateway (for a public task)").select_option("ca2004_s10")
+    page.get_by_label("Why you need this information").fill(
+        "School raised attendance and welfare concerns."
+    )
+    page.get_by_role("button", name="Ask the agencies").click()
+    page.wait_for_load_state()
+
+
+def test_sign_in_query_and_read_the_family(visitor_factory: Any, live: Any) -> None:
+    v: Visitor = visitor_factory()
+    v.go("/web/sign-in")
+    v.assert_accessible("01-sign-in")
+    v.sign_in("Sam Caseworker", "caseworker")
+    expect(v.page.get_by_role("heading", name="Hello, Sam Caseworker")).to_be_visible()
+    v.assert_accessible("02-caseworker-home")
+
+    v.go("/web/queries/new")
+    v.assert_accessible("03-query-form")
+    v.page.get_by_role("button", name="Ask the agencies").click()
+    expect(v.page.get_by_role("heading", name="There is a problem")).to_be_visible()
+    expect(v.page.get_by_text("Enter the person's first name").first).to_be_visible()
+    first_name = v.page.get_by_label("First name")
+    assert first_name.get_attribute("aria-invalid") == "true"
+    v.assert_accessible("04-query-form-errors")
+
+    person = _subject(live)
+    fill_query(v, person)
+    query_id = query_id_of(v.page.url)
+    page = v.page
+    expect(page.get_by_role("heading", name="Family query result")).to_be_visible()
+    graph = page.get_by_role("img", name="Family graph")
+    expect(graph).to_be_visible()
+    members = page.locator(".members-list li")
+    assert members.count() >= 2, "a joined family has the subject and at least one other member"
+    expect(members.first).to_contain_text("the subject")
+    strip = page.locator(".strip__item")
+    assert strip.count() == 6, "every agency's status is shown"
+    expect(page.locator(".strip").get_by_text("Northbrook Schools")).to_be_visible()
+    withheld = page.locator(".withheld").first
+    expect(withheld).to_contain_text("Withheld")
+    expect(withheld).to_contain_text("special category data")
+    expect(page.get_by_role("heading", name="Supporting Families needs")).to_be_visible()
+    expect(page.get_by_role("heading", name="Audit receipt")).to_be_visible()
+    expect(page.locator("#receipt-title + dl")).to_contain_text(query_id)
+    v.assert_accessible("05-result")
+
+    page.reload()
+    assert query_id_of(page.url) == query_id, "a reload shows the same answer, not a new query"
+
+
+def test_consent_withdrawn_changes_the_next_query(visitor_factory: Any, live: Any) -> None:
+    v: Visitor = visitor_factory()
+    v.sign_in("Chris Earlyhelp", "caseworker", job="early_help_worker")
+    person = _subject(live)
+    page = v.page
+
+    v.go("/web/consents/new")
+    v.assert_accessible("06-consent-form")
+    page.get_by_label("Kind of identifier").select_option("nhs_number")
+    page.get_by_label("Identifier", exact=True).fill(person["nhs_number"])
+    page.get_by_label("A label you will recognise (optional)").fill("K.J.")
+    page.get_by_label("Purpose").select_option("early_help_assessment")
+    page.get_by_label("All agencies").check()
+    page.get_by_label("On paper").check()
+    page.get_by_label("Evidence reference").fill("Form EH-1 #77")
+    page.get_by_role("button", name="Record consent").click()
+    expect(page.get_by_text("Consent recorded.")).to_be_visible()
+    expect(page.locator(".summary")).to_contain_text("Given")
+    v.assert_accessible("07-consent-recorded")
+    consent_url = page.url
+
+    fill_query(v, person, basis="consent")
+    expect(page.locator("#member-m1")).to_contain_text("Education")
+    v.assert_accessible("08-result-with-consent")
+
+    page.goto(consent_url.split("?")[0])
+    page.get_by_label("How the person withdrew it (optional)").fill("Phoned the front desk")
+    page.get_by_role("button", name="Withdraw consent").click()
+    expect(page.get_by_text("Consent withdrawn.")).to_be_visible()
+    expect(page.locator(".summary")).to_contain_text("Withdrawn")
+    v.assert_accessible("09-consent-withdrawn")
+
+    v.go("/web/consents")
+    page.get_by_label("Kind of identifier").select_option("nhs_number")
+    page.get_by_label("Identifier", exact=True).fill(person["nhs_number"])
+    page.get_by_role("button", name="Find consents").click()
+    expect(page.locator("table")).to_contain_text("Withdrawn")
+    v.assert_accessible("10-consent-search")
+
+    fill_query(v, person, basis="consent")
+    assert page.locator("#member-m1").count() == 0, "nothing about the person is released now"
+    expect(page.get_by_text("No one was released to you by any agency.")).to_be_visible()
+    strip = page.locator(".strip")
+    expect(strip.locator(".strip__item").first).to_contain_text("Withheld")
+    expect(strip).to_contain_text("The person has withdrawn consent for this purpose")
+    v.assert_accessible("11-result-after-withdrawal")

@@ -1,0 +1,174 @@
+"""An IG officer in a real browser, and the error pages everyone may meet."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import Response
+from playwright.sync_api import expect
+
+from broker.foundation import load_or_create_secret
+from broker.identity import DevIssuer, load_or_create_key
+from broker.web.session import COOKIE, SessionCodec, WebSession
+from tests.web.conftest import Visitor, query_id_of
+from tests.web.test_caseworker_pages import _subject, fill_query
+
+IG_PAGES = [
+    ("/web/ig", "Information governance"),
+    ("/web/ig/break-glass", "Break-glass review"),
+    ("/web/ig/anomalies", "Anomaly flags"),
+    ("/web/ig/activity", "Exchanges over time"),
+    ("/web/ig/subject-access", "Subject access report"),
+]
+
+
+def test_ig_officer_finds_the_query_and_its_proof_verifies(visitor_factory: Any, live: Any) -> None:
+    caseworker: Visitor = visitor_factory()
+    caseworker.sign_in("Sam Caseworker", "caseworker")
+    person = _subject(live)
+    fill_query(caseworker, person)
+    query_id = query_id_of(caseworker.page.url)
+
+    ig: Visitor = visitor_factory()
+    ig.sign_in("Iris Governance", "ig_officer")
+    page = ig.page
+    expect(page.get_by_role("heading", name="Information governance")).to_be_visible()
+    ig.go("/web/ig/integrity")
+    kept_checkpoint = page.locator("#latest-checkpoint").inner_text()
+
+    ig.go("/web/ig/audit")
+    ig.assert_accessible("20-audit-search")
+    page.get_by_label("Query id").fill(query_id)
+    page.get_by_label("Kind").select_option("release")
+    page.get_by_role("button", name="Search").click()
+    rows = page.locator("table tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("release")
+    ig.assert_accessible("21-audit-results")
+    rows.first.get_by_role("link").click()
+    expect(page.get_by_role("heading", name="Audit entry")).to_be_visible()
+    expect(page.locator(".summary")).to_contain_text(query_id)
+    expect(page.locator(".summary")).to_contain_text("sha256:")
+    ig.assert_accessible("22-audit-entry")
+    page.get_by_role(
+        "button", name="Verify this entry against the latest signed checkpoint"
+    ).click()
+    result = page.locator("#check-result")
+    expect(result).to_contain_text("Verified")
+    expect(result).to_contain_text("inclusion proof leads to the root")
+    ig.assert_accessible("23-audit-entry-verified")
+
+    ig.go("/web/ig/audit?kind=fetch")
+    older = page.get_by_role("link", name="Older entries")
+    if older.count():
+        older.click()
+        expect(page.get_by_role("heading", name="Entries (older page)")).to_be_visible()
+
+    ig.go("/web/ig/integrity")
+    ig.assert_accessible("24-integrity")
+    page.get_by_label("Paste a checkpoint").fill(kept_checkpoint)
+    page.get_by_role("button", name="Check consistency").click()
+    expect(page.locator("#consistency-result")).to_contain_text("Consistent")
+    forged = kept_checkpoint.replace(kept_checkpoint.splitlines()[2], "A" * 43 + "=")
+    page.get_by_label("Paste a checkpoint").fill(forged)
+    page.get_by_role("button", name="Check consistency").click()
+    expect(page.locator("#consistency-result")).to_contain_text("Not a checkpoint of this log")
+    page.get_by_role("button", name="Verify the whole log now").click()
+    expect(page.get_by_text("The log verified")).to_be_visible()
+    ig.assert_accessible("25-integrity-checked")
+
+    for path, heading in IG_PAGES:
+        ig.go(path)
+        expect(page.get_by_role("heading", name=heading, exact=True).first).to_be_visible()
+        ig.assert_accessible("26-ig" + path.replace("/web/ig", "").replace("/", "-"))
+
+    ig.go("/web/ig/subject-access")
+    page.get_by_label("Kind of identifier").select_option("nhs_number")
+    page.get_by_label("Identifier", exact=True).fill(person["nhs_number"])
+    page.get_by_role("button", name="Make the report").click()
+    report = page.locator(".report")
+    expect(report).to_contain_text("Who looked at this person's data")
+    expect(report.locator("tbody tr").first).to_contain_text("dev:council:sam.caseworker")
+    ig.assert_accessible("27-subject-access-report")
+    page.emulate_media(media="print")
+    page.screenshot(path=str(ig.shots / "28-subject-access-print.png"), full_page=True)
+    assert not page.locator("nav[aria-label='Main']").is_visible(), "menus are not printed"
+
+    ig.go("/web/ig/activity")
+    expect(page.locator("figure.chart svg").first).to_be_visible()
+    expect(page.locator("details table").first).to_contain_text("early_help_assessment")
+
+
+def test_a_caseworker_cannot_open_the_ig_pages(visitor_factory: Any) -> None:
+    v: Visitor = visitor_factory()
+    v.sign_in("Sam Caseworker", "caseworker")
+    for path in ("/web/ig", "/web/ig/audit", "/web/ig/audit/1", "/web/ig/integrity"):
+        response = v.go(path)
+        assert response.status == 403
+        expect(
+            v.page.get_by_role("heading", name="You do not have access to this page")
+        ).to_be_visible()
+        expect(
+            v.page.get_by_text("This page is for information governance officers")
+        ).to_be_visible()
+    v.assert_accessible("30-forbidden")
+    ig: Visitor = visitor_factory()
+    ig.sign_in("Iris Governance", "ig_officer")
+    assert ig.go("/web/queries/new").status == 403
+
+
+def test_signed_out_and_expired_sign_ins_are_asked_to_sign_in(
+    visitor_factory: Any, live: Any
+) -> None:
+    v: Visitor = visitor_factory()
+    response = v.go("/web/queries/new")
+    assert response.status == 401
+    expect(v.page.get_by_role("heading", name="Please sign in")).to_be_visible()
+
+    data = live.region.layout.broker_data
+    past = DevIssuer(
+        load_or_create_key(data / "dev-oidc.key"),
+        live.region.foundation.dev_issuer.issuer,
+        live.region.foundation.dev_issuer.audience,
+        clock=lambda: time.time() - 7200,
+    )
+    token = past.mint(role="caseworker", agency="council", name="Old Session", ttl_seconds=600)
+    carrier = Response()
+    SessionCodec(load_or_create_secret(data / "web-session.key")).write(
+        carrier, WebSession.start(token)
+    )
+    value = carrier.headers["set-cookie"].split(";", 1)[0].split("=", 1)[1]
+    v.page.context.add_cookies([{"name": COOKIE, "value": value, "url": live.url + "/web"}])
+    response = v.go("/web/queries/new")
+    assert response.status == 401
+    expect(v.page.get_by_role("heading", name="Your sign-in has expired")).to_be_visible()
+    v.assert_accessible("31-expired")
+    v.page.get_by_role("link", name="Sign in again").click()
+    expect(v.page.get_by_role("heading", name="Sign in to Junction")).to_be_visible()
+
+
+def test_a_connector_that_is_down_shows_in_the_strip(visitor_factory: Any, live: Any) -> None:
+    v: Visitor = visitor_factory()
+    v.sign_in("Sam Caseworker", "caseworker")
+    netloc = live.region.netloc("police")
+    live.region.transport.down.add(netloc)
+    try:
+        fill_query(v, _subject(live))
+    finally:
+        live.region.transport.down.discard(netloc)
+    police = v.page.locator(".strip__item", has_text="Northbrook Constabulary")
+    expect(police).to_contain_text("Unavailable")
+    expect(v.page.get_by_role("heading", name="Family query result")).to_be_visible()
+    v.assert_accessible("32-connector-down")
+
+
+def test_forms_without_the_session_token_are_refused(visitor_factory: Any) -> None:
+    v: Visitor = visitor_factory()
+    v.sign_in("Sam Caseworker", "caseworker")
+    response = v.page.request.post(
+        v.live.url + "/web/consents/search",
+        form={"identifier_kind": "nhs_number", "identifier_value": "9434765919"},
+    )
+    assert response.status == 403
+    assert "The form could not be accepted" in response.text()
