@@ -44,10 +44,13 @@ def _environ() -> dict[str, str]:
 def check(config: ConfigOption) -> None:
     """Validate the config, keys, local policy and the mapping against the live source."""
     from connectors.service.wiring import check_connector
+    from connectors.settings import ConnectorSettings
 
     try:
         service_config = load_service_config(config)
-        mapping = check_connector(service_config, environ=_environ())
+        mapping = check_connector(
+            service_config, environ=_environ(), source_url=ConnectorSettings().source_url
+        )
     except ConnectorError as exc:
         raise _fail(exc.detail) from None
     typer.echo(

@@ -23,6 +23,10 @@ class ConnectorSettings(BaseSettings):
     config: Path | None = Field(default=None, description="The agency's config file.")
     host: str | None = Field(default=None, description="Overrides listen.host of the config.")
     port: int | None = Field(default=None, ge=1, le=65535, description="Overrides listen.port.")
+    source_url: str | None = Field(
+        default=None,
+        description="Overrides the mapping's SQL source URL (a deployment's own database).",
+    )
     log_json: bool = Field(default=False, description="JSON log lines (production).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest request body.")

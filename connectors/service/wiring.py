@@ -23,7 +23,7 @@ from connectors.config import ServiceConfig
 from connectors.errors import CheckpointInvalid, ConfigError
 from connectors.local_audit import AuditLogRecorder
 from connectors.local_policy import RegoLocalPolicy
-from connectors.mapping import Mapping, load_mapping
+from connectors.mapping import Mapping, SqlSourceSpec, load_mapping
 from connectors.matching.matcher import Matcher
 from connectors.matching.model import MatchModel
 from connectors.matching.references import LocalReferences
@@ -107,6 +107,22 @@ def _consistent(
     return True
 
 
+def _with_source_url(mapping: Mapping, source_url: str | None) -> Mapping:
+    """The mapping reading from ``source_url`` instead of its own SQL URL, if one is given.
+
+    Raises ``ConfigError`` when the mapping's source is not a SQL database.
+    """
+    if not source_url:
+        return mapping
+    if not isinstance(mapping.source, SqlSourceSpec):
+        raise ConfigError(
+            f"a source URL was given but the {mapping.agency.id} mapping reads "
+            f"{mapping.source.kind} files, not a SQL database; unset JUNCTION_CONNECTOR_SOURCE_URL"
+        )
+    source = mapping.source.model_copy(update={"url": source_url})
+    return mapping.model_copy(update={"source": source})
+
+
 def _agency(mapping: Mapping, config: ServiceConfig, linkage: LinkageKey) -> MappedAgency:
     references = LocalReferences(
         mapping.agency.id, read_secret(config.reference_secret, "reference secret")
@@ -125,9 +141,12 @@ def build_connector(
 ) -> BuiltConnector:
     """Wire a connector from ``config``. Raises ``ConfigError`` or ``MappingError``.
 
-    ``environ`` supplies ``${VARIABLE}`` references in the mapping file.
+    ``environ`` supplies ``${VARIABLE}`` references in the mapping file;
+    ``settings.source_url``, when set, replaces the mapping's SQL source URL.
     """
-    mapping = load_mapping(config.mapping, environ=environ or {})
+    mapping = _with_source_url(
+        load_mapping(config.mapping, environ=environ or {}), settings.source_url
+    )
     agency_id = mapping.agency.id
     try:
         key = load_private_key(config.signing_key)
@@ -193,14 +212,19 @@ def build_connector(
     return BuiltConnector(app=app, service=service, agency=agency, audit=audit, closers=closers)
 
 
-def check_connector(config: ServiceConfig, *, environ: dict[str, str] | None = None) -> Mapping:
+def check_connector(
+    config: ServiceConfig,
+    *,
+    environ: dict[str, str] | None = None,
+    source_url: str | None = None,
+) -> Mapping:
     """Check everything ``build_connector`` needs, without opening the audit log.
 
-    The mapping is validated against the live source; the keys, secrets and local
-    policy are loaded. Raises ``ConfigError`` or ``MappingError`` naming the first
-    problem; returns the mapping when all is well.
+    The mapping (reading from ``source_url`` when given) is validated against the live
+    source; the keys, secrets and local policy are loaded. Raises ``ConfigError`` or
+    ``MappingError`` naming the first problem; returns the mapping when all is well.
     """
-    mapping = load_mapping(config.mapping, environ=environ or {})
+    mapping = _with_source_url(load_mapping(config.mapping, environ=environ or {}), source_url)
     try:
         load_private_key(config.signing_key)
         load_public_key(config.broker.public_key)
