@@ -15,7 +15,9 @@ from audit.store import Store
 from audit.verify import Chunk, Report, verify_source
 
 _ENTRIES = "SELECT idx, leaf, leaf_hash FROM audit_entries ORDER BY idx"
-_OPENINGS = "SELECT idx, name, salt, value FROM audit_openings WHERE idx BETWEEN {0} AND {0}"
+_OPENINGS = (
+    "SELECT idx, name, salt, value FROM audit_openings WHERE idx BETWEEN {0} AND {0} ORDER BY idx"
+)
 _ERASURES = "SELECT idx, erasure_idx FROM audit_erasures WHERE idx BETWEEN {0} AND {0}"
 
 
@@ -52,10 +54,8 @@ class DatabaseSource:
 
 def _chunk(rows: Sequence[Any], lookup: Any, openings_sql: str, erasures_sql: str) -> Chunk:
     bounds = (rows[0][0], rows[-1][0])
-    openings: dict[int, list[tuple[str, bytes, str]]] = {}
     lookup.execute(openings_sql, bounds)
-    for idx, name, salt, value in lookup.fetchall():
-        openings.setdefault(idx, []).append((name, salt, value))
+    openings = lookup.fetchall()
     lookup.execute(erasures_sql, bounds)
     erasures = dict(lookup.fetchall())
     indexes, leaves, hashes = (list(column) for column in zip(*rows, strict=True))

@@ -77,11 +77,13 @@ def export_bundle(
             out.write(orjson.dumps({"checkpoint": note, "size": size}) + b"\n")
         for chunk in DatabaseSource(store).chunks(1 << 14):
             lines = []
+            private: dict[int, list[list[str]]] = {}
+            for index, name, salt, value in chunk.openings:
+                private.setdefault(index, []).append([name, bytes(salt).hex(), value])
             for index, leaf, hash_ in zip(chunk.indexes, chunk.leaves, chunk.hashes, strict=True):
                 line: dict[str, Any] = {"i": index, "leaf": leaf.decode(), "hash": hash_.hex()}
-                opened = chunk.openings.get(index)
-                if opened:
-                    line["private"] = [[n, salt.hex(), value] for n, salt, value in opened]
+                if index in private:
+                    line["private"] = private[index]
                 erasure = erasures.get(index)
                 if erasure is not None:
                     line["erased"] = {
@@ -149,17 +151,17 @@ class BundleSource:
             raise BundleError(f"cannot read bundle {self.path}: {exc}") from None
 
     def chunks(self, size: int) -> Generator[Chunk]:
-        chunk = Chunk([], [], [], {}, {})
+        chunk = Chunk([], [], [], [], {})
         for line in self.entry_lines():
             try:
                 index = int(line["i"])
                 chunk.indexes.append(index)
                 chunk.leaves.append(str(line["leaf"]).encode())
                 chunk.hashes.append(bytes.fromhex(line["hash"]))
-                if "private" in line:
-                    chunk.openings[index] = [
-                        (str(n), bytes.fromhex(salt), str(v)) for n, salt, v in line["private"]
-                    ]
+                chunk.openings.extend(
+                    (index, str(n), bytes.fromhex(salt), str(v))
+                    for n, salt, v in line.get("private", ())
+                )
                 if "erased" in line:
                     chunk.erasures[index] = int(line["erased"]["entry"])
             except (KeyError, ValueError, TypeError):
@@ -168,7 +170,7 @@ class BundleSource:
                 ) from None
             if len(chunk.indexes) == size:
                 yield chunk
-                chunk = Chunk([], [], [], {}, {})
+                chunk = Chunk([], [], [], [], {})
         if chunk.indexes:
             yield chunk
 

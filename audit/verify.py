@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -107,7 +108,8 @@ class Chunk:
     indexes: list[int]
     leaves: list[bytes]
     hashes: list[bytes]
-    openings: dict[int, list[tuple[str, bytes, str]]]
+    openings: list[tuple[int, str, bytes, str]]
+    """``(index, name, salt, value)`` of every private value, in index order."""
     erasures: dict[int, int]
 
 
@@ -123,10 +125,6 @@ class Source(Protocol):
 
 
 _sha256 = hashlib.sha256
-
-
-def _suffix(index: int) -> bytes:
-    return b',"index":%d,"v":1}' % index
 
 
 def _claimed(leaf: bytes) -> int | None:
@@ -185,8 +183,9 @@ def _entry_problem(chunk: Chunk, base: int, erased_by: dict[int, int]) -> Findin
         detail = f"entry {base + at} is missing: the next stored entry is {indexes[at]}"
         problems.append(Finding(TamperKind.ENTRY_DELETED, detail, base + at))
         leaves = leaves[:at]
-    if not all(map(bytes.endswith, leaves, map(_suffix, range(base, base + len(leaves))))):
-        at = next(p for p, leaf in enumerate(leaves) if not leaf.endswith(_suffix(base + p)))
+    suffixes = [b',"index":%d,"v":1}' % i for i in range(base, base + len(leaves))]
+    if not all(map(bytes.endswith, leaves, suffixes)):
+        at = next(p for p, leaf in enumerate(leaves) if not leaf.endswith(suffixes[p]))
         problems.append(_misplaced(leaves, at, base))
         leaves = leaves[:at]
     sha256 = _sha256
@@ -204,25 +203,31 @@ def _private_problems(
 ) -> list[Finding]:
     problems = []
     limit = base + len(leaves)
-    held = 0
-    for index, opened in chunk.openings.items():
-        held += len(opened)
-        leaf = leaves[index - base] if base <= index < limit else b""
-        for name, salt, value in opened:
-            digest = _sha256(salt + value.encode()).hexdigest()
-            # "name":"<64 hex>" can only be a commitment: other hex values in a leaf are
-            # list items or carry a prefix.
-            if b'"%s":"%s"' % (name.encode(), digest.encode()) not in leaf:
+    openings = chunk.openings
+    sha256 = _sha256
+    # "name":"<64 hex>" can only be a commitment: other hex values in a leaf are list
+    # items or carry a prefix.
+    patterns = [
+        b'"%s":"%s"' % (name.encode(), sha256(salt + value.encode()).hexdigest().encode())
+        for _, name, salt, value in openings
+    ]
+    owners = [leaves[i - base] if base <= i < limit else b"" for i, _, _, _ in openings]
+    if not all(map(bytes.__contains__, owners, patterns)):
+        for (index, name, _, _), owner, pattern in zip(openings, owners, patterns, strict=True):
+            if pattern not in owner:
                 detail = f"private value {name!r} of entry {index} does not open its commitment"
                 problems.append(Finding(TamperKind.PRIVATE_VALUE_ALTERED, detail, index))
+                break
+    held = len(openings)
     erased_here = [i for i in chunk.erasures if base <= i < limit]
     committed = sum(c.count(b":") for c in _COMMITMENTS.findall(b"\n".join(leaves)))
     committed -= sum(_commitment_count(leaves[i - base]) for i in erased_here)
     if committed != held:
+        per_entry = Counter(index for index, _, _, _ in openings)
         for position, leaf in enumerate(leaves):
             index = base + position
             expected = 0 if index in erased_by else _commitment_count(leaf)
-            if expected != len(chunk.openings.get(index, ())):
+            if expected != per_entry[index]:
                 detail = f"entry {index} lost private values without an erasure entry"
                 problems.append(Finding(TamperKind.PRIVATE_VALUE_MISSING, detail, index))
                 break
