@@ -245,6 +245,7 @@ class ConsentService:
         For each person key and each agency in scope (``all`` means every registered
         agency) the latest statement the person made wins: a consent given after an
         earlier withdrawal counts, and the withdrawal is still in that record's history.
+        ``not_sought`` is no statement of theirs, so it counts only where they made none.
         Keys with nothing recorded are absent. Raises ``StoreUnavailable``.
         """
         with self._db.session() as session:
@@ -254,18 +255,19 @@ class ConsentService:
         last: dict[tuple[str, str], Any] = {}
         for row in rows:
             last[(row.person_key, row.id)] = row
-        latest: dict[tuple[str, str], tuple[datetime, ConsentRecord]] = {}
+        latest: dict[tuple[str, str], tuple[tuple[bool, datetime], ConsentRecord]] = {}
         for (key, _), row in last.items():
             state, since = row.state, row.at
             if state == "given" and row.expires_at is not None and row.expires_at <= at:
                 state, since = "expired", row.expires_at
+            rank = (state != "not_sought", since)
             for agency in everyone if row.scope_all else row.scope:
                 held = latest.get((key, agency))
-                if held is None or held[0] <= since:
+                if held is None or held[0] <= rank:
                     record = ConsentRecord(
                         purpose=purpose, agency_id=agency, state=state, expires_at=row.expires_at
                     )
-                    latest[(key, agency)] = (since, record)
+                    latest[(key, agency)] = (rank, record)
         out: dict[str, list[ConsentRecord]] = {}
         for (key, _), (_, record) in sorted(latest.items()):
             out.setdefault(key, []).append(record)

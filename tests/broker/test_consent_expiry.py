@@ -88,3 +88,31 @@ def test_consents_for_answers_as_of_the_time_asked(
     assert [r.state for r in at_day_one[key]] == ["given"]
     assert [r.state for r in at_day_three[key]] == ["withdrawn"]
     assert before_anything == {}
+
+
+def test_not_sought_does_not_hide_what_the_person_said(
+    parts: tuple[ConsentService, Clock, AuditLog],
+):
+    service, clock, _ = parts
+    person = [Identifier(kind="upn", value="A123")]
+    service.record(
+        CASEWORKER,
+        ConsentIn(identifiers=person, purpose="early_help", scope=["police"], channel="paper"),
+    )
+    clock.now = START + timedelta(days=1)
+    service.record(
+        CASEWORKER,
+        ConsentIn(
+            identifiers=person,
+            purpose="early_help",
+            scope=["police", "school"],
+            state="not_sought",
+            channel="in_person",
+        ),
+    )
+    key = service.person_keys(person)[0]
+    found = service.consents_for([key], "early_help", START + timedelta(days=2))
+    assert [(r.agency_id, r.state) for r in found[key]] == [
+        ("police", "given"),
+        ("school", "not_sought"),
+    ]
