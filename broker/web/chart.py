@@ -7,6 +7,7 @@ number as well as a colour, and the page repeats every figure in a data table.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -85,6 +86,9 @@ def stack(title: str, points: Iterable[tuple[datetime, str]]) -> Chart:
         periods.append(at)
         at += step
     peak = max(sum(c.values()) for c in counts.values())
+    # Whole-number gridlines: the axis tops out at a multiple of the step above the peak.
+    tick = max(1, math.ceil(peak / 4))
+    peak = tick * math.ceil(peak / tick)
     plot_h = HEIGHT - BOTTOM - TOP
     slot = (WIDTH - LEFT - 8) / max(len(periods), 1)
     bars = []
@@ -104,6 +108,6 @@ def stack(title: str, points: Iterable[tuple[datetime, str]]) -> Chart:
                 label, LEFT + i * slot + slot * 0.15, slot * 0.7, sum(b.count for b in bands), bands
             )
         )
-    ticks = [(HEIGHT - BOTTOM - plot_h * k / 4, round(peak * k / 4)) for k in range(5)]
+    ticks = [(HEIGHT - BOTTOM - plot_h * k / peak, k) for k in range(0, peak + 1, tick)]
     series = [(name, colours[name], totals[name]) for name in ranked]
     return Chart(title, "hour" if hourly else "day", series, bars, ticks)
