@@ -39,6 +39,7 @@ class Ready(BaseModel):
 
 @router.get(
     "/ready",
+    description="Roles: none; no sign-in, for load balancers. 503 names each failed check.",
     responses={503: {"description": "A check failed; the problem body names it."}},
 )
 def ready(request: Request) -> Ready:
@@ -47,7 +48,12 @@ def ready(request: Request) -> Ready:
     return Ready(status="ready", checks=readiness.check())
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
+@router.get(
+    "/metrics",
+    description="Roles: none; no sign-in, for Prometheus. Labels hold no personal data.",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {}}}},
+)
 def metrics(request: Request) -> Response:
     """Prometheus metrics in the text exposition format."""
     registry: BrokerMetrics = request.app.state.metrics

@@ -48,10 +48,6 @@ class Thresholds:
     break_glass_count: int = 3
     break_glass_days: int = 7
 
-    def history_start(self, since: datetime) -> datetime:
-        """How far before ``since`` the rules need to read."""
-        return since - timedelta(days=max(self.volume_history_days, self.break_glass_days) + 1)
-
     def as_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
 
@@ -59,7 +55,11 @@ class Thresholds:
 def detect(
     entries: Iterable[StoredEntry], *, since: datetime, until: datetime, thresholds: Thresholds
 ) -> list[AnomalyFlag]:
-    """Every flag raised in ``[since, until)``; ``entries`` reach back to ``history_start``."""
+    """Every flag raised in ``[since, until)``.
+
+    ``entries`` must hold the queries of the ``volume_history_days`` before ``since``,
+    the break-glass uses of the ``break_glass_days`` before it, and the matches within.
+    """
     zone = ZoneInfo(thresholds.timezone)
     ordered = sorted(entries, key=lambda e: e.index)
     queries = [e for e in ordered if e.kind in _QUERY_KINDS]

@@ -389,9 +389,18 @@ class OversightService:
         since = since or until - timedelta(days=7)
         if since >= until:
             raise InvalidChange("'since' must be earlier than 'until'")
-        start = self._thresholds.history_start(since)
+        limits = self._thresholds
+        # Each rule reads back only as far as it needs: matches (the bulk of the log)
+        # only for queries inside the window.
+        volume_history = since - timedelta(days=limits.volume_history_days + 1)
+        starts = {
+            Kind.QUERY_SUBMITTED: volume_history,
+            Kind.REFUSAL: volume_history,
+            Kind.MATCH: since,
+            Kind.BREAK_GLASS: since - timedelta(days=limits.break_glass_days),
+        }
         entries: list[StoredEntry] = []
-        for kind in (Kind.QUERY_SUBMITTED, Kind.REFUSAL, Kind.MATCH, Kind.BREAK_GLASS):
+        for kind, start in starts.items():
             query = SearchQuery(kind=kind.value, since=start, until=until)
             entries += read_all(self._audit, query)
         return AnomalyReport(
