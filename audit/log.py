@@ -80,6 +80,12 @@ class AuditLog:
     ``signer.name`` must equal ``origin``: the checkpoint's origin line names the key
     that signs it. The log records its origin and verifier key on first use and refuses
     a different one later, so a log is never signed by two keys by mistake.
+
+    Tuning: a checkpoint is signed once the oldest unsigned entry has waited
+    ``checkpoint_interval`` seconds or ``checkpoint_entries`` entries are unsigned; one
+    transaction takes at most ``max_batch`` entries, and the writer waits up to
+    ``linger`` seconds for more callers once it has seen concurrent ones. ``clock``
+    gives entry and checkpoint times (UTC).
     """
 
     def __init__(
@@ -130,16 +136,27 @@ class AuditLog:
         *,
         origin: str = DEFAULT_ORIGIN,
         sqlite_synchronous: str = "FULL",
-        **options: float,
+        checkpoint_interval: float = 0.2,
+        checkpoint_entries: int = 1000,
+        linger: float = 0.001,
     ) -> AuditLog:
         """Open (creating or migrating) the log at database ``url``.
 
-        ``options`` are the constructor's tuning arguments; ``sqlite_synchronous`` is
-        explained at ``Store.open``. Raises ``StoreError``.
+        ``sqlite_synchronous`` is explained at ``Store.open``; the rest are the
+        constructor's. Raises ``StoreError``, or ``EntryError`` for a signer whose name
+        is not ``origin``.
         """
         store = Store.open(url, sqlite_synchronous=sqlite_synchronous)
         try:
-            return cls(store, signer, origin=origin, owns_store=True, **options)  # type: ignore[arg-type]
+            return cls(
+                store,
+                signer,
+                origin=origin,
+                checkpoint_interval=checkpoint_interval,
+                checkpoint_entries=checkpoint_entries,
+                linger=linger,
+                owns_store=True,
+            )
         except AuditError:
             store.close()
             raise
