@@ -26,6 +26,7 @@ from broker.operations.metrics import BrokerMetrics
 from broker.operations.readiness import Readiness
 from broker.oversight.sar import SubjectAccessReports
 from broker.oversight.service import OversightService
+from broker.policy_admin.runner import PolicyThread
 from broker.queries.follow_up import FollowUpService
 from broker.queries.service import FamilyQueryService, QuerySettings
 from broker.queries.store import QueryStore
@@ -62,7 +63,7 @@ def open_audit_log(settings: BrokerSettings) -> AuditLog:
         raise StoreUnavailable(f"cannot open the audit log: {exc}") from None
 
 
-def open_policy(settings: BrokerSettings, audit: AuditLog) -> PolicyService:
+def open_policy(settings: BrokerSettings, audit: AuditLog) -> PolicyThread:
     """The policy bundle in force, on the engine ``JUNCTION_POLICY_*`` names.
 
     Loading it, and every later reload, is a ``policy_change`` audit entry carrying the
@@ -86,11 +87,13 @@ def open_policy(settings: BrokerSettings, audit: AuditLog) -> PolicyService:
         )
 
     try:
-        return PolicyService(
-            policy_settings.bundle_dirs,
-            lambda bundle: create_policy_engine(policy_settings, bundle),
-            record,
-            actor=f"broker:{settings.name}",
+        return PolicyThread(
+            lambda: PolicyService(
+                policy_settings.bundle_dirs,
+                lambda bundle: create_policy_engine(policy_settings, bundle),
+                record,
+                actor=f"broker:{settings.name}",
+            )
         )
     except PolicyError as exc:
         raise ConfigurationError(f"the policy bundle cannot be used: {exc}") from None
@@ -138,7 +141,7 @@ class Foundation:
     subject_keys: SubjectKeys
     token_verifier: TokenVerifier
     dev_issuer: DevIssuer | None
-    policy: PolicyService
+    policy: PolicyThread
     connector_client: ConnectorClient
     query_store: QueryStore
     family_queries: FamilyQueryService
@@ -244,7 +247,7 @@ class Foundation:
     async def aclose(self) -> None:
         """Close the HTTP clients, the audit log (if opened here) and the database."""
         await self.connector_client.aclose()
-        self.policy.engine.close()
+        self.policy.close()
         await self.http.aclose()
         await self.oidc_http.aclose()
         if self._owns_audit:

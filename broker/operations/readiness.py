@@ -11,8 +11,8 @@ from audit.errors import AuditError
 from audit.log import AuditLog
 from broker.db import Database
 from broker.errors import NotReady
+from broker.policy_admin.runner import PolicyThread
 from policies.errors import PolicyError
-from policies.service import PolicyService
 
 __all__ = ["Readiness"]
 
@@ -23,7 +23,7 @@ class Readiness:
 
     db: Database
     audit: AuditLog
-    policy: PolicyService
+    policy: PolicyThread
 
     def check(self) -> dict[str, str]:
         """``{"database": "ok", ...}`` when all pass. Raises ``NotReady`` naming each failure."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from audit.entry import Decision, Entry, Kind
+from audit.errors import AuditError
 from audit.log import AuditLog
 from broker.errors import BrokerError
 from broker.federation.client import CallOutcome, CallStatus, ConnectorClient, ConnectorEndpoint
@@ -131,7 +132,7 @@ class FamilyQueryService:
         for connector in connectors:
             # Registry changes take effect on the next query, without a restart.
             self._client.trust(connector.agency_id, connector.public_key)
-        eligibility = self._decide(run, connectors, persons=None)
+        eligibility = await self._decide(run, connectors, persons=None)
         await self._record_submission(run, eligibility)
         view = ViewBuilder(run.query_id, request, run.now, eligibility.bundle_digest)
         if not eligibility.allow:
@@ -162,7 +163,9 @@ class FamilyQueryService:
             agency: [r.ref for r in records if r.agency_id == agency]
             for agency in {r.agency_id for r in records}
         }
-        decision = self._decide(run, [by_agency[a] for a in persons], persons=(persons, linkage))
+        decision = await self._decide(
+            run, [by_agency[a] for a in persons], persons=(persons, linkage)
+        )
         fetched = await self._fetch_all(run, by_agency, decision, persons)
         released: list[str] = []
         for agency, outcome in fetched.items():
@@ -175,7 +178,7 @@ class FamilyQueryService:
 
     # -- policy ---------------------------------------------------------------------------
 
-    def _decide(
+    async def _decide(
         self,
         run: _Run,
         connectors: Sequence[ConnectorInfo],
@@ -235,7 +238,7 @@ class FamilyQueryService:
                 )
             )
         started = time.perf_counter()
-        decision = self._policy.decide(FamilyQueryInput(request=query, providers=providers))
+        decision = await self._policy.decide(FamilyQueryInput(request=query, providers=providers))
         if self._metrics is not None:
             self._metrics.policy_decided(time.perf_counter() - started)
         return decision
@@ -291,8 +294,16 @@ class FamilyQueryService:
         return self._subjects.reference("local_ref", f"{agency}:{ref}")
 
     async def _append(self, run: _Run, entry: Entry) -> int:
+        """Append one entry of the query. Raises ``QueryFailed`` if the log cannot take
+        it: nothing from the exchange may then be released."""
         started = time.perf_counter()
-        index = await self._audit.append_async(entry)
+        try:
+            index = await self._audit.append_async(entry)
+        except AuditError as exc:
+            raise QueryFailed(
+                "the audit log could not record this query, so nothing was released; "
+                f"try again shortly ({exc})"
+            ) from None
         if self._metrics is not None:
             self._metrics.audit_appended(time.perf_counter() - started)
         run.entries.append(index)

@@ -1,0 +1,1 @@
+"""The policy bundle in force, and reloading it without a restart (administrators)."""

@@ -1,0 +1,67 @@
+"""Routes: which policy bundle is in force, and reloading it. Every reload is audited."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from broker.errors import BrokerError
+from broker.identity.dependencies import require, roles_text
+from broker.identity.principal import Principal, Role
+from broker.policy_admin.runner import PolicyThread
+from policies.errors import PolicyError
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/policy", tags=["policy"])
+
+
+class PolicyState(BaseModel):
+    digest: str = Field(description="SHA-256 over the bundle's files: cited in every decision.")
+    engine: str
+
+
+class ReloadIn(BaseModel):
+    reason: str = Field(min_length=3, max_length=200, examples=["Agreement fields updated"])
+
+
+class ReloadRefused(BrokerError):
+    code = "policy-reload-refused"
+    title = "The new policy bundle was refused; the one in force is unchanged"
+    status = 422
+
+
+def _policy(request: Request) -> PolicyThread:
+    policy: PolicyThread = request.app.state.foundation.policy
+    return policy
+
+
+@router.get("", description=roles_text(Role.ADMIN, Role.IG_OFFICER) + " The bundle in force.")
+def policy_state(
+    _: Annotated[Principal, Depends(require(Role.ADMIN, Role.IG_OFFICER))],
+    policy: Annotated[PolicyThread, Depends(_policy)],
+) -> PolicyState:
+    return PolicyState(digest=policy.digest, engine=policy.engine_name)
+
+
+@router.post(
+    "/reload",
+    description=roles_text(Role.ADMIN)
+    + " Read the bundle again, run its own Rego tests, and swap it in. A bundle that fails"
+    " is refused (422) and the one in force stays. Each reload is a policy_change audit"
+    " entry with the new digest.",
+)
+def reload_policy(
+    body: ReloadIn,
+    principal: Annotated[Principal, Depends(require(Role.ADMIN))],
+    policy: Annotated[PolicyThread, Depends(_policy)],
+) -> PolicyState:
+    # A plain function: FastAPI runs it in a worker thread, so running the bundle's tests
+    # does not hold up the event loop (decisions queue behind it on the policy thread).
+    try:
+        digest = policy.reload(actor=principal.subject, reason=body.reason)
+    except PolicyError as exc:
+        raise ReloadRefused(str(exc)) from None
+    return PolicyState(digest=digest, engine=policy.engine_name)

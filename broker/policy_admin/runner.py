@@ -1,0 +1,58 @@
+"""The broker's policy service, run on one thread of its own.
+
+The embedded engine (regorus) is bound to the thread that builds it: using or dropping
+it anywhere else fails. So the broker builds the policy service, decides with it,
+reloads it and closes it all on one dedicated thread, and the event loop awaits the
+answers. A decision takes a few milliseconds, so one thread keeps up with the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from policies.model import FamilyDecision, FamilyQueryInput
+from policies.service import PolicyService
+
+__all__ = ["PolicyThread"]
+
+T = TypeVar("T")
+
+
+class PolicyThread:
+    """Owns a ``PolicyService`` and runs every call to it on one thread."""
+
+    def __init__(self, build: Callable[[], PolicyService]) -> None:
+        """Build the service on the policy thread. Raises whatever ``build`` raises."""
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy")
+        self._service = self._executor.submit(build).result()
+
+    def call(self, work: Callable[[PolicyService], T]) -> T:
+        """Run ``work`` on the policy thread and wait for it (from any thread)."""
+        return self._executor.submit(work, self._service).result()
+
+    async def call_async(self, work: Callable[[PolicyService], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, work, self._service)
+
+    async def decide(self, query: FamilyQueryInput) -> FamilyDecision:
+        """One family-query decision (never raises: failures are a 'policy error' deny)."""
+        return await self.call_async(lambda service: service.decide(query))
+
+    @property
+    def digest(self) -> str:
+        return self._service.digest
+
+    @property
+    def engine_name(self) -> str:
+        return self._service.engine.name
+
+    def reload(self, *, actor: str, reason: str) -> str:
+        """Reload on the policy thread. Raises ``PolicyError`` and keeps the old bundle."""
+        return self.call(lambda service: service.reload(actor=actor, reason=reason))
+
+    def close(self) -> None:
+        self.call(lambda service: service.engine.close())
+        self._executor.shutdown(wait=True)
