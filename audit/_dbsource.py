@@ -39,8 +39,12 @@ class DatabaseSource:
         with self._store.read(snapshot=True) as conn:
             driver = conn.connection.driver_connection
             assert driver is not None  # noqa: S101 - an open connection has one
-            scan = driver.cursor(name="audit_verify") if postgres else driver.cursor()
-            lookup = driver.cursor()
+            if postgres:
+                # Binary results: bytea arrives as raw bytes instead of hex text.
+                scan = driver.cursor(name="audit_verify", binary=True)
+                lookup = driver.cursor(binary=True)
+            else:
+                scan, lookup = driver.cursor(), driver.cursor()
             try:
                 if postgres:
                     scan.itersize = size

@@ -183,7 +183,10 @@ def bare_scan_rate(store: Store) -> float:
     """Rows/s of the verifier's own scan query, fetching and discarding the rows."""
     with store.read() as conn:
         driver = conn.connection.driver_connection
-        cursor = driver.cursor(name="bare_scan") if store.is_postgres else driver.cursor()  # type: ignore[union-attr]
+        if store.is_postgres:
+            cursor = driver.cursor(name="bare_scan", binary=True)  # type: ignore[union-attr]
+        else:
+            cursor = driver.cursor()  # type: ignore[union-attr]
         started = time.perf_counter()
         cursor.execute("SELECT idx, leaf, leaf_hash FROM audit_entries ORDER BY idx")
         count = 0
