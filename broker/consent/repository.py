@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from broker.consent.models import ConsentRow, ConsentStateRow, ConsentSubjectRow
@@ -120,7 +121,7 @@ _STATE_ROWS = _state_rows_query()
 
 
 def state_rows_for(
-    session: Session, person_keys: Collection[str], purpose: str, at: datetime
+    connection: Connection, person_keys: Collection[str], purpose: str, at: datetime
 ) -> Sequence[Any]:
     """One row per (person key, consent, state) recorded by ``at``, in recorded order.
 
@@ -128,12 +129,15 @@ def state_rows_for(
     """
     if not person_keys:
         return []
-    rows = session.execute(_STATE_ROWS, {"keys": list(person_keys), "at": at})
+    rows = connection.execute(_STATE_ROWS, {"keys": list(person_keys), "at": at})
     # The purpose is filtered here, not in SQL: given it, planners start from the purpose
     # index, which matches most of the register, instead of the person keys (~20x slower).
     return [row for row in rows if row.purpose == purpose]
 
 
-def agency_ids(session: Session) -> list[str]:
+_AGENCY_IDS = sa.select(AgencyRow.__table__.c.id).order_by(AgencyRow.__table__.c.id)
+
+
+def agency_ids(connection: Connection) -> list[str]:
     """Every registered agency, which is what a consent scoped to 'all' covers."""
-    return list(session.scalars(sa.select(AgencyRow.id).order_by(AgencyRow.id)))
+    return list(connection.execute(_AGENCY_IDS).scalars())

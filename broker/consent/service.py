@@ -248,9 +248,9 @@ class ConsentService:
         ``not_sought`` is no statement of theirs, so it counts only where they made none.
         Keys with nothing recorded are absent. Raises ``StoreUnavailable``.
         """
-        with self._db.session() as session:
-            rows = repo.state_rows_for(session, person_keys, purpose, at)
-            everyone = repo.agency_ids(session) if any(r.scope_all for r in rows) else []
+        with self._db.read() as connection:
+            rows = repo.state_rows_for(connection, person_keys, purpose, at)
+            everyone = repo.agency_ids(connection) if any(r.scope_all for r in rows) else []
         # Rows come per (person key, consent) in recorded order: the last one is the state.
         last: dict[tuple[str, str], Any] = {}
         for row in rows:

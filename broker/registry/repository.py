@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from broker.registry.models import AgencyRow, AgreementRow, ConnectorRow
@@ -59,10 +60,13 @@ def agreement_versions(session: Session, agreement_id: str) -> Sequence[Agreemen
     return session.scalars(query).all()
 
 
-def agreement_row_count(session: Session) -> int:
+_COUNT_AGREEMENTS = sa.select(sa.func.count()).select_from(AgreementRow.__table__)
+
+
+def agreement_row_count(connection: Connection) -> int:
     """How many agreement versions are stored. Versions are only ever added, so this
     number changes with every change to any agreement."""
-    return int(session.scalar(sa.select(sa.func.count()).select_from(AgreementRow)) or 0)
+    return int(connection.execute(_COUNT_AGREEMENTS).scalar_one())
 
 
 def all_agreement_versions(session: Session) -> Sequence[AgreementRow]:

@@ -421,12 +421,13 @@ class RegistryService:
             if checked is not None and self._monotonic() - checked < self._recheck:
                 return self._agreements[1]
         checked_at = self._monotonic()
+        with self._db.read() as connection:
+            count = repo.agreement_row_count(connection)
+        with self._agreements_lock:
+            if self._agreements[0] == count:
+                self._checked_at = checked_at
+                return self._agreements[1]
         with self._db.session() as session:
-            count = repo.agreement_row_count(session)
-            with self._agreements_lock:
-                if self._agreements[0] == count:
-                    self._checked_at = checked_at
-                    return self._agreements[1]
             rows = repo.all_agreement_versions(session)
             parsed = tuple(
                 (
