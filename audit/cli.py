@@ -7,6 +7,7 @@ Exit codes: 0 when everything checked out, 1 when the log (or a proof) failed a 
 from __future__ import annotations
 
 import base64
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from audit import merkle
+from audit._dbsource import DatabaseSource
 from audit.checkpoint import Checkpoint, NoteVerifier, open_checkpoint
 from audit.entry import parse_leaf
 from audit.errors import AuditError, CheckpointError, EntryNotFound, ProofError
@@ -66,55 +68,79 @@ def _errors() -> Iterator[None]:
         raise _fail(f"{exc.filename or 'file'}: {exc.strerror}") from None
 
 
-class _Log:
-    """The log being examined: a database or a bundle, with its origin and tree."""
+class _Log(ABC):
+    """The log being examined: its origin, and where its entries are read from."""
 
-    def __init__(self, db: str | None, bundle: Path | None, origin: str | None) -> None:
+    origin: str
+    source: Source
+
+    @staticmethod
+    def open(db: str | None, bundle: Path | None, origin: str | None) -> _Log:
+        """The log named on the command line; exits with a usage error otherwise."""
         if (db is None) == (bundle is None):
             raise _fail("give exactly one of --db URL or --bundle FILE")
-        self.store = Store.open(db, migrate=False) if db is not None else None
-        self.bundle = BundleSource(bundle) if bundle is not None else None
-        found = self.store.get_meta("origin") if self.store else self.bundle.origin  # type: ignore[union-attr]
-        self.origin = origin or found or ""
-        if not self.origin:
+        log = _BundleLog(BundleSource(bundle), origin) if bundle else _DbLog(_store(db), origin)
+        if not log.origin:
             raise _fail("the log does not name its origin; pass --origin")
-        self.source: Source
-        if self.bundle is not None:
-            self.source = self.bundle
-        else:
-            self.source = _db_source(self.store)  # type: ignore[arg-type]
+        return log
 
     def checkpoints(self) -> list[tuple[int, str]]:
         return self.source.checkpoints()
 
-    def tree(self) -> merkle.NodeReader:
-        """A reader of the tree's nodes: stored ones, or recomputed from a bundle."""
-        if self.store is not None:
-            return self.store.read_nodes
-        _, read = self.bundle.tree()  # type: ignore[union-attr]
-        return read
+    def total(self) -> int | None:
+        """How many entries there are, when that is known without reading them all."""
+        return None
 
+    @abstractmethod
+    def tree(self) -> merkle.NodeReader:
+        """A reader of the tree's nodes."""
+
+    @abstractmethod
     def leaf(self, index: int) -> tuple[bytes, Mapping[str, object] | None]:
         """The leaf bytes of entry ``index`` and its erasure record, if any."""
-        if self.store is not None:
-            stored = get_entry(self.store, index)
-            erasure = stored.erasure
-            erased = (
-                None
-                if erasure is None
-                else {"by": erasure.erased_by, "entry": erasure.erasure_index}
-            )
-            return get_leaf(self.store, index), erased
-        for line in self.bundle.entry_lines():  # type: ignore[union-attr]
+
+
+class _DbLog(_Log):
+    def __init__(self, store: Store, origin: str | None) -> None:
+        self.store = store
+        self.origin = origin or store.get_meta("origin") or ""
+        self.source = DatabaseSource(store)
+
+    def total(self) -> int | None:
+        return self.store.size()
+
+    def tree(self) -> merkle.NodeReader:
+        return self.store.read_nodes
+
+    def leaf(self, index: int) -> tuple[bytes, Mapping[str, object] | None]:
+        erasure = get_entry(self.store, index).erasure
+        erased = None
+        if erasure is not None:
+            erased = {"by": erasure.erased_by, "entry": erasure.erasure_index}
+        return get_leaf(self.store, index), erased
+
+
+class _BundleLog(_Log):
+    def __init__(self, bundle: BundleSource, origin: str | None) -> None:
+        self.bundle = bundle
+        self.origin = origin or bundle.origin
+        self.source = bundle
+
+    def tree(self) -> merkle.NodeReader:
+        # Recomputed from the bundle's own leaves: a bundle carries no tree.
+        return self.bundle.tree()[1]
+
+    def leaf(self, index: int) -> tuple[bytes, Mapping[str, object] | None]:
+        for line in self.bundle.entry_lines():
             if line.get("i") == index:
                 return str(line["leaf"]).encode(), line.get("erased")
         raise EntryNotFound(f"the bundle has no entry {index}")
 
 
-def _db_source(store: Store) -> Source:
-    from audit._dbsource import DatabaseSource
-
-    return DatabaseSource(store)
+def _store(db: str | None) -> Store:
+    if db is None:
+        raise _fail("give --db URL")
+    return Store.open(db, migrate=False)
 
 
 def _verifier(path: Path, origin: str) -> NoteVerifier:
@@ -169,9 +195,9 @@ def verify(
 ) -> None:
     """Recompute every leaf hash and the tree; check every checkpoint and erasure."""
     with _errors():
-        log = _Log(db, bundle, origin)
+        log = _Log.open(db, bundle, origin)
         verifier = _verifier(public_key, log.origin)
-        total = log.store.size() if log.store is not None else None
+        total = log.total()
         columns = (TextColumn("verifying"), BarColumn(), TextColumn("{task.completed} entries"))
         with Progress(*columns, TimeElapsedColumn(), transient=True) as progress:
             task = progress.add_task("verify", total=total)
@@ -233,7 +259,7 @@ def prove(
 ) -> None:
     """Prove that entry N is in the latest signed checkpoint (an inclusion proof)."""
     with _errors():
-        log = _Log(db, bundle, origin)
+        log = _Log.open(db, bundle, origin)
         verifier = _verifier(public_key, log.origin)
         signed = _latest(log, verifier)
         if not 0 <= index < signed.size:
@@ -280,7 +306,7 @@ def consistency(
 ) -> None:
     """Prove that the log only grew since a checkpoint you kept (no rewrite, no fork)."""
     with _errors():
-        log = _Log(db, bundle, origin)
+        log = _Log.open(db, bundle, origin)
         verifier = _verifier(public_key, log.origin)
         try:
             kept = open_checkpoint(old.read_text(), verifier, origin=log.origin)
