@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from broker.web.ig import AuditFilters
+from broker.oversight.schemas import AuditSearch
 from tests.broker.town_kit import known_to, region
 
 TARGET_MS = 300.0
@@ -145,7 +145,7 @@ async def run(people: int, repeat: int, queries: int) -> None:
 
             await sign_in("ig_officer", "")
             entry = (
-                (await asyncio.to_thread(ig_reader.search, AuditFilters(kind="release")))
+                (await asyncio.to_thread(ig_reader.search, AuditSearch(kind="release")))
                 .entries[0]
                 .index
             )
@@ -156,15 +156,15 @@ async def run(people: int, repeat: int, queries: int) -> None:
             ig_pages = [
                 ("IG home", "/web/ig", "latest checkpoint", threaded(ig_reader.checkpoint)),
                 (
-                    "audit search",
+                    "oversight search",
                     "/web/ig/audit?kind=fetch",
-                    "audit.search",
-                    threaded(lambda: ig_reader.search(AuditFilters(kind="fetch"))),
+                    "oversight search",
+                    threaded(lambda: ig_reader.search(AuditSearch(kind="fetch", limit=25))),
                 ),
                 (
                     "audit entry",
                     f"/web/ig/audit/{entry}",
-                    "audit.get",
+                    "oversight entry + proof",
                     threaded(lambda: ig_reader.entry(entry)),
                 ),
                 (
@@ -177,7 +177,7 @@ async def run(people: int, repeat: int, queries: int) -> None:
                     "break-glass",
                     "/web/ig/break-glass",
                     "break-glass scan",
-                    threaded(ig_reader.break_glass),
+                    threaded(lambda: ig_reader.break_glass("pending")),
                 ),
                 ("anomalies", "/web/ig/anomalies", "anomaly rules", threaded(ig_reader.anomalies)),
                 (

@@ -8,12 +8,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from audit.entry import Decision, Kind
+from broker.errors import InvalidChange
 from broker.identity.principal import Principal, Role
+from broker.oversight.schemas import AuditSearch, ReviewIn, SubjectAccessIn
 from broker.web.forms import IDENTIFIER_KINDS
-from broker.web.ig import AuditFilters, Check
+from broker.web.ig import PAGE_SIZE, Check
 from broker.web.pages import Pages, WebRoute, pages_of
 from broker.web.session import WebSession, check_csrf, signed_in
 
@@ -32,6 +35,7 @@ _FILTERS = (
     "query_id",
 )
 _MAX_CHECKPOINT_BYTES = 8192
+_QUEUES = {"pending": "Waiting for review", "reviewed": "Reviewed", "all": "All"}
 
 
 async def _officer(request: Request) -> tuple[Pages, Principal, WebSession]:
@@ -69,26 +73,34 @@ async def audit_search(request: Request) -> Response:
     errors: dict[str, str] = {}
     since = _day(values["since"], "since", errors)
     until = _day(values["until"], "until", errors, end=True)
-    before = params.get("before", "")
-    if before and not before.isdigit():
-        errors["before"] = "The page cursor must be a number"
-    if values["kind"] and values["kind"] not in {k.value for k in Kind}:
-        errors["kind"] = "Choose a kind from the list"
-    if values["decision"] and values["decision"] not in {d.value for d in Decision}:
-        errors["decision"] = "Choose a decision from the list"
+    cursor = params.get("cursor", "")
+    if cursor and not cursor.isdigit():
+        errors["cursor"] = "The page cursor must be a number"
     page = None
     if not errors:
-        filters = AuditFilters(
-            **{name: values[name] or None for name in _FILTERS},
-            since=since,
-            until=until,
-            before=int(before) if before else None,
-        )
-        page = await asyncio.to_thread(pages.ig.search, filters)
+        try:
+            body = AuditSearch.model_validate(
+                {
+                    **{name: values[name] or None for name in _FILTERS},
+                    "since": since,
+                    "until": until,
+                    "cursor": int(cursor) if cursor else None,
+                    "limit": PAGE_SIZE,
+                }
+            )
+        except ValidationError as exc:
+            for error in exc.errors():
+                name = str(error["loc"][0]) if error["loc"] else "kind"
+                errors.setdefault(name, "Choose a value from the list")
+        else:
+            try:
+                page = await asyncio.to_thread(pages.ig.search, body)
+            except InvalidChange as exc:
+                errors["until"] = exc.detail[0].upper() + exc.detail[1:]
     next_params = None
-    if page is not None and page.next_before is not None:
+    if page is not None and page.next_cursor is not None:
         kept = {k: v for k, v in values.items() if v}
-        next_params = {**kept, "before": str(page.next_before)}
+        next_params = {**kept, "cursor": str(page.next_cursor)}
     return pages.render(
         request,
         "ig_audit.html",
@@ -99,7 +111,7 @@ async def audit_search(request: Request) -> Response:
         errors=errors,
         page=page,
         next_params=next_params,
-        first_page=not before,
+        first_page=not cursor,
         kinds=[k.value for k in Kind],
         decisions=[d.value for d in Decision],
     )
@@ -107,9 +119,15 @@ async def audit_search(request: Request) -> Response:
 
 async def _entry_page(request: Request, index: int, check: Check | None) -> Response:
     pages, principal, session = await _officer(request)
-    entry = await asyncio.to_thread(pages.ig.entry, index)
+    found = await asyncio.to_thread(pages.ig.entry, index)
     return pages.render(
-        request, "ig_entry.html", principal=principal, session=session, entry=entry, check=check
+        request,
+        "ig_entry.html",
+        principal=principal,
+        session=session,
+        entry=found.entry,
+        proof=found.proof,
+        check=check,
     )
 
 
@@ -194,19 +212,62 @@ async def verify_all(request: Request) -> Response:
 
 @router.get("/break-glass")
 async def break_glass(request: Request) -> Response:
+    return await _break_glass(request)
+
+
+async def _break_glass(
+    request: Request, errors: dict[str, str] | None = None, notice: str = ""
+) -> Response:
     pages, principal, session = await _officer(request)
-    entries = await asyncio.to_thread(pages.ig.break_glass)
+    state = request.query_params.get("state", "pending")
+    if state not in _QUEUES:
+        state = "pending"
+    queue = await asyncio.to_thread(pages.ig.break_glass, state)
     return pages.render(
-        request, "ig_break_glass.html", principal=principal, session=session, entries=entries
+        request,
+        "ig_break_glass.html",
+        principal=principal,
+        session=session,
+        status=422 if errors else 200,
+        queue=queue,
+        state=state,
+        queues=_QUEUES,
+        errors=errors or {},
+        notice=notice,
+    )
+
+
+@router.post("/break-glass/{index}/review")
+async def review_break_glass(request: Request, index: Index) -> Response:
+    pages, principal, session = await _officer(request)
+    form = await request.form()
+    check_csrf(session, form.get("csrf"))
+    try:
+        body = ReviewIn.model_validate(
+            {"outcome": form.get("outcome") or "", "note": form.get("note") or ""}
+        )
+    except ValidationError as exc:
+        fields = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+        errors = {}
+        if "outcome" in fields:
+            errors[f"outcome-{index}"] = "Choose whether the use was justified"
+        if "note" in fields:
+            errors[f"note-{index}"] = "Write what you found (up to 2,000 characters)"
+        return await _break_glass(request, errors)
+    done = await asyncio.to_thread(pages.ig.review, principal, index, body)
+    return await _break_glass(
+        request,
+        notice=f"Review of entry {index} recorded ({done.outcome.replace('_', ' ')}) as audit "
+        f"entry {done.review_entry}.",
     )
 
 
 @router.get("/anomalies")
 async def anomalies(request: Request) -> Response:
     pages, principal, session = await _officer(request)
-    flags = await asyncio.to_thread(pages.ig.anomalies)
+    report = await asyncio.to_thread(pages.ig.anomalies)
     return pages.render(
-        request, "ig_anomalies.html", principal=principal, session=session, flags=flags
+        request, "ig_anomalies.html", principal=principal, session=session, report=report
     )
 
 
@@ -221,7 +282,7 @@ async def subject_access_form(request: Request) -> Response:
         kinds=IDENTIFIER_KINDS,
         errors={},
         values={},
-        entries=None,
+        report=None,
     )
 
 
@@ -232,20 +293,18 @@ async def subject_access(request: Request) -> Response:
     check_csrf(session, form.get("csrf"))
     kind = str(form.get("identifier_kind") or "")
     value = str(form.get("identifier_value") or "").strip()
-    if kind == "nhs_number":
-        value = value.replace(" ", "")
     values = {"identifier_kind": kind, "identifier_value": value}
     errors: dict[str, str] = {}
-    if kind not in IDENTIFIER_KINDS:
-        errors["identifier_kind"] = "Choose the kind of identifier"
-    if not value:
-        errors["identifier_value"] = "Enter the person's identifier"
-    entries = None
-    if not errors:
+    report = None
+    try:
+        body = SubjectAccessIn.model_validate({"identifiers": [{"kind": kind, "value": value}]})
+    except ValidationError:
+        errors["identifier_value"] = "Enter the person's identifier and choose its kind"
+    else:
         try:
-            entries = await asyncio.to_thread(pages.ig.subject_access, kind, value)
-        except Exception as exc:  # noqa: BLE001 - a malformed identifier is shown on the form
-            errors["identifier_value"] = str(getattr(exc, "detail", exc))
+            report = await asyncio.to_thread(pages.ig.subject_access, principal, body)
+        except InvalidChange as exc:
+            errors["identifier_value"] = exc.detail[0].upper() + exc.detail[1:]
     return pages.render(
         request,
         "ig_subject.html",
@@ -254,9 +313,8 @@ async def subject_access(request: Request) -> Response:
         kinds=IDENTIFIER_KINDS,
         errors=errors,
         values=values,
-        entries=entries,
+        report=report,
         status=422 if errors else 200,
-        generated=datetime.now(UTC),
     )
 
 

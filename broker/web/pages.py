@@ -17,7 +17,7 @@ import structlog
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from broker.errors import BrokerError
 from broker.foundation import Foundation
@@ -86,6 +86,8 @@ class Pages:
             autoescape=select_autoescape(["html", "svg"]),
             trim_blocks=True,
             lstrip_blocks=True,
+            # A name a template uses but a route forgot fails loudly, never renders blank.
+            undefined=StrictUndefined,
         )
         env.filters.update(when=_when, age=_age, value=_value, field=_field, role=role_name)
         return cls(
@@ -93,7 +95,7 @@ class Pages:
             templates=env,
             codec=codec,
             catalogue=catalogue,
-            ig=IgReader(foundation.audit, foundation.subject_keys),
+            ig=IgReader(foundation.oversight, foundation.subject_access, foundation.audit),
             dev_sign_in=foundation.dev_issuer is not None,
         )
 

@@ -14,7 +14,9 @@ def _subject(live: Any) -> dict[str, Any]:
     return next(p for p in known_to(live.region.truth, 4) if p.get("nhs_number"))
 
 
-def fill_query(v: Visitor, person: dict[str, Any], *, basis: str = "public_task") -> None:
+def fill_query(
+    v: Visitor, person: dict[str, Any], *, basis: str = "public_task", emergency: bool = False
+) -> None:
     page = v.page
     v.go("/web/queries/new")
     page.get_by_label("First name").fill(person["given_name"])
@@ -31,6 +33,11 @@ def fill_query(v: Visitor, person: dict[str, Any], *, basis: str = "public_task"
     page.get_by_label("Why you need this information").fill(
         "School raised attendance and welfare concerns."
     )
+    if emergency:
+        page.get_by_text("Emergency access (break-glass)").click()
+        page.get_by_label("This is an emergency: use break-glass access").check()
+        page.get_by_label("Reason", exact=True).select_option("missing_child")
+        page.get_by_label("Describe the emergency").fill("Child missing since last night.")
     page.get_by_role("button", name="Ask the agencies").click()
     page.wait_for_load_state()
 

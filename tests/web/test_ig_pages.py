@@ -97,6 +97,7 @@ def test_ig_officer_finds_the_query_and_its_proof_verifies(visitor_factory: Any,
 
     ig.go("/web/ig/activity")
     expect(page.locator("figure.chart svg").first).to_be_visible()
+    expect(page.locator("figure.chart svg title").first).to_contain_text("Exchanges by purpose")
     expect(page.locator("details table").first).to_contain_text("early_help_assessment")
 
 
@@ -172,3 +173,28 @@ def test_forms_without_the_session_token_are_refused(visitor_factory: Any) -> No
     )
     assert response.status == 403
     assert "The form could not be accepted" in response.text()
+
+
+def test_break_glass_use_is_queued_and_reviewed(visitor_factory: Any, live: Any) -> None:
+    manager: Visitor = visitor_factory()
+    manager.sign_in("Tess Manager", "caseworker", job="team_manager")
+    fill_query(manager, _subject(live), emergency=True)
+    expect(manager.page.get_by_role("heading", name="Family query result")).to_be_visible()
+
+    ig: Visitor = visitor_factory()
+    ig.sign_in("Iris Governance", "ig_officer")
+    ig.go("/web/ig/break-glass")
+    page = ig.page
+    use = page.locator("section.member").filter(has_text="dev:council:tess.manager").first
+    expect(use).to_contain_text("Child missing since last night.")
+    expect(use).to_contain_text("Not reviewed yet")
+    ig.assert_accessible("29-break-glass-queue")
+    use.get_by_role("button", name="Record the review").click()
+    expect(page.get_by_role("heading", name="There is a problem")).to_be_visible()
+    use = page.locator("section.member").filter(has_text="dev:council:tess.manager").first
+    use.get_by_label("Justified", exact=True).check()
+    use.get_by_label("What you found").fill("Manager confirmed the child was missing.")
+    use.get_by_role("button", name="Record the review").click()
+    expect(page.get_by_role("status")).to_contain_text("recorded (justified)")
+    ig.go("/web/ig/break-glass?state=reviewed")
+    expect(page.locator("section.member").first).to_contain_text("Justified by")
