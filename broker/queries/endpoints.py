@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 from typing import Annotated
@@ -66,7 +67,9 @@ async def create_family_query(
     claim = None
     if idempotency_key is not None:
         request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-        claim = store.claim(principal.subject, idempotency_key, request_hash)
+        claim = await asyncio.to_thread(
+            store.claim, principal.subject, idempotency_key, request_hash
+        )
         if claim.answer is not None:
             response.headers["Idempotent-Replayed"] = "true"
             return claim.answer
@@ -74,11 +77,12 @@ async def create_family_query(
         view = await service.run(principal, body)
     except BaseException:
         if claim is not None:
-            store.release(claim)
+            await asyncio.to_thread(store.release, claim)
         raise
-    store.record_query(principal.subject, principal.agency, view)
+    # Blocking database writes: off the event loop.
+    await asyncio.to_thread(store.record_query, principal.subject, principal.agency, view)
     if claim is not None:
-        store.complete(claim, view)
+        await asyncio.to_thread(store.complete, claim, view)
     return view
 
 

@@ -56,6 +56,7 @@ from policies.model import (
     Provider,
     QueryRequest,
     Requester,
+    SharingAgreement,
 )
 
 __all__ = ["FamilyQueryService", "QuerySettings"]
@@ -86,6 +87,21 @@ class _Run:
     entries: list[int] = field(default_factory=list)
     statuses: dict[str, AgencyStatusView] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
+    _agreements: dict[str, list[SharingAgreement]] = field(default_factory=dict)
+    _requester_type: str | None = None
+
+    def agreements_with(self, agency: str, registry: RegistryReader) -> list[SharingAgreement]:
+        """The agreements between the caller's agency and ``agency``, read once a query."""
+        if agency not in self._agreements:
+            self._agreements[agency] = registry.agreements_between(
+                self.principal.agency, agency, self.now
+            )
+        return self._agreements[agency]
+
+    def requester_type(self, registry: RegistryReader) -> str:
+        if self._requester_type is None:
+            self._requester_type = registry.agency_type(self.principal.agency)
+        return self._requester_type
 
 
 class FamilyQueryService:
@@ -128,7 +144,7 @@ class FamilyQueryService:
             started=time.monotonic(),
             subject_refs=self._subject_references(request),
         )
-        connectors = list(self._registry.connectors_for_matching())
+        connectors = list(await asyncio.to_thread(self._registry.connectors_for_matching))
         for connector in connectors:
             # Registry changes take effect on the next query, without a restart.
             self._client.trust(connector.agency_id, connector.public_key)
@@ -143,7 +159,9 @@ class FamilyQueryService:
         eligible = [c for c in connectors if self._may_match(eligibility, c, run)]
         matches = await self._match_all(run, eligible)
         records = self._link_records(matches)
-        confirmed, rejected = self._links.decisions_for([r.key for r in records])
+        confirmed, rejected = await asyncio.to_thread(
+            self._links.decisions_for, [r.key for r in records]
+        )
         linkage = link_records(
             records,
             decisions=LinkDecisions(frozenset(confirmed), frozenset(rejected)),
@@ -152,7 +170,8 @@ class FamilyQueryService:
         )
         view.members(linkage)
         if linkage.uncertain:
-            self._links.remember_uncertain(
+            await asyncio.to_thread(
+                self._links.remember_uncertain,
                 run.query_id,
                 principal.subject,
                 [(link.left, link.right, link.probability) for link in linkage.uncertain],
@@ -185,12 +204,26 @@ class FamilyQueryService:
         *,
         persons: tuple[dict[str, list[str]], Linkage] | None,
     ) -> FamilyDecision:
+        # The registry and consent reads are blocking database calls: off the event loop.
+        query = await asyncio.to_thread(self._policy_input, run, connectors, persons)
+        started = time.perf_counter()
+        decision = await self._policy.decide(query)
+        if self._metrics is not None:
+            self._metrics.policy_decided(time.perf_counter() - started)
+        return decision
+
+    def _policy_input(
+        self,
+        run: _Run,
+        connectors: Sequence[ConnectorInfo],
+        persons: tuple[dict[str, list[str]], Linkage] | None,
+    ) -> FamilyQueryInput:
         request = run.request
         principal = run.principal
         query = QueryRequest(
             requester=Requester(
                 agency_id=principal.agency,
-                agency_type=self._registry.agency_type(principal.agency),
+                agency_type=run.requester_type(self._registry),
                 role=principal.policy_role,
             ),
             purpose=request.purpose,
@@ -212,6 +245,20 @@ class FamilyQueryService:
             ),
             time=run.now,
         )
+        linkage = persons[1] if persons else None
+        refs_by_agency = {
+            c.agency_id: [SUBJECT_PROBE] if persons is None else persons[0].get(c.agency_id, [])
+            for c in connectors
+        }
+        keys = {
+            (agency, ref): self._person_keys(run, agency, ref, linkage)
+            for agency, refs in refs_by_agency.items()
+            for ref in refs
+        }
+        # One read of the consent register for everyone in the query.
+        found = self._consents.consents_for(
+            {key for group in keys.values() for key in group}, request.purpose, run.now
+        )
         providers = []
         for connector in connectors:
             offered = [
@@ -221,27 +268,24 @@ class FamilyQueryService:
             wanted = [f.name for f in connector.fields]
             if request.fields is not None:
                 wanted = [name for name in wanted if name in request.fields]
-            refs = [SUBJECT_PROBE] if persons is None else persons[0].get(connector.agency_id, [])
+            agency = connector.agency_id
             providers.append(
                 Provider(
-                    agency_id=connector.agency_id,
+                    agency_id=agency,
                     agency_type=connector.agency_type,
-                    agreements=self._registry.agreements_between(
-                        principal.agency, connector.agency_id, run.now
-                    ),
+                    agreements=run.agreements_with(agency, self._registry),
                     fields=offered,
                     requested_fields=wanted,
                     persons=[
-                        self._person(run, connector.agency_id, ref, persons[1] if persons else None)
-                        for ref in refs
+                        Person(
+                            ref=ref,
+                            consents=[c for key in keys[agency, ref] for c in found.get(key, [])],
+                        )
+                        for ref in refs_by_agency[agency]
                     ],
                 )
             )
-        started = time.perf_counter()
-        decision = await self._policy.decide(FamilyQueryInput(request=query, providers=providers))
-        if self._metrics is not None:
-            self._metrics.policy_decided(time.perf_counter() - started)
-        return decision
+        return FamilyQueryInput(request=query, providers=providers)
 
     def _person_keys(self, run: _Run, agency: str, ref: str, linkage: Linkage | None) -> list[str]:
         """Every key consent for this person may have been recorded under: the local
@@ -255,12 +299,6 @@ class FamilyQueryService:
             return [self._local_key(agency, ref)]
         keys = [self._local_key(r.agency_id, r.ref) for r in member.records]
         return keys + (run.subject_refs if member.is_subject else [])
-
-    def _person(self, run: _Run, agency: str, ref: str, linkage: Linkage | None) -> Person:
-        keys = self._person_keys(run, agency, ref, linkage)
-        found = self._consents.consents_for(keys, run.request.purpose, run.now)
-        consents = [record for key in keys for record in found.get(key, [])]
-        return Person(ref=ref, consents=consents)
 
     def _may_match(self, decision: FamilyDecision, connector: ConnectorInfo, run: _Run) -> bool:
         try:
@@ -439,7 +477,7 @@ class FamilyQueryService:
         decision: FamilyDecision,
         persons: dict[str, list[str]],
     ) -> dict[str, CallOutcome[FetchResponse]]:
-        checkpoint = self._audit.latest_checkpoint_note()
+        checkpoint = await asyncio.to_thread(self._audit.latest_checkpoint_note)
 
         async def one(agency: str) -> tuple[str, CallOutcome[FetchResponse]] | None:
             wanted = []
@@ -567,8 +605,8 @@ class FamilyQueryService:
         )
         if self._metrics is not None:
             self._metrics.query_finished("refused" if view.refused else "answered")
-        checkpoint = self._audit.latest_checkpoint_note()
-        latest = self._audit.latest_checkpoint()
+        checkpoint = await asyncio.to_thread(self._audit.latest_checkpoint_note)
+        latest = await asyncio.to_thread(self._audit.latest_checkpoint)
         return view.build(
             entries=sorted(run.entries),
             release_entry=index,
