@@ -181,7 +181,14 @@ async def home(request: Request) -> Response:
     if principal.role is Role.IG_OFFICER:
         return _see_other("/web/ig")
     recent = pages.foundation.follow_up.queries(principal, 10)
-    return pages.render(request, "home.html", principal=principal, session=session, recent=recent)
+    return pages.render(
+        request,
+        "home.html",
+        principal=principal,
+        session=session,
+        recent=recent,
+        session_answers=session.answers,
+    )
 
 
 # -- the family query -----------------------------------------------------------------------

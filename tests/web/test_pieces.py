@@ -1,0 +1,121 @@
+"""The pages' pure parts: forms, the family graph, the chart, the session cookie."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from fastapi import Response
+from starlette.requests import Request
+
+from broker.queries.schemas import FamilyView, MemberView
+from broker.web.chart import stack
+from broker.web.errors import BadForm
+from broker.web.forms import consent_form, query_form
+from broker.web.graph import layout
+from broker.web.session import COOKIE, SessionCodec, WebSession
+
+GOOD = {
+    "given_name": "Amelia",
+    "family_name": "Okafor",
+    "date_of_birth": "2014-05-02",
+    "nhs_number": "943 476 5919",
+    "purpose": "early_help_assessment",
+    "legal_basis": "public_task",
+    "gateway": "ca2004_s10",
+    "justification": "School raised attendance concerns.",
+}
+
+
+def test_a_good_query_form_becomes_the_api_request() -> None:
+    request = query_form(GOOD)
+    assert request.subject.identifiers == {"nhs_number": "9434765919"}
+    assert request.gateway == "ca2004_s10"
+    assert request.break_glass is None
+
+
+def test_a_bad_query_form_names_each_field_in_plain_words() -> None:
+    form = {**GOOD, "given_name": "", "date_of_birth": "2 May 2014", "gateway": ""}
+    form["justification"] = "short"
+    with pytest.raises(BadForm) as caught:
+        query_form(form)
+    fields = caught.value.fields
+    assert fields["given_name"] == "Enter the person's first name"
+    assert fields["date_of_birth"].startswith("Enter the date of birth as YYYY-MM-DD")
+    assert fields["gateway"].startswith("A public task needs its statutory gateway")
+    assert "at least 10 characters" in fields["justification"]
+
+
+def test_break_glass_needs_a_reason_code() -> None:
+    with pytest.raises(BadForm) as caught:
+        query_form({**GOOD, "break_glass": "yes", "break_glass_text": "Child missing now."})
+    assert "break_glass_reason" in caught.value.fields
+
+
+def test_consent_form_without_a_channel_or_identifier_is_refused() -> None:
+    with pytest.raises(BadForm) as caught:
+        consent_form({"purpose": "early_help_assessment", "scope": "all", "scope_agencies": []})
+    assert caught.value.fields["identifier_value"]
+    assert caught.value.fields["channel"] == "Choose how the person gave their answer"
+
+
+def _member(member_id: str, subject: bool, confidence: float) -> MemberView:
+    return MemberView(
+        member_id=member_id,
+        is_subject=subject,
+        relationship=None if subject else "child / sibling",
+        confidence=confidence,
+        links=[],
+        records=[],
+        known_to=[],
+        facts={},
+        withheld=[],
+    )
+
+
+def test_the_graph_draws_an_unsure_member_dashed_with_its_confidence() -> None:
+    view = FamilyView(
+        query_id="q",
+        status="complete",
+        created_at=dt.datetime.now(dt.UTC),
+        purpose="early_help_assessment",
+        legal_basis="public_task",
+        members=[_member("m1", True, 1.0), _member("m2", False, 0.999), _member("m3", False, 0.7)],
+    )
+    graph = layout(view)
+    assert [n.label for n in graph.nodes] == ["Subject", "Child", "Child"]
+    assert [(e.label, e.uncertain) for e in graph.edges] == [("99.9%", False), ("70%", True)]
+    assert all(0 < n.x < graph.width and 0 < n.y < graph.height for n in graph.nodes)
+
+
+def test_the_chart_stacks_per_hour_with_whole_number_gridlines() -> None:
+    at = dt.datetime(2026, 11, 21, 9, 5, tzinfo=dt.UTC)
+    points = [(at, "police"), (at, "school"), (at + dt.timedelta(hours=2), "police")]
+    chart = stack("Exchanges by agency", points)
+    assert chart.period == "hour"
+    assert [bar.total for bar in chart.bars] == [2, 0, 1]
+    assert [value for _, value in chart.ticks] == [0, 1, 2]
+    assert chart.table() == [
+        ("09:00 21 Nov", [1, 1], 2),
+        ("10:00 21 Nov", [0, 0], 0),
+        ("11:00 21 Nov", [1, 0], 1),
+    ]
+
+
+def _request_with(cookie: str) -> Request:
+    return Request({"type": "http", "headers": [(b"cookie", f"{COOKIE}={cookie}".encode())]})
+
+
+def test_a_tampered_session_cookie_is_ignored() -> None:
+    codec = SessionCodec(b"k" * 32)
+    response = Response()
+    codec.write(response, WebSession.start("token").with_answer("q1", "key", "hash"))
+    value = response.headers["set-cookie"].split(";", 1)[0].split("=", 1)[1]
+    read = codec.read(_request_with(value))
+    assert read is not None
+    assert read.token == "token"
+    assert read.answers == {"q1": ("key", "hash")}
+    assert "HttpOnly" in response.headers["set-cookie"]
+    assert "samesite=lax" in response.headers["set-cookie"].lower()
+    assert codec.read(_request_with(value[:-2] + "xx")) is None
+    assert SessionCodec(b"o" * 32).read(_request_with(value)) is None
