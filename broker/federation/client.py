@@ -135,17 +135,15 @@ class ConnectorClient:
         budget: float,
     ) -> CallOutcome[R]:
         """``budget`` is the seconds this call may take, retries included."""
-        agency = endpoint.agency_id
-        started = time.perf_counter()
-        breaker = self.breaker(agency)
-        if not breaker.allow():
-            return CallOutcome(agency, CallStatus.ERROR, 0.0, detail="circuit open")
+        call = _Call[R](endpoint.agency_id, self.breaker(endpoint.agency_id))
+        if not call.breaker.allow():
+            # Not a new failure: the breaker is already open and keeps its own clock.
+            return call.outcome(CallStatus.ERROR, detail="circuit open")
         url = endpoint.base_url.rstrip("/") + path
-        request_digest: str | None = None
         for attempt in (1, 2):
-            envelope = self._signer.seal(request, agency)
-            request_digest = envelope.header["body_digest"]
-            remaining = budget - (time.perf_counter() - started)
+            envelope = self._signer.seal(request, call.agency)
+            call.request_digest = envelope.header["body_digest"]
+            remaining = budget - call.elapsed()
             if remaining <= 0:
                 break
             try:
@@ -159,103 +157,67 @@ class ConnectorClient:
             except httpx.ConnectError as exc:
                 if attempt == 1:
                     continue  # never reached the connector: safe to send again
-                return self._failed(
-                    breaker, agency, started, f"cannot connect: {exc}", request_digest
-                )
+                return call.failed(CallStatus.ERROR, f"cannot connect: {exc}")
             except (httpx.TimeoutException, TimeoutError):
-                breaker.record_failure()
-                return CallOutcome(
-                    agency,
-                    CallStatus.TIMEOUT,
-                    time.perf_counter() - started,
-                    detail=f"no answer within {budget:.2f} s",
-                    request_digest=request_digest,
-                )
+                break
             except httpx.HTTPError as exc:
-                return self._failed(
-                    breaker, agency, started, f"transport error: {exc}", request_digest
-                )
-            return self._answer(
-                breaker, agency, started, response, expect=expect, request_digest=request_digest
-            )
-        breaker.record_failure()
-        return CallOutcome(
-            agency,
-            CallStatus.TIMEOUT,
-            time.perf_counter() - started,
-            detail=f"no answer within {budget:.2f} s",
-            request_digest=request_digest,
-        )
+                return call.failed(CallStatus.ERROR, f"transport error: {exc}")
+            return self._answer(call, response, expect)
+        return call.failed(CallStatus.TIMEOUT, f"no answer within {budget:.2f} s")
 
-    def _answer(
-        self,
-        breaker: CircuitBreaker,
-        agency: str,
-        started: float,
-        response: httpx.Response,
-        *,
-        expect: type[R],
-        request_digest: str | None,
-    ) -> CallOutcome[R]:
+    def _answer(self, call: _Call[R], response: httpx.Response, expect: type[R]) -> CallOutcome[R]:
         if response.status_code != 200:
-            detail = _problem_detail(response)
-            # A 4xx means the connector judged our request; it is up and answering.
-            if response.status_code < 500:
-                breaker.record_success()
-            else:
-                breaker.record_failure()
-            return CallOutcome(
-                agency,
-                CallStatus.ERROR,
-                time.perf_counter() - started,
-                detail=f"HTTP {response.status_code}: {detail}",
-                request_digest=request_digest,
-            )
+            detail = f"HTTP {response.status_code}: {_problem_detail(response)}"
+            # A 4xx means the connector judged our request: it is up and answering.
+            return call.failed(CallStatus.ERROR, detail, counts=response.status_code >= 500)
         try:
             opened = self._verifier.open(response.content, expect)
         except (EnvelopeError, ProtocolError) as exc:
             # A forged or garbled answer is the connector's fault, and is never used.
-            breaker.record_failure()
-            _log.warning("connector_answer_rejected", agency=agency, reason=exc.code)
-            return CallOutcome(
-                agency,
-                CallStatus.ERROR,
-                time.perf_counter() - started,
-                detail=f"answer rejected ({exc.code}): {exc.detail}",
-                request_digest=request_digest,
-                response_digest="sha256:" + hashlib.sha256(response.content).hexdigest(),
-            )
-        if opened.sender != agency:
-            breaker.record_failure()
-            return CallOutcome(
-                agency,
-                CallStatus.ERROR,
-                time.perf_counter() - started,
-                detail=f"answer signed by {opened.sender!r}, not {agency!r}",
-                request_digest=request_digest,
-            )
-        breaker.record_success()
+            _log.warning("connector_answer_rejected", agency=call.agency, reason=exc.code)
+            call.response_digest = "sha256:" + hashlib.sha256(response.content).hexdigest()
+            return call.failed(CallStatus.ERROR, f"answer rejected ({exc.code}): {exc.detail}")
+        if opened.sender != call.agency:
+            detail = f"answer signed by {opened.sender!r}, not {call.agency!r}"
+            return call.failed(CallStatus.ERROR, detail)
+        call.breaker.record_success()
+        call.response_digest = opened.body_digest
+        return call.outcome(CallStatus.OK, message=opened.message)
+
+
+class _Call(Generic[R]):
+    """One call in progress: its clock, its breaker and the digests seen so far."""
+
+    def __init__(self, agency: str, breaker: CircuitBreaker) -> None:
+        self.agency = agency
+        self.breaker = breaker
+        self.started = time.perf_counter()
+        self.request_digest: str | None = None
+        self.response_digest: str | None = None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def outcome(
+        self, status: CallStatus, *, message: R | None = None, detail: str = ""
+    ) -> CallOutcome[R]:
         return CallOutcome(
-            agency,
-            CallStatus.OK,
-            time.perf_counter() - started,
-            message=opened.message,
-            request_digest=request_digest,
-            response_digest=opened.body_digest,
+            self.agency,
+            status,
+            self.elapsed(),
+            message=message,
+            detail=detail,
+            request_digest=self.request_digest,
+            response_digest=self.response_digest,
         )
 
-    @staticmethod
-    def _failed(
-        breaker: CircuitBreaker, agency: str, started: float, detail: str, digest: str | None
-    ) -> CallOutcome[R]:
-        breaker.record_failure()
-        return CallOutcome(
-            agency,
-            CallStatus.ERROR,
-            time.perf_counter() - started,
-            detail=detail,
-            request_digest=digest,
-        )
+    def failed(self, status: CallStatus, detail: str, *, counts: bool = True) -> CallOutcome[R]:
+        """The call failed; ``counts`` says whether the connector's breaker should know."""
+        if counts:
+            self.breaker.record_failure()
+        else:
+            self.breaker.record_success()
+        return self.outcome(status, detail=detail)
 
 
 def _problem_detail(response: httpx.Response) -> str:
