@@ -8,6 +8,7 @@ __all__ = [
     "BadForm",
     "CsrfRejected",
     "NotAllowed",
+    "PageNotFound",
     "SignInExpired",
     "SignInRequired",
     "WebError",
@@ -35,6 +36,12 @@ class SignInRequired(WebError):
 class SignInExpired(SignInRequired):
     code = "sign-in-expired"
     title = "Your sign-in has expired"
+
+
+class PageNotFound(WebError):
+    code = "page-not-found"
+    title = "Page not found"
+    status = 404
 
 
 class NotAllowed(WebError):

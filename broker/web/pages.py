@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -23,7 +24,7 @@ from broker.errors import BrokerError
 from broker.foundation import Foundation
 from broker.identity.principal import Principal
 from broker.web.catalogue import Catalogue
-from broker.web.errors import BadForm, SignInRequired, WebError
+from broker.web.errors import SignInRequired, WebError
 from broker.web.ig import IgReader
 from broker.web.session import SessionCodec, WebSession, role_name
 
@@ -131,6 +132,9 @@ class Pages:
         """The page shown for ``exc``: what happened and what to do next."""
         if isinstance(exc, WebError | BrokerError):
             title, detail, status = exc.title, exc.detail, exc.status
+        elif isinstance(exc, RequestValidationError):
+            title, status = "Page not found", 404
+            detail = "The address does not name a page Junction has. Check it, or start again."
         else:
             _log.exception("web page failed", path=request.url.path)
             title = "Something went wrong"
@@ -153,7 +157,7 @@ def pages_of(request: Request) -> Pages:
 
 
 class WebRoute(APIRoute):
-    """A route whose errors become HTML pages (forms re-render from their handlers)."""
+    """A route whose errors, whatever they are, become HTML pages."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -161,8 +165,6 @@ class WebRoute(APIRoute):
         async def render_errors(request: Request) -> Response:
             try:
                 return await handler(request)
-            except BadForm:
-                raise  # handled where the form can be shown again
             except Exception as exc:  # noqa: BLE001 - every failure becomes a page
                 return pages_of(request).error(request, exc)
 

@@ -17,7 +17,7 @@ from broker.settings import BrokerSettings
 from broker.web import ig_routes
 from broker.web.answers import kept_answer, request_hash, run_query
 from broker.web.catalogue import Catalogue
-from broker.web.errors import BadForm, SignInRequired
+from broker.web.errors import BadForm, PageNotFound, SignInRequired
 from broker.web.forms import (
     IDENTIFIER_KINDS,
     consent_form,
@@ -32,6 +32,8 @@ from broker.web.session import SessionCodec, WebSession, check_csrf, signed_in
 __all__ = ["install_web", "open_web", "router"]
 
 router = APIRouter(prefix="/web", route_class=WebRoute, include_in_schema=False)
+# Mounted last, so it answers only addresses under /web that no page has.
+_fallback = APIRouter(prefix="/web", route_class=WebRoute, include_in_schema=False)
 QueryId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 CASEWORKER = (Role.CASEWORKER,)
 _JOBS = ("social_worker", "early_help_worker", "duty_social_worker", "team_manager", "yot_officer")
@@ -42,6 +44,7 @@ def install_web(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(ig_routes.router)
     app.mount("/web/static", StaticFiles(directory=str(_STATIC)), name="web-static")
+    app.include_router(_fallback)
 
 
 def open_web(app: FastAPI, foundation: Foundation, settings: BrokerSettings) -> None:
@@ -387,3 +390,8 @@ async def withdraw_consent(
     change = withdraw_form(form)
     pages.foundation.consent.transition(principal, consent_id, change)
     return _see_other(f"/web/consents/{consent_id}?withdrawn=1")
+
+
+@_fallback.api_route("/{rest:path}", methods=["GET", "POST"])
+async def no_such_page(rest: str) -> Response:
+    raise PageNotFound(f"There is no page at /web/{rest[:100]}. Check the address, or start again.")

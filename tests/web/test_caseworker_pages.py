@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from playwright.sync_api import expect
 
+from broker.queries.render import link_id
 from tests.broker.town_kit import known_to
 from tests.web.conftest import Visitor, query_id_of
 
@@ -130,3 +132,43 @@ def test_consent_withdrawn_changes_the_next_query(visitor_factory: Any, live: An
     expect(strip.locator(".strip__item").first).to_contain_text("Withheld")
     expect(strip).to_contain_text("The person has withdrawn consent for this purpose")
     v.assert_accessible("11-result-after-withdrawal")
+
+
+def test_an_uncertain_link_can_be_confirmed(visitor_factory: Any, live: Any) -> None:
+    v: Visitor = visitor_factory()
+    v.sign_in("Sam Caseworker", "caseworker")
+    fill_query(v, _subject(live))
+    query_id = query_id_of(v.page.url)
+    # The demo town's links are all sure; the store's own seam registers an unsure one.
+    left, right = "education:REF-A", "health:REF-B"
+    store = live.region.foundation.query_store
+    store.remember_uncertain(query_id, "dev:council:sam.caseworker", [(left, right, 0.7)])
+    csrf = v.page.locator("input[name=csrf]").first.get_attribute("value")
+    response = v.page.request.post(
+        f"{live.url}/web/queries/{query_id}/links",
+        form={"csrf": csrf or "", "link_id": link_id(left, right), "decision": "confirm"},
+    )
+    assert response.status == 200
+    assert "You confirmed the link" in response.text()
+    decided = [
+        e for e in live.region.entries(kind="link_confirmed") if e.fields["query_id"] == query_id
+    ]
+    assert len(decided) == 1
+    assert decided[0].fields["decision"] == "allow"
+    again = v.page.request.post(
+        f"{live.url}/web/queries/{query_id}/links",
+        form={"csrf": csrf or "", "link_id": "education:X|health:Y", "decision": "reject"},
+    )
+    assert again.status == 404
+    assert "is not an open link" in again.text()
+
+
+def test_unknown_addresses_get_a_page_not_a_traceback(visitor_factory: Any) -> None:
+    v: Visitor = visitor_factory()
+    v.sign_in("Sam Caseworker", "caseworker")
+    for path in ("/web/no-such-page", "/web/queries/not-a-query-id", "/web/consents/unknown"):
+        response = v.go(path)
+        assert response.status == 404, path
+        expect(v.page.locator("h1")).to_have_text(re.compile("not found|nothing was found", re.I))
+        expect(v.page.locator(".lead")).not_to_be_empty()
+    v.assert_accessible("33-not-found")
