@@ -395,3 +395,49 @@ async def test_an_idempotency_key_answers_a_retry_without_running_it_again(town:
         "/v1/family-queries", json={**body, "case_reference": "CIN-9"}, headers=headers
     )
     assert other.status_code == 409
+
+
+def _truth_person(town: Region, agency: str, ref: str) -> str:
+    """The town's person behind an agency's opaque reference (tests hold the secrets)."""
+    from broker.demo.layout import AGENCY_FILES
+    from connectors.matching.references import LocalReferences
+
+    secret = bytes.fromhex((town.layout.keys / f"{agency}.refs").read_text().strip())
+    record = LocalReferences(agency, secret).key(ref)
+    records: dict[str, str] = town.truth["agencies"][AGENCY_FILES[agency]]
+    return records[record]
+
+
+async def test_people_are_joined_across_agencies_as_the_ground_truth_says(town: Region) -> None:
+    """Over 30 families: every joined member is one real person (precision), the subject
+    is who was asked about, and most of the household the agencies hold is found."""
+    candidates = [p for p in known_to(town.truth, 3) if p["role"] == "child"][5:35]
+    members = wrong = subjects_right = 0
+    found_household = expected_household = 0
+    for person in candidates:
+        view = await _ask(town, _query(person))
+        for member in view["members"]:
+            people = {_truth_person(town, r["agency_id"], r["ref"]) for r in member["records"]}
+            members += 1
+            wrong += len(people) > 1
+            if member["is_subject"]:
+                subjects_right += people == {person["person_id"]}
+        held = {
+            p["person_id"]
+            for p in town.truth["people"]
+            if p["household_id"] == person["household_id"]
+            and p["person_id"] != person["person_id"]
+            and set(p["records"]) & {a["agency_id"].replace("-", "_") for a in view["agencies"]}
+        }
+        seen = {
+            _truth_person(town, r["agency_id"], r["ref"])
+            for m in view["members"]
+            if not m["is_subject"]
+            for r in m["records"]
+        }
+        expected_household += len(held)
+        found_household += len(held & seen)
+    assert members > 60
+    assert wrong / members <= 0.01
+    assert subjects_right >= 0.95 * len(candidates)
+    assert found_household >= 0.9 * expected_household
