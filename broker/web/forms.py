@@ -113,8 +113,34 @@ def query_form(form: Mapping[str, Any]) -> FamilyQueryRequest:
             fields.setdefault(name, message)
         request = None
     if fields or request is None:
-        raise BadForm("Check the answers marked below.", _friendly(fields))
+        # The summary lists problems in the order the form asks its questions.
+        ordered = sorted(fields.items(), key=lambda item: _ORDER.get(item[0], len(_ORDER)))
+        raise BadForm("Check the answers marked below.", _friendly(dict(ordered)))
     return request
+
+
+_ORDER = {
+    name: i
+    for i, name in enumerate(
+        (
+            "given_name",
+            "family_name",
+            "date_of_birth",
+            "sex",
+            "postcode",
+            "nhs_number",
+            "upn",
+            "ni_number",
+            "purpose",
+            "legal_basis",
+            "gateway",
+            "case_reference",
+            "justification",
+            "break_glass_reason",
+            "break_glass_text",
+        )
+    )
+}
 
 
 _FRIENDLY = {

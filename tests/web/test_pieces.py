@@ -119,3 +119,10 @@ def test_a_tampered_session_cookie_is_ignored() -> None:
     assert "samesite=lax" in response.headers["set-cookie"].lower()
     assert codec.read(_request_with(value[:-2] + "xx")) is None
     assert SessionCodec(b"o" * 32).read(_request_with(value)) is None
+
+
+def test_form_problems_are_listed_in_the_order_the_form_asks() -> None:
+    with pytest.raises(BadForm) as caught:
+        query_form({"legal_basis": "public_task"})
+    names = list(caught.value.fields)
+    assert names.index("given_name") < names.index("purpose") < names.index("justification")
