@@ -22,7 +22,11 @@ from broker.registry.endpoints import router as registry_router
 from broker.settings import BrokerSettings
 from broker.web import install_web, open_web
 from connectors.protocol.errors import ProtocolError
-from connectors.protocol.problems import BodyLimitMiddleware, install_problem_handlers
+from connectors.protocol.problems import (
+    PROBLEM_RESPONSES,
+    BodyLimitMiddleware,
+    install_problem_handlers,
+)
 
 __all__ = ["create_app"]
 
@@ -78,6 +82,7 @@ def create_app(
         version="0.1.0",
         description="Federated, consent-checked family queries with a verifiable audit log.",
         lifespan=lifespan,
+        responses=PROBLEM_RESPONSES,
     )
     app.state.settings = settings
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -13,6 +13,7 @@ with a reference to the log line, never a traceback.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -27,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
+    "PROBLEM_RESPONSES",
     "BodyLimitMiddleware",
     "Problem",
     "ProblemResponse",
@@ -64,6 +66,23 @@ class Problem(BaseModel):
 
 class ProblemResponse(JSONResponse):
     media_type = PROBLEM_MEDIA_TYPE
+
+
+def _documented(description: str) -> dict[str, Any]:
+    return {
+        "model": Problem,
+        "description": description,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+# Pass as ``FastAPI(responses=...)``: every operation then documents the problem bodies
+# it can answer with, so clients (and schema checkers) know the error shape. 500 is left
+# out on purpose: it is always a bug.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": _documented("The request was refused; 'type' names the problem, 'detail' what to do."),
+    503: _documented("A service this one depends on is unavailable; retry later."),
+}
 
 
 def problem_response(
@@ -194,11 +213,26 @@ def install_problem_handlers(app: FastAPI, error_bases: Iterable[type[Exception]
 
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# A \u0000 escape inside a JSON string: preceded by an even number of backslashes (a
+# backslash cannot appear outside a string in valid JSON).
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _has_nul(body: bytes) -> bool:
+    """Whether a JSON body holds a NUL character, which no text member may carry.
+
+    PostgreSQL cannot store it in a text column, so it is refused at the edge (422)
+    rather than failing deep in a store as if the database were down.
+    """
+    return b"\\u0000" in body and _NUL_ESCAPE.search(body) is not None
+
+
 _JSON_TYPES = ("application/json", "application/problem+json")
 
 
 class BodyLimitMiddleware:
-    """Refuses bodies over ``max_bytes`` (413) and non-JSON bodies on JSON paths (415).
+    """Refuses bodies over ``max_bytes`` (413), non-JSON bodies on JSON paths (415), and
+    JSON bodies carrying a NUL character (422).
 
     The limit holds whether or not the client sends Content-Length: a streamed body is
     counted as it arrives and cut off at the limit, so memory stays bounded.
@@ -217,11 +251,11 @@ class BodyLimitMiddleware:
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, status: int) -> None:
         code, title = _STATUS_CODES[status]
-        detail = (
-            f"Send at most {self.max_bytes} bytes."
-            if status == 413
-            else "Send the body as application/json."
-        )
+        detail = {
+            413: f"Send at most {self.max_bytes} bytes.",
+            415: "Send the body as application/json.",
+            422: "Remove the NUL characters (\\u0000) from the text: no member accepts them.",
+        }[status]
         response = problem_response(status, code, title, detail, instance=scope.get("path"))
         await response(scope, receive, send)
 
@@ -245,11 +279,12 @@ class BodyLimitMiddleware:
             if media and not (media in _JSON_TYPES or media.endswith("+json")):
                 await self._reject(scope, receive, send, 415)
                 return
-        if length is not None:
+        json_path = path.startswith(self.json_prefixes)
+        if length is not None and not json_path:
             await self.app(scope, receive, send)
             return
-        # No declared length (chunked): read up to the limit before the app sees anything,
-        # then replay what was read.
+        # A JSON body, or one of no declared length (chunked): read up to the limit before
+        # the app sees anything, then replay what was read.
         chunks: list[bytes] = []
         received = 0
         more = True
@@ -265,6 +300,9 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             more = bool(message.get("more_body", False))
         body = b"".join(chunks)
+        if json_path and _has_nul(body):
+            await self._reject(scope, receive, send, 422)
+            return
         replayed = False
 
         async def replay() -> Message:

@@ -12,7 +12,11 @@ from pydantic import BaseModel
 from connectors.errors import ConnectorError
 from connectors.protocol.envelope import Envelope
 from connectors.protocol.errors import EnvelopeError, ProtocolError
-from connectors.protocol.problems import BodyLimitMiddleware, install_problem_handlers
+from connectors.protocol.problems import (
+    PROBLEM_RESPONSES,
+    BodyLimitMiddleware,
+    install_problem_handlers,
+)
 from connectors.service.exchange import ConnectorService
 from connectors.service.metrics import CONTENT_TYPE_LATEST
 
@@ -44,6 +48,7 @@ def create_connector_app(
         title=f"Junction connector: {service.agency.agency_name}",
         version="0.1.0",
         description="Answers the broker's signed match and fetch requests for one agency.",
+        responses=PROBLEM_RESPONSES,
     )
     app.state.service = service
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
@@ -111,7 +116,12 @@ def create_connector_app(
             await service.run_source_call("ready", ready_probe)
         return Health(status="ready", agency=agency)
 
-    @app.get("/metrics", tags=["operations"])
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    )
     async def metrics_text() -> Response:
         """Prometheus text: requests by endpoint and outcome, latencies, source time."""
         body = await anyio.to_thread.run_sync(metrics.render)
