@@ -156,7 +156,7 @@ async def run(people: int, repeat: int, queries: int) -> None:
             ig_pages = [
                 ("IG home", "/web/ig", "latest checkpoint", threaded(ig_reader.checkpoint)),
                 (
-                    "oversight search",
+                    "audit search",
                     "/web/ig/audit?kind=fetch",
                     "oversight search",
                     threaded(lambda: ig_reader.search(AuditSearch(kind="fetch", limit=25))),
