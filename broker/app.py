@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
 
 from audit.log import AuditLog
@@ -102,5 +103,10 @@ def create_app(
     async def health() -> Health:
         """Liveness: the process is up and serving requests."""
         return Health(status="ok", service="broker", version=app.version)
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        """People who type the bare address want the web pages."""
+        return RedirectResponse("/web", status_code=307)
 
     return app

@@ -70,7 +70,7 @@ def demo(
         url = layout.broker_url()
         console.print(
             f"\n[bold green]Junction is running[/] at {url}\n"
-            f"  web pages:   {url}/  (sign in with the development issuer: pick a role)\n"
+            f"  web pages:   {url}/web  (sign in with the development issuer: pick a role)\n"
             f"  API docs:    {url}/docs\n"
             f"  a token:     JUNCTION_DATA_DIR={layout.broker_data} JUNCTION_PORT={port} \\\n"
             f"               .venv/bin/junction dev-token --role caseworker --agency council"
