@@ -1,5 +1,7 @@
 """The log's tables, as SQLAlchemy Core objects (the alembic migrations create them).
 
+Private values and subject references are SQLite ``WITHOUT ROWID`` tables, stored in
+key order: the verifier reads a chunk's private values as one sequential range.
 Tree nodes are stored by a single integer id, ``level << 48 | index``, for levels 1 and
 up; level 0 (leaf hashes) lives in ``audit_entries``. The search columns of
 ``audit_entries`` copy fields of the leaf for indexing only: every read returns what the
@@ -37,6 +39,7 @@ subjects = sa.Table(
     metadata,
     sa.Column("ref", sa.String(64), primary_key=True),
     sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
 )
 
 openings = sa.Table(
@@ -46,6 +49,7 @@ openings = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("salt", sa.LargeBinary(32), nullable=False),
     sa.Column("value", sa.Text, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 erasures = sa.Table(

@@ -41,6 +41,7 @@ def upgrade() -> None:
         "audit_subjects",
         sa.Column("ref", sa.String(64), primary_key=True),
         sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "audit_openings",
@@ -48,6 +49,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(64), primary_key=True),
         sa.Column("salt", sa.LargeBinary(32), nullable=False),
         sa.Column("value", sa.Text, nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "audit_erasures",
