@@ -36,7 +36,7 @@ def signer(keys: Path) -> NoteSigner:
 @pytest.fixture
 def db(tmp_path: Path, signer: NoteSigner) -> str:
     url = f"sqlite:///{tmp_path / 'audit.db'}"
-    with AuditLog.open(url, signer, checkpoint_entries=10) as log:
+    with AuditLog.open(url, signer, checkpoint_interval=60, checkpoint_entries=10) as log:
         for i in range(30):
             log.append(make_entry(i))
     return url
