@@ -111,11 +111,12 @@ def test_each_connector_sits_beside_its_own_seeded_database(
 
 def test_the_town_is_seeded_once_into_all_six_databases(compose: dict[str, Any]) -> None:
     synth = _service(compose, "synth")
-    command = synth["command"]
-    assert command[:2] == ["junction", "synth"]
-    assert command[command.index("--postgres-url") + 1] == (
-        "postgresql+psycopg://junction@{agency}-db:5432/town"
-    )
+    shell, flag, script = synth["command"]
+    assert (shell, flag) == ("sh", "-c")
+    assert "junction synth --people ${JUNCTION_TOWN_PEOPLE:-20000}" in script
+    assert "--postgres-url 'postgresql+psycopg://junction@{agency}-db:5432/town'" in script
+    # Only once: a later start must not rewrite the tables under running connectors.
+    assert script.startswith("test -f /var/lib/junction/town/seeded ||")
     assert _depends(synth) == {f"{a}-db": "service_healthy" for a in AGENCIES}
     assert synth["restart"] == "no"
 
