@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request, Response
@@ -23,6 +24,53 @@ from connectors.service.metrics import CONTENT_TYPE_LATEST
 __all__ = ["create_connector_app"]
 
 _ENVELOPE_MEDIA_TYPE = "application/json"
+# The wire shape of a signed envelope (connectors.protocol.envelope), for the OpenAPI
+# document: the routes read the raw bytes themselves, since the signature covers them.
+_ENVELOPE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["header", "body", "signature"],
+    "properties": {
+        "header": {
+            "type": "object",
+            "required": [
+                "alg",
+                "kid",
+                "sender",
+                "audience",
+                "iat",
+                "exp",
+                "nonce",
+                "type",
+                "body_digest",
+            ],
+            "properties": {
+                **{
+                    name: {"type": "string"}
+                    for name in ("alg", "kid", "sender", "audience", "nonce", "type")
+                },
+                "iat": {"type": "integer"},
+                "exp": {"type": "integer"},
+                "body_digest": {"type": "string"},
+            },
+        },
+        "body": {"type": "object"},
+        "signature": {"type": "string", "description": "Ed25519, base64."},
+    },
+}
+_ENVELOPE_EXCHANGE: dict[str, Any] = {
+    "openapi_extra": {
+        "requestBody": {
+            "required": True,
+            "content": {_ENVELOPE_MEDIA_TYPE: {"schema": _ENVELOPE_SCHEMA}},
+        }
+    },
+    "responses": {
+        200: {
+            "description": "The agency's answer, in an envelope signed by its key.",
+            "content": {_ENVELOPE_MEDIA_TYPE: {"schema": _ENVELOPE_SCHEMA}},
+        }
+    },
+}
 
 
 class Health(BaseModel):
@@ -73,7 +121,7 @@ def create_connector_app(
             metrics.requests.labels(endpoint, outcome).inc()
             metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
 
-    @app.get("/v1/manifest", tags=["protocol"])
+    @app.get("/v1/manifest", tags=["protocol"], responses=_ENVELOPE_EXCHANGE["responses"])
     async def manifest() -> Response:
         """The agency's signed manifest: fields offered, their types and sensitivity, key."""
 
@@ -82,7 +130,7 @@ def create_connector_app(
 
         return await observed("manifest", handle)
 
-    @app.post("/v1/match", tags=["protocol"])
+    @app.post("/v1/match", tags=["protocol"], **_ENVELOPE_EXCHANGE)
     async def match(request: Request) -> Response:
         """Answer a signed match request with candidate refs (never facts), signed."""
         raw = await request.body()
@@ -93,7 +141,7 @@ def create_connector_app(
 
         return await observed("match", handle)
 
-    @app.post("/v1/fetch", tags=["protocol"])
+    @app.post("/v1/fetch", tags=["protocol"], **_ENVELOPE_EXCHANGE)
     async def fetch(request: Request) -> Response:
         """Answer a signed fetch request with exactly the fields it names, signed."""
         raw = await request.body()
