@@ -27,6 +27,7 @@ class ConsentRow(Base):
     recorded_by_agency: Mapped[str] = mapped_column(sa.String(63))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    restricted_fields: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
 
 
 class ConsentSubjectRow(Base):

@@ -82,6 +82,14 @@ class ConsentIn(_In):
     )
     expires_at: AwareDatetime | None = None
     note: Text | None = Field(default=None, description="E.g. why consent was not sought.")
+    restricted_fields: list[
+        Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")]
+    ] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Items the person asks not to be shared for this purpose, on any basis.",
+        examples=[["health.mental_health_contacts_12m"]],
+    )
 
     @field_validator("scope")
     @classmethod
@@ -141,3 +149,4 @@ class ConsentOut(BaseModel):
     expires_at: datetime | None
     state: State = Field(description="The state now (given turns expired at expires_at).")
     history: list[StateOut]
+    restricted_fields: list[str] = Field(default_factory=list)

@@ -115,6 +115,7 @@ class ConsentService:
                 "given_by": consent.given_by,
                 "channel": consent.channel,
                 "expires_at": consent.expires_at.isoformat() if consent.expires_at else None,
+                "restricted_fields": sorted(set(consent.restricted_fields)),
             },
             private={
                 "label": consent.label,
@@ -135,6 +136,7 @@ class ConsentService:
             recorded_by_agency=actor.agency,
             recorded_at=now,
             expires_at=consent.expires_at,
+            restricted_fields=sorted(set(consent.restricted_fields)),
         )
         state = ConsentStateRow(
             consent_id=consent_id,
@@ -237,6 +239,27 @@ class ConsentService:
             states = repo.states(session, [r.id for r in rows])
         return [self._out(row, states[row.id], now) for row in rows]
 
+    def restrictions_for(
+        self, person_keys: Collection[str], purpose: str, at: datetime
+    ) -> dict[str, set[str]]:
+        """Fields each person key asked not to share for ``purpose``, as of ``at``.
+
+        A restriction is the person's own wish: it holds whatever the consent's state
+        (a withdrawal does not lift it) until the statement expires. Raises
+        ``StoreUnavailable``.
+        """
+        with self._db.session() as session:
+            rows = repo.find(session, person_keys, purpose=purpose, recorded_by=at)
+            rows = [r for r in rows if r.restricted_fields]
+            subjects = repo.subjects(session, [r.id for r in rows]) if rows else {}
+        out: dict[str, set[str]] = {}
+        for row in rows:
+            if row.expires_at is not None and row.expires_at <= at:
+                continue
+            for key in subjects[row.id] & set(person_keys):
+                out.setdefault(key, set()).update(row.restricted_fields)
+        return out
+
     def consents_for(
         self, person_keys: Collection[str], purpose: str, at: datetime
     ) -> dict[str, list[ConsentRecord]]:
@@ -303,4 +326,5 @@ class ConsentService:
             expires_at=row.expires_at,
             state=state,
             history=history,
+            restricted_fields=list(row.restricted_fields or []),
         )

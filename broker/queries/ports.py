@@ -70,6 +70,10 @@ class ConsentReader(Protocol):
         self, person_keys: Collection[str], purpose: str, at: dt.datetime
     ) -> dict[str, list[ConsentRecord]]: ...
 
+    def restrictions_for(
+        self, person_keys: Collection[str], purpose: str, at: dt.datetime
+    ) -> dict[str, set[str]]: ...
+
 
 class LinkRegister(Protocol):
     def decisions_for(

@@ -256,9 +256,9 @@ class FamilyQueryService:
             for ref in refs
         }
         # One read of the consent register for everyone in the query.
-        found = self._consents.consents_for(
-            {key for group in keys.values() for key in group}, request.purpose, run.now
-        )
+        everyone = {key for group in keys.values() for key in group}
+        found = self._consents.consents_for(everyone, request.purpose, run.now)
+        restricted = self._consents.restrictions_for(everyone, request.purpose, run.now)
         providers = []
         for connector in connectors:
             offered = [
@@ -280,6 +280,9 @@ class FamilyQueryService:
                         Person(
                             ref=ref,
                             consents=[c for key in keys[agency, ref] for c in found.get(key, [])],
+                            restricted_fields=sorted(
+                                {f for key in keys[agency, ref] for f in restricted.get(key, ())}
+                            ),
                         )
                         for ref in refs_by_agency[agency]
                     ],

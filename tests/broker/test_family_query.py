@@ -441,3 +441,30 @@ async def test_people_are_joined_across_agencies_as_the_ground_truth_says(town: 
     assert wrong / members <= 0.01
     assert subjects_right >= 0.95 * len(candidates)
     assert found_household >= 0.9 * expected_household
+
+
+async def test_an_item_the_person_restricted_is_withheld_with_the_reason(town: Region) -> None:
+    person = _family_child(town, 3)
+    before = await _ask(town, _query(person))
+    assert "education.attendance_rate" in json.dumps(_subject(before)["facts"])
+    response = await town.client.post(
+        "/v1/consents",
+        json={
+            "identifiers": [{"kind": "nhs_number", "value": person["nhs_number"]}],
+            "purpose": "child_in_need_assessment",
+            "scope": "all",
+            "given_by": "parent",
+            "channel": "in_person",
+            "restricted_fields": ["education.attendance_rate"],
+        },
+        headers=town.headers(),
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["restricted_fields"] == ["education.attendance_rate"]
+    after = await _ask(town, _query(person))
+    subject = _subject(after)
+    released = [f["field"] for facts in subject["facts"].values() for f in facts]
+    assert "education.attendance_rate" not in released
+    assert "education.suspensions_12m" in released
+    withheld = {(w["field"], w["code"]) for w in subject["withheld"]}
+    assert ("education.attendance_rate", "restricted_by_person") in withheld
