@@ -81,11 +81,29 @@ class DemoProcesses:
         for agency in AGENCY_FILES:
             self._wait_healthy(f"connector-{agency}", self.layout.connector_url(agency), timeout)
 
-    def seed_registry(self) -> str:
-        """Register the agencies, connectors and agreements (repeatable, audited)."""
+    def restart_connector(self, agency: str, timeout: float = 60.0) -> None:
+        """Start one agency's connector again (killed, or stopped) and wait until it
+        answers. Raises ``LaunchError``."""
+        name = f"connector-{agency}"
+        old = self.processes.get(name)
+        if old is not None and old.poll() is None:
+            os.killpg(old.pid, signal.SIGKILL)
+            old.wait()
+        self._spawn(
+            name,
+            ["connector", "serve", "--config", str(self.layout.agency_config(agency))],
+            self.layout.connector_environ(),
+        )
+        self._wait_healthy(name, self.layout.connector_url(agency), timeout)
+
+    def seed_registry(self, environ: Mapping[str, str] | None = None) -> str:
+        """Register the agencies, connectors and agreements (repeatable, audited).
+
+        ``environ`` adds ``JUNCTION_*`` settings, as for ``start_broker``.
+        """
         result = subprocess.run(  # noqa: S603 - our own command line
             [*_junction(), "broker", "seed", "--file", str(self.layout.registry_file)],
-            env={**os.environ, **self.extra_env, **self.layout.broker_environ()},
+            env={**os.environ, **self.extra_env, **self.layout.broker_environ(), **(environ or {})},
             capture_output=True,
             text=True,
             check=False,
@@ -94,9 +112,27 @@ class DemoProcesses:
             raise LaunchError(f"seeding the registry failed: {result.stderr.strip()}")
         return result.stdout.strip()
 
-    def start_broker(self, timeout: float = 60.0, name: str = "broker") -> None:
-        self._spawn(name, ["broker", "serve"], self.layout.broker_environ())
-        self._wait_healthy(name, self.layout.broker_url(), timeout)
+    def start_broker(
+        self,
+        timeout: float = 60.0,
+        name: str = "broker",
+        *,
+        port: int | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> str:
+        """Start one broker process and return its URL once it answers.
+
+        ``port`` runs it beside the demo's own (a second replica on the same database);
+        ``environ`` adds ``JUNCTION_*`` settings (a PostgreSQL URL, a shorter deadline).
+        Raises ``LaunchError``.
+        """
+        env = {**self.layout.broker_environ(), **(environ or {})}
+        if port is not None:
+            env["JUNCTION_PORT"] = str(port)
+        url = f"http://127.0.0.1:{env['JUNCTION_PORT']}"
+        self._spawn(name, ["broker", "serve"], env)
+        self._wait_healthy(name, url, timeout)
+        return url
 
     def start(self) -> None:
         self.start_connectors()
