@@ -127,3 +127,7 @@ def configure_logging(*, json_output: bool, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    # One line per outgoing request is noise at INFO (and costly under load); the
+    # services log exchanges themselves.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(numeric, logging.WARNING))

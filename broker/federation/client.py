@@ -72,19 +72,17 @@ class ConnectorClient:
         keyring: KeyRing,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        max_connections: int = 200,
+        max_connections: int = 64,
         breaker_threshold: int = 5,
         breaker_reset_after: float = 10.0,
     ) -> None:
         self._signer = signer
         self._verifier = Verifier(keyring, signer.sender)
-        self._http = httpx.AsyncClient(
-            transport=transport,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            headers={"content-type": "application/json"},
-        )
+        self._transport = transport
+        self._max_connections = max_connections
+        # One pool per connector: httpcore scans its whole pool on every request, so a
+        # pool shared by every agency costs more with each agency added.
+        self._pools: dict[str, httpx.AsyncClient] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
         self._trusted: dict[str, tuple[str, str]] = {}
         self._breaker_threshold = breaker_threshold
@@ -123,8 +121,25 @@ class ConnectorClient:
         """Ask for the named fields of the referenced persons; never raises."""
         return await self._call(endpoint, "/v1/fetch", request, FetchResponse, budget)
 
+    def _pool(self, agency_id: str) -> httpx.AsyncClient:
+        pool = self._pools.get(agency_id)
+        if pool is None:
+            limits = httpx.Limits(
+                max_connections=self._max_connections,
+                max_keepalive_connections=self._max_connections,
+            )
+            pool = httpx.AsyncClient(
+                transport=self._transport,
+                limits=limits,
+                headers={"content-type": "application/json"},
+            )
+            self._pools[agency_id] = pool
+        return pool
+
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for pool in self._pools.values():
+            await pool.aclose()
+        self._pools.clear()
 
     async def _call(
         self,
@@ -150,7 +165,7 @@ class ConnectorClient:
                 # httpx's timeouts bound each read, not the whole exchange: a connector
                 # that drips its answer must still end within the budget.
                 async with asyncio.timeout(remaining):
-                    response = await self._http.post(
+                    response = await self._pool(call.agency).post(
                         url, content=envelope.to_bytes(), timeout=remaining
                     )
                     await response.aread()
