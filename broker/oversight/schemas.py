@@ -97,7 +97,11 @@ class AuditSearch(_In):
     since: AwareDatetime | None = Field(default=None, description="Entries at or after this.")
     until: AwareDatetime | None = Field(default=None, description="Entries before this.")
     cursor: int | None = Field(
-        default=None, ge=0, description="The previous page's next_cursor, for the next page."
+        default=None,
+        ge=0,
+        # An index is a 64-bit integer in every store; a larger cursor is not one we gave.
+        le=2**63 - 1,
+        description="The previous page's next_cursor, for the next page.",
     )
     limit: int = Field(default=50, ge=1, le=200)
 

@@ -265,3 +265,17 @@ def test_a_nul_character_is_refused_at_the_edge(
         headers=hostile_region.headers(Role.CASEWORKER),
     )
     assert escaped.status_code == 200
+
+
+def test_an_integer_too_large_for_any_store_is_refused(hostile_region: HostileRegion) -> None:
+    # Found by the fuzzing: SQLite raised OverflowError on a cursor past 64 bits (a 500).
+    officer = hostile_region.headers(Role.IG_OFFICER)
+    response = hostile_region.client.post(
+        "/v1/audit/search", json={"cursor": 2**70}, headers=officer
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["location"] == "cursor"
+    largest = hostile_region.client.post(
+        "/v1/audit/search", json={"cursor": 2**63 - 1}, headers=officer
+    )
+    assert largest.status_code == 200
