@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import secrets
 import threading
 import time
@@ -175,6 +176,66 @@ class Envelope:
         return cls(header, body, signature, header_bytes, body_bytes, _parsed=True)
 
 
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """What verification needs: the header, the exact bytes signed, and the body."""
+
+    header: dict[str, Any]
+    header_bytes: bytes
+    body_bytes: bytes
+    signature: str
+    body: dict[str, Any] | None  # None: validate body_bytes once the signature holds
+
+
+_BASE64 = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
+
+
+def _parts(raw: bytes | str | Mapping[str, Any] | Envelope) -> _Parts:
+    if isinstance(raw, bytes | str):
+        wire = raw.encode("utf-8") if isinstance(raw, str) else raw
+        framed = _split_framed(wire)
+        if framed is not None:
+            return framed
+    envelope = raw if isinstance(raw, Envelope) else Envelope.parse(raw)
+    return _Parts(
+        envelope.header,
+        envelope.canonical_header(),
+        envelope.signed_body(),
+        envelope.signature,
+        envelope.body,
+    )
+
+
+def _split_framed(wire: bytes) -> _Parts | None:
+    """The parts of an envelope in the standard wire framing, without parsing its body.
+
+    Anything unusual (another framing, a header that is not canonical, a stray quote)
+    returns None, and the envelope goes through the full parse, which says precisely
+    what is wrong.
+    """
+    if not wire.startswith(b'{"header":{') or not wire.endswith(b'"}'):
+        return None
+    end = wire.find(b'},"body":', 10)
+    tail = wire.rfind(b',"signature":"')
+    if end < 0 or tail <= end:
+        return None
+    header_bytes, signature = wire[10 : end + 1], wire[tail + 14 : -2]
+    if not _BASE64.fullmatch(signature):
+        return None
+    try:
+        header = orjson.loads(header_bytes)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(header, dict) or any(name not in header for name in _HEADER_FIELDS):
+        return None
+    try:
+        if _canonical_header(header) != header_bytes:
+            return None
+    except MalformedEnvelope:
+        return None
+    return _Parts(header, header_bytes, wire[end + 9 : tail], signature.decode("ascii"), None)
+
+
 def _canonical_header(header: dict[str, Any]) -> bytes:
     """RFC 8785 form of a header, whose members are ASCII names with str or int values.
 
@@ -239,8 +300,9 @@ class Signer:
 
     def seal(self, message: BaseModel, audience: str) -> Envelope:
         """Sign ``message`` for ``audience``; the envelope expires after the lifetime."""
-        body = orjson.loads(message.model_dump_json())
-        canonical_body = canonical_json_of_parsed(body)
+        # JSON-mode dump gives JSON types only (times as text, enums as values).
+        body = message.model_dump(mode="json")
+        canonical_body = canonical_json(body)
         now = int(self._clock())
         header = {
             "alg": "Ed25519",
@@ -361,8 +423,8 @@ class Verifier:
 
         Raises a subclass of ``EnvelopeError`` naming the first check that failed.
         """
-        envelope = raw if isinstance(raw, Envelope) else Envelope.parse(raw)
-        header = envelope.header
+        parts = _parts(raw)
+        header = parts.header
         kid = header["kid"]
         trusted = self.keyring.get(kid) if isinstance(kid, str) else None
         if trusted is None:
@@ -370,13 +432,13 @@ class Verifier:
         if header["alg"] != "Ed25519":
             raise BadSignature(f"algorithm {header['alg']!r} is not accepted; use Ed25519")
         try:
-            signature = base64.b64decode(envelope.signature, validate=True)
-            trusted.public_key.verify(signature, envelope.canonical_header())
+            signature = base64.b64decode(parts.signature, validate=True)
+            trusted.public_key.verify(signature, parts.header_bytes)
         except (InvalidSignature, binascii.Error, ValueError):
             raise BadSignature(f"the signature does not verify under key {kid}") from None
         if header["sender"] != trusted.owner:
             raise UnknownKey(f"key {kid} belongs to {trusted.owner!r}, not {header['sender']!r}")
-        digest = "sha256:" + hashlib.sha256(envelope.signed_body()).hexdigest()
+        digest = "sha256:" + hashlib.sha256(parts.body_bytes).hexdigest()
         if digest != header["body_digest"]:
             raise AlteredBody("the body was changed after it was signed")
         if header["audience"] != self.audience:
@@ -397,10 +459,16 @@ class Verifier:
         if header["type"] != expected_type:
             raise WrongMessageType(f"expected a {expected_type!r}, got {header['type']!r}")
         try:
-            message = expect.model_validate(envelope.body)
+            if parts.body is not None:
+                message = expect.model_validate(parts.body)
+            else:
+                # Straight from the signed bytes: one pass of parsing and validation.
+                message = expect.model_validate_json(parts.body_bytes)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
+            if first["type"] == "json_invalid" or first["type"] == "model_type":
+                raise MalformedEnvelope("the body must be a JSON object") from None
             if first["type"] == "missing":
                 raise MissingField(f"the body has no '{where}'") from None
             raise MalformedEnvelope(f"body field '{where}': {first['msg']}") from None
