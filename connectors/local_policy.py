@@ -17,6 +17,11 @@ fields asked for. An empty decision allows everything the broker asked.
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
+import weakref
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +36,86 @@ from policies.settings import PolicySettings
 __all__ = ["RegoLocalPolicy"]
 
 
+_Call = tuple[str, tuple[Any, ...], Future[Any]]
+
+
+def _bare(exc: BaseException) -> BaseException:
+    """``exc`` without its traceback and chained errors, whose frames would keep the
+    interpreter alive past its thread (and drop it, later, on another)."""
+    exc.__context__ = exc.__cause__ = None
+    return exc.with_traceback(None)
+
+
+def _serve(
+    build: Callable[[], PolicyEngine],
+    calls: queue.SimpleQueue[_Call | None],
+    ready: Future[tuple[str, str]],
+) -> None:
+    try:
+        engine = build()
+    except BaseException as exc:  # noqa: BLE001 - handed to the thread that asked
+        ready.set_exception(_bare(exc))
+        return
+    ready.set_result((engine.name, engine.digest))
+    while (call := calls.get()) is not None:
+        method, args, future = call
+        try:
+            future.set_result(getattr(engine, method)(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to the thread that asked
+            future.set_exception(_bare(exc))
+    engine.close()
+
+
+def _stop(calls: queue.SimpleQueue[_Call | None], thread: threading.Thread) -> None:
+    calls.put(None)
+    thread.join()
+
+
+class _OwnThread:
+    """A policy engine built, used and dropped on one thread of its own.
+
+    The embedded (regorus) interpreter may only be used and dropped on the thread that
+    made it, while the service decides from a pool of worker threads. The engine lives
+    in that thread's frame alone, so it is dropped there however this object goes
+    (``close``, or garbage collection). Decisions were serialised by the engine anyway,
+    so one thread costs no throughput.
+    """
+
+    def __init__(self, build: Callable[[], PolicyEngine]) -> None:
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        ready: Future[tuple[str, str]] = Future()
+        self._thread = threading.Thread(
+            target=_serve, args=(build, self._calls, ready), name="local-policy", daemon=True
+        )
+        self._thread.start()
+        self._name, self._digest = ready.result()
+        # Also at interpreter exit, while the thread can still drop the engine itself.
+        self._finalizer = weakref.finalize(self, _stop, self._calls, self._thread)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def digest(self) -> str:
+        return self._digest
+
+    def evaluate(self, entrypoint: str, input_document: Any) -> Any:
+        future: Future[Any] = Future()
+        self._calls.put(("evaluate", (entrypoint, input_document), future))
+        return future.result()
+
+    def close(self) -> None:
+        self._finalizer()
+
+
 class RegoLocalPolicy:
     """Evaluates one agency's Rego file on the ``policies`` engine (the same as the broker's).
 
     ``engine`` is the seam: any ``policies.engine.PolicyEngine`` loaded with the file.
-    The service calls ``decide`` from worker threads, so the engine must not be bound to
-    the thread that built it; ``from_text`` therefore picks the ``regopy`` engine unless
-    told otherwise (the regorus binding refuses to be used or dropped off its own thread).
+    ``from_text`` uses the embedded engine on a thread of its own unless told otherwise.
+    (The ``regopy`` engine kept about 150 KB per decision in a connector process, so a
+    busy connector grew without bound: see ``benchmarks/soak_bench.py``.)
     """
 
     def __init__(self, engine: PolicyEngine, *, package: str, origin: str = "local policy") -> None:
@@ -71,7 +149,11 @@ class RegoLocalPolicy:
         digest = "sha256:" + hashlib.sha256(rego_text.encode("utf-8")).hexdigest()
         bundle = Bundle(modules={origin: rego_text}, tests={}, data={}, digest=digest)
         try:
-            engine = create_engine(settings or PolicySettings(engine="regopy"), bundle)
+            if settings is None:
+                embedded = PolicySettings(engine="embedded")
+                engine: PolicyEngine = _OwnThread(lambda: create_engine(embedded, bundle))
+            else:
+                engine = create_engine(settings, bundle)
         except PolicyError as exc:
             raise ConfigError(f"{origin}: {exc.detail}") from None
         return cls(engine, package=package, origin=origin)
@@ -101,7 +183,10 @@ class RegoLocalPolicy:
         try:
             decision = self._engine.evaluate(self._entrypoint, document)
         except PolicyError as exc:
-            raise LocalPolicyError(f"{self._origin}: {exc.detail}") from None
+            # regorus's word for a rule the file does not define: undefined, as elsewhere.
+            if "not a valid rule path" not in exc.detail:
+                raise LocalPolicyError(f"{self._origin}: {exc.detail}") from None
+            decision = None
         if decision is None:
             raise LocalPolicyError(
                 f"{self._origin}: {self._entrypoint} is undefined; the file must define it"
