@@ -111,22 +111,32 @@ def _volume(
             count = len(that_day)
             if count > limits.volume_factor * median and count > limits.volume_minimum:
                 flags.append(
-                    AnomalyFlag(
-                        rule="volume",
-                        actor=actor,
-                        actor_agency=_actor_agency(that_day[0]),
-                        evidence=[e.index for e in that_day],
-                        reason=(
+                    _flag(
+                        "volume",
+                        actor,
+                        that_day,
+                        (
                             f"{count} queries on {day.isoformat()}, more than"
                             f" {limits.volume_factor:g}x their median of {median:g} over"
                             f" {len(history)} active days in the {limits.volume_history_days}"
                             f" days before, and more than {limits.volume_minimum}"
                         ),
-                        window_start=that_day[0].time,
-                        window_end=that_day[-1].time,
                     )
                 )
     return flags
+
+
+def _flag(rule: str, actor: str, entries: Sequence[StoredEntry], reason: str) -> AnomalyFlag:
+    """A flag on ``actor`` whose evidence is ``entries`` (oldest first)."""
+    return AnomalyFlag(
+        rule=rule,
+        actor=actor,
+        actor_agency=_actor_agency(entries[0]),
+        evidence=[e.index for e in entries],
+        reason=reason,
+        window_start=entries[0].time,
+        window_end=entries[-1].time,
+    )
 
 
 def _out_of_hours(
@@ -146,18 +156,15 @@ def _out_of_hours(
                 late.append(entry)
         if late:
             flags.append(
-                AnomalyFlag(
-                    rule="out_of_hours",
-                    actor=actor,
-                    actor_agency=_actor_agency(late[0]),
-                    evidence=[e.index for e in late],
-                    reason=(
+                _flag(
+                    "out_of_hours",
+                    actor,
+                    late,
+                    (
                         f"{len(late)} quer{'y' if len(late) == 1 else 'ies'} outside"
                         f" {limits.day_starts:02d}:00-{limits.day_ends:02d}:00"
                         f" {limits.timezone} on weekdays, or at a weekend"
                     ),
-                    window_start=late[0].time,
-                    window_end=late[-1].time,
                 )
             )
     return flags
@@ -191,17 +198,14 @@ def _no_match(
         for day, that_day in sorted(days.items()):
             if len(that_day) >= limits.no_match_queries:
                 flags.append(
-                    AnomalyFlag(
-                        rule="repeated_no_match",
-                        actor=actor,
-                        actor_agency=_actor_agency(that_day[0]),
-                        evidence=[e.index for e in that_day],
-                        reason=(
+                    _flag(
+                        "repeated_no_match",
+                        actor,
+                        that_day,
+                        (
                             f"{len(that_day)} queries on {day.isoformat()} where every agency"
                             f" asked answered no_record (threshold {limits.no_match_queries})"
                         ),
-                        window_start=that_day[0].time,
-                        window_end=that_day[-1].time,
                     )
                 )
     return flags
@@ -224,17 +228,14 @@ def _break_glass(
         if hit:
             evidence = sorted(hit.values(), key=lambda e: e.time)
             flags.append(
-                AnomalyFlag(
-                    rule="frequent_break_glass",
-                    actor=actor,
-                    actor_agency=_actor_agency(evidence[0]),
-                    evidence=[e.index for e in evidence],
-                    reason=(
+                _flag(
+                    "frequent_break_glass",
+                    actor,
+                    evidence,
+                    (
                         f"{len(evidence)} break-glass uses, at least {n} within"
                         f" {limits.break_glass_days} days"
                     ),
-                    window_start=evidence[0].time,
-                    window_end=evidence[-1].time,
                 )
             )
     return flags
