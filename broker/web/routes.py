@@ -203,6 +203,30 @@ async def new_query(request: Request) -> Response:
     return _query_form(pages, request, principal, session, errors={}, values={})
 
 
+def _form_page(
+    pages: Pages,
+    request: Request,
+    principal: Principal,
+    session: WebSession,
+    template: str,
+    *,
+    errors: dict[str, str],
+    values: dict[str, Any],
+    **extra: Any,
+) -> Response:
+    """A form page: 422 when it comes back with the problems to correct."""
+    return pages.render(
+        request,
+        template,
+        principal=principal,
+        session=session,
+        status=422 if errors else 200,
+        errors=errors,
+        values=values,
+        **extra,
+    )
+
+
 def _query_form(
     pages: Pages,
     request: Request,
@@ -212,15 +236,9 @@ def _query_form(
     errors: dict[str, str],
     values: dict[str, Any],
 ) -> Response:
-    return pages.render(
-        request,
-        "query_form.html",
-        principal=principal,
-        session=session,
-        status=422 if errors else 200,
-        errors=errors,
-        values=values,
-        key=values.get("idempotency_key") or secrets.token_urlsafe(18),
+    key = values.get("idempotency_key") or secrets.token_urlsafe(18)
+    return _form_page(
+        pages, request, principal, session, "query_form.html", errors=errors, values=values, key=key
     )
 
 
@@ -337,12 +355,12 @@ def _consent_form(
     errors: dict[str, str],
     values: dict[str, Any],
 ) -> Response:
-    return pages.render(
+    return _form_page(
+        pages,
         request,
+        principal,
+        session,
         "consent_form.html",
-        principal=principal,
-        session=session,
-        status=422 if errors else 200,
         errors=errors,
         values=values,
         kinds=IDENTIFIER_KINDS,
