@@ -101,12 +101,11 @@ async def audit_search(request: Request) -> Response:
     if page is not None and page.next_cursor is not None:
         kept = {k: v for k, v in values.items() if v}
         next_params = {**kept, "cursor": str(page.next_cursor)}
-    return pages.render(
+    return pages.render_form(
         request,
         "ig_audit.html",
         principal=principal,
         session=session,
-        status=422 if errors else 200,
         values=values,
         errors=errors,
         page=page,
@@ -154,16 +153,15 @@ async def _integrity(
 ) -> Response:
     pages, principal, session = await _officer(request)
     checkpoint = await asyncio.to_thread(pages.ig.checkpoint)
-    return pages.render(
+    return pages.render_form(
         request,
         "ig_integrity.html",
         principal=principal,
         session=session,
-        status=422 if errors else 200,
         checkpoint=checkpoint,
         check=check,
         scan=scan,
-        errors=errors or {},
+        errors=errors,
         pasted=pasted,
     )
 
@@ -223,16 +221,15 @@ async def _break_glass(
     if state not in _QUEUES:
         state = "pending"
     queue = await asyncio.to_thread(pages.ig.break_glass, state)
-    return pages.render(
+    return pages.render_form(
         request,
         "ig_break_glass.html",
         principal=principal,
         session=session,
-        status=422 if errors else 200,
         queue=queue,
         state=state,
         queues=_QUEUES,
-        errors=errors or {},
+        errors=errors,
         notice=notice,
     )
 
@@ -305,7 +302,7 @@ async def subject_access(request: Request) -> Response:
             report = await asyncio.to_thread(pages.ig.subject_access, principal, body)
         except InvalidChange as exc:
             errors["identifier_value"] = exc.detail[0].upper() + exc.detail[1:]
-    return pages.render(
+    return pages.render_form(
         request,
         "ig_subject.html",
         principal=principal,
@@ -314,7 +311,6 @@ async def subject_access(request: Request) -> Response:
         errors=errors,
         values=values,
         report=report,
-        status=422 if errors else 200,
     )
 
 

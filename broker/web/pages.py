@@ -100,6 +100,27 @@ class Pages:
             dev_sign_in=foundation.dev_issuer is not None,
         )
 
+    def render_form(
+        self,
+        request: Request,
+        template: str,
+        *,
+        principal: Principal | None = None,
+        session: WebSession | None = None,
+        errors: dict[str, str] | None = None,
+        **context: Any,
+    ) -> HTMLResponse:
+        """A page with a form: 422 when it comes back with ``errors`` to correct."""
+        return self.render(
+            request,
+            template,
+            principal=principal,
+            session=session,
+            status=422 if errors else 200,
+            errors=errors or {},
+            **context,
+        )
+
     def render(
         self,
         request: Request,

@@ -102,10 +102,9 @@ def _sign_in(
 ) -> Response:
     probe = Response()
     token = pages.codec.sign_in_token(request, probe)
-    response = pages.render(
+    response = pages.render_form(
         request,
         "sign_in.html",
-        status=422 if errors else 200,
         form_token=token,
         dev=pages.dev_sign_in,
         agencies=pages.foundation.registry.list_agencies(),
@@ -203,30 +202,6 @@ async def new_query(request: Request) -> Response:
     return _query_form(pages, request, principal, session, errors={}, values={})
 
 
-def _form_page(
-    pages: Pages,
-    request: Request,
-    principal: Principal,
-    session: WebSession,
-    template: str,
-    *,
-    errors: dict[str, str],
-    values: dict[str, Any],
-    **extra: Any,
-) -> Response:
-    """A form page: 422 when it comes back with the problems to correct."""
-    return pages.render(
-        request,
-        template,
-        principal=principal,
-        session=session,
-        status=422 if errors else 200,
-        errors=errors,
-        values=values,
-        **extra,
-    )
-
-
 def _query_form(
     pages: Pages,
     request: Request,
@@ -237,8 +212,14 @@ def _query_form(
     values: dict[str, Any],
 ) -> Response:
     key = values.get("idempotency_key") or secrets.token_urlsafe(18)
-    return _form_page(
-        pages, request, principal, session, "query_form.html", errors=errors, values=values, key=key
+    return pages.render_form(
+        request,
+        "query_form.html",
+        principal=principal,
+        session=session,
+        errors=errors,
+        values=values,
+        key=key,
     )
 
 
@@ -355,12 +336,11 @@ def _consent_form(
     errors: dict[str, str],
     values: dict[str, Any],
 ) -> Response:
-    return _form_page(
-        pages,
+    return pages.render_form(
         request,
-        principal,
-        session,
         "consent_form.html",
+        principal=principal,
+        session=session,
         errors=errors,
         values=values,
         kinds=IDENTIFIER_KINDS,
