@@ -72,6 +72,8 @@ async def test_the_separation_the_issue_names(tmp_path: Path, dev_issuer: Issuer
         assert (
             await broker.client.post("/v1/family-queries", json={}, headers=ig)
         ).status_code == 403
+        # The policy load at start-up is entry 0; wait until a checkpoint covers it.
+        await broker.audit.receipt_async(0, timeout=10)
         for url in ("/v1/audit/checkpoint", "/v1/oversight/anomalies"):
             assert (await broker.client.get(url, headers=caseworker)).status_code == 403
             assert (await broker.client.get(url, headers=ig)).status_code == 200
