@@ -20,11 +20,17 @@ from typing import Any
 import orjson
 import rfc8785
 
-__all__ = ["CanonicalizationError", "canonical_json", "canonical_json_of_parsed"]
+__all__ = [
+    "CanonicalizationError",
+    "canonical_json",
+    "canonical_json_of_parsed",
+    "has_non_finite",
+    "may_differ_from_jcs",
+]
 
-# Integral floats ("2.0") and exponents ("1e+16", "1e-07"). Substring search runs in C;
-# the (rare) hits are then checked for a digit before them.
-_SUSPECTS = (b".0,", b".0]", b".0}", b"e+", b"e-")
+# Integral floats ("2.0") and exponents ("1e+16", "1e-6") are where orjson and JCS part.
+# Substring search runs in C; the (rare) hits are then checked for a digit before them.
+_CLOSERS = frozenset((b",", b"]", b"}"))
 _DIGIT = re.compile(rb"\d")
 _BELOW_F0 = bytes(range(0xF0))
 
@@ -51,20 +57,29 @@ def canonical_json_of_parsed(value: Any) -> bytes:
         fast = orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER)
     except (orjson.JSONEncodeError, TypeError):
         return _reference(value)
-    if _may_differ(fast):
+    if may_differ_from_jcs(fast):
         return _reference(value)
     return fast
 
 
-def _may_differ(encoded: bytes) -> bool:
+def may_differ_from_jcs(encoded: bytes) -> bool:
+    """True when sorted ``orjson`` output might not be the RFC 8785 form (rarely)."""
     # A 4-byte UTF-8 lead byte: text outside the Basic Multilingual Plane, where UTF-16
     # and code point key order can disagree.
     if not encoded.isascii() and encoded.translate(None, _BELOW_F0):
         return True
     if encoded.endswith(b".0"):
         return True
-    for suspect in _SUSPECTS:
-        start = encoded.find(suspect)
+    # Integral floats: ".0" then a closing character. One scan for ".0", its (few) hits
+    # checked in place, costs a third of a scan per closing character.
+    start = encoded.find(b".0", 1)
+    while start > 0:
+        if encoded[start + 2 : start + 3] in _CLOSERS and _DIGIT.match(encoded, start - 1):
+            return True
+        start = encoded.find(b".0", start + 2)
+    # Exponents: "e+" never appears without a "+", which one memchr rules out.
+    for suspect in (b"e-", b"e+") if b"+" in encoded else (b"e-",):
+        start = encoded.find(suspect, 1)
         while start > 0:
             if _DIGIT.match(encoded, start - 1):
                 return True
@@ -72,7 +87,8 @@ def _may_differ(encoded: bytes) -> bool:
     return False
 
 
-def _has_non_finite(value: Any) -> bool:
+def has_non_finite(value: Any) -> bool:
+    """True when ``value`` holds a NaN or an infinity anywhere inside it."""
     stack = [value]
     while stack:
         item = stack.pop()
@@ -92,6 +108,6 @@ def canonical_json(value: Any) -> bytes:
     Raises ``CanonicalizationError`` if ``value`` has no JCS form (NaN, infinity, an
     integer beyond 2**53, a lone surrogate, a non-JSON type).
     """
-    if _has_non_finite(value):
+    if has_non_finite(value):
         raise CanonicalizationError("no canonical JSON form: NaN and infinity are not JSON")
     return canonical_json_of_parsed(value)

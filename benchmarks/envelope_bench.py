@@ -1,7 +1,8 @@
 """Envelope throughput: seal + open of a ~2 KB fetch response, beside raw Ed25519.
 
-Both figures are measured in the same run, interleaved in rounds so that noise from a
-shared machine hits both alike; the ratio is what counts.
+Both figures are measured in the same run, interleaved in short rounds so that noise from
+a shared machine hits both alike; the ratio is what counts, and it is the median of the
+per-round ratios (each envelope round against the raw round just before it).
 
     .venv/bin/python benchmarks/envelope_bench.py [--quick]
 """
@@ -43,7 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds instead of ~30")
     args = parser.parse_args()
-    rounds, per_round = (5, 200) if args.quick else (15, 1000)
+    rounds, per_round = (10, 200) if args.quick else (60, 250)
 
     key = KeyPair.generate()
     ring = KeyRing()
@@ -60,7 +61,7 @@ def main() -> None:
         envelope_rates.append(_envelope_rate(signer, verifier, message, per_round))
     envelope = statistics.median(envelope_rates)
     raw = statistics.median(raw_rates)
-    ratio = envelope / raw
+    ratio = statistics.median(e / r for e, r in zip(envelope_rates, raw_rates, strict=True))
     setup = (
         f"{len(wire)} B envelope (5 persons x 4 facts), median of {rounds} interleaved rounds "
         f"x {per_round}, 1 thread, Python {platform.python_version()}, {os.cpu_count()} cores"
@@ -70,7 +71,10 @@ def main() -> None:
     print(f"| envelope seal+open | {envelope:,.0f}/s | - | {setup} |")
     print(f"| raw Ed25519 sign+verify (baseline) | {raw:,.0f}/s | - | same {len(wire)} B payload |")
     verdict = "met" if ratio >= TARGET_RATIO else "missed"
-    print(f"| envelope / raw | {ratio:.0%} | >= {TARGET_RATIO:.0%} ({verdict}) | same run |")
+    print(
+        f"| envelope / raw | {ratio:.0%} | >= {TARGET_RATIO:.0%} ({verdict}) | "
+        "median of per-round ratios, same run |"
+    )
 
 
 if __name__ == "__main__":

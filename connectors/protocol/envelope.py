@@ -20,6 +20,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
+import math
 import re
 import secrets
 import threading
@@ -27,14 +29,20 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar, get_args
 
 import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ValidationError
 
-from audit.canonical import canonical_json, canonical_json_of_parsed
+from audit.canonical import (
+    CanonicalizationError,
+    canonical_json,
+    canonical_json_of_parsed,
+    has_non_finite,
+    may_differ_from_jcs,
+)
 from connectors.protocol.errors import (
     AlteredBody,
     BadSignature,
@@ -77,6 +85,9 @@ _HEADER_FIELDS = (
 )
 
 
+_HEADER_NAMES = frozenset(_HEADER_FIELDS)
+
+
 def body_digest(body: Mapping[str, Any]) -> str:
     """Return ``sha256:<hex>`` over the canonical JSON of ``body``."""
     return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
@@ -102,12 +113,21 @@ class Envelope:
     """
 
     header: dict[str, Any]
-    body: dict[str, Any]
+    # None for a sealed envelope: its body is kept as canonical bytes and decoded on use.
+    _body: dict[str, Any] | None
     signature: str
     _canonical_header: bytes | None = field(default=None, repr=False, compare=False)
     _canonical_body: bytes | None = field(default=None, repr=False, compare=False)
     # True when body came straight from the JSON parser, so it holds no NaN or infinity.
     _parsed: bool = field(default=False, repr=False, compare=False)
+
+    @property
+    def body(self) -> dict[str, Any]:
+        if self._body is None:
+            decoded = orjson.loads(self._canonical_body or b"{}")
+            object.__setattr__(self, "_body", decoded)
+            return decoded  # type: ignore[no-any-return]
+        return self._body
 
     def signed_body(self) -> bytes:
         if self._canonical_body is not None:
@@ -170,14 +190,13 @@ class Envelope:
             if name not in header:
                 raise MissingField(f"the envelope header has no '{name}'")
         if wire is None:
-            return cls(header=header, body=body, signature=signature)
+            return cls(header, body, signature)
         header_bytes = _canonical_header(header)
         body_bytes = _framed_body(wire, header_bytes, signature)
         return cls(header, body, signature, header_bytes, body_bytes, _parsed=True)
 
 
-@dataclass(frozen=True, slots=True)
-class _Parts:
+class _Parts(NamedTuple):
     """What verification needs: the header, the exact bytes signed, and the body."""
 
     header: dict[str, Any]
@@ -226,7 +245,7 @@ def _split_framed(wire: bytes) -> _Parts | None:
         header = orjson.loads(header_bytes)
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(header, dict) or any(name not in header for name in _HEADER_FIELDS):
+    if not isinstance(header, dict) or not header.keys() >= _HEADER_NAMES:
         return None
     try:
         if _canonical_header(header) != header_bytes:
@@ -273,6 +292,71 @@ def _framed_body(wire: bytes, header: bytes, signature: str) -> bytes | None:
     return None
 
 
+_NOT_FINITE = "no canonical JSON form: NaN and infinity are not JSON"
+_MESSAGE_JSON = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER | orjson.OPT_UTC_Z
+
+
+def _float_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of ``model`` whose declared type admits a float anywhere inside it."""
+
+    def admits_float(annotation: object) -> bool:
+        return annotation is float or any(admits_float(arg) for arg in get_args(annotation))
+
+    return tuple(name for name, info in model.model_fields.items() if admits_float(info.annotation))
+
+
+_FLOAT_FIELDS: dict[type, tuple[str, ...]] = {}
+# Above this magnitude a non-integral float prints identically in orjson and RFC 8785
+# (below it orjson writes "9.9e-6" where JCS writes "0.0000099"); no float at or beyond
+# 2**53 is non-integral.
+_PLAIN_FLOAT_FLOOR = 1e-5
+
+
+def _canonical_message(message: BaseModel) -> bytes:
+    """RFC 8785 form of a protocol message, printed straight from the model.
+
+    orjson walks the model's fields (times as RFC 3339 text, enums as their values) in
+    one pass with sorted keys, and the hook that hands it each nested model looks at
+    every float on the way. A validated model is finite (JsonFloat), but one built with
+    ``model_construct`` may not be, and orjson would print NaN as null: that is refused.
+    Only when a float might print differently from JCS (integral, tiny, or inside a
+    container) is the output scanned, as ``canonical_json`` does. A test holds the result
+    to ``canonical_json`` of the model's JSON-mode dump.
+    """
+    plain = True
+
+    def fields_of(value: object) -> dict[str, Any]:
+        nonlocal plain
+        names = _FLOAT_FIELDS.get(type(value))
+        if names is None:
+            if not isinstance(value, BaseModel):
+                raise TypeError(f"{type(value).__name__} is not JSON")
+            names = _FLOAT_FIELDS.setdefault(type(value), _float_fields(type(value)))
+        fields: dict[str, Any] = value.__dict__
+        for name in names:
+            item = fields[name]
+            if type(item) is float:
+                if not math.isfinite(item):
+                    raise CanonicalizationError(_NOT_FINITE)
+                if item.is_integer() or -_PLAIN_FLOAT_FLOOR < item < _PLAIN_FLOAT_FLOOR:
+                    plain = False
+            elif isinstance(item, list | dict):
+                if has_non_finite(item):
+                    raise CanonicalizationError(_NOT_FINITE)
+                plain = False
+        return fields
+
+    try:
+        fast = orjson.dumps(message, default=fields_of, option=_MESSAGE_JSON)
+    except orjson.JSONEncodeError as exc:
+        if isinstance(exc.__cause__, CanonicalizationError):
+            raise exc.__cause__ from None
+        return canonical_json(message.model_dump(mode="json"))
+    if (not plain or not fast.isascii()) and may_differ_from_jcs(fast):
+        return canonical_json(message.model_dump(mode="json"))
+    return fast
+
+
 class Signer:
     """Seals messages into envelopes signed with one key pair."""
 
@@ -289,6 +373,10 @@ class Signer:
         self.sender = sender
         self._lifetime = lifetime_seconds
         self._clock = clock
+        # Nonces need only be unique per sender: a random 96-bit prefix for this signer
+        # and a counter, without a system call per envelope.
+        self._nonce_prefix = secrets.token_urlsafe(12) + "."
+        self._nonce_counter = itertools.count()
 
     @property
     def key_id(self) -> str:
@@ -300,9 +388,8 @@ class Signer:
 
     def seal(self, message: BaseModel, audience: str) -> Envelope:
         """Sign ``message`` for ``audience``; the envelope expires after the lifetime."""
-        # JSON-mode dump gives JSON types only (times as text, enums as values).
-        body = message.model_dump(mode="json")
-        canonical_body = canonical_json(body)
+        message_type = message_type_of(type(message))
+        canonical_body = _canonical_message(message)
         now = int(self._clock())
         header = {
             "alg": "Ed25519",
@@ -311,13 +398,14 @@ class Signer:
             "audience": audience,
             "iat": now,
             "exp": now + self._lifetime,
-            "nonce": secrets.token_urlsafe(16),
-            "type": message_type_of(type(message)),
+            "nonce": f"{self._nonce_prefix}{next(self._nonce_counter):x}",
+            "type": message_type,
             "body_digest": "sha256:" + hashlib.sha256(canonical_body).hexdigest(),
         }
-        canonical_header = _canonical_header(header)
+        # Our own header holds ASCII names with str and int values: sorted orjson is JCS.
+        canonical_header = orjson.dumps(header, option=orjson.OPT_SORT_KEYS)
         signature = base64.b64encode(self._key.sign(canonical_header)).decode("ascii")
-        return Envelope(header, body, signature, canonical_header, canonical_body, _parsed=True)
+        return Envelope(header, None, signature, canonical_header, canonical_body, _parsed=True)
 
 
 class ReplayCache:
@@ -381,9 +469,8 @@ class KeyRing:
         return self._keys.get(kid)
 
 
-@dataclass(frozen=True, slots=True)
-class Opened(Generic[M]):
-    """A verified envelope: who sent it, when, and the typed message."""
+class Opened(NamedTuple, Generic[M]):
+    """A verified envelope: who sent it, when, and the typed message (immutable)."""
 
     sender: str
     key_id: str

@@ -57,8 +57,15 @@ FactValue = str | JsonInt | JsonFloat | bool | None
 LinkageTokens = dict[Annotated[str, StringConstraints(max_length=64)], list[str]]
 
 
+# Every protocol model forbids unknown members and is immutable. Its JSON prints a
+# non-finite float as the bare constant (``NaN``), which no JSON parser accepts, so a
+# model built around validation (``model_construct``) cannot slip one into a signed body
+# as ``null``.
+_PROTOCOL = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
+
+
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _PROTOCOL
     message_type: ClassVar[str]
 
 
@@ -81,7 +88,7 @@ class FieldType(StrEnum):
 class FieldOffer(BaseModel):
     """One canonical field an agency can provide."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _PROTOCOL
 
     name: FieldName
     type: FieldType
@@ -107,7 +114,7 @@ class Manifest(_Message):
 class Subject(BaseModel):
     """What the caseworker knows about the person they ask about."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _PROTOCOL
 
     given_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     family_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -134,7 +141,7 @@ class MatchRequest(_Message):
 
 
 class HouseholdMember(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _PROTOCOL
 
     ref: LocalRef
     relationship: ShortText
@@ -144,7 +151,7 @@ class HouseholdMember(BaseModel):
 class MatchCandidate(BaseModel):
     """One of the agency's records that may be the subject. Never carries facts."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _PROTOCOL
 
     ref: LocalRef = Field(description="Opaque, stable reference local to the agency.")
     score: Annotated[float, Field(ge=0.0, le=1.0)]
@@ -164,7 +171,7 @@ class RefusalScope(StrEnum):
 class Refusal(BaseModel):
     """An agency's reasoned decision not to answer (an answer, not an error)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _PROTOCOL
 
     scope: RefusalScope
     code: AgencyId
@@ -188,7 +195,7 @@ class MatchResponse(_Message):
 
 
 class FetchPerson(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _PROTOCOL
 
     ref: LocalRef
     fields: list[FieldName]
@@ -221,7 +228,7 @@ class FetchRequest(_Message):
 
 
 class ReleasedFact(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _PROTOCOL
 
     field: FieldName
     value: FactValue
@@ -229,7 +236,7 @@ class ReleasedFact(BaseModel):
 
 
 class WithheldField(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _PROTOCOL
 
     field: FieldName
     code: AgencyId
@@ -237,7 +244,7 @@ class WithheldField(BaseModel):
 
 
 class PersonFacts(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _PROTOCOL
 
     ref: LocalRef
     facts: list[ReleasedFact] = Field(default_factory=list)
