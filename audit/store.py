@@ -53,6 +53,9 @@ def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+_MAX_INDEX = "SELECT max(idx) FROM audit_entries"
+
+
 class Store:
     """The log's tables behind a narrow interface; thread-safe (one engine, a pool)."""
 
@@ -260,21 +263,28 @@ class Store:
             raw.close()
 
     def _insert(self, cursor: Any, sql: tuple[str, str], rows: Sequence[tuple[Any, ...]]) -> None:
-        head, marks = sql
-        if not self.is_postgres:
-            # In-process: executemany reuses one prepared statement.
-            cursor.executemany(head + marks, rows)
+        """A multi-row INSERT per table: one statement a batch, not one per row.
+
+        Over the network that is one round trip; in-process (SQLite) it matters as much,
+        because the driver lets go of the interpreter lock around every statement step,
+        and under many appending threads each release costs the writer a wait to get
+        the lock back.
+        """
+        if not rows:
             return
-        # Over the network: a multi-row INSERT, one round trip per 1,000 rows.
-        for start in range(0, len(rows), 1000):
-            part = rows[start : start + 1000]
+        head, marks = sql
+        # SQLite allows 32,766 parameters a statement; PostgreSQL 65,535.
+        per_statement = max(1, min(1000, 30_000 // len(rows[0])))
+        for start in range(0, len(rows), per_statement):
+            part = rows[start : start + per_statement]
             cursor.execute(head + ", ".join([marks] * len(part)), [v for r in part for v in r])
 
     # -- the tree ------------------------------------------------------------------
 
     @staticmethod
     def _size(conn: Connection) -> int:
-        last = conn.scalar(sa.select(sa.func.max(t.entries.c.idx)))
+        # Straight to the driver: this runs once per append transaction.
+        last = conn.exec_driver_sql(_MAX_INDEX).scalar()
         return 0 if last is None else int(last) + 1
 
     def size(self) -> int:
