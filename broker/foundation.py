@@ -24,6 +24,7 @@ from broker.federation.client import ConnectorClient
 from broker.identity import ClaimNames, DevIssuer, TokenVerifier, load_or_create_key
 from broker.operations.metrics import BrokerMetrics
 from broker.operations.readiness import Readiness
+from broker.oversight.anomalies import Thresholds
 from broker.oversight.sar import SubjectAccessReports
 from broker.oversight.service import OversightService
 from broker.policy_admin.runner import PolicyThread
@@ -207,7 +208,12 @@ class Foundation:
         )
         store = QueryStore(db, load_or_create_secret(settings.sealing_key_file()))
         metrics = BrokerMetrics()
-        oversight = OversightService(audit=audit, db=db, subjects=subject_keys)
+        oversight = OversightService(
+            audit=audit,
+            db=db,
+            subjects=subject_keys,
+            thresholds=_thresholds(settings),
+        )
         queries = FamilyQueryService(
             client=client,
             registry=registry,
@@ -253,3 +259,19 @@ class Foundation:
         if self._owns_audit:
             self.audit.close()
         self.db.close()
+
+
+def _thresholds(settings: BrokerSettings) -> Thresholds:
+    """The anomaly rules' thresholds from the ``JUNCTION_ANOMALY_*`` settings."""
+    return Thresholds(
+        volume_factor=settings.anomaly_volume_factor,
+        volume_minimum=settings.anomaly_volume_minimum,
+        volume_history_days=settings.anomaly_volume_history_days,
+        volume_min_history_days=settings.anomaly_volume_min_history_days,
+        day_starts=settings.anomaly_day_starts,
+        day_ends=settings.anomaly_day_ends,
+        timezone=settings.anomaly_timezone,
+        no_match_queries=settings.anomaly_no_match_queries,
+        break_glass_count=settings.anomaly_break_glass_count,
+        break_glass_days=settings.anomaly_break_glass_days,
+    )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["BrokerSettings"]
@@ -60,6 +61,53 @@ class BrokerSettings(BaseSettings):
     agency_timeout_seconds: float = Field(
         default=3.0, gt=0, le=60, description="How long one agency may take to answer."
     )
+
+    # When the IG officers' anomaly flags fire (see docs/ig-officer-guide.md#anomalies).
+    anomaly_volume_factor: float = Field(
+        default=3.0, gt=1, description="A day above this multiple of the caseworker's median."
+    )
+    anomaly_volume_minimum: int = Field(
+        default=20, ge=1, description="...and above this many queries, for a volume flag."
+    )
+    anomaly_volume_history_days: int = Field(
+        default=28, ge=1, le=366, description="Days of history the median is taken over."
+    )
+    anomaly_volume_min_history_days: int = Field(
+        default=5, ge=1, description="Working days of history needed before volume flags."
+    )
+    anomaly_day_starts: int = Field(
+        default=7, ge=0, le=23, description="Hour the working day starts (local time)."
+    )
+    anomaly_day_ends: int = Field(
+        default=20, ge=1, le=24, description="Hour from which a query is out of hours."
+    )
+    anomaly_timezone: str = Field(
+        default="Europe/London", description="IANA time zone of working hours and days."
+    )
+    anomaly_no_match_queries: int = Field(
+        default=3, ge=1, description="No-match queries in one day that raise a flag."
+    )
+    anomaly_break_glass_count: int = Field(
+        default=3, ge=1, description="Break-glass uses that raise a flag..."
+    )
+    anomaly_break_glass_days: int = Field(
+        default=7, ge=1, description="...within this many days."
+    )
+
+    @field_validator("anomaly_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/London)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _working_day(self) -> BrokerSettings:
+        if self.anomaly_day_starts >= self.anomaly_day_ends:
+            raise ValueError("anomaly_day_starts must be earlier than anomaly_day_ends")
+        return self
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -83,14 +83,18 @@ def at(text: str) -> datetime:
 
 @asynccontextmanager
 async def desk(
-    tmp_path: Path, issuer: IssuerServer, *, database_url: str = ""
+    tmp_path: Path, issuer: IssuerServer, *, database_url: str = "", **settings_: Any
 ) -> AsyncIterator[Desk]:
-    """A broker trusting ``issuer`` with a fresh audit log, started and stopped."""
+    """A broker trusting ``issuer`` with a fresh audit log, started and stopped.
+
+    Extra keyword arguments are further ``BrokerSettings``.
+    """
     settings = BrokerSettings(
         data_dir=tmp_path / "broker",
         database_url=database_url,
         dev_issuer=False,
         oidc_issuer=issuer.url,
+        **settings_,
     )
     signer = NoteSigner.generate(DEFAULT_ORIGIN)
     log_url = database_url or f"sqlite:///{tmp_path / 'audit.db'}"

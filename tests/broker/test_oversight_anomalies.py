@@ -16,6 +16,7 @@ import pytest
 from audit.entry import Kind
 from broker.oversight.anomalies import Thresholds
 from broker.oversight.service import OversightService
+from broker.settings import BrokerSettings
 from tests.broker.foundation_kit import IssuerServer
 from tests.broker.oversight_kit import Desk, at, desk
 
@@ -156,3 +157,36 @@ async def test_the_window_defaults_to_the_week_before_the_clock(broker: Desk) ->
         headers=broker.officer(),
     )
     assert backwards.status_code == 422
+
+
+async def test_working_hours_and_time_zone_come_from_the_settings(
+    tmp_path: Path, dev_issuer: IssuerServer
+) -> None:
+    async with desk(
+        tmp_path, dev_issuer, anomaly_day_starts=9, anomaly_day_ends=17, anomaly_timezone="UTC"
+    ) as broker:
+        early = _query(broker, "lark", at("2026-11-17 08:30"))
+        _query(broker, "lark", at("2026-11-17 09:00"))
+        late = _query(broker, "lark", at("2026-11-18 17:00"))
+        flags = await _flags(broker)
+        response = await broker.client.get(
+            "/v1/oversight/anomalies",
+            params={"since": SINCE, "until": UNTIL},
+            headers=broker.officer(),
+        )
+    assert [(f["rule"], f["evidence"]) for f in flags] == [("out_of_hours", [early, late])]
+    assert "09:00-17:00 UTC" in flags[0]["reason"]
+    thresholds = response.json()["thresholds"]
+    assert (thresholds["day_starts"], thresholds["day_ends"]) == (9, 17)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"anomaly_timezone": "Mars/Olympus"}, "not an IANA time zone"),
+        ({"anomaly_day_starts": 20, "anomaly_day_ends": 8}, "earlier than anomaly_day_ends"),
+    ],
+)
+def test_impossible_anomaly_settings_are_refused(setting: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        BrokerSettings(**setting)
