@@ -90,9 +90,7 @@ class BrokerSettings(BaseSettings):
     anomaly_break_glass_count: int = Field(
         default=3, ge=1, description="Break-glass uses that raise a flag..."
     )
-    anomaly_break_glass_days: int = Field(
-        default=7, ge=1, description="...within this many days."
-    )
+    anomaly_break_glass_days: int = Field(default=7, ge=1, description="...within this many days.")
 
     @field_validator("anomaly_timezone")
     @classmethod
