@@ -1,104 +1,143 @@
-# One (provider agency, person) pair of a family query: the agreement that covers it, the
-# person's consent, the tier of disclosure, and the verdict on every requested field.
+# The exchanges of a family query: for each provider agency, the agreement that covers
+# it and the verdict on every requested field; for each person, the outcome of their
+# consent and the fields they have restricted; and one exchange (a template) for each
+# (consent outcome, restricted fields) pair that occurs at the agency.
+#
+# Written for regorus's costs (see the top of family.rego): tests are written out inline
+# rather than in helpers called per agreement or per person, functions have one
+# definition (an else-chain stops at the first body that holds, while every definition of
+# a multi-definition function is evaluated), and emptiness is tested by comparison rather
+# than with count().
 package junction.family
 
 import rego.v1
 
+# --- the request's facts ----------------------------------------------------------------
+
+# What the per-agency and per-person functions read from the request and the catalogue,
+# gathered into one object they take as an argument, so that everything they depend on
+# is in one place and worked out once. Only used, and only defined, when the request
+# itself is allowed.
+facts := {
+	"requester": req.requester.agency_id,
+	"purpose": req.purpose,
+	"basis_id": basis_id,
+	"now_ns": now_ns,
+	"break_glass": break_glass_active,
+	"break_glass_fields": catalogue.break_glass.fields,
+	"field_allow": purpose.field_allow,
+	"tiers": purpose.tiers,
+	"verdicts": verdicts,
+	"consent_outcome": consent_outcome,
+	"allowed": allowed,
+	"no_fields_permitted": [reason("no_fields_permitted")],
+	"reason_texts": reason_texts,
+	"retention_days": retention_days,
+}
+
+default break_glass_active := false
+
+break_glass_active if break_glass
+
 # --- the sharing agreement --------------------------------------------------------------
 
+# [the agreement relied on as {"id", "version"}, or null; the fields it covers].
+#
 # An agreement covers the exchange when it is active, names both agencies, the purpose and
-# the legal basis, and the request time falls inside its validity.
-covers(a, provider) if {
-	a.status == "active"
-	req.requester.agency_id in a.parties
-	provider.agency_id in a.parties
-	req.purpose in a.purposes
-	basis_id in a.legal_bases
-	time.parse_rfc3339_ns(a.valid_from) <= now_ns
-	not ended(a)
-}
-
-ended(a) if {
-	a.valid_to != null
-	time.parse_rfc3339_ns(a.valid_to) <= now_ns
-}
+# the legal basis, and the request time falls inside its validity. Under break-glass no
+# agreement is relied on. (The test is written out in the comprehension rather than in a
+# function called per agreement: a call costs as much as several tests.)
+agreement_terms(provider, facts) := [null, []] if {
+	facts.break_glass
+} else := [{"id": a.id, "version": a.version}, a.fields] if {
+	requester := facts.requester
+	agency_id := provider.agency_id
+	purpose_id := facts.purpose
+	basis := facts.basis_id
+	now := facts.now_ns
+	ended := {i | a := provider.agreements[i]; a.valid_to != null; time.parse_rfc3339_ns(a.valid_to) <= now}
+	covering := [i |
+		a := provider.agreements[i]
+		a.status == "active"
+		requester in a.parties
+		agency_id in a.parties
+		purpose_id in a.purposes
+		basis in a.legal_bases
+		time.parse_rfc3339_ns(a.valid_from) <= now
+		not i in ended
+	]
+	covering != []
+	a := pick_agreement(provider.agreements, covering)
+} else := [null, []]
 
 # Several may cover: the lowest id wins, within one id the highest version, and among
 # identical (id, version) pairs the first listed. (Worked out with min/max rather than by
 # sorting [id, -version] arrays, which rego-cpp orders wrongly.)
-agreement_for(provider) := pick_agreement(provider.agreements, covering) if {
-	covering := [i | a := provider.agreements[i]; covers(a, provider)]
-	count(covering) > 0
-}
-
 pick_agreement(agreements, covering) := agreements[covering[0]] if {
 	count(covering) == 1
 } else := agreements[index] if {
-	first_id := min({agreements[i].id | some i in covering})
-	same_id := [i | some i in covering; agreements[i].id == first_id]
-	newest := max({agreements[i].version | some i in same_id})
-	index := min({i | some i in same_id; agreements[i].version == newest})
+	first_id := min({id | some i in covering; id := agreements[i].id})
+	newest := max({a.version | some i in covering; a := agreements[i]; a.id == first_id})
+	index := min({i | some i in covering; a := agreements[i]; a.id == first_id; a.version == newest})
 }
 
 # --- consent ----------------------------------------------------------------------------
 
-record_state(r) := "expired" if {
-	r.state == "given"
-	r.expires_at != null
-	time.parse_rfc3339_ns(r.expires_at) <= now_ns
-} else := r.state
+# A person's consent state is the strongest statement they have made for this purpose
+# with this agency: withdrawn, then refused, then a live consent, then an expired one;
+# otherwise not sought. It is the state of least rank among their records (see
+# agency_persons).
+consent_precedence := ["withdrawn", "refused", "given", "expired", "not_sought"]
 
-# The strongest statement the person has made for this purpose with this agency wins:
-# withdrawn, then refused, then a live consent, then an expired one; otherwise not sought.
-consent_state(agency_id, person) := strongest({record_state(r) |
-	some r in person.consents
-	r.purpose == req.purpose
-	r.agency_id == agency_id
-})
+consent_rank := {"withdrawn": 0, "refused": 1, "given": 2, "expired": 3, "not_sought": 4}
 
-strongest(states) := "withdrawn" if "withdrawn" in states
-else := "refused" if "refused" in states
-else := "given" if "given" in states
-else := "expired" if "expired" in states
-else := "not_sought"
-
-# Whether this consent state lets the exchange go ahead on the request's legal basis.
-consent_permits(state) if {
+# What each consent state means for this request: "permit" (the exchange may go ahead),
+# "override" (it may, because the request overrides a refusal or withdrawal of consent,
+# which is recorded), or the code that refuses it. On consent, only a live consent
+# permits; on a statutory gateway consent is not needed, but a refusal or withdrawal
+# stands unless the request gives an override reason (break-glass counts as one).
+consent_outcome := {
+	"given": "permit",
+	"withdrawn": "consent_withdrawn",
+	"expired": "consent_expired",
+	"refused": "consent_refused",
+	"not_sought": "consent_not_sought",
+} if {
 	req.legal_basis == "consent"
-	state == "given"
-}
-
-consent_permits(state) if {
-	req.legal_basis == "public_task"
-	not state in {"refused", "withdrawn"}
-}
-
-consent_permits(_) if {
+} else := {
+	"given": "permit",
+	"withdrawn": "override",
+	"expired": "permit",
+	"refused": "override",
+	"not_sought": "permit",
+} if {
 	req.legal_basis == "public_task"
 	override_given
-}
-
-consent_denials(state) := {concat("_", ["consent", state])} if {
-	req.legal_basis == "consent"
-	state != "given"
-} else := {concat("_", ["consent", state, "no_override"])} if {
+} else := {
+	"given": "permit",
+	"withdrawn": "consent_withdrawn_no_override",
+	"expired": "permit",
+	"refused": "consent_refused_no_override",
+	"not_sought": "permit",
+} if {
 	req.legal_basis == "public_task"
-	state in {"refused", "withdrawn"}
 	not override_given
-} else := set()
-
-consent_overridden(state) if {
-	req.legal_basis == "public_task"
-	state in {"refused", "withdrawn"}
-	override_given
 }
 
 # --- special category and offence data --------------------------------------------------
 
-claimed_condition(kind) := {c |
+# The kinds of data (special category, criminal offence) for which the request claims a
+# condition the purpose allows, and those for which such a condition is also met: it
+# needs no reason when consent is the basis, or the request gives that reason.
+claimed_kinds contains catalogue.conditions[c].kind if {
 	some c in object.get(req, "conditions", [])
-	catalogue.conditions[c].kind == kind
 	c in purpose.conditions
+}
+
+met_kinds contains catalogue.conditions[c].kind if {
+	some c in object.get(req, "conditions", [])
+	c in purpose.conditions
+	reason_not_needed(c)
 }
 
 reason_not_needed(c) if not catalogue.conditions[c].requires_reason_without_consent
@@ -107,139 +146,158 @@ reason_not_needed(_) if req.legal_basis == "consent"
 
 reason_not_needed(_) if catalogue.consent_not_sought_reasons[req.consent_not_sought_reason]
 
-condition_met(kind) if {
-	some c in claimed_condition(kind)
-	reason_not_needed(c)
-}
-
 sensitivity_code("special_category") := "special_category_no_condition"
 
 sensitivity_code("criminal_offence") := "offence_data_no_condition"
 
-# A field of this sensitivity may go, or the code saying why not.
-sensitivity_verdict(s) := "ok" if s == "ordinary"
-
-sensitivity_verdict(s) := "ok" if {
-	s != "ordinary"
-	condition_met(s)
+# A field of each sensitivity may go ("ok"), or the code saying why not.
+verdicts := {
+	"ordinary": "ok",
+	"special_category": sensitivity_verdict("special_category"),
+	"criminal_offence": sensitivity_verdict("criminal_offence"),
 }
 
-sensitivity_verdict(s) := "consent_not_sought_reason_missing" if {
-	s != "ordinary"
-	not condition_met(s)
-	count(claimed_condition(s)) > 0
-}
-
-sensitivity_verdict(s) := sensitivity_code(s) if {
-	s != "ordinary"
-	count(claimed_condition(s)) == 0
-}
-
-verdicts := {s: sensitivity_verdict(s) | some s in ["ordinary", "special_category", "criminal_offence"]}
+sensitivity_verdict(kind) := "ok" if {
+	kind in met_kinds
+} else := "consent_not_sought_reason_missing" if {
+	kind in claimed_kinds
+} else := sensitivity_code(kind)
 
 # --- fields -----------------------------------------------------------------------------
 
 # The verdict on a field before the person's own restrictions: the same for every person
 # at one agency, so it is worked out once per agency.
-field_code(f, offered, allow, agreed) := "field_not_offered" if {
+field_code(f, offered, allow, agreed, facts) := "field_not_offered" if {
 	not offered[f]
 } else := "not_in_purpose" if {
 	not f in allow
 } else := "break_glass_reduced_set" if {
-	break_glass
-	not f in catalogue.break_glass.fields
+	facts.break_glass
+	not f in facts.break_glass_fields
 } else := "not_in_agreement" if {
-	not break_glass
+	not facts.break_glass
 	not f in agreed
-} else := verdicts[offered[f]] if {
-	verdicts[offered[f]] != "ok"
+} else := facts.verdicts[offered[f]] if {
+	facts.verdicts[offered[f]] != "ok"
 } else := "released"
+
+agency_codes(provider, requested, agreed, tier, facts) := {f: "known_to_service_only" | some f in requested} if {
+	tier == "known_to_service"
+} else := {f: code |
+	offered := {fd.name: fd.sensitivity | some fd in provider.fields}
+	allow := object.get(facts.field_allow, provider.agency_type, [])
+	some f in requested
+	code := field_code(f, offered, allow, agreed, facts)
+} if {
+	tier == "full"
+}
+
+released_fields(requested, codes) := [f | some f in requested; codes[f] == "released"]
+
+withheld_fields(requested, codes, texts) := [withheld |
+	some f in requested
+	c := codes[f]
+	c != "released"
+	withheld := {"field": f, "code": c, "text": object.get(texts, c, c)}
+]
 
 # --- one agency -------------------------------------------------------------------------
 
-agency_denials(provider, agreement) := {"agency_type_not_in_purpose" |
-	not purpose.field_allow[provider.agency_type]
-} | {"no_active_agreement" |
-	not break_glass
-	agreement == null
+# The agency's entry in the answer: a template for each (consent outcome, restricted
+# fields) pair that occurs, and each person's pair, which names their template.
+agency_answer(provider, facts) := {
+	"agency_id": provider.agency_id,
+	"templates": [entry |
+		some v in {[p[1], p[2]] | some p in persons}
+		entry := {"outcome": v[0], "restricted": v[1], "exchange": template(ctx, v[0], v[1], facts)}
+	],
+	"persons": persons,
+} if {
+	ctx := agency_context(provider, facts)
+	persons := agency_persons(provider, ctx, facts)
 }
 
-agreement_or_null(provider) := a if {
-	not break_glass
-	a := agreement_for(provider)
-} else := null
-
-# Everything about one provider that does not depend on the person, worked out once per
-# agency so that each person only adds their consent and restrictions.
-agency_context(provider) := {
+# Everything about one provider that does not depend on the person, including the
+# exchanges for everybody who has restricted none of the fields (by consent outcome).
+agency_context(provider, facts) := {
 	"agency_id": provider.agency_id,
 	"requested": requested,
-	"agreement": agreement_summary(agreement),
-	"denials": agency_denials(provider, agreement),
+	"agreement": terms[0],
+	"denials": denials,
+	"grants": grants,
 	"tier": tier,
+	"allowed": facts.allowed[tier],
 	"codes": codes,
-	"permitted": [f | some f in requested; codes[f] == "released"],
-	"withheld": withheld_list(requested, codes),
-	"allowed": allowed_variants[tier],
+	"released": released,
+	"unrestricted": granted_exchanges(tier, grants, terms[0], released, withheld, facts),
 } if {
 	requested := sort({f | some f in provider.requested_fields})
-	agreement := agreement_or_null(provider)
-	tier := object.get(purpose.tiers, provider.agency_type, "full")
-	codes := agency_codes(provider, requested, agreement, tier)
+	terms := agreement_terms(provider, facts)
+	denials := {"agency_type_not_in_purpose" |
+		not facts.field_allow[provider.agency_type]
+	} | {"no_active_agreement" |
+		not facts.break_glass
+		terms[0] == null
+	}
+
+	# The consent outcomes that let an exchange with this agency go ahead: none when the
+	# agency itself is refused.
+	grants := {outcome | denials == set(); some outcome in ["permit", "override"]}
+	tier := object.get(facts.tiers, provider.agency_type, "full")
+	codes := agency_codes(provider, requested, terms[1], tier, facts)
+	released := released_fields(requested, codes)
+	withheld := withheld_fields(requested, codes, facts.reason_texts)
 }
 
-agreement_summary(null) := null
-
-agreement_summary(a) := {"id": a.id, "version": a.version} if a != null
-
-agreed_fields(null) := []
-
-agreed_fields(a) := a.fields if a != null
-
-agency_codes(_, requested, _, "known_to_service") := {f: "known_to_service_only" | some f in requested}
-
-agency_codes(provider, requested, agreement, "full") := {f: field_code(f, offered, allow, agreed) |
-	offered := {fd.name: fd.sensitivity | some fd in provider.fields}
-	allow := object.get(purpose.field_allow, provider.agency_type, [])
-	agreed := agreed_fields(agreement)
-	some f in requested
+# [ref, consent outcome, restricted] for each person, in the order asked: the outcome of
+# their consent state on this request (consent_outcome), and, when that outcome lets the
+# exchange go ahead, the fields they have restricted that would otherwise be released
+# (in the order requested).
+#
+# A person's consent state is that of least rank among their records for this purpose
+# with this agency (see consent_precedence), 4 (not sought) when none speaks. A consent
+# given but past its expiry counts as expired, one rank weaker; that is only looked at
+# when it changes the outcome (on a statutory gateway both permit), as it costs a time
+# parse per record. Each case is one comprehension over locals: a function call per
+# person or per record would cost more than the work itself.
+agency_persons(provider, ctx, facts) := [[person.ref, outcome, restricted] |
+	some person in provider.persons
+	ranks := {rank |
+		some r in person.consents
+		r.purpose == purpose_id
+		r.agency_id == agency_id
+		rank := rank_of[r.state]
+	}
+	outcome := outcome_of[min(ranks | {4})]
+	restricted := [f | outcome in grants; some f in released; f in person.restricted_fields]
+] if {
+	facts.consent_outcome.given == facts.consent_outcome.expired
+	purpose_id := facts.purpose
+	agency_id := provider.agency_id
+	rank_of := consent_rank
+	outcome_of := [o | some state in consent_precedence; o := facts.consent_outcome[state]]
+	grants := ctx.grants
+	released := ctx.released
+} else := [[person.ref, outcome, restricted] |
+	some person in provider.persons
+	ranks := {rank |
+		some r in person.consents
+		r.purpose == purpose_id
+		r.agency_id == agency_id
+		lapsed := count({1 | r.state == "given"; r.expires_at != null; time.parse_rfc3339_ns(r.expires_at) <= now})
+		rank := rank_of[r.state] + lapsed
+	}
+	outcome := outcome_of[min(ranks | {4})]
+	restricted := [f | outcome in grants; some f in released; f in person.restricted_fields]
+] if {
+	now := facts.now_ns
+	purpose_id := facts.purpose
+	agency_id := provider.agency_id
+	rank_of := consent_rank
+	outcome_of := [o | some state in consent_precedence; o := facts.consent_outcome[state]]
+	grants := ctx.grants
+	released := ctx.released
 }
-
-withheld_list(requested, codes) := [{"field": f, "code": codes[f], "text": reason(codes[f]).text} |
-	some f in requested
-	codes[f] != "released"
-]
-
-# The reasons and obligations of an allowed exchange, by tier and by whether a refusal of
-# consent was overridden: at most four variants a request, so they are worked out once.
-allowed_variants[tier] := {false: allowed_parts(tier, false), true: allowed_parts(tier, true)} if {
-	some tier in ["full", "known_to_service"]
-}
-
-allowed_parts(tier, overridden) := {
-	"reasons": [reason(c) | some c in array.concat(base_allow_codes, extra_allow_codes(tier, overridden))],
-	"obligations": allow_obligations(overridden),
-}
-
-base_allow_codes := [basis_reason, "break_glass_in_force"] if break_glass else := [basis_reason, "agreement_in_force"]
-
-extra_allow_codes("full", false) := []
-
-extra_allow_codes("full", true) := ["consent_override_recorded"]
-
-extra_allow_codes("known_to_service", false) := ["known_to_service_only"]
-
-extra_allow_codes("known_to_service", true) := ["consent_override_recorded", "known_to_service_only"]
-
-base_allow_obligations := break_glass_obligations if break_glass else := []
-
-allow_obligations(false) := base_allow_obligations
-
-allow_obligations(true) := array.concat(base_allow_obligations, [obligation("record_consent_override")])
-
-basis_reason := "basis_consent_given" if req.legal_basis == "consent"
-
-basis_reason := "basis_statutory_gateway" if req.legal_basis == "public_task"
 
 # --- one exchange -----------------------------------------------------------------------
 
@@ -255,107 +313,118 @@ pair_priority := [
 	"consent_refused_no_override",
 ]
 
-refused(ctx, ref, codes, lead) := {
-	"agency_id": ctx.agency_id,
-	"person_ref": ref,
-	"allow": false,
-	"tier": "none",
-	"permitted_fields": [],
-	"withheld": [{"field": f, "code": lead, "text": lead_text} | some f in ctx.requested],
-	"obligations": [],
-	"reasons": [reason(c) | some c in codes],
-	"agreement": ctx.agreement,
-	"retention_days": retention_days,
-} if {
-	lead_text := reason(lead).text
-}
-
-request_refused_exchange(provider, person) := refused(
-	{"agency_id": provider.agency_id, "requested": sort({f | some f in provider.requested_fields}), "agreement": null},
-	person.ref, ["request_refused"], "request_refused",
-)
-
-# All exchanges with one agency. People at one agency mostly differ only in their consent
-# state, so the exchange is worked out once per state present and then named for each
-# person; only a person whose own restrictions bite gets a decision of their own.
-agency_exchanges(ctx, persons) := [personalise(templates[pair[1]], ctx, pair[0], pair[1]) |
-	some pair in pairs
-] if {
-	# Pairs rather than indexes into two lists: rego-cpp loses index-correlated
-	# comprehensions inside functions.
-	pairs := [[person, consent_state(ctx.agency_id, person)] | some person in persons]
-	templates := {state: exchange_in_state(ctx, null, state, set()) | some state in {p[1] | some p in pairs}}
-}
-
-personalise(template, ctx, person, state) := object.union(template, {"person_ref": person.ref}) if {
-	count(person.restricted_fields) == 0
-} else := exchange_in_state(ctx, person.ref, state, hits) if {
-	template.tier != "none"
-	hits := restricted_hits(ctx, person)
-	count(hits) > 0
-} else := object.union(template, {"person_ref": person.ref})
-
-exchange_in_state(ctx, ref, state, hits) := granted(ctx, ref, hits, effect.overridden) if {
-	effect := consent_effect[state]
-	count(ctx.denials) == 0
-	effect.permits
-} else := refused(ctx, ref, sort(denials), lead) if {
-	denials := ctx.denials | consent_effect[state].denials
+# The exchange with an agency for everybody whose consent has this outcome and who has
+# restricted these of the fields it would otherwise release.
+template(ctx, outcome, restricted, facts) := exchange if {
+	restricted == []
+	exchange := ctx.unrestricted[outcome]
+} else := exchange if {
+	outcome in ctx.grants
+	codes := object.union(ctx.codes, {f: "restricted_by_person" | some f in restricted})
+	exchanges := granted_exchanges(
+		ctx.tier, {outcome}, ctx.agreement,
+		released_fields(ctx.requested, codes),
+		withheld_fields(ctx.requested, codes, facts.reason_texts),
+		facts,
+	)
+	exchange := exchanges[outcome]
+} else := refused(ctx, sort(denials), lead, facts) if {
+	denials := ctx.denials | ({outcome} - {"permit", "override"})
 	lead := [c | some c in pair_priority; c in denials][0]
 }
 
-# The fields this person has restricted that would otherwise have been released.
-restricted_hits(ctx, person) := {f |
-	some f in object.get(person, "restricted_fields", [])
-	ctx.codes[f] == "released"
-}
-
-permits_flag(state) := true if consent_permits(state) else := false
-
-overridden_flag(state) := true if consent_overridden(state) else := false
-
-# What each consent state means for this request: at most five, so worked out once.
-consent_effect[state] := {
-	"permits": permits_flag(state),
-	"overridden": overridden_flag(state),
-	"denials": consent_denials(state),
+# The exchange, for each of these consent outcomes that let it go ahead, when these fields
+# are released and these withheld: allowed with the reasons and obligations of the tier
+# and outcome; refused after all when no field may go, unless the agency may only say
+# whether it knows the person.
+granted_exchanges(tier, outcomes, agreement, permitted, withheld, facts) := {outcome: exchange |
+	some outcome in outcomes
+	allowed := by_outcome[outcome]
+	exchange := {
+		"allow": true,
+		"tier": tier,
+		"permitted_fields": permitted,
+		"withheld": withheld,
+		"obligations": allowed.obligations,
+		"reasons": allowed.reasons,
+		"agreement": agreement,
+		"retention_days": facts.retention_days,
+	}
 } if {
-	some state in ["given", "withdrawn", "expired", "refused", "not_sought"]
+	some_released(tier, permitted)
+
+	# Not facts.allowed[tier][outcome]: regorus is slow on two variable keys in a row.
+	by_outcome := facts.allowed[tier]
+} else := {outcome: exchange | some outcome in outcomes; exchange := nothing_released} if {
+	nothing_released := {
+		"allow": false,
+		"tier": tier,
+		"permitted_fields": permitted,
+		"withheld": withheld,
+		"obligations": [],
+		"reasons": facts.no_fields_permitted,
+		"agreement": agreement,
+		"retention_days": facts.retention_days,
+	}
 }
 
-granted(ctx, ref, hits, overridden) := exchange_result(ctx, ref, ctx.permitted, ctx.withheld, overridden) if {
-	count(hits) == 0
-} else := exchange_result(ctx, ref, permitted, withheld_list(ctx.requested, codes), overridden) if {
-	codes := object.union(ctx.codes, {f: "restricted_by_person" | some f in hits})
-	permitted := [f | some f in ctx.requested; codes[f] == "released"]
+some_released(tier, permitted) if {
+	tier == "known_to_service"
+} else if {
+	permitted != []
 }
 
-exchange_result(ctx, ref, permitted, withheld, overridden) := {
-	"agency_id": ctx.agency_id,
-	"person_ref": ref,
-	"allow": true,
-	"tier": ctx.tier,
-	"permitted_fields": permitted,
-	"withheld": withheld,
-	"obligations": ctx.allowed[overridden].obligations,
-	"reasons": ctx.allowed[overridden].reasons,
-	"agreement": ctx.agreement,
-	"retention_days": retention_days,
-} if {
-	granted_allow(ctx.tier, permitted)
-} else := {
-	"agency_id": ctx.agency_id,
-	"person_ref": ref,
+refused(ctx, codes, lead, facts) := {
 	"allow": false,
-	"tier": ctx.tier,
-	"permitted_fields": permitted,
-	"withheld": withheld,
+	"tier": "none",
+	"permitted_fields": [],
+	"withheld": [withheld | some f in ctx.requested; withheld := {"field": f, "code": lead, "text": lead_text}],
 	"obligations": [],
-	"reasons": [reason("no_fields_permitted")],
+	"reasons": [r | some c in codes; r := {"code": c, "text": object.get(facts.reason_texts, c, c)}],
 	"agreement": ctx.agreement,
-	"retention_days": retention_days,
+	"retention_days": facts.retention_days,
+} if {
+	lead_text := object.get(facts.reason_texts, lead, lead)
 }
 
-granted_allow("known_to_service", _) := true
+request_refused_agency(provider) := {
+	"agency_id": provider.agency_id,
+	"templates": [{
+		"outcome": "request_refused",
+		"restricted": [],
+		"exchange": refused(ctx, ["request_refused"], "request_refused", facts),
+	}],
+	"persons": [[person.ref, "request_refused", []] | some person in provider.persons],
+} if {
+	ctx := {"requested": sort({f | some f in provider.requested_fields}), "agreement": null}
+	facts := {"reason_texts": reason_texts, "retention_days": retention_days}
+}
 
-granted_allow("full", permitted) if count(permitted) > 0
+# The reasons and obligations of an allowed exchange, by tier and consent outcome: four
+# variants at most, built once a request from the few reasons and obligations they are
+# made of.
+allowed := {
+	"full": {
+		"permit": {"reasons": [basis, in_force], "obligations": base_obligations},
+		"override": {"reasons": [basis, in_force, overridden], "obligations": override_obligations},
+	},
+	"known_to_service": {
+		"permit": {"reasons": [basis, in_force, known_only], "obligations": base_obligations},
+		"override": {"reasons": [basis, in_force, overridden, known_only], "obligations": override_obligations},
+	},
+} if {
+	basis := reason(basis_reason)
+	in_force := reason(in_force_reason)
+	overridden := reason("consent_override_recorded")
+	known_only := reason("known_to_service_only")
+	base_obligations := base_allow_obligations
+	override_obligations := array.concat(base_allow_obligations, [obligation("record_consent_override")])
+}
+
+basis_reason := "basis_consent_given" if req.legal_basis == "consent"
+
+basis_reason := "basis_statutory_gateway" if req.legal_basis == "public_task"
+
+in_force_reason := "break_glass_in_force" if break_glass else := "agreement_in_force"
+
+base_allow_obligations := break_glass_obligations if break_glass else := []

@@ -55,16 +55,29 @@ with_person(person, request_patch) := with_provider({"persons": [object.union({"
 
 # Each part is read under its own `with`: regorus leaves the composed `decision` object
 # undefined under `with` although every part of it is defined (the engines evaluate
-# `decision` itself correctly with a real input; the Python suite checks that).
+# `decision` itself correctly with a real input; the Python suite checks that). The
+# answer's agencies are expanded into one exchange per (agency, person) as
+# policies/decide.py does, so the tests below read whole exchanges.
 decide(inp) := {
 	"submit": {"allow": allow, "reasons": reasons, "obligations": obligations},
-	"exchanges": exchanges,
+	"agencies": agencies,
+	"exchanges": expand(agencies),
 } if {
 	allow := family.submit_allow with input as inp
 	reasons := family.submit_reasons with input as inp
 	obligations := family.submit_obligations with input as inp
-	exchanges := family.exchanges with input as inp
+	agencies := family.agencies with input as inp
 }
+
+# Each person's exchange is the template their (outcome, restricted) pair names.
+expand(agencies) := [exchange |
+	some agency in agencies
+	some person in agency.persons
+	some template in agency.templates
+	template.outcome == person[1]
+	template.restricted == person[2]
+	exchange := object.union(template.exchange, {"agency_id": agency.agency_id, "person_ref": person[0]})
+]
 
 first_exchange(inp) := decide(inp).exchanges[0]
 
@@ -389,4 +402,167 @@ test_break_glass_needs_a_known_reason_code_and_text if {
 test_break_glass_runs_out if {
 	d := decide(with_request(object.union(glass, {"break_glass": {"started_at": "2026-06-01T06:00:00+00:00"}})))
 	reason_codes(d.submit.reasons) == {"break_glass_expired"}
+}
+
+test_break_glass_overrides_a_refusal_of_consent if {
+	ex := first_exchange(with_person({"consents": [consent("refused", null)]}, object.union(glass, {"purpose": "child_in_need_assessment", "gateway": "ca1989_s17"})))
+	ex.allow
+	[o.code | some o in ex.obligations] == ["alert_ig_immediately", "retrospective_review", "record_consent_override"]
+	[r.code | some r in ex.reasons] == ["basis_statutory_gateway", "break_glass_in_force", "consent_override_recorded"]
+}
+
+# --- the shape of the answer ------------------------------------------------------------
+
+someone(ref, consents, restricted) := {"ref": ref, "consents": consents, "restricted_fields": restricted}
+
+test_people_with_the_same_outcome_share_a_template if {
+	patch := object.union(gateway_cin, {"override_reason": "Risk of significant harm outweighs the refusal."})
+	people := [
+		someone("a", [consent("given", null)], []),
+		someone("b", [], []),
+		someone("c", [consent("refused", null)], []),
+		someone("d", [consent("withdrawn", null)], []),
+	]
+	d := decide(with_provider({"persons": people}, patch))
+	[agency] := d.agencies
+	agency.persons == [["a", "permit", []], ["b", "permit", []], ["c", "override", []], ["d", "override", []]]
+	{[t.outcome, t.restricted] | some t in agency.templates} == {["permit", []], ["override", []]}
+	count(agency.templates) == 2
+	[ex.person_ref | some ex in d.exchanges] == ["a", "b", "c", "d"]
+}
+
+test_a_person_whose_restriction_bites_gets_a_template_of_their_own if {
+	people := [someone("a", [], []), someone("b", [], ["education.sen_status", "education.attendance_rate"])]
+	d := decide(with_provider({"persons": people}, {}))
+	[agency] := d.agencies
+	agency.persons == [["a", "permit", []], ["b", "permit", ["education.attendance_rate", "education.sen_status"]]]
+	count(agency.templates) == 2
+	b := d.exchanges[1]
+	b.permitted_fields == ["education.exclusions_12m"]
+	codes(b) == {"education.attendance_rate": "restricted_by_person", "education.sen_status": "restricted_by_person"}
+	d.exchanges[0].withheld == []
+}
+
+test_a_restriction_of_a_field_withheld_anyway_changes_nothing if {
+	narrow := object.union(agreement, {"fields": ["education.attendance_rate"]})
+	d := decide(with_provider({"agreements": [narrow], "persons": [someone("a", [], ["education.sen_status"])]}, {}))
+	d.agencies[0].persons == [["a", "permit", []]]
+	codes(d.exchanges[0]) == {"education.exclusions_12m": "not_in_agreement", "education.sen_status": "not_in_agreement"}
+}
+
+test_a_restriction_is_not_looked_at_when_the_exchange_is_refused if {
+	d := decide(with_provider({"persons": [someone("a", [consent("refused", null)], ["education.sen_status"])]}, gateway_cin))
+	d.agencies[0].persons == [["a", "consent_refused_no_override", []]]
+	ex := d.exchanges[0]
+	not ex.allow
+	codes(ex) == {f: "consent_refused_no_override" | some f in school.requested_fields}
+}
+
+test_restrictions_do_not_bite_on_known_to_service if {
+	request := object.union(base_request, {"purpose": "early_help_assessment", "gateway": "ca2004_s10"})
+	officer := object.union(police, {"persons": [someone("a", [], ["police.missing_episodes_12m"])]})
+	d := decide({"request": request, "providers": [officer]})
+	d.agencies[0].persons == [["a", "permit", []]]
+	d.exchanges[0].allow
+}
+
+test_an_agency_asked_about_nobody_is_left_out if {
+	d := decide({"request": base_request, "providers": [object.union(police, {"persons": []}), school]})
+	[a.agency_id | some a in d.agencies] == ["school-1"]
+	[[ex.agency_id, ex.person_ref] | some ex in d.exchanges] == [["school-1", "p1"]]
+}
+
+test_a_refused_request_has_one_template_per_agency if {
+	d := decide({"request": object.union(base_request, {"justification": ""}), "providers": [school, police]})
+	every agency in d.agencies {
+		[t.outcome | some t in agency.templates] == ["request_refused"]
+		agency.persons == [["p1", "request_refused", []]]
+	}
+	count(d.exchanges) == 2
+}
+
+test_the_refusing_code_leads_the_withheld_fields if {
+	ex := first_exchange(with_provider({"agreements": [], "agency_type": "dwp"}, {}))
+	[r.code | some r in ex.reasons] == ["agency_type_not_in_purpose", "no_active_agreement"]
+	codes(ex) == {f: "agency_type_not_in_purpose" | some f in school.requested_fields}
+	ex.agreement == null
+}
+
+# --- consent outcomes -------------------------------------------------------------------
+
+test_on_consent_only_a_live_consent_permits if {
+	outcomes := family.consent_outcome with input as with_request(consent_request)
+	outcomes == {
+		"given": "permit",
+		"withdrawn": "consent_withdrawn",
+		"expired": "consent_expired",
+		"refused": "consent_refused",
+		"not_sought": "consent_not_sought",
+	}
+}
+
+test_on_a_gateway_a_refusal_needs_an_override if {
+	without := family.consent_outcome with input as with_request(gateway_cin)
+	without == {
+		"given": "permit",
+		"withdrawn": "consent_withdrawn_no_override",
+		"expired": "permit",
+		"refused": "consent_refused_no_override",
+		"not_sought": "permit",
+	}
+	with_override := family.consent_outcome with input as with_request(object.union(gateway_cin, {"override_reason": "Risk."}))
+	with_override.refused == "override"
+	with_override.withdrawn == "override"
+	blank_override := family.consent_outcome with input as with_request(object.union(gateway_cin, {"override_reason": "  "}))
+	blank_override.refused == "consent_refused_no_override"
+}
+
+test_an_expired_consent_does_not_stop_a_gateway if {
+	ex := first_exchange(with_person({"consents": [consent("given", "2026-05-31T00:00:00+00:00")]}, gateway_cin))
+	ex.allow
+}
+
+test_a_refusal_outranks_an_expired_consent if {
+	records := [consent("given", "2026-05-31T00:00:00+00:00"), consent("refused", null)]
+	ex := first_exchange(with_person({"consents": records}, consent_request))
+	reason_codes(ex.reasons) == {"consent_refused"}
+}
+
+test_a_live_consent_outranks_an_expired_one if {
+	records := [consent("given", "2026-05-31T00:00:00+00:00"), consent("given", "2027-01-01T00:00:00+00:00")]
+	ex := first_exchange(with_person({"consents": records}, consent_request))
+	ex.allow
+}
+
+test_consent_for_another_purpose_does_not_count if {
+	other := object.union(consent("given", null), {"purpose": "early_help_assessment"})
+	ex := first_exchange(with_person({"consents": [other]}, consent_request))
+	reason_codes(ex.reasons) == {"consent_not_sought"}
+}
+
+# --- choosing the agreement -------------------------------------------------------------
+
+test_lowest_agreement_id_wins if {
+	later := object.union(agreement, {"id": "dsa-zzz", "version": 9})
+	ex := first_exchange(with_provider({"agreements": [later, agreement]}, {}))
+	ex.agreement == {"id": "dsa-school-csc", "version": 2}
+}
+
+test_first_listed_wins_among_identical_versions if {
+	first := object.union(agreement, {"fields": ["education.attendance_rate"]})
+	ex := first_exchange(with_provider({"agreements": [first, agreement]}, {}))
+	ex.permitted_fields == ["education.attendance_rate"]
+}
+
+test_agreement_ending_later_still_counts if {
+	ex := first_exchange(with_provider({"agreements": [object.union(agreement, {"valid_to": "2026-06-01T10:00:01+00:00"})]}, {}))
+	ex.allow
+}
+
+test_break_glass_relies_on_no_agreement if {
+	# An agreement that would cover the exchange is there, but break-glass does not use it.
+	ex := first_exchange(with_request(glass))
+	ex.allow
+	ex.agreement == null
+	codes(ex) == {"education.exclusions_12m": "break_glass_reduced_set", "education.sen_status": "break_glass_reduced_set"}
 }

@@ -9,6 +9,7 @@ import pytest
 
 from policies._regorus import RegorusEngine
 from policies.bundle import Bundle, load_bundle
+from policies.model import FamilyQueryInput
 from policies.opa_standin import OpaStandin
 from policies.settings import DEFAULT_BUNDLE_DIR
 from tests.policies.corpus import random_query
@@ -33,9 +34,9 @@ def embedded(bundle: Bundle) -> RegorusEngine:
 
 
 @pytest.fixture(scope="session")
-def corpus() -> list[dict[str, object]]:
+def corpus() -> list[FamilyQueryInput]:
     rng = random.Random(20261121)
-    return [random_query(rng).to_document() for _ in range(CORPUS_SIZE)]
+    return [random_query(rng) for _ in range(CORPUS_SIZE)]
 
 
 @pytest.fixture(scope="session")

@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from policies._opa import OpaServerEngine
 from policies._regopy import RegopyEngine
 from policies._regorus import RegorusEngine
 from policies.bundle import Bundle, load_bundle
-from policies.decide import decide_family
+from policies.decide import _Exchange, decide_family
 from policies.errors import EngineError
-from policies.model import FamilyDecision
+from policies.model import ExchangeDecision, FamilyDecision
 from policies.opa_standin import OpaStandin
 from tests.policies.factories import copy_bundle, family_query
 
@@ -87,6 +88,28 @@ class _Broken:
         """Nothing held."""
 
 
+_SUBMIT = {"allow": True, "reasons": [], "obligations": []}
+_EXCHANGE = {
+    "allow": True,
+    "tier": "full",
+    "permitted_fields": ["education.attendance_rate"],
+    "withheld": [],
+    "obligations": [],
+    "reasons": [],
+    "agreement": None,
+    "retention_days": 1,
+}
+
+
+def _answer(templates: list[Any], persons: list[Any]) -> dict[str, Any]:
+    agency = {"agency_id": "school-1", "templates": templates, "persons": persons}
+    return {"submit": _SUBMIT, "agencies": [agency]}
+
+
+_PERMIT = {"outcome": "permit", "restricted": [], "exchange": _EXCHANGE}
+_BOTH = [["child-1", "permit", []], ["adult-1", "permit", []]]
+
+
 @pytest.mark.parametrize(
     "outcome",
     [
@@ -94,14 +117,70 @@ class _Broken:
         RuntimeError("a bug in an engine"),
         None,
         {"submit": {"allow": True}},
-        {"submit": {"allow": True, "reasons": [], "obligations": []}, "exchanges": []},
+        {"submit": _SUBMIT, "agencies": []},
+        _answer([], _BOTH),
+        _answer([_PERMIT, _PERMIT], _BOTH),
+        _answer([_PERMIT], [["child-1", "permit", []], ["child-2", "permit", []]]),
+        _answer([_PERMIT], list(reversed(_BOTH))),
+        _answer([_PERMIT], [*_BOTH, ["adult-1", "permit", []]]),
+        _answer([{**_PERMIT, "exchange": {**_EXCHANGE, "tier": "most"}}], _BOTH),
+        _answer([_PERMIT], [["child-1", "permit"], ["adult-1", "permit"]]),
     ],
-    ids=["engine-error", "unexpected-exception", "undefined", "wrong-shape", "missing-pairs"],
+    ids=[
+        "engine-error",
+        "unexpected-exception",
+        "undefined",
+        "wrong-shape",
+        "missing-pairs",
+        "unknown-template",
+        "template-given-twice",
+        "other-pairs",
+        "pairs-out-of-order",
+        "extra-pair",
+        "malformed-exchange",
+        "person-without-restrictions",
+    ],
 )
 def test_every_failure_is_a_deny_never_an_exception(outcome: Any) -> None:
     decision = decide_family(_Broken(outcome), family_query())
     _all_denied_for_policy_error(decision)
     assert len(decision.exchanges) == 2
+
+
+def test_a_well_formed_answer_is_expanded_for_every_person() -> None:
+    decision = decide_family(_Broken(_answer([_PERMIT], _BOTH)), family_query())
+    assert decision.allow
+    assert [(e.agency_id, e.person_ref) for e in decision.exchanges] == [
+        ("school-1", "child-1"),
+        ("school-1", "adult-1"),
+    ]
+    for exchange in decision.exchanges:
+        assert exchange.permitted_fields == ["education.attendance_rate"]
+
+
+def test_expanded_exchanges_are_ordinary_decisions(embedded: RegorusEngine) -> None:
+    # The expansion builds each person's copy without validating it again; the copies
+    # must behave exactly like validated models.
+    decision = decide_family(embedded, family_query())
+    for exchange in decision.exchanges:
+        assert ExchangeDecision.model_validate(exchange.model_dump()) == exchange
+        assert ExchangeDecision.model_validate_json(exchange.model_dump_json()) == exchange
+        assert exchange.model_fields_set == set(ExchangeDecision.model_fields)
+        with pytest.raises(ValidationError):
+            exchange.allow = False  # type: ignore[misc]
+    child, adult = decision.exchanges
+    assert child.person_ref == "child-1"
+    assert adult.person_ref == "adult-1"
+    assert decision == FamilyDecision.model_validate(decision.model_dump())
+
+
+def test_an_answer_exchange_is_a_decision_without_its_pair() -> None:
+    # The policy's exchange and the broker's ExchangeDecision must not drift apart.
+    assert set(ExchangeDecision.model_fields) - set(_Exchange.model_fields) == {
+        "agency_id",
+        "person_ref",
+    }
+    assert set(_Exchange.model_fields) <= set(ExchangeDecision.model_fields)
 
 
 def test_opa_server_that_went_away_is_a_deny(bundle: Bundle) -> None:
