@@ -375,6 +375,13 @@ class AuditLog:
             return None
         return open_checkpoint(latest[1], self.verifier, origin=self.origin)
 
+    def latest_signed_checkpoint(self) -> tuple[Checkpoint, str] | None:
+        """The newest signed checkpoint, verified, with its signed-note text; one read."""
+        latest = self.store.latest_checkpoint()
+        if latest is None:
+            return None
+        return open_checkpoint(latest[1], self.verifier, origin=self.origin), latest[1]
+
     def latest_checkpoint_note(self) -> str | None:
         """The newest signed checkpoint as signed-note text, for handing to others."""
         latest = self.store.latest_checkpoint()

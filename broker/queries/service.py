@@ -480,7 +480,11 @@ class FamilyQueryService:
         decision: FamilyDecision,
         persons: dict[str, list[str]],
     ) -> dict[str, CallOutcome[FetchResponse]]:
-        checkpoint = await asyncio.to_thread(self._audit.latest_checkpoint_note)
+        try:
+            checkpoint = await asyncio.to_thread(self._audit.latest_checkpoint_note)
+        except AuditError:
+            # Optional in a fetch; if the log cannot be read now, its appends say so.
+            checkpoint = None
 
         async def one(agency: str) -> tuple[str, CallOutcome[FetchResponse]] | None:
             wanted = []
@@ -608,13 +612,19 @@ class FamilyQueryService:
         )
         if self._metrics is not None:
             self._metrics.query_finished("refused" if view.refused else "answered")
-        checkpoint = await asyncio.to_thread(self._audit.latest_checkpoint_note)
-        latest = await asyncio.to_thread(self._audit.latest_checkpoint)
+        try:
+            latest = await asyncio.to_thread(self._audit.latest_signed_checkpoint)
+        except AuditError as exc:
+            # Every entry of this answer is durable, the release entry included, so the
+            # answer goes out as the log says it did; its receipt then names no
+            # checkpoint yet, and the proofs can be asked for later.
+            _log.warning("no checkpoint for the receipt", query_id=run.query_id, error=str(exc))
+            latest = None
         return view.build(
             entries=sorted(run.entries),
             release_entry=index,
-            checkpoint=checkpoint,
-            tree_size=latest.size if latest else None,
+            checkpoint=latest[1] if latest else None,
+            tree_size=latest[0].size if latest else None,
         )
 
 
