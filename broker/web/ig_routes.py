@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from audit.entry import Decision, Kind
 from broker.errors import InvalidChange
@@ -42,6 +42,14 @@ async def _officer(request: Request) -> tuple[Pages, Principal, WebSession]:
     pages = pages_of(request)
     principal, session = await signed_in(pages.codec, pages.foundation.token_verifier, request, IG)
     return pages, principal, session
+
+
+async def _officer_post(request: Request) -> tuple[Pages, Principal, WebSession, FormData]:
+    """An IG officer's form submission: who sent it, and the form, its CSRF token checked."""
+    pages, principal, session = await _officer(request)
+    form = await request.form()
+    check_csrf(session, form.get("csrf"))
+    return pages, principal, session, form
 
 
 def _day(value: str, name: str, errors: dict[str, str], *, end: bool = False) -> datetime | None:
@@ -137,9 +145,7 @@ async def audit_entry(request: Request, index: Index) -> Response:
 
 @router.post("/audit/{index}/verify")
 async def verify_entry(request: Request, index: Index) -> Response:
-    pages, _, session = await _officer(request)
-    form = await request.form()
-    check_csrf(session, form.get("csrf"))
+    pages, _, _, _ = await _officer_post(request)
     check = await pages.ig.verify_entry(index)
     return await _entry_page(request, index, check)
 
@@ -201,9 +207,7 @@ async def consistency(request: Request) -> Response:
 
 @router.post("/integrity/verify-all")
 async def verify_all(request: Request) -> Response:
-    pages, _, session = await _officer(request)
-    form = await request.form()
-    check_csrf(session, form.get("csrf"))
+    pages, _, _, _ = await _officer_post(request)
     report = await asyncio.to_thread(pages.ig.verify_all)
     return await _integrity(request, scan=report)
 
@@ -236,9 +240,7 @@ async def _break_glass(
 
 @router.post("/break-glass/{index}/review")
 async def review_break_glass(request: Request, index: Index) -> Response:
-    pages, principal, session = await _officer(request)
-    form = await request.form()
-    check_csrf(session, form.get("csrf"))
+    pages, principal, _, form = await _officer_post(request)
     try:
         body = ReviewIn.model_validate(
             {"outcome": form.get("outcome") or "", "note": form.get("note") or ""}
@@ -285,9 +287,7 @@ async def subject_access_form(request: Request) -> Response:
 
 @router.post("/subject-access")
 async def subject_access(request: Request) -> Response:
-    pages, principal, session = await _officer(request)
-    form = await request.form()
-    check_csrf(session, form.get("csrf"))
+    pages, principal, session, form = await _officer_post(request)
     kind = str(form.get("identifier_kind") or "")
     value = str(form.get("identifier_value") or "").strip()
     values = {"identifier_kind": kind, "identifier_value": value}

@@ -76,6 +76,16 @@ async def _caseworker(request: Request) -> tuple[Pages, Principal, WebSession]:
     return pages, principal, session
 
 
+async def _caseworker_post(
+    request: Request,
+) -> tuple[Pages, Principal, WebSession, dict[str, Any]]:
+    """A caseworker's form submission: who sent it, and the form, its CSRF token checked."""
+    pages, principal, session = await _caseworker(request)
+    form = await _form(request)
+    check_csrf(session, form.get("csrf"))
+    return pages, principal, session, form
+
+
 def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
@@ -225,9 +235,7 @@ def _query_form(
 
 @router.post("/queries")
 async def submit_query(request: Request) -> Response:
-    pages, principal, session = await _caseworker(request)
-    form = await _form(request)
-    check_csrf(session, form.get("csrf"))
+    pages, principal, session, form = await _caseworker_post(request)
     try:
         body = query_form(form)
     except BadForm as exc:
@@ -261,9 +269,7 @@ async def query_result(request: Request, query_id: QueryId) -> Response:
 
 @router.post("/queries/{query_id}/links")
 async def decide_link(request: Request, query_id: QueryId) -> Response:
-    pages, principal, session = await _caseworker(request)
-    form = await _form(request)
-    check_csrf(session, form.get("csrf"))
+    pages, principal, _, form = await _caseworker_post(request)
     decision = LinkDecisionIn.model_validate(
         {"link_id": str(form.get("link_id") or ""), "decision": str(form.get("decision") or "")}
     )
@@ -291,9 +297,7 @@ async def consents(request: Request) -> Response:
 
 @router.post("/consents/search")
 async def search_consents(request: Request) -> Response:
-    pages, principal, session = await _caseworker(request)
-    form = await _form(request)
-    check_csrf(session, form.get("csrf"))
+    pages, principal, session, form = await _caseworker_post(request)
     try:
         query = consent_search_form(form)
     except BadForm as exc:
@@ -350,9 +354,7 @@ def _consent_form(
 
 @router.post("/consents")
 async def record_consent(request: Request) -> Response:
-    pages, principal, session = await _caseworker(request)
-    form = await _form(request)
-    check_csrf(session, form.get("csrf"))
+    pages, principal, session, form = await _caseworker_post(request)
     try:
         consent = consent_form(form)
     except BadForm as exc:
@@ -382,9 +384,7 @@ async def view_consent(
 async def withdraw_consent(
     request: Request, consent_id: Annotated[str, Path(max_length=64)]
 ) -> Response:
-    pages, principal, session = await _caseworker(request)
-    form = await _form(request)
-    check_csrf(session, form.get("csrf"))
+    pages, principal, _, form = await _caseworker_post(request)
     change = withdraw_form(form)
     pages.foundation.consent.transition(principal, consent_id, change)
     return _see_other(f"/web/consents/{consent_id}?withdrawn=1")
