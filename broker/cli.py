@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from audit import cli as audit_cli
 from broker.demo.cli import demo
@@ -108,9 +109,27 @@ def broker_serve(
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
 
 
+def settings_problem(exc: ValidationError) -> str:
+    """One line naming each ``JUNCTION_*`` variable that could not be used, and why."""
+    problems = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        where = "_".join(str(part) for part in error["loc"]).upper()
+        problems.append(f"JUNCTION_{where}: {message}" if where else message)
+    return "a JUNCTION_* setting cannot be used: " + "; ".join(problems)
+
+
 def main() -> None:
     """Entry point of the ``junction`` console script."""
-    app()
+    try:
+        app()
+    except ValidationError as exc:
+        # Settings are read from the environment when a command starts; a value that
+        # cannot work is the operator's to fix, so it gets a line, not a traceback.
+        if not exc.title.endswith("Settings"):
+            raise
+        typer.echo(f"error: {settings_problem(exc)}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
