@@ -124,7 +124,9 @@ class Envelope:
     @property
     def body(self) -> dict[str, Any]:
         if self._body is None:
-            decoded = orjson.loads(self._canonical_body or b"{}")
+            if self._canonical_body is None:
+                raise ValueError("an envelope needs its body or the body's canonical bytes")
+            decoded = orjson.loads(self._canonical_body)
             object.__setattr__(self, "_body", decoded)
             return decoded  # type: ignore[no-any-return]
         return self._body
