@@ -2,9 +2,11 @@
 
 Measures the typed call the broker makes (pre-filter the region's agreements to the two
 agencies of each pair, build the input, evaluate, validate the decision) with 100 and with
-10,000 agreements in the region, beside baselines measured in the same run: a trivial rule
-on the same engine, and serialising the input to JSON. Also the OPA server engine over
-real HTTP (against the stand-in) and the regopy engine, with fewer iterations.
+10,000 agreements in the region, beside baselines measured in the same run: the same
+decision on the regorus interpreter (the broker runs it compiled to regorus's virtual
+machine), a trivial rule on the interpreter, and serialising the input to JSON. Also the
+OPA server engine over real HTTP (against the stand-in) and the regopy engine, with fewer
+iterations.
 
     .venv/bin/python benchmarks/policy_bench.py [--quick]
 """
@@ -175,26 +177,31 @@ def main() -> None:
     rounds, per_round, slow_n = (4, 50, 20) if args.quick else (10, 200, 100)
 
     bundle = load_bundle([DEFAULT_BUNDLE_DIR])
-    engine = RegorusEngine(bundle)
+    engine = RegorusEngine(bundle, compiled=[FAMILY_ENTRYPOINT])
+    interpreter = RegorusEngine(bundle)
     rng = random.Random(4)
     small, large = build_region(rng, 100), build_region(rng, 10_000)
     q_small, q_large = build_query(random.Random(5), small), build_query(random.Random(5), large)
     assert decide_family(engine, q_small).allow, "the benchmark query must be allowed"
     doc = q_small.to_document()
 
-    typed_small, typed_large, raw, trivial, dumps = [], [], [], [], []
+    typed_small, typed_large, raw, trivial, dumps, interpreted = [], [], [], [], [], []
     call_small, call_large = (
         _typed_call(engine, small, q_small),
         _typed_call(engine, large, q_large),
     )
+    call_interpreted = _typed_call(interpreter, small, q_small)
     cpu_small: list[float] = []
     cpu_large: list[float] = []
     _times(call_small, 20)  # warm-up: the interpreter's first decisions allocate
     for _ in range(rounds):  # interleaved so machine noise hits every figure alike
         typed_small += _times(call_small, per_round, cpu_small)
         typed_large += _times(call_large, per_round, cpu_large)
+        interpreted += _times(call_interpreted, per_round)
         raw += _times(lambda: engine.evaluate(FAMILY_ENTRYPOINT, doc), per_round)
-        trivial += _times(lambda: engine.evaluate("junction.family.pair_priority", doc), per_round)
+        trivial += _times(
+            lambda: interpreter.evaluate("junction.family.pair_priority", doc), per_round
+        )
         dumps += _times(lambda: json.dumps(doc), per_round)
 
     with OpaStandin() as standin:
@@ -210,7 +217,7 @@ def main() -> None:
         f"{platform.machine()}, {os.cpu_count()} cores (shared, load {os.getloadavg()[0]:.1f}), "
         f"Python {platform.python_version()}"
     )
-    setup = "6 agencies x 5 people, regorus"
+    setup = "6 agencies x 5 people, regorus RVM"
     print(f"policy decision benchmark: {machine}; {rounds * per_round} samples a figure")
     print("| figure | value | target | setup |")
     print("|---|---|---|---|")
@@ -228,7 +235,13 @@ def main() -> None:
             setup + ", thread CPU",
         ),
         ("engine evaluation only p50", _p(raw, 0.5), "-", setup + ", no typing"),
-        ("baseline: trivial rule p50", _p(trivial, 0.5), "-", "same engine and input"),
+        (
+            "same decision, regorus interpreter p50",
+            _p(interpreted, 0.5),
+            "-",
+            "6 agencies x 5 people, JUNCTION_POLICY_COMPILED=false",
+        ),
+        ("baseline: trivial rule p50", _p(trivial, 0.5), "-", "interpreter, same input"),
         ("baseline: json.dumps(input) p50", _p(dumps, 0.5), "-", f"{len(json.dumps(doc))} bytes"),
         ("OPA engine over HTTP p50", _p(opa_typed, 0.5), "-", "stand-in server on 127.0.0.1"),
         (

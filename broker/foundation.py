@@ -35,6 +35,7 @@ from broker.registry.service import RegistryService
 from broker.settings import BrokerSettings
 from broker.subjects import SubjectKeys
 from connectors.protocol import KeyRing, Signer
+from policies.decide import FAMILY_ENTRYPOINT
 from policies.engine import create_engine as create_policy_engine
 from policies.errors import PolicyError
 from policies.service import PolicyService
@@ -91,7 +92,9 @@ def open_policy(settings: BrokerSettings, audit: AuditLog) -> PolicyThread:
         return PolicyThread(
             lambda: PolicyService(
                 policy_settings.bundle_dirs,
-                lambda bundle: create_policy_engine(policy_settings, bundle),
+                lambda bundle: create_policy_engine(
+                    policy_settings, bundle, compiled=[FAMILY_ENTRYPOINT]
+                ),
                 record,
                 actor=f"broker:{settings.name}",
             )

@@ -111,7 +111,7 @@ def explain(
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
 ) -> None:
     """Decide a family query from an input file and print every reason."""
-    from policies.decide import decide_family
+    from policies.decide import FAMILY_ENTRYPOINT, decide_family
     from policies.engine import create_engine
 
     settings = PolicySettings()
@@ -127,7 +127,7 @@ def explain(
         raise _fail(f"{input_file} is not a family-query input: {where}: {first['msg']}") from None
     loaded = _bundle(bundle, settings)
     try:
-        policy_engine = create_engine(settings, loaded)
+        policy_engine = create_engine(settings, loaded, compiled=[FAMILY_ENTRYPOINT])
     except PolicyError as exc:
         raise _fail(exc.detail) from None
     try:

@@ -20,7 +20,7 @@ from typing import Final
 import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from policies.engine import PolicyEngine
+from policies.engine import JsonEvaluating, PolicyEngine
 from policies.errors import PolicyError
 from policies.model import (
     AgreementRef,
@@ -158,6 +158,23 @@ def _expand(answer: _Answer) -> list[ExchangeDecision]:
     return exchanges
 
 
+def _evaluate(engine: PolicyEngine, query: FamilyQueryInput) -> _Answer | None:
+    """The policy's answer, checked against its model; None when the rule is undefined.
+
+    An engine that takes JSON text for the family decision gets the query serialised
+    straight from its model, and its answer is parsed straight into the model.
+
+    Raises:
+        PolicyError: the engine failed.
+        ValidationError: the answer has the wrong shape.
+    """
+    if isinstance(engine, JsonEvaluating) and FAMILY_ENTRYPOINT in engine.compiled:
+        text = engine.evaluate_json(FAMILY_ENTRYPOINT, query.model_dump_json())
+        return None if text is None else _Answer.model_validate_json(text)
+    raw = engine.evaluate(FAMILY_ENTRYPOINT, query.to_document())
+    return _Answer.model_validate(raw) if isinstance(raw, dict) else None
+
+
 def decide_family(engine: PolicyEngine, query: FamilyQueryInput) -> FamilyDecision:
     """Decide the submit check and every (agency, person) pair in one evaluation.
 
@@ -165,11 +182,10 @@ def decide_family(engine: PolicyEngine, query: FamilyQueryInput) -> FamilyDecisi
     """
     digest, name = engine.digest, engine.name
     try:
-        raw = engine.evaluate(FAMILY_ENTRYPOINT, query.to_document())
-        if not isinstance(raw, dict):
+        answer = _evaluate(engine, query)
+        if answer is None:
             _log.error("policy decision is undefined for this input", engine=name, digest=digest)
             return policy_error_decision(query, digest, name)
-        answer = _Answer.model_validate(raw)
         decision = FamilyDecision(
             submit=answer.submit, exchanges=_expand(answer), bundle_digest=digest, engine=name
         )

@@ -9,12 +9,13 @@ written as data paths without the ``data.`` prefix: ``junction.family.decision``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
 from policies.bundle import Bundle
 from policies.settings import PolicySettings
 
-__all__ = ["PolicyEngine", "create_engine"]
+__all__ = ["JsonEvaluating", "PolicyEngine", "create_engine"]
 
 
 @runtime_checkable
@@ -45,8 +46,34 @@ class PolicyEngine(Protocol):
         ...
 
 
-def create_engine(settings: PolicySettings, bundle: Bundle) -> PolicyEngine:
+@runtime_checkable
+class JsonEvaluating(Protocol):
+    """An engine that can also take and give JSON text for some entry points, so a caller
+    holding typed models skips building Python dicts on both sides."""
+
+    @property
+    def compiled(self) -> frozenset[str]:
+        """The entry points ``evaluate_json`` takes."""
+        ...
+
+    def evaluate_json(self, entrypoint: str, input_json: str) -> str | None:
+        """The rule's value as JSON text, or None if undefined.
+
+        Raises:
+            EngineError: as ``PolicyEngine.evaluate``, or ``entrypoint`` is not one of
+                ``compiled``.
+        """
+        ...
+
+
+def create_engine(
+    settings: PolicySettings, bundle: Bundle, *, compiled: Iterable[str] = ()
+) -> PolicyEngine:
     """Build the engine the settings name, loaded with ``bundle``.
+
+    ``compiled`` names entry points the embedded engine runs on regorus's virtual machine
+    when the settings allow it (only policies checked against the interpreter belong
+    there; see policies/_regorus.py). Other engines ignore it.
 
     Raises:
         EngineError: the bundle does not compile, or the OPA server refuses it or cannot
@@ -62,4 +89,4 @@ def create_engine(settings: PolicySettings, bundle: Bundle) -> PolicyEngine:
         return RegopyEngine(bundle)
     from policies._regorus import RegorusEngine
 
-    return RegorusEngine(bundle)
+    return RegorusEngine(bundle, compiled=compiled if settings.compiled else ())

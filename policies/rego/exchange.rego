@@ -8,6 +8,15 @@
 # definition (an else-chain stops at the first body that holds, while every definition of
 # a multi-definition function is evaluated), and emptiness is tested by comparison rather
 # than with count().
+#
+# The broker runs this policy compiled to regorus's virtual machine (the RVM), which
+# differs from OPA in two places this file steers around (tests/policies/test_property.py
+# holds both engines to a plain-Python oracle):
+# - a comprehension inside a comprehension must start with its iteration (`some`), not
+#   with a test: one whose leading test fails drops the outer element, where OPA yields an
+#   empty collection;
+# - in an else-chain, a body that fails because a lookup is undefined (`v := m[k]`) makes
+#   the whole function undefined instead of going on to the `else`: test the key first.
 package junction.family
 
 import rego.v1
@@ -242,7 +251,7 @@ agency_context(provider, facts) := {
 
 	# The consent outcomes that let an exchange with this agency go ahead: none when the
 	# agency itself is refused.
-	grants := {outcome | denials == set(); some outcome in ["permit", "override"]}
+	grants := {outcome | some outcome in ["permit", "override"]; denials == set()}
 	tier := object.get(facts.tiers, provider.agency_type, "full")
 	codes := agency_codes(provider, requested, terms[1], tier, facts)
 	released := released_fields(requested, codes)
@@ -269,7 +278,7 @@ agency_persons(provider, ctx, facts) := [[person.ref, outcome, restricted] |
 		rank := rank_of[r.state]
 	}
 	outcome := outcome_of[min(ranks | {4})]
-	restricted := [f | outcome in grants; some f in released; f in person.restricted_fields]
+	restricted := [f | some f in released; outcome in grants; f in person.restricted_fields]
 ] if {
 	facts.consent_outcome.given == facts.consent_outcome.expired
 	purpose_id := facts.purpose
@@ -284,11 +293,10 @@ agency_persons(provider, ctx, facts) := [[person.ref, outcome, restricted] |
 		some r in person.consents
 		r.purpose == purpose_id
 		r.agency_id == agency_id
-		lapsed := count({1 | r.state == "given"; r.expires_at != null; time.parse_rfc3339_ns(r.expires_at) <= now})
-		rank := rank_of[r.state] + lapsed
+		rank := rank_of[r.state] + lapsed(r, now)
 	}
 	outcome := outcome_of[min(ranks | {4})]
-	restricted := [f | outcome in grants; some f in released; f in person.restricted_fields]
+	restricted := [f | some f in released; outcome in grants; f in person.restricted_fields]
 ] if {
 	now := facts.now_ns
 	purpose_id := facts.purpose
@@ -298,6 +306,13 @@ agency_persons(provider, ctx, facts) := [[person.ref, outcome, restricted] |
 	grants := ctx.grants
 	released := ctx.released
 }
+
+# 1 when a consent was given but has passed its expiry (it then counts as expired), else 0.
+lapsed(r, now) := 1 if {
+	r.state == "given"
+	r.expires_at != null
+	time.parse_rfc3339_ns(r.expires_at) <= now
+} else := 0
 
 # --- one exchange -----------------------------------------------------------------------
 
@@ -317,6 +332,7 @@ pair_priority := [
 # restricted these of the fields it would otherwise release.
 template(ctx, outcome, restricted, facts) := exchange if {
 	restricted == []
+	outcome in ctx.grants
 	exchange := ctx.unrestricted[outcome]
 } else := exchange if {
 	outcome in ctx.grants

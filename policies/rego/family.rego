@@ -36,6 +36,9 @@
 # without arguments is worked out once per evaluation and then reused. So whatever holds
 # for the whole request is a rule, whatever holds for one agency is worked out once per
 # agency, each person costs one comprehension, and hot paths call as little as they can.
+# The broker compiles this decision to regorus's virtual machine, which runs it in about
+# half the interpreter's time; see exchange.rego for the two things it needs written with
+# care.
 #
 # rego-cpp (the regopy engine) loses function arguments and outer variables that a
 # comprehension uses directly in its output term, so every comprehension here binds what

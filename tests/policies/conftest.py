@@ -9,6 +9,7 @@ import pytest
 
 from policies._regorus import RegorusEngine
 from policies.bundle import Bundle, load_bundle
+from policies.decide import FAMILY_ENTRYPOINT
 from policies.model import FamilyQueryInput
 from policies.opa_standin import OpaStandin
 from policies.settings import DEFAULT_BUNDLE_DIR
@@ -30,6 +31,13 @@ def oracle(bundle: Bundle) -> Oracle:
 
 @pytest.fixture(scope="session")
 def embedded(bundle: Bundle) -> RegorusEngine:
+    # As the broker runs it: the family decision compiled to regorus's virtual machine.
+    return RegorusEngine(bundle, compiled=[FAMILY_ENTRYPOINT])
+
+
+@pytest.fixture(scope="session")
+def interpreter(bundle: Bundle) -> RegorusEngine:
+    # JUNCTION_POLICY_COMPILED=false: the same engine walking the policy's syntax tree.
     return RegorusEngine(bundle)
 
 

@@ -84,7 +84,15 @@ def test_embedded_engine_matches_the_oracle(
     corpus: Corpus, oracle: Oracle, embedded: RegorusEngine
 ) -> None:
     assert len(corpus) >= 2000
+    assert embedded.compiled, "the embedded engine must be tested as the broker runs it"
     assert _mismatches(embedded, corpus, oracle) == []
+
+
+def test_embedded_interpreter_matches_the_oracle(
+    corpus: Corpus, oracle: Oracle, interpreter: RegorusEngine
+) -> None:
+    assert not interpreter.compiled
+    assert _mismatches(interpreter, corpus, oracle) == []
 
 
 @pytest.mark.slow
