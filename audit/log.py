@@ -387,6 +387,10 @@ class AuditLog:
         latest = self.store.latest_checkpoint()
         return None if latest is None else latest[1]
 
+    def latest_stored_checkpoint(self) -> tuple[int, str] | None:
+        """The newest signed checkpoint's tree size and signed-note text, as stored."""
+        return self.store.latest_checkpoint()
+
     def receipt(self, index: int, timeout: float = 5.0) -> Receipt:
         """Wait until a signed checkpoint covers entry ``index``; return its receipt.
 

@@ -10,6 +10,7 @@ anything from it is released; the answer always comes back, with each agency's s
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import time
 import uuid
@@ -87,6 +88,8 @@ class _Run:
     entries: list[int] = field(default_factory=list)
     statuses: dict[str, AgencyStatusView] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
+    # The size of the newest checkpoint of our log each agency holds, from its match answer.
+    checkpoint_sizes: dict[str, int] = field(default_factory=dict)
     _agreements: dict[str, list[SharingAgreement]] = field(default_factory=dict)
     _requester_type: str | None = None
 
@@ -432,8 +435,13 @@ class FamilyQueryService:
                 elapsed_ms=round(outcome.elapsed * 1000, 1),
                 reasons=reasons,
             )
-            if outcome.message is not None and outcome.message.status is MatchStatus.MATCHED:
-                matched[connector.agency_id] = outcome.message
+            if outcome.message is not None:
+                if outcome.message.broker_checkpoint_size is not None:
+                    run.checkpoint_sizes[connector.agency_id] = (
+                        outcome.message.broker_checkpoint_size
+                    )
+                if outcome.message.status is MatchStatus.MATCHED:
+                    matched[connector.agency_id] = outcome.message
             entries.append(self._exchange_entry(run, Kind.MATCH, connector, outcome, status=status))
         await asyncio.gather(*(self._append(run, entry) for entry in entries))
         return matched
@@ -480,11 +488,7 @@ class FamilyQueryService:
         decision: FamilyDecision,
         persons: dict[str, list[str]],
     ) -> dict[str, CallOutcome[FetchResponse]]:
-        try:
-            checkpoint = await asyncio.to_thread(self._audit.latest_checkpoint_note)
-        except AuditError:
-            # Optional in a fetch; if the log cannot be read now, its appends say so.
-            checkpoint = None
+        checkpoint, proofs = await asyncio.to_thread(self._checkpoint_for_fetch, run)
 
         async def one(agency: str) -> tuple[str, CallOutcome[FetchResponse]] | None:
             wanted = []
@@ -511,6 +515,14 @@ class FamilyQueryService:
                 persons=wanted,
                 broker_checkpoint=checkpoint,
             )
+            held = run.checkpoint_sizes.get(agency)
+            if held in proofs:
+                message = message.model_copy(
+                    update={
+                        "broker_consistency_proof": proofs[held],
+                        "broker_consistency_from": held,
+                    }
+                )
             connector = connectors[agency]
             endpoint = ConnectorEndpoint(agency, connector.base_url)
             outcome = await self._client.fetch(endpoint, message, self._budget(run))
@@ -547,6 +559,30 @@ class FamilyQueryService:
                     update={"status": "withheld", "detail": "policy permits no facts from here"}
                 )
         return dict(results)
+
+    def _checkpoint_for_fetch(self, run: _Run) -> tuple[str | None, dict[int, list[str]]]:
+        """The newest signed checkpoint of the log, and a consistency proof to it from
+        each size an agency said it holds (RFC 6962 section 2.1.2, hashes in base64).
+
+        Both are optional in a fetch: if the log cannot be read now, its appends say so.
+        """
+        try:
+            latest = self._audit.latest_stored_checkpoint()
+        except AuditError:
+            return None, {}
+        if latest is None:
+            return None, {}
+        size, note = latest
+        proofs: dict[int, list[str]] = {}
+        for held in sorted(set(run.checkpoint_sizes.values())):
+            if not 0 < held < size:
+                continue
+            try:
+                proof = self._audit.consistency_proof(held, size)
+            except AuditError:
+                continue
+            proofs[held] = [base64.b64encode(node).decode() for node in proof]
+        return note, proofs
 
     def _exchange_entry(
         self,

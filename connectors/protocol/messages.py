@@ -192,6 +192,14 @@ class MatchResponse(_Message):
     status: MatchStatus
     candidates: list[MatchCandidate] = Field(default_factory=list)
     refusal: Refusal | None = None
+    broker_checkpoint_size: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "The size of the newest broker checkpoint this connector holds, so that the "
+            "broker can prove its log extends it."
+        ),
+    )
 
 
 class FetchPerson(BaseModel):
@@ -221,8 +229,17 @@ class FetchRequest(_Message):
     broker_consistency_proof: list[str] | None = Field(
         default=None,
         description=(
-            "Base64 RFC 6962 consistency proof from the last checkpoint the broker sent "
-            "this connector to broker_checkpoint; optional."
+            "Base64 RFC 6962 consistency proof that broker_checkpoint extends the tree of "
+            "broker_consistency_from entries (or, without it, the newest checkpoint this "
+            "connector holds); optional."
+        ),
+    )
+    broker_consistency_from: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "The tree size broker_consistency_proof starts from: one the connector reported "
+            "as broker_checkpoint_size in an answer."
         ),
     )
 
@@ -267,3 +284,11 @@ class FetchResponse(_Message):
     status: FetchStatus
     persons: list[PersonFacts] = Field(default_factory=list)
     refusal: Refusal | None = None
+    broker_checkpoint_size: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "The size of the newest broker checkpoint this connector holds, so that the "
+            "broker can prove its log extends it."
+        ),
+    )

@@ -11,9 +11,13 @@ them:
   smaller tree is a request that was overtaken in flight by a later one: concurrent
   queries read the broker's checkpoint moments apart;
 - a larger tree whose consistency proof (RFC 6962 section 2.1.2) does not show that it
-  extends the stored one, when the broker sends a proof.
+  extends one seen before, when the broker sends a proof.
 
-A larger tree without a proof is accepted and stored, so a broker that never proves
+The connector tells the broker the size of the newest checkpoint it holds in every
+answer, and Junction's broker proves its next checkpoint consistent with that size (a
+request overtaken by another may prove from an older size the connector has seen: any
+remembered size will do). A larger tree without a proof, or with one from a size the
+connector does not remember, is accepted and stored, so a broker that never proves
 consistency is still pinned to one history from then on: any later view that differs
 at a size already seen is caught.
 """
@@ -95,17 +99,22 @@ class CheckpointGuard:
     def latest(self) -> CheckpointHead | None:
         return self._latest
 
-    def observe(self, text: str, proof: Sequence[bytes] | None = None) -> CheckpointHead:
+    def observe(
+        self, text: str, proof: Sequence[bytes] | None = None, *, proof_from: int | None = None
+    ) -> CheckpointHead:
         """Verify ``text`` and keep it if it is newer.
 
+        ``proof`` shows that its tree extends the one of ``proof_from`` entries (default:
+        the newest checkpoint held).
+
         Raises ``CheckpointInvalid`` (bad note or signature) or ``CheckpointRejected``
-        (inconsistent with the stored checkpoint).
+        (inconsistent with a checkpoint seen before).
         """
         head = self._verify_note(text)
         with self._lock:
             latest = self._latest
             if latest is not None:
-                self._check_against(latest, head, proof)
+                self._check_against(latest, head, proof, proof_from)
             self._remember(head)
             if latest is None or head.size > latest.size:
                 self._store(head)
@@ -118,7 +127,11 @@ class CheckpointGuard:
             self._roots.popitem(last=False)
 
     def _check_against(
-        self, latest: CheckpointHead, head: CheckpointHead, proof: Sequence[bytes] | None
+        self,
+        latest: CheckpointHead,
+        head: CheckpointHead,
+        proof: Sequence[bytes] | None,
+        proof_from: int | None,
     ) -> None:
         if head.origin != latest.origin:
             raise CheckpointRejected(
@@ -136,13 +149,18 @@ class CheckpointGuard:
                 f"the broker's log has {head.size} entries, fewer than the {latest.size} "
                 "this connector has already seen: it was truncated or rolled back"
             )
-        if head.size > latest.size and proof is not None:
-            check = self._verify_consistency
-            if check is None or not check(latest.size, head.size, latest.root, head.root, proof):
-                raise CheckpointRejected(
-                    f"the consistency proof from size {latest.size} to {head.size} does not "
-                    "hold: the new log does not extend the one this connector has seen"
-                )
+        if proof is None:
+            return
+        old_size = latest.size if proof_from is None else proof_from
+        old_root = latest.root if old_size == latest.size else self._roots.get(old_size)
+        if old_root is None or head.size <= old_size:
+            return  # nothing this connector could check it against
+        check = self._verify_consistency
+        if check is None or not check(old_size, head.size, old_root, head.root, proof):
+            raise CheckpointRejected(
+                f"the consistency proof from size {old_size} to {head.size} does not "
+                "hold: the new log does not extend the one this connector has seen"
+            )
 
     def _store(self, head: CheckpointHead) -> None:
         self._latest = head

@@ -337,7 +337,9 @@ class ConnectorService:
                 "the consistency proof is not a list of base64 hashes"
             ) from None
         try:
-            self._checkpoints.observe(request.broker_checkpoint, proof)
+            self._checkpoints.observe(
+                request.broker_checkpoint, proof, proof_from=request.broker_consistency_from
+            )
         except ConnectorError as exc:
             self._record_rejection(base, exc.code)
             raise
@@ -426,6 +428,10 @@ class ConnectorService:
         fields_released: tuple[str, ...] = (),
         policy_digest: str | None = None,
     ) -> Envelope:
+        held = None if self._checkpoints is None else self._checkpoints.latest
+        if held is not None:
+            # So the broker can prove that its next checkpoint extends this one.
+            response = response.model_copy(update={"broker_checkpoint_size": held.size})
         envelope = self._signer.seal(response, audience)
         event = AuditEvent(
             kind=kind,

@@ -18,9 +18,11 @@ import httpx
 import pytest
 
 from audit.merkle import verify_inclusion
+from broker.federation.client import ConnectorClient, ConnectorEndpoint
 from broker.identity.principal import Role
 from connectors.protocol import KeyPair, Signer
 from connectors.protocol.keys import load_private_key
+from connectors.protocol.messages import FetchRequest
 from tests.broker.town_kit import Region, known_to, region, subject_of
 
 pytestmark = pytest.mark.anyio
@@ -468,3 +470,51 @@ async def test_an_item_the_person_restricted_is_withheld_with_the_reason(town: R
     assert "education.suspensions_12m" in released
     withheld = {(w["field"], w["code"]) for w in subject["withheld"]}
     assert ("education.attendance_rate", "restricted_by_person") in withheld
+
+
+async def test_fetches_prove_the_log_extends_the_checkpoint_each_agency_holds(
+    town: Region, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[tuple[str, FetchRequest]] = []
+    fetch = ConnectorClient.fetch
+
+    async def recording(
+        self: ConnectorClient, endpoint: ConnectorEndpoint, message: FetchRequest, budget: float
+    ) -> Any:
+        sent.append((endpoint.agency_id, message))
+        return await fetch(self, endpoint, message, budget)
+
+    monkeypatch.setattr(ConnectorClient, "fetch", recording)
+    audit = town.foundation.audit
+    person = _family_child(town, 3)
+    # A first query hands every agency fetched from a checkpoint; the log then grows.
+    await _ask(town, _query(person))
+    audit.sign_checkpoint()
+    sent.clear()
+    view = await _ask(town, _query(person))
+    latest = audit.latest_checkpoint()
+    assert latest is not None
+    assert sent, "the query fetched from nobody"
+    for agency, message in sent:
+        # Each agency said in its match answer which checkpoint it holds; the proof
+        # starts there, and the agency checked it before answering.
+        assert message.broker_consistency_from is not None
+        assert 0 < message.broker_consistency_from < latest.size
+        assert message.broker_consistency_proof
+        assert _status(view, agency)["status"] == "ok"
+
+    # A proof that does not hold is caught by every agency, which then refuses.
+    proof = audit.consistency_proof
+
+    def wrong(old: int, new: int) -> list[bytes]:
+        return [bytes(32)] * len(proof(old, new))
+
+    monkeypatch.setattr(audit, "consistency_proof", wrong)
+    audit.sign_checkpoint()
+    sent.clear()
+    refused = await _ask(town, _query(person))
+    assert sent
+    for agency, _ in sent:
+        status = _status(refused, agency)
+        assert status["status"] != "ok"
+        assert "does not extend" in status["detail"], status

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from audit.checkpoint import Checkpoint, NoteSigner, open_checkpoint, sign_checkpoint
-from audit.errors import AuditError
-from audit.merkle import leaf_hash, root_from_leaf_hashes
+from audit.errors import AuditError, ProofError
+from audit.merkle import (
+    NodeId,
+    consistency_proof,
+    leaf_hash,
+    root_from_leaf_hashes,
+    verify_consistency,
+)
 from connectors.errors import CheckpointInvalid, CheckpointRejected, ConfigError
 from connectors.service import CheckpointGuard, CheckpointHead
 
@@ -105,3 +113,51 @@ def test_a_stored_checkpoint_that_no_longer_verifies_stops_start_up(tmp_path: Pa
     state.write_text(_note(old, 3))
     with pytest.raises(ConfigError, match="pinned broker log key"):
         CheckpointGuard(_verifier(new), state_file=state)
+
+
+def _leaves(size: int, tag: bytes = b"main") -> list[bytes]:
+    return [leaf_hash(tag + i.to_bytes(4, "big")) for i in range(size)]
+
+
+def _proof(old: int, new: int, tag: bytes = b"main") -> list[bytes]:
+    leaves = _leaves(new, tag)
+
+    def read(ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+        return {
+            (level, i): root_from_leaf_hashes(leaves[i << level : (i + 1) << level])
+            for level, i in ids
+        }
+
+    return consistency_proof(old, new, read)
+
+
+def _consistent(old: int, new: int, old_root: bytes, new_root: bytes, proof: Any) -> bool:
+    try:
+        verify_consistency(old, new, old_root, new_root, proof)
+    except ProofError:
+        return False
+    return True
+
+
+def test_a_proof_may_start_at_any_size_the_connector_has_seen() -> None:
+    # Two requests in flight: the second to arrive was proved from the size the
+    # connector held when it answered the match, not the newest it holds now.
+    signer = NoteSigner.generate(ORIGIN)
+    guard = CheckpointGuard(_verifier(signer), state_file=None, verify_consistency=_consistent)
+    guard.observe(_note(signer, 5))
+    guard.observe(_note(signer, 9), _proof(5, 9))
+    assert guard.observe(_note(signer, 12), _proof(5, 12), proof_from=5).size == 12
+    with pytest.raises(CheckpointRejected, match="from size 9 to 14 does not hold"):
+        guard.observe(_note(signer, 14), _proof(9, 14, tag=b"other"), proof_from=9)
+    assert guard.latest is not None
+    assert guard.latest.size == 12
+
+
+def test_a_proof_from_a_size_never_seen_is_not_relied_on_but_the_log_stays_pinned() -> None:
+    signer = NoteSigner.generate(ORIGIN)
+    guard = CheckpointGuard(_verifier(signer), state_file=None, verify_consistency=_consistent)
+    guard.observe(_note(signer, 5))
+    # Nothing to check a proof from size 3 against: taken as a checkpoint without one.
+    assert guard.observe(_note(signer, 8), [bytes(32)], proof_from=3).size == 8
+    with pytest.raises(CheckpointRejected, match="forked"):
+        guard.observe(_note(signer, 8, tag=b"fork"))

@@ -228,12 +228,15 @@ async def test_a_forked_or_rolled_back_broker_log_is_refused(
     history = _tree(12, b"main")
     fork = history[:4] + _tree(4, b"fork")
 
-    async def send(note: str, proof: list[bytes] | None = None) -> httpx.Response:
+    async def send(
+        note: str, proof: list[bytes] | None = None, proof_from: int | None = None
+    ) -> httpx.Response:
         encoded = None if proof is None else [base64.b64encode(h).decode() for h in proof]
         request = _fetch(
             {ref: ["police.callouts_12m"]},
             broker_checkpoint=note,
             broker_consistency_proof=encoded,
+            broker_consistency_from=proof_from,
         )
         return await client.post(
             "/v1/fetch", content=setup.broker().seal(request, "police").to_bytes()
@@ -252,11 +255,23 @@ async def test_a_forked_or_rolled_back_broker_log_is_refused(
     bad_proof = consistency_proof(8, 12, _reader(_tree(12, b"other")))
     assert (await send(_note(setup, history), bad_proof)).status_code == 409
     good_proof = consistency_proof(8, 12, _reader(history))
-    assert (await send(_note(setup, history), good_proof)).status_code == 200
+    answer = await send(_note(setup, history), good_proof)
+    assert answer.status_code == 200
+    # Every answer says which checkpoint the connector holds, for the next proof to start.
+    assert _open(setup, built, answer.content, FetchResponse).broker_checkpoint_size == 12
+    raw = setup.broker().seal(_match(_subject(_known_to_police(town[1]))), "police").to_bytes()
+    matched = _open(
+        setup, built, (await client.post("/v1/match", content=raw)).content, MatchResponse
+    )
+    assert matched.broker_checkpoint_size == 12
+    # A proof may start at any size the connector has seen: here 6, not its newest.
+    longer = _tree(16, b"main")
+    from_six = consistency_proof(6, 16, _reader(longer))
+    assert (await send(_note(setup, longer), from_six, proof_from=6)).status_code == 200
     # The newest checkpoint is kept in the state directory, so it outlives a restart.
     stored = (setup.config_path.parent / "state" / "broker-checkpoint.note").read_text()
-    assert stored.split("\n")[:3] == _note(setup, history).split("\n")[:3]
-    unsigned = _note(setup, history).replace(LOG_KEY_NAME + " ", "someone.else ")
+    assert stored.split("\n")[:3] == _note(setup, longer).split("\n")[:3]
+    unsigned = _note(setup, longer).replace(LOG_KEY_NAME + " ", "someone.else ")
     invalid = await send(unsigned)
     assert invalid.status_code == 400
     assert invalid.json()["type"] == "urn:junction:problem:broker-checkpoint-invalid"
