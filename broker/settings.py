@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["BrokerSettings"]
@@ -43,6 +43,18 @@ class BrokerSettings(BaseSettings):
     oidc_role_claim: str = Field(default="role", description="Claim holding the role.")
     oidc_agency_claim: str = Field(default="agency", description="Claim holding the agency id.")
     oidc_name_claim: str = Field(default="name", description="Claim holding the display name.")
+    oidc_client_id: str = Field(
+        default="",
+        description=(
+            "Client id of the web pages at JUNCTION_OIDC_ISSUER: with it, signing in sends "
+            "the browser to the identity provider (authorization code with PKCE)."
+        ),
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret of a confidential client (sent with HTTP Basic); unset: a public one.",
+    )
+    oidc_scope: str = Field(default="openid", description="Scopes asked for at sign-in.")
     oidc_jwks_ttl_seconds: int = Field(default=3600, ge=0, description="JWKS cache lifetime.")
     oidc_leeway_seconds: int = Field(default=30, ge=0, le=300, description="Clock skew allowed.")
     audit_origin: str = Field(

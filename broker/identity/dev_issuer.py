@@ -7,8 +7,13 @@ DEVELOPMENT ONLY. Anyone who can reach its token endpoint can sign in with any r
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
+import secrets
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +24,30 @@ from broker.errors import ConfigurationError
 from broker.identity.principal import Role
 from connectors.protocol.keys import KeyFileError, KeyPair, generate_key_files, load_private_key
 
-__all__ = ["DevIssuer", "load_or_create_key"]
+__all__ = ["CodeRefused", "DevIssuer", "load_or_create_key"]
+
+# How long an authorization code may wait for its exchange (RFC 6749 section 4.1.2
+# recommends at most ten minutes).
+CODE_SECONDS = 60
+
+
+class CodeRefused(Exception):
+    """An authorization code exchange the issuer refuses; ``error`` is the OAuth error
+    code (RFC 6749 section 5.2), ``detail`` says why."""
+
+    def __init__(self, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.error = error
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class _Grant:
+    client_id: str
+    redirect_uri: str
+    challenge: str
+    token: str
+    expires: float
 
 
 def load_or_create_key(path: Path) -> KeyPair:
@@ -57,6 +85,8 @@ class DevIssuer:
         self.audience = audience
         self._key = key
         self._clock = clock
+        self._grants: dict[str, _Grant] = {}
+        self._lock = threading.Lock()
 
     @property
     def key_id(self) -> str:
@@ -85,12 +115,44 @@ class DevIssuer:
         return {
             "issuer": self.issuer,
             "jwks_uri": f"{self.issuer}/jwks.json",
+            "authorization_endpoint": f"{self.issuer}/authorize",
             "token_endpoint": f"{self.issuer}/token",
-            "response_types_supported": ["token"],
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code"],
+            "code_challenge_methods_supported": ["S256"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["EdDSA"],
             "token_endpoint_auth_methods_supported": ["none"],
         }
+
+    def grant(self, *, client_id: str, redirect_uri: str, challenge: str, token: str) -> str:
+        """An authorization code standing for ``token``, for one exchange by this client
+        with this redirect URI and the verifier of this S256 ``challenge``."""
+        code = secrets.token_urlsafe(32)
+        now = self._clock()
+        with self._lock:
+            self._grants = {c: g for c, g in self._grants.items() if g.expires > now}
+            self._grants[code] = _Grant(
+                client_id, redirect_uri, challenge, token, now + CODE_SECONDS
+            )
+        return code
+
+    def exchange(self, *, code: str, client_id: str, redirect_uri: str, verifier: str) -> str:
+        """The access token of ``code``, once (RFC 6749 section 4.1.3, RFC 7636 4.6).
+
+        Raises ``CodeRefused``.
+        """
+        with self._lock:
+            grant = self._grants.pop(code, None)
+        if grant is None or grant.expires <= self._clock():
+            raise CodeRefused("invalid_grant", "the code is unknown, used or expired")
+        if grant.client_id != client_id or grant.redirect_uri != redirect_uri:
+            raise CodeRefused("invalid_grant", "the code was issued to another client")
+        digest = hashlib.sha256(verifier.encode("ascii", "replace")).digest()
+        challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+        if not hmac.compare_digest(challenge, grant.challenge):
+            raise CodeRefused("invalid_grant", "the code verifier does not match the challenge")
+        return grant.token
 
     def mint(
         self,

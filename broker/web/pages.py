@@ -26,6 +26,7 @@ from broker.identity.principal import Principal
 from broker.web.catalogue import Catalogue
 from broker.web.errors import SignInRequired, WebError
 from broker.web.ig import IgReader
+from broker.web.oidc import CodeFlow
 from broker.web.session import SessionCodec, WebSession, role_name
 
 __all__ = ["Pages", "WebRoute", "pages_of"]
@@ -79,9 +80,16 @@ class Pages:
     catalogue: Catalogue
     ig: IgReader
     dev_sign_in: bool
+    code_flow: CodeFlow | None = None
 
     @classmethod
-    def build(cls, foundation: Foundation, codec: SessionCodec, catalogue: Catalogue) -> Pages:
+    def build(
+        cls,
+        foundation: Foundation,
+        codec: SessionCodec,
+        catalogue: Catalogue,
+        code_flow: CodeFlow | None = None,
+    ) -> Pages:
         env = Environment(
             loader=FileSystemLoader(TEMPLATES),
             autoescape=select_autoescape(["html", "svg"]),
@@ -98,6 +106,7 @@ class Pages:
             catalogue=catalogue,
             ig=IgReader(foundation.oversight, foundation.subject_access, foundation.audit),
             dev_sign_in=foundation.dev_issuer is not None,
+            code_flow=code_flow,
         )
 
     def render_form(

@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from broker.errors import BrokerError, IssuerUnavailable
 from broker.foundation import Foundation, load_or_create_secret
 from broker.identity.principal import Principal, Role
 from broker.queries.schemas import LinkDecisionIn
@@ -26,6 +27,7 @@ from broker.web.forms import (
     withdraw_form,
 )
 from broker.web.graph import layout
+from broker.web.oidc import CodeFlow, SignInFailed
 from broker.web.pages import Pages, WebRoute, pages_of
 from broker.web.session import SessionCodec, WebSession, check_csrf, signed_in
 
@@ -55,7 +57,22 @@ def open_web(app: FastAPI, foundation: Foundation, settings: BrokerSettings) -> 
     """
     secret = load_or_create_secret(settings.data_dir / "web-session.key")
     secure = settings.resolved_public_url().startswith("https://")
-    app.state.web = Pages.build(foundation, SessionCodec(secret, secure=secure), Catalogue.load())
+    code_flow = None
+    if settings.oidc_issuer and settings.oidc_client_id:
+        client_secret = settings.oidc_client_secret
+        code_flow = CodeFlow(
+            issuer=settings.resolved_issuer(),
+            client_id=settings.oidc_client_id,
+            client_secret=None if client_secret is None else client_secret.get_secret_value(),
+            redirect_uri=settings.resolved_public_url() + "/web/sign-in/callback",
+            scope=settings.oidc_scope,
+            http=foundation.oidc_http,
+            secret=secret,
+            secure=secure,
+        )
+    app.state.web = Pages.build(
+        foundation, SessionCodec(secret, secure=secure), Catalogue.load(), code_flow
+    )
 
 
 _STATIC = pathlib.Path(__file__).parent / "static"
@@ -108,7 +125,12 @@ async def sign_in_page(request: Request) -> Response:
 
 
 def _sign_in(
-    pages: Pages, request: Request, errors: dict[str, str], values: dict[str, Any]
+    pages: Pages,
+    request: Request,
+    errors: dict[str, str],
+    values: dict[str, Any],
+    *,
+    status: int | None = None,
 ) -> Response:
     probe = Response()
     token = pages.codec.sign_in_token(request, probe)
@@ -117,6 +139,7 @@ def _sign_in(
         "sign_in.html",
         form_token=token,
         dev=pages.dev_sign_in,
+        code_flow=pages.code_flow is not None,
         agencies=pages.foundation.registry.list_agencies(),
         jobs=_JOBS,
         roles=[Role.CASEWORKER, Role.IG_OFFICER],
@@ -124,6 +147,8 @@ def _sign_in(
         values=values,
         issuer=pages.foundation.token_verifier.issuer,
     )
+    if status is not None:
+        response.status_code = status
     for cookie in probe.headers.getlist("set-cookie"):
         response.headers.append("set-cookie", cookie)
     return response
@@ -168,6 +193,54 @@ async def sign_in(request: Request) -> Response:
         detail = getattr(exc, "detail", "the token was not accepted")
         return _sign_in(pages, request, {"access_token": f"Not accepted: {detail}"}, form)
     response = _see_other("/web/home")
+    pages.codec.write(response, WebSession.start(token))
+    return response
+
+
+@router.get("/sign-in/start")
+async def sign_in_start(request: Request) -> Response:
+    """Send the browser to the identity provider (authorization code with PKCE)."""
+    pages = pages_of(request)
+    if pages.code_flow is None:
+        return _see_other("/web/sign-in")
+    probe = Response()
+    try:
+        location = await pages.code_flow.start(probe)
+    except IssuerUnavailable as exc:
+        return _sign_in(pages, request, {"provider": exc.detail}, {}, status=503)
+    response = _see_other(location)
+    for cookie in probe.headers.getlist("set-cookie"):
+        response.headers.append("set-cookie", cookie)
+    return response
+
+
+@router.get("/sign-in/callback")
+async def sign_in_callback(request: Request) -> Response:
+    """Where the identity provider sends the browser back: exchange the code for a token."""
+    pages = pages_of(request)
+    if pages.code_flow is None:
+        return _see_other("/web/sign-in")
+    flow = pages.code_flow
+    params = dict(request.query_params.items())
+    try:
+        token = await flow.finish(flow.pending(request), params)
+        await pages.foundation.token_verifier.verify(token)
+    except SignInFailed as exc:
+        failed = _sign_in(pages, request, {"provider": exc.detail}, {}, status=400)
+        flow.forget(failed)
+        return failed
+    except IssuerUnavailable as exc:
+        return _sign_in(pages, request, {"provider": exc.detail}, {}, status=503)
+    except BrokerError as exc:
+        # The provider signed the person in, but its token is not one this broker takes
+        # (audience, role or agency claim): say which, as for a pasted token.
+        failed = _sign_in(
+            pages, request, {"provider": f"Not accepted: {exc.detail}"}, {}, status=403
+        )
+        flow.forget(failed)
+        return failed
+    response = _see_other("/web/home")
+    flow.forget(response)
     pages.codec.write(response, WebSession.start(token))
     return response
 
