@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -127,13 +127,7 @@ class RegorusEngine:
             answer = self.evaluate_json(entrypoint, orjson.dumps(input_document).decode())
             return None if answer is None else orjson.loads(answer)
         engine = self._interpreter()
-        try:
-            engine.set_input(input_document)
-            return engine.eval_rule(f"data.{entrypoint}")
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:  # noqa: BLE001 - a Rust panic is a BaseException
-            raise EngineError(f"evaluating {entrypoint} failed: {_first_line(exc)}") from None
+        return _guarded(entrypoint, engine.set_input, engine.eval_rule, input_document)
 
     def evaluate_json(self, entrypoint: str, input_json: str) -> str | None:
         """A compiled entry point's value as JSON text, or None when undefined.
@@ -149,33 +143,38 @@ class RegorusEngine:
             raise EngineError(f"{entrypoint} is not compiled for the regorus virtual machine")
         machine = self._machine(entrypoint)
         try:
-            machine.set_input_json(input_json)
-            answer: str = machine.execute()
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:  # noqa: BLE001 - a Rust panic is a BaseException
-            if _INSTRUCTION_LIMIT not in str(exc):
-                raise EngineError(f"evaluating {entrypoint} failed: {_first_line(exc)}") from None
+            answer: str = _guarded(
+                entrypoint, machine.set_input_json, lambda _: machine.execute(), input_json
+            )
+        except EngineError as exc:
+            if _INSTRUCTION_LIMIT not in exc.detail:
+                raise
             # The RVM stops any evaluation at a fixed instruction budget (about 30 agencies
             # in one family query); a bigger one is decided, alike, by the interpreter.
-            answer = self._interpret_json(entrypoint, input_json)
+            engine = self._interpreter()
+            answer = _guarded(
+                entrypoint, engine.set_input_json, engine.eval_rule_as_json, input_json
+            )
         if answer == _UNDEFINED:
             return None
         if _UNDEFINED in answer:
             raise EngineError(f"evaluating {entrypoint} left a value undefined in its answer")
         return answer
 
-    def _interpret_json(self, entrypoint: str, input_json: str) -> str:
-        engine = self._interpreter()
-        try:
-            engine.set_input_json(input_json)
-            answer: str = engine.eval_rule_as_json(f"data.{entrypoint}")
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:  # noqa: BLE001 - a Rust panic is a BaseException
-            raise EngineError(f"evaluating {entrypoint} failed: {_first_line(exc)}") from None
-        return answer
-
     def close(self) -> None:
         """Drop this thread's interpreter and machines; other threads' go with the engine."""
         self._local = threading.local()
+
+
+def _guarded(
+    entrypoint: str, set_input: Callable[[Any], None], evaluate: Callable[[str], Any], given: Any
+) -> Any:
+    """Set the input, evaluate the entry point; any failure, a Rust panic included (a
+    ``BaseException``), is an ``EngineError``."""
+    try:
+        set_input(given)
+        return evaluate(f"data.{entrypoint}")
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a Rust panic is a BaseException
+        raise EngineError(f"evaluating {entrypoint} failed: {_first_line(exc)}") from None

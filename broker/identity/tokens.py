@@ -21,7 +21,7 @@ import jwt
 from broker.errors import BadToken, IssuerUnavailable, TokenExpired, UnknownIssuer
 from broker.identity.principal import Principal, Role
 
-__all__ = ["ALGORITHMS", "ClaimNames", "TokenVerifier"]
+__all__ = ["ALGORITHMS", "ClaimNames", "TokenVerifier", "fetch_discovery"]
 
 ALGORITHMS = ("EdDSA", "RS256", "ES256")
 
@@ -165,16 +165,11 @@ class TokenVerifier:
         return self._fetched_at is None or self._clock() - self._fetched_at >= self._ttl
 
     async def _fetch_keys(self) -> dict[str, jwt.PyJWK]:
-        discovery = await self._get_json(f"{self.issuer}/.well-known/openid-configuration")
-        if discovery.get("issuer", "").rstrip("/") != self.issuer:
-            raise IssuerUnavailable(
-                f"the discovery document at {self.issuer} names issuer "
-                f"{discovery.get('issuer')!r}; check JUNCTION_OIDC_ISSUER"
-            )
+        discovery = await fetch_discovery(self._http, self.issuer)
         jwks_uri = discovery.get("jwks_uri")
         if not isinstance(jwks_uri, str):
             raise IssuerUnavailable(f"the discovery document at {self.issuer} has no jwks_uri")
-        document = await self._get_json(jwks_uri)
+        document = await _get_json(self._http, jwks_uri)
         keys: dict[str, jwt.PyJWK] = {}
         for item in document.get("keys", []):
             if not isinstance(item, dict) or not isinstance(item.get("kid"), str):
@@ -185,15 +180,31 @@ class TokenVerifier:
                 continue  # a key type we do not use (e.g. an encryption key)
         return keys
 
-    async def _get_json(self, url: str) -> dict[str, Any]:
-        try:
-            response = await self._http.get(url)
-            response.raise_for_status()
-            document = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise IssuerUnavailable(
-                f"cannot fetch {url}: {exc}; check that the identity provider is up"
-            ) from None
-        if not isinstance(document, dict):
-            raise IssuerUnavailable(f"{url} did not return a JSON object")
-        return document
+
+async def fetch_discovery(http: httpx.AsyncClient, issuer: str) -> dict[str, Any]:
+    """The issuer's OpenID Provider metadata (OpenID Connect Discovery 1.0 section 4).
+
+    Raises ``IssuerUnavailable`` if it cannot be fetched or names another issuer.
+    """
+    issuer = issuer.rstrip("/")
+    discovery = await _get_json(http, f"{issuer}/.well-known/openid-configuration")
+    if str(discovery.get("issuer", "")).rstrip("/") != issuer:
+        raise IssuerUnavailable(
+            f"the discovery document at {issuer} names issuer "
+            f"{discovery.get('issuer')!r}; check JUNCTION_OIDC_ISSUER"
+        )
+    return discovery
+
+
+async def _get_json(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    try:
+        response = await http.get(url)
+        response.raise_for_status()
+        document = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise IssuerUnavailable(
+            f"cannot fetch {url}: {exc}; check that the identity provider is up"
+        ) from None
+    if not isinstance(document, dict):
+        raise IssuerUnavailable(f"{url} did not return a JSON object")
+    return document

@@ -31,6 +31,7 @@ from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from broker.errors import IssuerUnavailable
+from broker.identity.tokens import fetch_discovery
 
 __all__ = ["CodeFlow", "Pending", "SignInFailed", "code_challenge"]
 
@@ -90,24 +91,14 @@ class CodeFlow:
         self._endpoints: tuple[str, str] | None = None
         self._fetched_at = 0.0
 
-    async def start(self, response: Response) -> str:
-        """The provider's authorization URL for a new sign-in; the state and verifier go
-        into a cookie on ``response``.
+    async def start(self) -> tuple[str, Pending]:
+        """The provider's authorization URL for a new sign-in, and what to ``remember``
+        on the response that sends the browser there.
 
         Raises ``IssuerUnavailable`` when the provider's discovery document cannot be had.
         """
         authorize, _ = await self._discover()
         pending = Pending(state=secrets.token_urlsafe(32), verifier=secrets.token_urlsafe(64))
-        response.set_cookie(
-            _COOKIE,
-            self._serializer.dumps({"s": pending.state, "v": pending.verifier}),
-            max_age=_PENDING_SECONDS,
-            httponly=True,
-            # Lax: the provider's redirect back is a top-level GET, which carries it.
-            samesite="lax",
-            secure=self._secure,
-            path="/web/sign-in",
-        )
         query = urlencode(
             {
                 "response_type": "code",
@@ -119,7 +110,20 @@ class CodeFlow:
                 "code_challenge_method": "S256",
             }
         )
-        return f"{authorize}{'&' if '?' in authorize else '?'}{query}"
+        return f"{authorize}{'&' if '?' in authorize else '?'}{query}", pending
+
+    def remember(self, response: Response, pending: Pending) -> None:
+        """Keep ``pending`` in a signed cookie on ``response`` until the browser is back."""
+        response.set_cookie(
+            _COOKIE,
+            self._serializer.dumps({"s": pending.state, "v": pending.verifier}),
+            max_age=_PENDING_SECONDS,
+            httponly=True,
+            # Lax: the provider's redirect back is a top-level GET, which carries it.
+            samesite="lax",
+            secure=self._secure,
+            path="/web/sign-in",
+        )
 
     def pending(self, request: Request) -> Pending | None:
         """The sign-in this browser started here, if its cookie is intact and recent."""
@@ -197,26 +201,14 @@ class CodeFlow:
         return token
 
     async def _discover(self) -> tuple[str, str]:
-        if (
-            self._endpoints is not None
-            and time.monotonic() - self._fetched_at < _DISCOVERY_TTL_SECONDS
-        ):
+        fresh = time.monotonic() - self._fetched_at < _DISCOVERY_TTL_SECONDS
+        if self._endpoints is not None and fresh:
             return self._endpoints
-        url = f"{self.issuer}/.well-known/openid-configuration"
-        try:
-            answer = await self._http.get(url)
-            answer.raise_for_status()
-            document: Any = answer.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise IssuerUnavailable(
-                f"cannot fetch {url}: {exc}; check that the identity provider is up"
-            ) from None
-        if not isinstance(document, dict):
-            raise IssuerUnavailable(f"{url} did not return a JSON object")
+        document = await fetch_discovery(self._http, self.issuer)
         authorize, token = document.get("authorization_endpoint"), document.get("token_endpoint")
         if not isinstance(authorize, str) or not isinstance(token, str):
             raise IssuerUnavailable(
-                f"the discovery document at {url} names no authorization or token endpoint"
+                f"the discovery document at {self.issuer} names no authorization or token endpoint"
             )
         self._endpoints, self._fetched_at = (authorize, token), time.monotonic()
         return self._endpoints

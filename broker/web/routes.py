@@ -203,14 +203,12 @@ async def sign_in_start(request: Request) -> Response:
     pages = pages_of(request)
     if pages.code_flow is None:
         return _see_other("/web/sign-in")
-    probe = Response()
     try:
-        location = await pages.code_flow.start(probe)
+        location, pending = await pages.code_flow.start()
     except IssuerUnavailable as exc:
         return _sign_in(pages, request, {"provider": exc.detail}, {}, status=503)
     response = _see_other(location)
-    for cookie in probe.headers.getlist("set-cookie"):
-        response.headers.append("set-cookie", cookie)
+    pages.code_flow.remember(response, pending)
     return response
 
 

@@ -64,6 +64,19 @@ LinkageTokens = dict[Annotated[str, StringConstraints(max_length=64)], list[str]
 _PROTOCOL = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
 
 
+# In every connector answer: the size of the newest broker checkpoint the connector holds.
+HeldCheckpointSize = Annotated[
+    int | None,
+    Field(
+        ge=0,
+        description=(
+            "The size of the newest broker checkpoint this connector holds, so that the "
+            "broker can prove its log extends it."
+        ),
+    ),
+]
+
+
 class _Message(BaseModel):
     model_config = _PROTOCOL
     message_type: ClassVar[str]
@@ -192,14 +205,7 @@ class MatchResponse(_Message):
     status: MatchStatus
     candidates: list[MatchCandidate] = Field(default_factory=list)
     refusal: Refusal | None = None
-    broker_checkpoint_size: int | None = Field(
-        default=None,
-        ge=0,
-        description=(
-            "The size of the newest broker checkpoint this connector holds, so that the "
-            "broker can prove its log extends it."
-        ),
-    )
+    broker_checkpoint_size: HeldCheckpointSize = None
 
 
 class FetchPerson(BaseModel):
@@ -284,11 +290,4 @@ class FetchResponse(_Message):
     status: FetchStatus
     persons: list[PersonFacts] = Field(default_factory=list)
     refusal: Refusal | None = None
-    broker_checkpoint_size: int | None = Field(
-        default=None,
-        ge=0,
-        description=(
-            "The size of the newest broker checkpoint this connector holds, so that the "
-            "broker can prove its log extends it."
-        ),
-    )
+    broker_checkpoint_size: HeldCheckpointSize = None

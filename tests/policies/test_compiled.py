@@ -60,10 +60,10 @@ def test_a_family_within_the_budget_is_decided_by_the_rvm(
     embedded: RegorusEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Six agencies of twenty people each: well inside the budget, so no fallback.
-    def no_fallback(entrypoint: str, input_json: str) -> str:
+    def no_fallback() -> None:
         raise AssertionError("the interpreter was asked")
 
-    monkeypatch.setattr(embedded, "_interpret_json", no_fallback)
+    monkeypatch.setattr(embedded, "_interpreter", no_fallback)
     document = family_query().to_document()
     school = document["providers"][0]
     providers = []
