@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import httpx
 import pytest
@@ -117,3 +118,117 @@ def test_a_half_open_breaker_lets_one_trial_through() -> None:
     assert not breaker.allow()
     breaker.record_success()
     assert breaker.state is BreakerState.CLOSED
+
+
+# -- over real sockets: the pooled client the broker runs with ---------------------------
+
+
+class _Server:
+    """A bare HTTP/1.1 server on a real port: answers each request per ``mode``."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.connections = 0
+        self.requests = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+                self.requests += 1
+                if self.mode == "hang":
+                    await asyncio.sleep(10)
+                if self.mode == "500":
+                    body = b'{"title": "Internal Server Error", "detail": "database down"}'
+                    status = b"500 Internal Server Error"
+                else:
+                    answer = MatchResponse(
+                        query_id="q1", agency_id="police", status=MatchStatus.NO_RECORD
+                    )
+                    body = Signer(AGENCY_KEY, "police").seal(answer, "broker").to_bytes()
+                    status = b"200 OK"
+                writer.write(
+                    b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+                    b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def _pooled() -> ConnectorClient:
+    ring = KeyRing()
+    ring.add("police", AGENCY_KEY.public_key)
+    return ConnectorClient(Signer(KeyPair.generate(), "broker"), ring, breaker_threshold=5)
+
+
+async def test_calls_over_real_sockets_share_one_kept_alive_connection() -> None:
+    client, server = _pooled(), _Server("answer")
+    try:
+        async with server as url, asyncio.timeout(10):
+            endpoint = ConnectorEndpoint("police", url)
+            outcomes = [await client.match(endpoint, REQUEST, 2.0) for _ in range(3)]
+    finally:
+        await client.aclose()
+    assert [o.status for o in outcomes] == [CallStatus.OK] * 3
+    assert all(o.message is not None for o in outcomes)
+    assert (server.requests, server.connections) == (3, 1)
+
+
+async def test_a_closed_port_is_tried_twice_then_reported_as_unreachable() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = _pooled()
+    try:
+        outcome = await client.match(
+            ConnectorEndpoint("police", f"http://127.0.0.1:{port}"), REQUEST, 2.0
+        )
+    finally:
+        await client.aclose()
+    assert outcome.status is CallStatus.ERROR
+    assert outcome.detail.startswith("cannot connect")
+
+
+async def test_a_connector_that_never_answers_times_out_once_within_the_budget() -> None:
+    client, server = _pooled(), _Server("hang")
+    try:
+        async with server as url:
+            started = asyncio.get_running_loop().time()
+            outcome = await client.match(ConnectorEndpoint("police", url), REQUEST, 0.3)
+            took = asyncio.get_running_loop().time() - started
+    finally:
+        await client.aclose()
+    assert outcome.status is CallStatus.TIMEOUT
+    assert took < 1.0
+    assert server.requests == 1
+
+
+async def test_a_problem_answer_over_a_real_socket_keeps_its_detail() -> None:
+    client, server = _pooled(), _Server("500")
+    try:
+        async with server as url:
+            outcome = await client.match(ConnectorEndpoint("police", url), REQUEST, 2.0)
+    finally:
+        await client.aclose()
+    assert outcome.status is CallStatus.ERROR
+    assert outcome.detail == "HTTP 500: database down"
