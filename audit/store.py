@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,60 @@ def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
 _MAX_INDEX = "SELECT max(idx) FROM audit_entries"
 
 
+class _Stale(Exception):
+    """Another process appended since this store's last append."""
+
+
+@dataclass(slots=True)
+class _Rows:
+    """One batch's rows for every table, for entries numbered from ``size``."""
+
+    entries: list[tuple[Any, ...]]
+    subjects: list[tuple[str, int]]
+    openings: list[tuple[int, str, bytes, str]]
+    nodes: list[tuple[int, bytes]]
+    erasures: list[dict[str, Any]]
+
+    @classmethod
+    def build(cls, batch: Sequence[PreparedEntry], size: int, compact: CompactRange) -> _Rows:
+        """Rows for ``batch``; extends ``compact`` with their leaf hashes."""
+        rows = cls([], [], [], [], [])
+        sha256 = hashlib.sha256
+        for index, item in enumerate(batch, start=size):
+            leaf = leaf_bytes(item.body, index)
+            leaf_hash = sha256(b"\x00" + leaf).digest()
+            for (level, node_index), hash_ in compact.append(leaf_hash):
+                rows.nodes.append((t.node_key(level, node_index), hash_))
+            rows.entries.append(
+                (
+                    index,
+                    leaf,
+                    leaf_hash,
+                    item.time_us,
+                    item.kind,
+                    item.actor,
+                    item.actor_agency,
+                    item.counterparty_agency,
+                    item.purpose,
+                    item.decision,
+                    item.query_id,
+                )
+            )
+            rows.subjects.extend((ref, index) for ref in item.subjects)
+            rows.openings.extend((index, o.name, o.salt, o.value) for o in item.openings)
+            if item.erases is not None:
+                rows.erasures.append(
+                    {
+                        "idx": item.erases,
+                        "erased_at_us": item.time_us,
+                        "erased_by": item.actor,
+                        "reason": item.erasure_reason or "",
+                        "erasure_idx": index,
+                    }
+                )
+        return rows
+
+
 class Store:
     """The log's tables behind a narrow interface; thread-safe (one engine, a pool)."""
 
@@ -67,6 +122,7 @@ class Store:
         self._compact: CompactRange | None = None
         mark = "%s" if self.is_postgres else "?"
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        self._integrity_error: type[Exception] = engine.dialect.loaded_dbapi.IntegrityError
 
         def insert(table: sa.Table) -> tuple[str, str]:
             columns = [column.name for column in table.columns]
@@ -178,75 +234,77 @@ class Store:
 
     def append_batch(self, batch: Sequence[PreparedEntry], now_us: int) -> int:
         """Store ``batch`` as consecutive entries in one transaction; return the first index."""
+        cached = self._compact
+        if self.is_postgres and cached is not None and all(i.erases is None for i in batch):
+            try:
+                return self._append_pipelined(batch, cached)
+            except _Stale:
+                self._compact = None  # another process appended: take the checked path
         with self.write() as conn:
             size = self._size(conn)
-            cached = self._compact
             if cached is not None and cached.size == size:
                 compact = CompactRange(size, cached.frontier)
             else:
                 compact = CompactRange(size, self._frontier(conn, size))
-            entries: list[tuple[Any, ...]] = []
-            subjects: list[tuple[str, int]] = []
-            openings: list[tuple[int, str, bytes, str]] = []
-            nodes: list[tuple[int, bytes]] = []
-            erasures: list[dict[str, Any]] = []
-            sha256 = hashlib.sha256
-            for index, item in enumerate(batch, start=size):
-                leaf = leaf_bytes(item.body, index)
-                leaf_hash = sha256(b"\x00" + leaf).digest()
-                for (level, node_index), hash_ in compact.append(leaf_hash):
-                    nodes.append((t.node_key(level, node_index), hash_))
-                entries.append(
-                    (
-                        index,
-                        leaf,
-                        leaf_hash,
-                        item.time_us,
-                        item.kind,
-                        item.actor,
-                        item.actor_agency,
-                        item.counterparty_agency,
-                        item.purpose,
-                        item.decision,
-                        item.query_id,
-                    )
-                )
-                subjects.extend((ref, index) for ref in item.subjects)
-                openings.extend((index, o.name, o.salt, o.value) for o in item.openings)
-                if item.erases is not None:
-                    erasures.append(
-                        {
-                            "idx": item.erases,
-                            "erased_at_us": item.time_us,
-                            "erased_by": item.actor,
-                            "reason": item.erasure_reason or "",
-                            "erasure_idx": index,
-                        }
-                    )
-            # The driver's own executemany: SQLAlchemy's per-row parameter handling
-            # would cost as much as the database work on a small batch.
+            rows = _Rows.build(batch, size, compact)
             driver = conn.connection.driver_connection
             assert driver is not None  # noqa: S101 - an open connection has one
             cursor = driver.cursor()
             try:
-                for sql, rows in (
-                    (self._sql_entries, entries),
-                    (self._sql_subjects, subjects),
-                    (self._sql_openings, openings),
-                    (self._sql_nodes, nodes),
-                ):
-                    self._insert(cursor, sql, rows)
+                self._insert_rows(cursor, rows)
             except self._driver_error as exc:
                 raise StoreError(f"the entries were not stored: {exc}") from None
             finally:
                 cursor.close()
-            for row in erasures:
+            for row in rows.erasures:
                 conn.execute(sa.delete(t.openings).where(t.openings.c.idx == row["idx"]))
                 conn.execute(sa.insert(t.erasures).values(row))
         self._compact = compact
-        if erasures and not self.is_postgres:
+        if rows.erasures and not self.is_postgres:
             self._flush_wal()
         return size
+
+    def _append_pipelined(self, batch: Sequence[PreparedEntry], cached: CompactRange) -> int:
+        """PostgreSQL, when this store made the last append it knows of: the lock, the
+        size check and every insert go to the server in one round trip (psycopg's
+        pipeline mode), then the commit. The entries are built for the size this store
+        last left the log at; if another process appended since, the size check (and
+        the primary keys) refuse them, nothing is committed, and ``_Stale`` is raised.
+        """
+        size = cached.size
+        compact = CompactRange(size, cached.frontier)
+        rows = _Rows.build(batch, size, compact)
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                driver: Any = conn.connection.driver_connection
+                with driver.cursor() as lock, driver.cursor() as last, driver.cursor() as rest:
+                    with driver.pipeline():
+                        lock.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+                        last.execute(_MAX_INDEX)
+                        self._insert_rows(rest, rows)
+                    # The pipeline is synced: every statement ran, in order, under the lock.
+                    found = last.fetchone()
+                if found is None or found[0] != (size - 1 if size else None):
+                    raise _Stale
+        except self._driver_error as exc:
+            if isinstance(exc, self._integrity_error):
+                raise _Stale from None
+            raise StoreError(f"the entries were not stored: {exc}") from None
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"the audit database is unavailable: {exc.orig}") from None
+        self._compact = compact
+        return size
+
+    def _insert_rows(self, cursor: Any, rows: _Rows) -> None:
+        # The driver's own statements: SQLAlchemy's per-row parameter handling would
+        # cost as much as the database work on a small batch.
+        for sql, values in (
+            (self._sql_entries, rows.entries),
+            (self._sql_subjects, rows.subjects),
+            (self._sql_openings, rows.openings),
+            (self._sql_nodes, rows.nodes),
+        ):
+            self._insert(cursor, sql, values)
 
     def _flush_wal(self) -> None:
         """Copy the WAL into the database file and empty it.

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from audit import merkle
+from audit import merkle, verify_store
 from audit.checkpoint import NoteSigner, open_checkpoint
 from audit.entry import Entry, Kind
 from audit.errors import EntryError, EntryNotFound, LogClosed, StoreError, TreeSizeError
@@ -38,6 +38,26 @@ def test_concurrent_appends_get_consecutive_unique_indexes(open_log: OpenLog) ->
         thread.join()
     assert sorted(results) == list(range(640))
     assert log.store.size() == 640
+
+
+def test_two_logs_on_one_database_taking_turns_neither_repeat_nor_skip(
+    open_log: OpenLog, signer: NoteSigner
+) -> None:
+    # Each log remembers where it left the tree; the other's appends in between must be
+    # noticed (on PostgreSQL the remembered size rides in the same round trip as the
+    # inserts, and a stale one is refused before anything is committed).
+    first, second = open_log(), open_log()
+    indexes = []
+    for turn in range(6):
+        log = first if turn % 2 == 0 else second
+        indexes += [log.append(make_entry(turn * 10 + n)) for n in range(3)]
+    assert indexes == list(range(18))
+    for log in (first, second):
+        log.sign_checkpoint()
+    report = verify_store(first.store, signer.verifier())
+    assert report.ok, report.findings
+    assert report.entries == 18
+    assert [first.get(i).fields["exchange_id"] for i in (0, 3, 17)] == ["x-0", "x-10", "x-52"]
 
 
 def test_receipt_proves_inclusion_under_a_signed_checkpoint(open_log: OpenLog) -> None:
