@@ -42,6 +42,7 @@ from audit.store import Store
 __all__ = ["DEFAULT_ORIGIN", "AuditLog", "Receipt"]
 
 DEFAULT_ORIGIN = "junction.local/audit"
+_PROOFS_KEPT = 1024
 _STOP = object()
 _TICK = object()
 
@@ -162,6 +163,8 @@ class AuditLog:
         self._wanted = False
         self._linger = linger
         self._last_batch = 0
+        self._opened: tuple[Checkpoint, str] | None = None
+        self._proofs: dict[tuple[int, int], tuple[bytes, ...]] = {}
         self._writer = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._writer.start()
 
@@ -370,17 +373,21 @@ class AuditLog:
 
     def latest_checkpoint(self) -> Checkpoint | None:
         """The newest signed checkpoint, verified with the log key; ``None`` if none yet."""
-        latest = self.store.latest_checkpoint()
-        if latest is None:
-            return None
-        return open_checkpoint(latest[1], self.verifier, origin=self.origin)
+        signed = self.latest_signed_checkpoint()
+        return None if signed is None else signed[0]
 
     def latest_signed_checkpoint(self) -> tuple[Checkpoint, str] | None:
         """The newest signed checkpoint, verified, with its signed-note text; one read."""
         latest = self.store.latest_checkpoint()
         if latest is None:
             return None
-        return open_checkpoint(latest[1], self.verifier, origin=self.origin), latest[1]
+        note = latest[1]
+        opened = self._opened
+        # The same text verifies the same way: the signature is checked once per note.
+        if opened is None or opened[1] != note:
+            opened = (open_checkpoint(note, self.verifier, origin=self.origin), note)
+            self._opened = opened
+        return opened
 
     def latest_checkpoint_note(self) -> str | None:
         """The newest signed checkpoint as signed-note text, for handing to others."""
@@ -444,7 +451,16 @@ class AuditLog:
 
         Raises ``TreeSizeError`` or ``ProofError`` as ``inclusion_proof`` does.
         """
-        return merkle.consistency_proof(old, new, self._reader(new))
+        # A proof between two sizes never changes; the agencies of a region tend to
+        # hold the same few checkpoints, so each fetch would otherwise read it again.
+        key = (old, new)
+        proof = self._proofs.get(key)
+        if proof is None:
+            proof = tuple(merkle.consistency_proof(old, new, self._reader(new)))
+            if len(self._proofs) >= _PROOFS_KEPT:
+                self._proofs.clear()
+            self._proofs[key] = proof
+        return list(proof)
 
     def get(self, index: int) -> StoredEntry:
         """Entry ``index`` as its leaf says, with private values or erasure.

@@ -200,11 +200,11 @@ class OversightService:
     # -- proofs ---------------------------------------------------------------------
 
     def _latest(self) -> tuple[str, Checkpoint]:
-        # One read of the note, parsed here: the note and its tree always agree.
-        note = self._audit.latest_checkpoint_note()
-        if note is None:
+        # One read of the note, parsed with it: the note and its tree always agree.
+        signed = self._audit.latest_signed_checkpoint()
+        if signed is None:
             raise NotFound("the audit log has no signed checkpoint yet; it is empty")
-        return note, open_checkpoint(note, self._audit.verifier, origin=self._audit.origin)
+        return signed[1], signed[0]
 
     def checkpoint(self) -> CheckpointView:
         """The latest signed checkpoint. Raises ``NotFound`` while the log is empty."""
@@ -226,10 +226,11 @@ class OversightService:
         """
         with translate():
             stored = self._audit.get(index)
-            note, latest = self._latest()
-            if latest.size <= index:
+            signed = self._audit.latest_signed_checkpoint()
+            if signed is None or signed[0].size <= index:
+                # A brand-new entry (perhaps the log's first): its checkpoint is due.
                 self._audit.receipt(index, self._proof_timeout)
-                note, latest = self._latest()
+            note, latest = self._latest()
             proof = self._audit.inclusion_proof(index, latest.size)
             leaf = get_leaf(self._audit.store, index)
         return EntryWithProof(
