@@ -111,7 +111,9 @@ class _PooledSender:
                 return _Reply(response.status, response.reason or "", await response.read())
         except aiohttp.ClientConnectorError as exc:
             raise _Unreachable(str(exc)) from None
-        except (aiohttp.ClientError, ValueError) as exc:
+        except aiohttp.InvalidURL as exc:
+            raise _Broken(f"the connector's address {exc} is not a valid URL") from None
+        except aiohttp.ClientError as exc:
             raise _Broken(str(exc) or type(exc).__name__) from None
 
     async def aclose(self) -> None:
@@ -143,7 +145,11 @@ class _TransportSender:
 
 
 class ConnectorClient:
-    """Sends signed requests to connectors and verifies their signed answers."""
+    """Sends signed requests to connectors and verifies their signed answers.
+
+    ``max_connections`` bounds the connections kept open to each connector; a
+    ``transport`` replaces the network (tests reach in-process connectors through it).
+    """
 
     def __init__(
         self,

@@ -232,3 +232,13 @@ async def test_a_problem_answer_over_a_real_socket_keeps_its_detail() -> None:
         await client.aclose()
     assert outcome.status is CallStatus.ERROR
     assert outcome.detail == "HTTP 500: database down"
+
+
+async def test_an_address_that_is_no_url_is_an_error_not_a_crash() -> None:
+    client = _pooled()
+    try:
+        outcome = await client.match(ConnectorEndpoint("police", "http:///no-host"), REQUEST, 1.0)
+    finally:
+        await client.aclose()
+    assert outcome.status is CallStatus.ERROR
+    assert "is not a valid URL" in outcome.detail
