@@ -222,6 +222,7 @@ class Foundation:
             registry=registry,
             consents=consent,
             links=store,
+            records=store,
             policy=policy,
             audit=audit,
             subjects=subject_keys,

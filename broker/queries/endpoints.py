@@ -79,8 +79,6 @@ async def create_family_query(
         if claim is not None:
             await asyncio.to_thread(store.release, claim)
         raise
-    # Blocking database writes: off the event loop.
-    await asyncio.to_thread(store.record_query, principal.subject, principal.agency, view)
     if claim is not None:
         await asyncio.to_thread(store.complete, claim, view)
     return view

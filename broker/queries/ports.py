@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Collection, Sequence
 from typing import Protocol
 
+from broker.queries.schemas import FamilyView
 from policies.model import ConsentRecord, FamilyDecision, FamilyQueryInput, SharingAgreement
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "LinkRegister",
     "PolicyDecider",
     "QueryMetrics",
+    "QueryRecords",
     "RegistryReader",
 ]
 
@@ -89,6 +91,12 @@ class LinkRegister(Protocol):
     def uncertain_pair(self, query_id: str, actor: str, link_id: str) -> tuple[str, str] | None: ...
 
     def decide(self, left: str, right: str, decision: str, actor: str) -> None: ...
+
+
+class QueryRecords(Protocol):
+    def record_query(self, actor: str, agency: str, view: FamilyView) -> None:
+        """Keep the answer's summary in the caller's query history."""
+        ...
 
 
 class PolicyDecider(Protocol):

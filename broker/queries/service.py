@@ -5,6 +5,12 @@ one policy decision for every (agency, person) -> signed fetches carrying only t
 permitted fields -> every answer checked against the decision -> audit entries durable
 -> release. Every exchange that crosses a boundary is one audit entry, written before
 anything from it is released; the answer always comes back, with each agency's status.
+
+The flow waits only where it must. Each entry is queued to the log as soon as its
+exchange is known and the query goes on; all of them are awaited together, once, before
+the release (group commit makes that one wait). The blocking reads between two steps
+(registry, consent, link decisions, the log's checkpoint) are one trip off the event
+loop each, not one per read.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from broker.queries.ports import (
     LinkRegister,
     PolicyDecider,
     QueryMetrics,
+    QueryRecords,
     RegistryReader,
 )
 from broker.queries.render import ViewBuilder
@@ -90,6 +97,8 @@ class _Run:
     flags: list[str] = field(default_factory=list)
     # The size of the newest checkpoint of our log each agency holds, from its match answer.
     checkpoint_sizes: dict[str, int] = field(default_factory=dict)
+    # Appends queued to the log and not yet awaited; all are awaited before the release.
+    pending: list[asyncio.Task[int]] = field(default_factory=list)
     _agreements: dict[str, list[SharingAgreement]] = field(default_factory=dict)
     _requester_type: str | None = None
 
@@ -117,6 +126,7 @@ class FamilyQueryService:
         registry: RegistryReader,
         consents: ConsentReader,
         links: LinkRegister,
+        records: QueryRecords,
         policy: PolicyDecider,
         audit: AuditLog,
         subjects: SubjectKeys,
@@ -129,6 +139,7 @@ class FamilyQueryService:
         self._registry = registry
         self._consents = consents
         self._links = links
+        self._records = records
         self._policy = policy
         self._audit = audit
         self._subjects = subjects
@@ -147,12 +158,12 @@ class FamilyQueryService:
             started=time.monotonic(),
             subject_refs=self._subject_references(request),
         )
-        connectors = list(await asyncio.to_thread(self._registry.connectors_for_matching))
+        connectors, query = await asyncio.to_thread(self._begin, run)
         for connector in connectors:
             # Registry changes take effect on the next query, without a restart.
             self._client.trust(connector.agency_id, connector.public_key)
-        eligibility = await self._decide(run, connectors, persons=None)
-        await self._record_submission(run, eligibility)
+        eligibility = await self._decide(query)
+        self._record_submission(run, eligibility)
         view = ViewBuilder(run.query_id, request, run.now, eligibility.bundle_digest)
         if not eligibility.allow:
             view.refuse(eligibility.submit.reasons)
@@ -162,33 +173,17 @@ class FamilyQueryService:
         eligible = [c for c in connectors if self._may_match(eligibility, c, run)]
         matches = await self._match_all(run, eligible)
         records = self._link_records(matches)
-        confirmed, rejected = await asyncio.to_thread(
-            self._links.decisions_for, [r.key for r in records]
-        )
-        linkage = link_records(
-            records,
-            decisions=LinkDecisions(frozenset(confirmed), frozenset(rejected)),
-            accept=self._settings.link_accept,
-            review=self._settings.link_review,
-        )
-        view.members(linkage)
-        if linkage.uncertain:
-            await asyncio.to_thread(
-                self._links.remember_uncertain,
-                run.query_id,
-                principal.subject,
-                [(link.left, link.right, link.probability) for link in linkage.uncertain],
-            )
-
         by_agency = {c.agency_id: c for c in eligible}
         persons = {
             agency: [r.ref for r in records if r.agency_id == agency]
             for agency in {r.agency_id for r in records}
         }
-        decision = await self._decide(
-            run, [by_agency[a] for a in persons], persons=(persons, linkage)
+        between = await asyncio.to_thread(
+            self._between, run, records, [by_agency[a] for a in persons], persons
         )
-        fetched = await self._fetch_all(run, by_agency, decision, persons)
+        view.members(between.linkage)
+        decision = await self._decide(between.query)
+        fetched = await self._fetch_all(run, by_agency, decision, persons, between)
         released: list[str] = []
         for agency, outcome in fetched.items():
             released += view.add_facts(agency, outcome, decision)
@@ -198,17 +193,41 @@ class FamilyQueryService:
         view.flags(run.flags)
         return await self._release(run, view, released_fields=released)
 
-    # -- policy ---------------------------------------------------------------------------
+    def _begin(self, run: _Run) -> tuple[list[ConnectorInfo], FamilyQueryInput]:
+        """The registry read and the submit check's input: one trip off the loop."""
+        connectors = list(self._registry.connectors_for_matching())
+        return connectors, self._policy_input(run, connectors, None)
 
-    async def _decide(
+    def _between(
         self,
         run: _Run,
+        records: list[LinkRecord],
         connectors: Sequence[ConnectorInfo],
-        *,
-        persons: tuple[dict[str, list[str]], Linkage] | None,
-    ) -> FamilyDecision:
-        # The registry and consent reads are blocking database calls: off the event loop.
-        query = await asyncio.to_thread(self._policy_input, run, connectors, persons)
+        persons: dict[str, list[str]],
+    ) -> _Between:
+        """What the fetch needs once the matches are in, in one trip off the loop: the
+        family graph (with the caseworkers' earlier link decisions), the policy input for
+        every (agency, person), and the log's checkpoint with consistency proofs."""
+        confirmed, rejected = self._links.decisions_for([r.key for r in records])
+        linkage = link_records(
+            records,
+            decisions=LinkDecisions(frozenset(confirmed), frozenset(rejected)),
+            accept=self._settings.link_accept,
+            review=self._settings.link_review,
+        )
+        if linkage.uncertain:
+            self._links.remember_uncertain(
+                run.query_id,
+                run.principal.subject,
+                [(link.left, link.right, link.probability) for link in linkage.uncertain],
+            )
+        query = self._policy_input(run, connectors, (persons, linkage))
+        checkpoint, proofs = self._checkpoint_for_fetch(run)
+        return _Between(linkage, query, checkpoint, proofs)
+
+    # -- policy ---------------------------------------------------------------------------
+
+    async def _decide(self, query: FamilyQueryInput) -> FamilyDecision:
         started = time.perf_counter()
         decision = await self._policy.decide(query)
         if self._metrics is not None:
@@ -337,6 +356,26 @@ class FamilyQueryService:
     def _local_key(self, agency: str, ref: str) -> str:
         return self._subjects.reference("local_ref", f"{agency}:{ref}")
 
+    def _queue(self, run: _Run, entry: Entry) -> asyncio.Task[int]:
+        """Queue one entry of the query to the log and go on; ``_settle`` awaits it.
+
+        The log numbers entries in the order they are queued, so the query's entries
+        keep the order of its steps.
+        """
+        task = asyncio.ensure_future(self._append(run, entry))
+        # Retrieved here so a failure is never reported as unhandled; ``_settle`` raises it.
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        run.pending.append(task)
+        return task
+
+    async def _settle(self, run: _Run) -> None:
+        """Wait until every queued entry is durable. Raises ``QueryFailed`` if any is not:
+        nothing from the query may then be released."""
+        pending, run.pending = run.pending, []
+        for outcome in await asyncio.gather(*pending, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+
     async def _append(self, run: _Run, entry: Entry) -> int:
         """Append one entry of the query. Raises ``QueryFailed`` if the log cannot take
         it: nothing from the exchange may then be released."""
@@ -353,7 +392,7 @@ class FamilyQueryService:
         run.entries.append(index)
         return index
 
-    async def _record_submission(self, run: _Run, decision: FamilyDecision) -> None:
+    def _record_submission(self, run: _Run, decision: FamilyDecision) -> None:
         request, principal = run.request, run.principal
         private = {"justification": request.justification}
         if request.case_reference:
@@ -368,7 +407,7 @@ class FamilyQueryService:
             "query_id": run.query_id,
             "time": run.now,
         }
-        await self._append(
+        self._queue(
             run,
             Entry(
                 kind=Kind.QUERY_SUBMITTED if decision.allow else Kind.REFUSAL,
@@ -379,7 +418,7 @@ class FamilyQueryService:
             ),
         )
         if request.break_glass is not None and decision.allow:
-            await self._append(
+            self._queue(
                 run,
                 Entry(
                     kind=Kind.BREAK_GLASS,
@@ -422,7 +461,6 @@ class FamilyQueryService:
 
         results = await asyncio.gather(*(one(c) for c in connectors))
         matched: dict[str, MatchResponse] = {}
-        entries = []
         for connector, outcome in results:
             status, detail, reasons = self._match_status(outcome)
             if self._metrics is not None:
@@ -442,8 +480,9 @@ class FamilyQueryService:
                     )
                 if outcome.message.status is MatchStatus.MATCHED:
                     matched[connector.agency_id] = outcome.message
-            entries.append(self._exchange_entry(run, Kind.MATCH, connector, outcome, status=status))
-        await asyncio.gather(*(self._append(run, entry) for entry in entries))
+            self._queue(
+                run, self._exchange_entry(run, Kind.MATCH, connector, outcome, status=status)
+            )
         return matched
 
     @staticmethod
@@ -487,8 +526,9 @@ class FamilyQueryService:
         connectors: dict[str, ConnectorInfo],
         decision: FamilyDecision,
         persons: dict[str, list[str]],
+        between: _Between,
     ) -> dict[str, CallOutcome[FetchResponse]]:
-        checkpoint, proofs = await asyncio.to_thread(self._checkpoint_for_fetch, run)
+        checkpoint, proofs = between.checkpoint, between.proofs
 
         async def one(agency: str) -> tuple[str, CallOutcome[FetchResponse]] | None:
             wanted = []
@@ -529,7 +569,6 @@ class FamilyQueryService:
             return agency, _screened(outcome, decision, run)
 
         results = [r for r in await asyncio.gather(*(one(a) for a in sorted(persons))) if r]
-        entries = []
         for agency, outcome in results:
             connector = connectors[agency]
             previous = run.statuses.get(agency)
@@ -546,12 +585,12 @@ class FamilyQueryService:
                 ),
                 reasons=_refusal_reasons(outcome),
             )
-            entries.append(
+            self._queue(
+                run,
                 self._exchange_entry(
                     run, Kind.FETCH, connector, outcome, status=status, decision=decision
-                )
+                ),
             )
-        await asyncio.gather(*(self._append(run, entry) for entry in entries))
         for agency in persons:
             if agency not in dict(results) and run.statuses[agency].status == "ok":
                 current = run.statuses[agency]
@@ -630,7 +669,7 @@ class FamilyQueryService:
     async def _release(
         self, run: _Run, view: ViewBuilder, *, released_fields: Sequence[str]
     ) -> FamilyView:
-        index = await self._append(
+        release = self._queue(
             run,
             Entry(
                 kind=Kind.RELEASE,
@@ -646,22 +685,39 @@ class FamilyQueryService:
                 time=self._clock(),
             ),
         )
+        await self._settle(run)
         if self._metrics is not None:
             self._metrics.query_finished("refused" if view.refused else "answered")
+        return await asyncio.to_thread(self._finish, run, view, release.result())
+
+    def _finish(self, run: _Run, view: ViewBuilder, release_entry: int) -> FamilyView:
+        """The answer with its receipt, kept in the caller's query history. Every entry
+        of the answer is durable by now."""
         try:
-            latest = await asyncio.to_thread(self._audit.latest_signed_checkpoint)
+            latest = self._audit.latest_signed_checkpoint()
         except AuditError as exc:
-            # Every entry of this answer is durable, the release entry included, so the
-            # answer goes out as the log says it did; its receipt then names no
+            # The answer goes out as the log says it did; its receipt then names no
             # checkpoint yet, and the proofs can be asked for later.
             _log.warning("no checkpoint for the receipt", query_id=run.query_id, error=str(exc))
             latest = None
-        return view.build(
+        answer = view.build(
             entries=sorted(run.entries),
-            release_entry=index,
+            release_entry=release_entry,
             checkpoint=latest[1] if latest else None,
             tree_size=latest[0].size if latest else None,
         )
+        self._records.record_query(run.principal.subject, run.principal.agency, answer)
+        return answer
+
+
+@dataclass(frozen=True, slots=True)
+class _Between:
+    """What ``_between`` gathers for the fetch step."""
+
+    linkage: Linkage
+    query: FamilyQueryInput
+    checkpoint: str | None
+    proofs: dict[int, list[str]]
 
 
 def _basis(request: FamilyQueryRequest) -> str:

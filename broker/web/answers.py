@@ -37,7 +37,6 @@ async def run_query(
     except BaseException:
         store.release(claim)
         raise
-    store.record_query(principal.subject, principal.agency, view)
     store.complete(claim, view)
     return view
 

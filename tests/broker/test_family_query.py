@@ -121,6 +121,11 @@ async def test_a_query_joins_a_family_across_agencies(town: Region) -> None:
     assert kinds.count("query_submitted") == 1
     assert kinds.count("match") == len(asked)
     assert kinds.count("release") == 1
+    # The entries are queued as the query goes and awaited together before the release:
+    # the log still holds them in the order of the query's steps.
+    step = {"query_submitted": 0, "match": 1, "fetch": 2, "release": 3}
+    assert [step[k] for k in kinds] == sorted(step[k] for k in kinds)
+    assert "fetch" in kinds
     assert sorted(e.index for e in entries) == view["receipt"]["entries"]
     for entry in entries:
         assert person["given_name"] not in json.dumps(dict(entry.fields))
@@ -143,6 +148,19 @@ async def test_the_receipt_proves_every_entry(town: Region) -> None:
             root,
         )
     assert sorted(e["index"] for e in receipt["entries"]) == view["receipt"]["entries"]
+
+
+async def test_a_query_is_in_its_caseworkers_history_when_answered(town: Region) -> None:
+    view = await _ask(town, _query(_family_child(town)))
+    mine = await town.client.get("/v1/family-queries", headers=town.headers())
+    assert mine.status_code == 200, mine.text
+    kept = {q["query_id"]: q for q in mine.json()}
+    assert kept[view["query_id"]]["entries"] == view["receipt"]["entries"]
+    assert kept[view["query_id"]]["release_entry"] == view["receipt"]["release_entry"]
+    theirs = await town.client.get(
+        "/v1/family-queries", headers=town.headers(name="Another Caseworker")
+    )
+    assert view["query_id"] not in {q["query_id"] for q in theirs.json()}
 
 
 async def test_another_caseworker_cannot_read_the_receipt(town: Region) -> None:
