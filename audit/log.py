@@ -356,18 +356,16 @@ class AuditLog:
 
         Returns ``None`` when the log is empty. Raises ``StoreError``.
         """
-        size = self.store.size()
+        # One read for the size, the latest checkpoint and the root; then one write.
+        size, latest, root = self.store.head()
         if size == 0:
             return None
-        latest = self.store.latest_checkpoint()
-        if latest is None or latest[0] < size:
-            checkpoint = Checkpoint(self.origin, size, self.store.root_at(size))
-            self.store.add_checkpoint(
-                size, sign_checkpoint(checkpoint, self._signer), self._now_us()
-            )
+        if root is not None:
+            note = sign_checkpoint(Checkpoint(self.origin, size, root), self._signer)
+            latest = (size, self.store.add_checkpoint(size, note, self._now_us()))
         with self._signed:
             self._signed.notify_all()
-        return self.store.latest_checkpoint()
+        return latest
 
     # -- reading -------------------------------------------------------------------
 

@@ -393,16 +393,17 @@ class Store:
 
     # -- checkpoints ---------------------------------------------------------------
 
-    def add_checkpoint(self, size: int, note: str, now_us: int) -> None:
-        """Keep a signed checkpoint; a second one for the same size is dropped."""
+    def add_checkpoint(self, size: int, note: str, now_us: int) -> str:
+        """Keep a signed checkpoint; a second one for the same size is dropped.
+        Returns the note kept for ``size``."""
         with self.write() as conn:
-            exists = conn.scalar(
-                sa.select(t.checkpoints.c.size).where(t.checkpoints.c.size == size)
-            )
-            if exists is None:
+            kept = conn.scalar(sa.select(t.checkpoints.c.note).where(t.checkpoints.c.size == size))
+            if kept is None:
                 conn.execute(
                     sa.insert(t.checkpoints).values(size=size, note=note, signed_at_us=now_us)
                 )
+                return note
+            return str(kept)
 
     def checkpoints(self) -> list[tuple[int, str]]:
         """Every stored checkpoint as ``(size, note)``, smallest first."""
@@ -419,12 +420,27 @@ class Store:
 
     def latest_checkpoint(self) -> tuple[int, str] | None:
         with self.read() as conn:
-            row = conn.execute(
-                sa.select(t.checkpoints.c.size, t.checkpoints.c.note)
-                .order_by(t.checkpoints.c.size.desc())
-                .limit(1)
-            ).first()
+            return self._latest_checkpoint(conn)
+
+    @staticmethod
+    def _latest_checkpoint(conn: Connection) -> tuple[int, str] | None:
+        row = conn.execute(
+            sa.select(t.checkpoints.c.size, t.checkpoints.c.note)
+            .order_by(t.checkpoints.c.size.desc())
+            .limit(1)
+        ).first()
         return None if row is None else (int(row[0]), row[1])
+
+    def head(self) -> tuple[int, tuple[int, str] | None, bytes | None]:
+        """In one read: the log's size, its latest checkpoint, and the root hash at that
+        size when no checkpoint covers the whole log yet (else ``None``)."""
+        with self.read() as conn:
+            size = self._size(conn)
+            latest = self._latest_checkpoint(conn)
+            root = None
+            if size and (latest is None or latest[0] < size):
+                root = fold_frontier(self._frontier(conn, size))
+            return size, latest, root
 
     def checkpoint_at(self, size: int) -> str:
         """The note of the checkpoint at exactly ``size``. Raises ``EntryNotFound``."""

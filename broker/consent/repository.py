@@ -135,6 +135,34 @@ def state_rows_for(
     return [row for row in rows if row.purpose == purpose]
 
 
+_CONSENTS, _SUBJECTS = ConsentRow.__table__, ConsentSubjectRow.__table__
+_RESTRICTIONS = (
+    sa.select(
+        _SUBJECTS.c.person_key,
+        _CONSENTS.c.purpose,
+        _CONSENTS.c.expires_at,
+        _CONSENTS.c.restricted_fields,
+    )
+    .join(_CONSENTS, _CONSENTS.c.id == _SUBJECTS.c.consent_id)
+    .where(
+        _SUBJECTS.c.person_key.in_(sa.bindparam("keys", expanding=True)),
+        _CONSENTS.c.recorded_at <= sa.bindparam("at", type_=UTCDateTime),
+    )
+)
+
+
+def restriction_rows_for(
+    connection: Connection, person_keys: Collection[str], purpose: str, at: datetime
+) -> list[Any]:
+    """One row per (person key, consent for ``purpose`` recorded by ``at``) that
+    restricts fields. The family query's hot path: one round trip, no ORM objects."""
+    if not person_keys:
+        return []
+    rows = connection.execute(_RESTRICTIONS, {"keys": list(person_keys), "at": at})
+    # The purpose is filtered here for the reason given in state_rows_for.
+    return [row for row in rows if row.purpose == purpose and row.restricted_fields]
+
+
 _AGENCY_IDS = sa.select(AgencyRow.__table__.c.id).order_by(AgencyRow.__table__.c.id)
 
 

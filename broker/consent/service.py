@@ -248,16 +248,13 @@ class ConsentService:
         (a withdrawal does not lift it) until the statement expires. Raises
         ``StoreUnavailable``.
         """
-        with self._db.session() as session:
-            rows = repo.find(session, person_keys, purpose=purpose, recorded_by=at)
-            rows = [r for r in rows if r.restricted_fields]
-            subjects = repo.subjects(session, [r.id for r in rows]) if rows else {}
+        with self._db.read() as connection:
+            rows = repo.restriction_rows_for(connection, person_keys, purpose, at)
         out: dict[str, set[str]] = {}
         for row in rows:
             if row.expires_at is not None and row.expires_at <= at:
                 continue
-            for key in subjects[row.id] & set(person_keys):
-                out.setdefault(key, set()).update(row.restricted_fields)
+            out.setdefault(row.person_key, set()).update(row.restricted_fields)
         return out
 
     def consents_for(

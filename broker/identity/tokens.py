@@ -26,6 +26,7 @@ __all__ = ["ALGORITHMS", "ClaimNames", "TokenVerifier", "fetch_discovery"]
 ALGORITHMS = ("EdDSA", "RS256", "ES256")
 
 
+_VERIFIED_KEPT = 4096
 _JOB = re.compile(r"[a-z][a-z0-9_]{1,62}")
 
 
@@ -69,13 +70,26 @@ class TokenVerifier:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
         self._lock = asyncio.Lock()
+        # Tokens already verified: a caseworker's every request carries the same one.
+        # Token -> (principal, expiry as a Unix time, key id).
+        self._verified: dict[str, tuple[Principal, float, str]] = {}
 
     async def verify(self, token: str) -> Principal:
         """Check ``token`` and return whom it stands for.
 
         Raises ``UnknownIssuer``, ``TokenExpired`` or ``BadToken`` (each naming the
         check that failed), or ``IssuerUnavailable`` if the issuer's keys cannot be had.
+
+        A token verified before is taken from memory until it expires, as long as the
+        key that signed it is still among the issuer's current keys.
         """
+        known = self._verified.get(token)
+        if known is not None:
+            principal, expires, signed_by = known
+            fresh = time.time() <= expires + self._leeway
+            if fresh and signed_by in self._keys and not self._stale():
+                return principal
+            del self._verified[token]
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -118,7 +132,11 @@ class TokenVerifier:
             raise BadToken(f"the token's signature does not verify under key {kid}") from None
         except jwt.PyJWTError as exc:
             raise BadToken(f"the bearer token was refused: {exc}") from None
-        return self._principal(claims)
+        principal = self._principal(claims)
+        if len(self._verified) >= _VERIFIED_KEPT:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (principal, float(claims["exp"]), kid)
+        return principal
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
         names = self._claims

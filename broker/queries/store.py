@@ -172,8 +172,8 @@ class QueryStore:
     ) -> tuple[set[frozenset[str]], set[frozenset[str]]]:
         confirmed: set[frozenset[str]] = set()
         rejected: set[frozenset[str]] = set()
-        with self._db.session() as session:
-            for row in repository.link_decisions(session, keys):
+        with self._db.read() as connection:
+            for row in repository.link_decisions(connection, keys):
                 pair = frozenset((row.left_key, row.right_key))
                 (confirmed if row.decision == "confirm" else rejected).add(pair)
         return confirmed, rejected

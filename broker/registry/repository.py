@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -19,6 +20,7 @@ __all__ = [
     "agreement_versions",
     "all_agreement_versions",
     "connector",
+    "connector_rows",
     "connectors",
     "latest_agreements",
 ]
@@ -39,6 +41,28 @@ def agency(session: Session, agency_id: str) -> AgencyRow | None:
 
 def connector(session: Session, agency_id: str) -> ConnectorRow | None:
     return session.get(ConnectorRow, agency_id)
+
+
+_C, _A = ConnectorRow.__table__, AgencyRow.__table__
+_CONNECTOR_ROWS = (
+    sa.select(
+        _A.c.id.label("agency_id"),
+        _A.c.name.label("agency_name"),
+        _A.c.type.label("agency_type"),
+        _C.c.base_url,
+        _C.c.public_key,
+        _C.c.key_id,
+        _C.c.manifest_fetched_at,
+        _C.c.manifest,
+    )
+    .join(_A, _A.c.id == _C.c.agency_id)
+    .order_by(_C.c.agency_id)
+)
+
+
+def connector_rows(connection: Connection) -> Sequence[Any]:
+    """Every connector with its agency, as plain rows: the family query's hot path."""
+    return connection.execute(_CONNECTOR_ROWS).all()
 
 
 def connectors(session: Session) -> Sequence[tuple[ConnectorRow, AgencyRow]]:

@@ -126,6 +126,8 @@ class RegistryService:
         self._broker_name = broker_name
         self._timeout = manifest_timeout_seconds
         self._clock = clock
+        # Per agency: its manifest as stored, and what the query flow takes from it.
+        self._manifests: dict[str, tuple[Any, tuple[str, tuple[ManifestField, ...]]]] = {}
         # Every agreement version, parsed, keyed by how many versions were stored when it
         # was read: versions are never changed or deleted, so an equal count means an
         # equal set, and each query costs one COUNT instead of reading them all again.
@@ -290,27 +292,38 @@ class RegistryService:
 
     def connectors_for_matching(self) -> list[ConnectorRecord]:
         """Every registered connector with its manifest's fields. Raises ``StoreUnavailable``."""
-        with self._db.session() as session:
-            rows = repo.connectors(session)
-            records = []
-            for connector, agency in rows:
-                manifest = Manifest.model_validate(connector.manifest)
-                records.append(
-                    ConnectorRecord(
-                        agency_id=agency.id,
-                        agency_name=agency.name,
-                        agency_type=agency.type,
-                        base_url=connector.base_url,
-                        public_key=connector.public_key,
-                        key_id=connector.key_id,
-                        linkage_key_id=manifest.linkage_key_id,
-                        fields=tuple(
-                            ManifestField(f.name, f.sensitivity.value, f.type.value)
-                            for f in manifest.fields
-                        ),
-                    )
+        with self._db.read() as connection:
+            rows = repo.connector_rows(connection)
+        records = []
+        for row in rows:
+            # Validating a manifest costs more than reading it: an unchanged one (equal
+            # as stored) is parsed once.
+            kept = self._manifests.get(row.agency_id)
+            if kept is not None and kept[0] == row.manifest:
+                parsed = kept[1]
+            else:
+                manifest = Manifest.model_validate(row.manifest)
+                parsed = (
+                    manifest.linkage_key_id,
+                    tuple(
+                        ManifestField(f.name, f.sensitivity.value, f.type.value)
+                        for f in manifest.fields
+                    ),
                 )
-            return records
+                self._manifests[row.agency_id] = (row.manifest, parsed)
+            records.append(
+                ConnectorRecord(
+                    agency_id=row.agency_id,
+                    agency_name=row.agency_name,
+                    agency_type=row.agency_type,
+                    base_url=row.base_url,
+                    public_key=row.public_key,
+                    key_id=row.key_id,
+                    linkage_key_id=parsed[0],
+                    fields=parsed[1],
+                )
+            )
+        return records
 
     # -- agreements ---------------------------------------------------------------
 

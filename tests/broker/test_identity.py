@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import jwt
 import pytest
@@ -14,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from typer.testing import CliRunner
 
 from broker.cli import app as cli
-from broker.errors import BadToken
+from broker.errors import BadToken, TokenExpired
 from broker.identity import ClaimNames, DevIssuer, Role, TokenVerifier
 from broker.identity.dev_issuer import load_or_create_key
 from broker.settings import BrokerSettings
@@ -270,6 +271,35 @@ async def test_jwks_is_cached_and_refetched_for_a_new_key_id():
         now[0] += 3600
         await verifier.verify(rotated)
         assert idp.fetches == 3
+
+
+async def test_a_remembered_token_stops_working_when_its_key_is_withdrawn():
+    url = "https://idp.example"
+    first = DevIssuer(KeyPair.generate(), url, "junction-broker")
+    second = DevIssuer(KeyPair.generate(), url, "junction-broker")
+    idp = _RotatingJwks(url, first)
+    now = [1000.0]
+    async with httpx.AsyncClient(transport=idp) as http:
+        verifier = TokenVerifier(url, "junction-broker", http, clock=lambda: now[0])
+        token = first.mint(role=Role.CASEWORKER, agency="council", name="A")
+        for _ in range(3):
+            assert (await verifier.verify(token)).name == "A"
+        idp.keys = second.jwks()["keys"]  # the issuer rotates the first key out
+        now[0] += 3600
+        with pytest.raises(BadToken, match="key"):
+            await verifier.verify(token)
+
+
+async def test_a_remembered_token_still_expires():
+    url = "https://idp.example"
+    issuer = DevIssuer(KeyPair.generate(), url, "junction-broker")
+    async with httpx.AsyncClient(transport=_RotatingJwks(url, issuer)) as http:
+        verifier = TokenVerifier(url, "junction-broker", http, leeway_seconds=0)
+        token = issuer.mint(role=Role.CASEWORKER, agency="council", name="A", ttl_seconds=1)
+        assert (await verifier.verify(token)).name == "A"
+        await anyio.sleep(1.1)
+        with pytest.raises(TokenExpired):
+            await verifier.verify(token)
 
 
 class _StaticJwks(httpx.AsyncBaseTransport):
