@@ -18,7 +18,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -77,8 +76,8 @@ class _Waiter:
 
     A bare lock, held from creation until the answer is in: the cheapest hand-over
     between threads CPython has, where a ``Future`` takes a condition variable and
-    several locks per append. ``append_async`` still uses a ``Future``, which the
-    writer answers the same way.
+    several locks per append. ``append_async`` callers are answered through their
+    loop instead (``_LoopWaiter``).
     """
 
     __slots__ = ("_answered", "_error", "_index", "_lock")
@@ -108,7 +107,72 @@ class _Waiter:
             return self._index
 
 
-_Answer = _Waiter | Future[int]
+_Settled = tuple[asyncio.Future[int], int, BaseException | None]
+
+
+class _LoopWaiter:
+    """Where the writer answers an event-loop caller: an asyncio future on its loop.
+
+    The writer never touches the future itself (it belongs to the loop's thread): it
+    files the answer in the ``_Outbox``, which hands a whole commit's answers to each
+    loop in one call. A caller that stopped waiting (its task was cancelled) finds its
+    future done; its entry is in the log all the same, and nobody else is affected.
+    """
+
+    __slots__ = ("_answered", "_loop", "_outbox", "future")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, outbox: _Outbox) -> None:
+        self._loop, self._outbox = loop, outbox
+        self.future: asyncio.Future[int] = loop.create_future()
+        self._answered = False
+
+    def done(self) -> bool:
+        return self._answered
+
+    def set_result(self, index: int) -> None:
+        self._answered = True
+        self._outbox.add(self._loop, (self.future, index, None))
+
+    def set_exception(self, error: BaseException) -> None:
+        self._answered = True
+        self._outbox.add(self._loop, (self.future, -1, error))
+
+
+class _Outbox:
+    """Answers for event-loop callers, kept by the writer until its commit is done.
+
+    One ``call_soon_threadsafe`` per loop per commit, where a future per caller would
+    take one each (and each wakes the loop).
+    """
+
+    __slots__ = ("_waiting",)
+
+    def __init__(self) -> None:
+        self._waiting: dict[asyncio.AbstractEventLoop, list[_Settled]] = {}
+
+    def add(self, loop: asyncio.AbstractEventLoop, answer: _Settled) -> None:
+        self._waiting.setdefault(loop, []).append(answer)
+
+    def flush(self) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for loop, answers in waiting.items():
+            # A closed loop has nobody left waiting on it.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, answers)
+
+
+def _settle(answers: list[_Settled]) -> None:
+    """On the caller's loop: give each future still waiting its index or its error."""
+    for future, index, error in answers:
+        if future.done():  # cancelled: the caller stopped waiting
+            continue
+        if error is None:
+            future.set_result(index)
+        else:
+            future.set_exception(error)
+
+
+_Answer = _Waiter | _LoopWaiter
 _Item = tuple[PreparedEntry, _Answer]
 
 
@@ -155,6 +219,7 @@ class AuditLog:
             if stored != value:
                 raise StoreError(f"this database holds a log with {key} {stored!r}, not {value!r}")
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._outbox = _Outbox()
         self._signed = threading.Condition()
         self._lifecycle = threading.Lock()
         self._closed = False
@@ -223,9 +288,9 @@ class AuditLog:
 
     async def append_async(self, entry: Entry) -> int:
         """``append`` for event-loop code: waits without blocking the loop."""
-        future: Future[int] = Future()
-        self._submit(entry, future)
-        return await asyncio.wrap_future(future)
+        waiter = _LoopWaiter(asyncio.get_running_loop(), self._outbox)
+        self._submit(entry, waiter)
+        return await waiter.future
 
     def erase(self, index: int, by: str, reason: str) -> int:
         """Delete entry ``index``'s private values; return the index of the erasure entry.
@@ -277,6 +342,7 @@ class AuditLog:
                         pending.append(item)
                 self._last_batch = len(pending)
                 self._commit_all(pending)
+                self._outbox.flush()
                 pending = []
                 self._maybe_checkpoint(force=stop)
                 if stop:
@@ -287,6 +353,7 @@ class AuditLog:
             for _, future in pending:
                 if not future.done():
                     future.set_exception(failure)
+            self._outbox.flush()
             raise
 
     def _commit_all(self, items: list[_Item]) -> None:

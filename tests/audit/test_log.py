@@ -162,6 +162,58 @@ def test_append_async_does_not_block_the_event_loop(open_log: OpenLog) -> None:
     assert sorted(asyncio.run(main())) == list(range(50))
 
 
+def test_an_async_caller_that_stops_waiting_loses_no_entry_and_stops_nobody(
+    open_log: OpenLog,
+) -> None:
+    log = open_log()
+
+    async def main() -> tuple[list[object], int]:
+        tasks = [asyncio.create_task(log.append_async(make_entry(i))) for i in range(20)]
+        await asyncio.sleep(0)  # every entry is queued; their commit is under way
+        tasks[3].cancel()
+        answers = await asyncio.gather(*tasks, return_exceptions=True)
+        return answers, await log.append_async(make_entry(20))
+
+    answers, later = asyncio.run(main())
+    assert isinstance(answers[3], asyncio.CancelledError)
+    indexes = [answer for answer in answers if isinstance(answer, int)]
+    assert len(indexes) == 19
+    # The caller that stopped waiting still has its entry in the log, in its place.
+    assert later == 20
+    assert sorted(log.get(i).fields["exchange_id"] for i in range(21)) == sorted(
+        f"x-{n}" for n in range(21)
+    )
+
+
+def test_async_callers_on_two_loops_each_get_their_own_indexes_and_errors(
+    open_log: OpenLog,
+) -> None:
+    log = open_log()
+    erased = log.append(make_entry(0))
+    log.erase(erased, by="ig-officer", reason="subject access request")
+    results: dict[str, list[int]] = {}
+    refused: list[BaseException] = []
+
+    async def appends(name: str) -> None:
+        again = Entry(kind=Kind.ERASURE, actor="ig-officer", erases=erased, reasons=("again",))
+        answers = await asyncio.gather(
+            *(log.append_async(make_entry(n)) for n in range(30)),
+            log.append_async(again),
+            return_exceptions=True,
+        )
+        results[name] = [answer for answer in answers if isinstance(answer, int)]
+        refused.extend(answer for answer in answers if isinstance(answer, BaseException))
+
+    threads = [threading.Thread(target=asyncio.run, args=(appends(n),)) for n in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results["a"] + results["b"]) == list(range(2, 62))
+    assert [str(error) for error in refused] == [f"entry {erased} is already erased"] * 2
+    assert all(isinstance(error, EntryError) for error in refused)
+
+
 def test_invalid_entries_fail_alone(open_log: OpenLog) -> None:
     log = open_log()
     with pytest.raises(EntryError):
