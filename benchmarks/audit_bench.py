@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import queue
 import random
 import statistics
 import sys
@@ -113,6 +114,65 @@ def bare_commit_rate(url: str, batch: int, rounds: int, synchronous: str) -> flo
     return rounds * batch / elapsed
 
 
+def handoff_rate(writers: int, per_writer: int) -> float:
+    """Round trips/s of ``writers`` threads each handing a held lock to one collector
+    thread and waiting until it is released: the log's hand-over (``audit.log._Waiter``)
+    with no entry and no database, which bounds any log that synchronous callers on
+    threads wait on in one CPython process."""
+    inbox: queue.SimpleQueue[threading.Lock | None] = queue.SimpleQueue()
+
+    def collector() -> None:
+        while True:
+            waiting = [inbox.get()]
+            while True:
+                try:
+                    waiting.append(inbox.get_nowait())
+                except queue.Empty:
+                    break
+            for lock in waiting:
+                if lock is None:
+                    return
+                lock.release()
+
+    def caller() -> None:
+        for _ in range(per_writer):
+            lock = threading.Lock()
+            lock.acquire()
+            inbox.put(lock)
+            lock.acquire()
+
+    serving = threading.Thread(target=collector)
+    serving.start()
+    threads = [threading.Thread(target=caller) for _ in range(writers)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    inbox.put(None)
+    serving.join()
+    return writers * per_writer / elapsed
+
+
+def rows_only_rate(url: str, batch: int, synchronous: str, seconds: float = 3.0) -> float:
+    """Entries/s of the log's own transactions of ``batch`` ready entries (every row the
+    log writes for them), one after another on one thread: no callers to hand over to."""
+    signer = NoteSigner.generate(DEFAULT_ORIGIN)
+    AuditLog.open(url, signer, sqlite_synchronous=synchronous).close()
+    store = Store.open(url, sqlite_synchronous=synchronous)
+    now = datetime.now(UTC)
+    ready = [prepare(entry(n), now) for n in range(batch)]
+    done = 0
+    began = time.perf_counter()
+    while time.perf_counter() - began < seconds:
+        store.append_batch(ready, 0)
+        done += batch
+    elapsed = time.perf_counter() - began
+    store.close()
+    return done / elapsed
+
+
 def append_run(
     url: str, writers: int, per_writer: int, synchronous: str
 ) -> tuple[float, list[float], int]:
@@ -201,8 +261,12 @@ def bare_scan_rate(store: Store) -> float:
     return count / elapsed
 
 
-def bench_appends(url: str, backend: str, synchronous: str, writers: int, per: int) -> None:
+def bench_appends(
+    url: str, rows_url: str, backend: str, synchronous: str, *, writers: int, per: int
+) -> None:
     bare = bare_commit_rate(url, writers, max(20, per // 2), synchronous)
+    rows = rows_only_rate(rows_url, writers, synchronous)
+    handoff = handoff_rate(writers, per)
     rate, latencies, checkpoints = append_run(url, writers, per, synchronous)
     durability = {"FULL": "fsync per commit", "NORMAL": "WAL, no fsync"}.get(synchronous, "")
     label = f"{backend} ({durability})" if backend == "sqlite" else backend
@@ -212,6 +276,14 @@ def bench_appends(url: str, backend: str, synchronous: str, writers: int, per: i
         f"{rate:,.0f}/s (bare INSERT+COMMIT of {writers} rows: {bare:,.0f} rows/s)",
         target,
         f"{writers} writer threads x {per} appends, {MACHINE}",
+    )
+    row(
+        f"baselines for the appends above, {label}",
+        f"the log's own rows, {writers} entries a transaction on one thread: {rows:,.0f}/s;"
+        f" {writers} threads handing a lock to one and back, no entry, no database:"
+        f" {handoff:,.0f}/s",
+        "-",
+        "same run; the appends above can exceed neither",
     )
     row(
         f"append to signed checkpoint, {label}",
@@ -297,16 +369,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for synchronous in ("FULL", "NORMAL"):
             url = f"sqlite:///{Path(scratch) / f'append-{synchronous}.db'}"
-            bench_appends(url, "sqlite", synchronous, writers, per)
+            rows_url = f"sqlite:///{Path(scratch) / f'rows-{synchronous}.db'}"
+            bench_appends(url, rows_url, "sqlite", synchronous, writers=writers, per=per)
         bench_verify_and_prove(
             f"sqlite:///{Path(scratch) / 'verify.db'}", "sqlite", verify_count, leaves
         )
     if not args.no_postgres:
         url, drop = postgres_schema(args.postgres_url)
+        rows_url, drop_rows = postgres_schema(args.postgres_url)
         try:
-            bench_appends(url, "postgresql", "FULL", writers, per)
+            bench_appends(url, rows_url, "postgresql", "FULL", writers=writers, per=per)
         finally:
             drop()
+            drop_rows()
         url, drop = postgres_schema(args.postgres_url)
         try:
             bench_verify_and_prove(url, "postgresql", pg_verify_count, leaves)
