@@ -11,7 +11,6 @@ crash, not only a killed process.
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -132,11 +131,6 @@ class Store:
             head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "  # noqa: S608
             return head, marks
 
-        # The connection appends go through: kept open between batches, since taking
-        # one from the pool and handing it back (with its reset) costs about as much
-        # Python time per batch as building the batch's rows. One batch at a time.
-        self._appender: Connection | None = None
-        self._append_lock = threading.Lock()
         self._sql_entries = insert(t.entries)
         self._sql_subjects = insert(t.subjects)
         self._sql_openings = insert(t.openings)
@@ -218,35 +212,7 @@ class Store:
         except sa.exc.OperationalError as exc:
             raise StoreError(f"the audit database is unavailable: {exc.orig}") from None
 
-    @contextmanager
-    def _appending(self, *, lock: bool = True) -> Iterator[Connection]:
-        """``write``, on the connection kept for appends (opened again after a failure).
-
-        ``lock=False`` leaves PostgreSQL's advisory lock to the caller.
-        """
-        with self._append_lock:
-            conn = self._appender
-            if conn is None or conn.closed or conn.invalidated:
-                conn = self.engine.connect().execution_options(audit_write=True)
-                self._appender = conn
-            try:
-                with conn.begin():
-                    if lock and self.is_postgres:
-                        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_KEY)))
-                    yield conn
-            except BaseException as exc:
-                # Whatever failed, the next batch starts on a fresh connection.
-                self._appender = None
-                conn.close()
-                if isinstance(exc, sa.exc.OperationalError):
-                    raise StoreError(f"the audit database is unavailable: {exc.orig}") from None
-                raise
-
     def close(self) -> None:
-        with self._append_lock:
-            if self._appender is not None:
-                self._appender.close()
-                self._appender = None
         self.engine.dispose()
 
     # -- metadata ------------------------------------------------------------------
@@ -274,7 +240,7 @@ class Store:
                 return self._append_pipelined(batch, cached)
             except _Stale:
                 self._compact = None  # another process appended: take the checked path
-        with self._appending() as conn:
+        with self.write() as conn:
             size = self._size(conn)
             if cached is not None and cached.size == size:
                 compact = CompactRange(size, cached.frontier)
@@ -309,7 +275,7 @@ class Store:
         compact = CompactRange(size, cached.frontier)
         rows = _Rows.build(batch, size, compact)
         try:
-            with self._appending(lock=False) as conn:
+            with self.engine.connect() as conn, conn.begin():
                 driver: Any = conn.connection.driver_connection
                 with driver.cursor() as lock, driver.cursor() as last, driver.cursor() as rest:
                     with driver.pipeline():

@@ -114,6 +114,16 @@ def bare_commit_rate(url: str, batch: int, rounds: int, synchronous: str) -> flo
     return rounds * batch / elapsed
 
 
+def run_threads(threads: list[threading.Thread]) -> float:
+    """Start ``threads`` together and return the seconds until the last has finished."""
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - began
+
+
 def handoff_rate(writers: int, per_writer: int) -> float:
     """Round trips/s of ``writers`` threads each handing a held lock to one collector
     thread and waiting until it is released: the log's hand-over (``audit.log._Waiter``)
@@ -144,12 +154,7 @@ def handoff_rate(writers: int, per_writer: int) -> float:
     serving = threading.Thread(target=collector)
     serving.start()
     threads = [threading.Thread(target=caller) for _ in range(writers)]
-    began = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
+    elapsed = run_threads(threads)
     inbox.put(None)
     serving.join()
     return writers * per_writer / elapsed
@@ -192,12 +197,7 @@ def append_run(
             record((log.append(item), wall))
 
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
-    began = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
+    elapsed = run_threads(threads)
     started_at = {index: wall for record in asked for index, wall in record}
     log.receipt(max(started_at), timeout=10)
     with log.store.read() as conn:
