@@ -94,6 +94,7 @@ async def list_family_queries(
     service: Annotated[FollowUpService, Depends(_follow_up)],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[QuerySummary]:
+    rows = await asyncio.to_thread(service.queries, principal, limit)
     return [
         QuerySummary(
             query_id=row.query_id,
@@ -103,7 +104,7 @@ async def list_family_queries(
             entries=list(row.entries),
             release_entry=row.release_entry,
         )
-        for row in service.queries(principal, limit)
+        for row in rows
     ]
 
 

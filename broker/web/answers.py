@@ -7,6 +7,7 @@ a reloaded or re-sent form shows the same answer instead of running the query tw
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 from broker.foundation import Foundation
@@ -29,20 +30,20 @@ async def run_query(
     ``BrokerError`` if the query could not be audited.
     """
     store = foundation.query_store
-    claim = store.claim(principal.subject, key, request_hash(request))
+    claim = await asyncio.to_thread(store.claim, principal.subject, key, request_hash(request))
     if claim.answer is not None:
         return claim.answer
     try:
         view = await foundation.family_queries.run(principal, request)
     except BaseException:
-        store.release(claim)
+        await asyncio.to_thread(store.release, claim)
         raise
-    store.complete(claim, view)
+    await asyncio.to_thread(store.complete, claim, view)
     return view
 
 
-def kept_answer(
+async def kept_answer(
     foundation: Foundation, principal: Principal, key: str, hashed: str
 ) -> FamilyView | None:
     """The answer kept under ``key``, or ``None`` once it has expired."""
-    return foundation.query_store.replay(principal.subject, key, hashed)
+    return await asyncio.to_thread(foundation.query_store.replay, principal.subject, key, hashed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 import secrets
 from typing import Annotated, Any
@@ -121,10 +122,10 @@ async def start(request: Request) -> Response:
 @router.get("/sign-in")
 async def sign_in_page(request: Request) -> Response:
     pages = pages_of(request)
-    return _sign_in(pages, request, {}, {})
+    return await _sign_in(pages, request, {}, {})
 
 
-def _sign_in(
+async def _sign_in(
     pages: Pages,
     request: Request,
     errors: dict[str, str],
@@ -140,7 +141,7 @@ def _sign_in(
         form_token=token,
         dev=pages.dev_sign_in,
         code_flow=pages.code_flow is not None,
-        agencies=pages.foundation.registry.list_agencies(),
+        agencies=await asyncio.to_thread(pages.foundation.registry.list_agencies),
         jobs=_JOBS,
         roles=[Role.CASEWORKER, Role.IG_OFFICER],
         errors=errors,
@@ -184,14 +185,14 @@ async def sign_in(request: Request) -> Response:
     elif not token:
         errors["access_token"] = "Paste the access token your identity provider gave you"  # noqa: S105 - a message
     if errors:
-        return _sign_in(pages, request, errors, form)
+        return await _sign_in(pages, request, errors, form)
     try:
         await pages.foundation.token_verifier.verify(token)
     except SignInRequired as exc:
-        return _sign_in(pages, request, {"access_token": exc.detail}, form)
+        return await _sign_in(pages, request, {"access_token": exc.detail}, form)
     except Exception as exc:  # noqa: BLE001 - any refusal of the token is shown on the form
         detail = getattr(exc, "detail", "the token was not accepted")
-        return _sign_in(pages, request, {"access_token": f"Not accepted: {detail}"}, form)
+        return await _sign_in(pages, request, {"access_token": f"Not accepted: {detail}"}, form)
     response = _see_other("/web/home")
     pages.codec.write(response, WebSession.start(token))
     return response
@@ -206,7 +207,7 @@ async def sign_in_start(request: Request) -> Response:
     try:
         location, pending = await pages.code_flow.start()
     except IssuerUnavailable as exc:
-        return _sign_in(pages, request, {"provider": exc.detail}, {}, status=503)
+        return await _sign_in(pages, request, {"provider": exc.detail}, {}, status=503)
     response = _see_other(location)
     pages.code_flow.remember(response, pending)
     return response
@@ -224,15 +225,15 @@ async def sign_in_callback(request: Request) -> Response:
         token = await flow.finish(flow.pending(request), params)
         await pages.foundation.token_verifier.verify(token)
     except SignInFailed as exc:
-        failed = _sign_in(pages, request, {"provider": exc.detail}, {}, status=400)
+        failed = await _sign_in(pages, request, {"provider": exc.detail}, {}, status=400)
         flow.forget(failed)
         return failed
     except IssuerUnavailable as exc:
-        return _sign_in(pages, request, {"provider": exc.detail}, {}, status=503)
+        return await _sign_in(pages, request, {"provider": exc.detail}, {}, status=503)
     except BrokerError as exc:
         # The provider signed the person in, but its token is not one this broker takes
         # (audience, role or agency claim): say which, as for a pasted token.
-        failed = _sign_in(
+        failed = await _sign_in(
             pages, request, {"provider": f"Not accepted: {exc.detail}"}, {}, status=403
         )
         flow.forget(failed)
@@ -263,7 +264,7 @@ async def home(request: Request) -> Response:
     )
     if principal.role is Role.IG_OFFICER:
         return _see_other("/web/ig")
-    recent = pages.foundation.follow_up.queries(principal, 10)
+    recent = await asyncio.to_thread(pages.foundation.follow_up.queries, principal, 10)
     return pages.render(
         request,
         "home.html",
@@ -322,7 +323,7 @@ async def submit_query(request: Request) -> Response:
 async def query_result(request: Request, query_id: QueryId) -> Response:
     pages, principal, session = await _caseworker(request)
     kept = session.answers.get(query_id)
-    view = kept_answer(pages.foundation, principal, *kept) if kept else None
+    view = await kept_answer(pages.foundation, principal, *kept) if kept else None
     if view is None:
         return pages.render(
             request, "result_gone.html", principal=principal, session=session, status=410
@@ -383,7 +384,7 @@ async def search_consents(request: Request) -> Response:
             found=None,
             status=422,
         )
-    found = pages.foundation.consent.search(query)
+    found = await asyncio.to_thread(pages.foundation.consent.search, query)
     return pages.render(
         request,
         "consents.html",
@@ -399,10 +400,12 @@ async def search_consents(request: Request) -> Response:
 @router.get("/consents/new")
 async def new_consent(request: Request) -> Response:
     pages, principal, session = await _caseworker(request)
-    return _consent_form(pages, request, principal, session, errors={}, values={"scope": "all"})
+    return await _consent_form(
+        pages, request, principal, session, errors={}, values={"scope": "all"}
+    )
 
 
-def _consent_form(
+async def _consent_form(
     pages: Pages,
     request: Request,
     principal: Principal,
@@ -419,7 +422,7 @@ def _consent_form(
         errors=errors,
         values=values,
         kinds=IDENTIFIER_KINDS,
-        agencies=pages.foundation.registry.list_agencies(),
+        agencies=await asyncio.to_thread(pages.foundation.registry.list_agencies),
     )
 
 
@@ -429,8 +432,10 @@ async def record_consent(request: Request) -> Response:
     try:
         consent = consent_form(form)
     except BadForm as exc:
-        return _consent_form(pages, request, principal, session, errors=exc.fields, values=form)
-    recorded = pages.foundation.consent.record(principal, consent)
+        return await _consent_form(
+            pages, request, principal, session, errors=exc.fields, values=form
+        )
+    recorded = await asyncio.to_thread(pages.foundation.consent.record, principal, consent)
     return _see_other(f"/web/consents/{recorded.id}?recorded=1")
 
 
@@ -439,7 +444,7 @@ async def view_consent(
     request: Request, consent_id: Annotated[str, Path(max_length=64)]
 ) -> Response:
     pages, principal, session = await _caseworker(request)
-    consent = pages.foundation.consent.get(consent_id)
+    consent = await asyncio.to_thread(pages.foundation.consent.get, consent_id)
     return pages.render(
         request,
         "consent.html",
@@ -457,7 +462,7 @@ async def withdraw_consent(
 ) -> Response:
     pages, principal, _, form = await _caseworker_post(request)
     change = withdraw_form(form)
-    pages.foundation.consent.transition(principal, consent_id, change)
+    await asyncio.to_thread(pages.foundation.consent.transition, principal, consent_id, change)
     return _see_other(f"/web/consents/{consent_id}?withdrawn=1")
 
 
