@@ -8,6 +8,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from audit import merkle, verify_store
 from audit.checkpoint import NoteSigner, open_checkpoint
@@ -243,3 +245,55 @@ def test_a_log_refuses_another_key(db_url: str, open_log: OpenLog) -> None:
     log.close()
     with pytest.raises(StoreError, match="log_key"):
         AuditLog.open(db_url, NoteSigner.generate(log.origin))
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_after_postgres_drops_every_connection_at_most_one_read_fails(
+    db_url: str, signer: NoteSigner
+) -> None:
+    # A server restart or failover: every connection the log holds is gone at once.
+    name = "junction-audit-dropped"
+    url = make_url(db_url).update_query_dict({"application_name": name})
+    with AuditLog.open(url.render_as_string(hide_password=False), signer) as log:
+        for n in range(5):
+            log.append(make_entry(n))
+        log.sign_checkpoint()
+        # Several readers at once leave several connections in the pool.
+        barrier = threading.Barrier(4)
+
+        def read() -> None:
+            barrier.wait()
+            for _ in range(50):
+                log.inclusion_proof(2, 5)
+
+        readers = [threading.Thread(target=read) for _ in range(4)]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join()
+        admin = sa.create_engine(make_url(db_url).difference_update_query(["options"]))
+        with admin.begin() as conn:
+            dropped = conn.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE application_name = :name"
+                ),
+                {"name": name},
+            ).scalar()
+        admin.dispose()
+        assert dropped is not None
+        assert dropped >= 2
+        failures: list[str] = []
+        for _ in range(6):
+            try:
+                latest = log.latest_stored_checkpoint()
+                proof = log.inclusion_proof(2, 5)
+            except StoreError as exc:
+                failures.append(str(exc))
+                continue
+            assert latest is not None
+            assert latest[0] == 5
+            assert len(proof) == 3
+        assert len(failures) <= 1
+        assert all("the audit database is unavailable" in failure for failure in failures)
+        assert log.append(make_entry(5)) == 5
