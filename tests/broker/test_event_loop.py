@@ -57,30 +57,27 @@ async def _finishing_order(web: httpx.AsyncClient, slow_page: str) -> list[tuple
     return finished
 
 
-async def test_a_caseworker_page_waiting_on_the_database_holds_up_no_other_request(
-    tmp_path: Path, dev_issuer: IssuerServer, monkeypatch: pytest.MonkeyPatch
+# (page, the service it waits on, that service's method, how the caller signs in)
+CASES = [
+    ("/web/home", "follow_up", "queries", "cookie"),
+    ("/web/sign-in", "registry", "list_agencies", None),
+    ("/v1/family-queries", "follow_up", "queries", "bearer"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
+async def test_a_request_waiting_on_the_database_holds_up_no_other_request(
+    tmp_path: Path,
+    dev_issuer: IssuerServer,
+    monkeypatch: pytest.MonkeyPatch,
+    case: tuple[str, str, str, str | None],
 ) -> None:
+    page, service, method, signed_in = case
     async with running_broker(tmp_path, dev_issuer) as broker:
-        await _sign_in(broker.client, broker.token(Role.CASEWORKER))
-        _slowed(broker.app.state.follow_up, "queries", monkeypatch)
-        order = await _finishing_order(broker.client, "/web/home")
-    assert order == [("/health", 200), ("/web/home", 200)]
-
-
-async def test_the_sign_in_page_reading_the_agencies_holds_up_no_other_request(
-    tmp_path: Path, dev_issuer: IssuerServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    async with running_broker(tmp_path, dev_issuer) as broker:
-        _slowed(broker.app.state.registry, "list_agencies", monkeypatch)
-        order = await _finishing_order(broker.client, "/web/sign-in")
-    assert order == [("/health", 200), ("/web/sign-in", 200)]
-
-
-async def test_listing_family_queries_over_the_api_holds_up_no_other_request(
-    tmp_path: Path, dev_issuer: IssuerServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    async with running_broker(tmp_path, dev_issuer) as broker:
-        broker.client.headers.update(broker.as_(Role.CASEWORKER))
-        _slowed(broker.app.state.follow_up, "queries", monkeypatch)
-        order = await _finishing_order(broker.client, "/v1/family-queries")
-    assert order == [("/health", 200), ("/v1/family-queries", 200)]
+        if signed_in == "cookie":
+            await _sign_in(broker.client, broker.token(Role.CASEWORKER))
+        elif signed_in == "bearer":
+            broker.client.headers.update(broker.as_(Role.CASEWORKER))
+        _slowed(getattr(broker.app.state, service), method, monkeypatch)
+        order = await _finishing_order(broker.client, page)
+    assert order == [("/health", 200), (page, 200)]
