@@ -128,19 +128,20 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A plain connection in one transaction, for hot read paths.
+        """A plain connection in one transaction, committed on success, for hot paths.
 
-        Core statements on it skip the ORM, which costs several times the query itself
-        for the small reads the family query makes. Raises ``StoreUnavailable``.
+        Core statements on it skip the ORM, which costs several times the statement
+        itself for the small reads and writes the family query makes. Errors as for
+        ``session``.
         """
         try:
             with self.engine.connect() as connection, connection.begin():
                 yield connection
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreUnavailable(
-                "the broker's database failed; try again shortly "
-                f"({type(getattr(exc, 'orig', exc)).__name__})"
-            ) from None
+            raise _translated(exc) from None
+
+    write = read
+    """The same, named for a caller that writes."""
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -152,17 +153,20 @@ class Database:
         try:
             with self._sessions() as session, session.begin():
                 yield session
-        except sa.exc.IntegrityError as exc:
-            raise Conflict(
-                "the change conflicts with a stored record "
-                f"({type(getattr(exc, 'orig', exc)).__name__}); read the current state and retry"
-            ) from None
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreUnavailable(
-                "the broker's database failed; try again shortly "
-                f"({type(getattr(exc, 'orig', exc)).__name__})"
-            ) from None
+            raise _translated(exc) from None
 
     def close(self) -> None:
         """Release every pooled connection."""
         self.engine.dispose()
+
+
+def _translated(exc: sa.exc.SQLAlchemyError) -> Exception:
+    """The broker's error for a failed database call: ``Conflict`` for a broken
+    uniqueness or reference rule, else ``StoreUnavailable``."""
+    cause = type(getattr(exc, "orig", exc)).__name__
+    if isinstance(exc, sa.exc.IntegrityError):
+        return Conflict(
+            f"the change conflicts with a stored record ({cause}); read the current state and retry"
+        )
+    return StoreUnavailable(f"the broker's database failed; try again shortly ({cause})")

@@ -19,6 +19,7 @@ from broker.queries.models import (
 
 __all__ = [
     "add",
+    "add_query",
     "claim_idempotency_key",
     "delete_expired_keys",
     "link_decisions",
@@ -30,6 +31,11 @@ __all__ = [
 
 def add(session: Session, row: FamilyQueryRow | UncertainLinkRow | LinkDecisionRow) -> None:
     session.add(row)
+
+
+def add_query(connection: Connection, values: dict[str, Any]) -> None:
+    """Insert one family query's row: a Core statement, as the family query's last write."""
+    connection.execute(sa.insert(FamilyQueryRow), values)
 
 
 def query(session: Session, query_id: str) -> FamilyQueryRow | None:

@@ -140,19 +140,19 @@ class QueryStore:
 
     def record_query(self, actor: str, agency: str, view: FamilyView) -> None:
         receipt = view.receipt
-        with self._db.session() as session:
-            repository.add(
-                session,
-                FamilyQueryRow(
-                    query_id=view.query_id,
-                    actor=actor,
-                    actor_agency=agency,
-                    purpose=view.purpose,
-                    status=view.status,
-                    created_at=view.created_at,
-                    entries=list(receipt.entries) if receipt else [],
-                    release_entry=receipt.release_entry if receipt else None,
-                ),
+        with self._db.write() as connection:
+            repository.add_query(
+                connection,
+                {
+                    "query_id": view.query_id,
+                    "actor": actor,
+                    "actor_agency": agency,
+                    "purpose": view.purpose,
+                    "status": view.status,
+                    "created_at": view.created_at,
+                    "entries": list(receipt.entries) if receipt else [],
+                    "release_entry": receipt.release_entry if receipt else None,
+                },
             )
 
     def query(self, query_id: str) -> FamilyQueryRow | None:

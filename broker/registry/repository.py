@@ -39,6 +39,12 @@ def agency(session: Session, agency_id: str) -> AgencyRow | None:
     return session.get(AgencyRow, agency_id)
 
 
+def agency_type(connection: Connection, agency_id: str) -> str | None:
+    """The agency's type, or None if it is not registered (a Core read for the hot path)."""
+    statement = sa.select(AgencyRow.type).where(AgencyRow.id == agency_id)
+    return connection.execute(statement).scalar_one_or_none()
+
+
 def connector(session: Session, agency_id: str) -> ConnectorRow | None:
     return session.get(ConnectorRow, agency_id)
 

@@ -44,6 +44,9 @@ from policies.model import SharingAgreement
 __all__ = ["ConnectorRecord", "ManifestField", "RegistryService"]
 
 
+_UNKNOWN_AGENCY = "no agency {!r} is registered; list them at /v1/agencies"
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -156,8 +159,11 @@ class RegistryService:
 
     def agency_type(self, agency_id: str) -> str:
         """The type of a registered agency (e.g. ``police``). Raises ``NotFound``."""
-        with self._db.session() as session:
-            return self._agency(session, agency_id).type
+        with self._db.read() as connection:
+            found = repo.agency_type(connection, agency_id)
+        if found is None:
+            raise NotFound(_UNKNOWN_AGENCY.format(agency_id))
+        return found
 
     def create_agency(self, actor: Principal, agency: AgencyIn) -> AgencyOut:
         """Register a new agency. Raises ``Conflict`` if its id is taken."""
@@ -203,7 +209,7 @@ class RegistryService:
     def _agency(session: Session, agency_id: str) -> AgencyRow:
         row = repo.agency(session, agency_id)
         if row is None:
-            raise NotFound(f"no agency {agency_id!r} is registered; list them at /v1/agencies")
+            raise NotFound(_UNKNOWN_AGENCY.format(agency_id))
         return row
 
     # -- connectors ---------------------------------------------------------------
