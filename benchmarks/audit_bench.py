@@ -11,6 +11,7 @@ Output: one markdown table row per figure, ``| figure | value | target | setup |
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import queue
 import random
@@ -217,6 +218,28 @@ def append_run(
     return len(started_at) / elapsed, latencies, len(signed)
 
 
+def append_run_async(url: str, writers: int, per_writer: int, synchronous: str) -> float:
+    """Appends/s with ``writers`` asyncio tasks on one event loop, each awaiting
+    ``append_async`` in turn: how the broker's family queries append."""
+    log = AuditLog.open(url, NoteSigner.generate(DEFAULT_ORIGIN), sqlite_synchronous=synchronous)
+    work = [[entry(w * per_writer + i) for i in range(per_writer)] for w in range(writers)]
+
+    async def writer(items: list[Entry]) -> None:
+        for item in items:
+            await log.append_async(item)
+
+    async def run() -> float:
+        began = time.perf_counter()
+        await asyncio.gather(*(writer(items) for items in work))
+        return time.perf_counter() - began
+
+    try:
+        elapsed = asyncio.run(run())
+    finally:
+        log.close()
+    return writers * per_writer / elapsed
+
+
 def build_log(url: str, count: int, batch: int = 1000) -> tuple[Store, NoteSigner, float]:
     """``count`` entries in batches of ``batch``, a signed checkpoint after each batch."""
     signer = NoteSigner.generate(DEFAULT_ORIGIN)
@@ -262,12 +285,16 @@ def bare_scan_rate(store: Store) -> float:
 
 
 def bench_appends(
-    url: str, rows_url: str, backend: str, synchronous: str, *, writers: int, per: int
+    urls: tuple[str, str, str], backend: str, synchronous: str, *, writers: int, per: int
 ) -> None:
+    """``urls``: empty databases for the threads' log, the asyncio tasks' log and the
+    own-rows baseline."""
+    url, async_url, rows_url = urls
     bare = bare_commit_rate(url, writers, max(20, per // 2), synchronous)
     rows = rows_only_rate(rows_url, writers, synchronous)
     handoff = handoff_rate(writers, per)
     rate, latencies, checkpoints = append_run(url, writers, per, synchronous)
+    async_rate = append_run_async(async_url, writers, per, synchronous)
     durability = {"FULL": "fsync per commit", "NORMAL": "WAL, no fsync"}.get(synchronous, "")
     label = f"{backend} ({durability})" if backend == "sqlite" else backend
     target = ">= 20,000/s" if backend == "sqlite" else ">= 5,000/s"
@@ -276,6 +303,13 @@ def bench_appends(
         f"{rate:,.0f}/s (bare INSERT+COMMIT of {writers} rows: {bare:,.0f} rows/s)",
         target,
         f"{writers} writer threads x {per} appends, {MACHINE}",
+    )
+    row(
+        f"durable appends/s, asyncio writers, {label}",
+        f"{async_rate:,.0f}/s",
+        target,
+        f"{writers} asyncio tasks on one event loop x {per} appends (as the broker appends),"
+        f" {MACHINE}",
     )
     row(
         f"baselines for the appends above, {label}",
@@ -368,20 +402,22 @@ def main() -> None:
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as scratch:
         for synchronous in ("FULL", "NORMAL"):
-            url = f"sqlite:///{Path(scratch) / f'append-{synchronous}.db'}"
-            rows_url = f"sqlite:///{Path(scratch) / f'rows-{synchronous}.db'}"
-            bench_appends(url, rows_url, "sqlite", synchronous, writers=writers, per=per)
+            threads, tasks, rows = (
+                f"sqlite:///{Path(scratch) / f'{use}-{synchronous}.db'}"
+                for use in ("threads", "tasks", "rows")
+            )
+            bench_appends((threads, tasks, rows), "sqlite", synchronous, writers=writers, per=per)
         bench_verify_and_prove(
             f"sqlite:///{Path(scratch) / 'verify.db'}", "sqlite", verify_count, leaves
         )
     if not args.no_postgres:
-        url, drop = postgres_schema(args.postgres_url)
-        rows_url, drop_rows = postgres_schema(args.postgres_url)
+        schemas = [postgres_schema(args.postgres_url) for _ in range(3)]
         try:
-            bench_appends(url, rows_url, "postgresql", "FULL", writers=writers, per=per)
+            urls = (schemas[0][0], schemas[1][0], schemas[2][0])
+            bench_appends(urls, "postgresql", "FULL", writers=writers, per=per)
         finally:
-            drop()
-            drop_rows()
+            for _, drop in schemas:
+                drop()
         url, drop = postgres_schema(args.postgres_url)
         try:
             bench_verify_and_prove(url, "postgresql", pg_verify_count, leaves)
