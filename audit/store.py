@@ -61,7 +61,7 @@ _NODES_IN = "SELECT id, hash, 1 FROM audit_nodes WHERE id IN ({})"
 _LATEST_CHECKPOINT = "SELECT size, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1"
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=128)
 def _values(columns: int, rows: int, numbered: bool) -> str:
     """Placeholders for ``rows`` rows of ``columns`` values: ``(?, ?), (?, ?)``, or
     ``($1, $2), ($3, $4)`` when ``numbered``."""
