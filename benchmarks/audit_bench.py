@@ -40,7 +40,7 @@ KEY = b"benchmark-subject-key-0123456789"
 
 
 def entry(n: int) -> Entry:
-    """A typical fetch entry: about 700 bytes of leaf."""
+    """A typical fetch entry: about 760 bytes of leaf."""
     return Entry(
         kind=Kind.FETCH,
         actor=f"caseworker-{n % 97}",
