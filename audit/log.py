@@ -186,7 +186,8 @@ class AuditLog:
     Tuning: a checkpoint is signed once the oldest unsigned entry has waited
     ``checkpoint_interval`` seconds or ``checkpoint_entries`` entries are unsigned; one
     transaction takes at most ``max_batch`` entries, and the writer waits up to
-    ``linger`` seconds for more callers once it has seen concurrent ones. ``clock``
+    ``linger`` seconds for more callers once it has seen concurrent ones (no longer
+    once as many wait as its last transaction held). ``clock``
     gives entry and checkpoint times (UTC).
     """
 
@@ -326,11 +327,16 @@ class AuditLog:
                     pending.append(item)
                 # Linger while callers keep arriving: the commit (an fsync) costs the
                 # same for one entry as for a thousand, and callers released by the
-                # previous commit come back within a fraction of a millisecond.
-                linger_until = time.monotonic() + self._linger if self._last_batch > 1 else 0.0
+                # previous commit come back within a fraction of a millisecond. Once as
+                # many are waiting as the last commit held, only those already queued
+                # join: waiting out the linger then holds up everyone for nobody.
+                lingers = bool(pending) and not stop and self._last_batch > 1
+                linger_until = time.monotonic() + self._linger if lingers else 0.0
                 while len(pending) < self._max_batch:
                     try:
                         wait = linger_until - time.monotonic()
+                        if len(pending) >= self._last_batch:
+                            wait = 0.0
                         item = (
                             self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                         )

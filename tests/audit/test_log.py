@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -162,6 +163,26 @@ def test_append_async_does_not_block_the_event_loop(open_log: OpenLog) -> None:
         return list(indexes)
 
     assert sorted(asyncio.run(main())) == list(range(50))
+
+
+def test_a_commit_waits_no_longer_once_its_callers_are_all_back(open_log: OpenLog) -> None:
+    # A linger of a whole second: were the writer to wait it out while every caller
+    # of the last commit is already queued again, 20 rounds would take 20 seconds.
+    log = open_log(linger=1.0)
+
+    async def caller(w: int) -> list[int]:
+        return [await log.append_async(make_entry(w * 100 + i)) for i in range(20)]
+
+    async def main() -> tuple[list[list[int]], float]:
+        began = time.monotonic()
+        indexes = await asyncio.gather(*(caller(w) for w in range(8)))
+        return indexes, time.monotonic() - began
+
+    indexes, seconds = asyncio.run(main())
+    assert sorted(i for mine in indexes for i in mine) == list(range(160))
+    # A few seconds at most: the first rounds, before the batch reaches all eight
+    # callers, may each linger once.
+    assert seconds < 8.0
 
 
 def test_an_async_caller_that_stops_waiting_loses_no_entry_and_stops_nobody(
