@@ -436,9 +436,11 @@ class Store:
         receipt's checkpoint) and every proof.
         """
         try:
+            # A new pooled connection that cannot connect raises the driver's own error:
+            # unlike ``Engine.connect``, ``raw_connection`` does not wrap it.
             raw = self.engine.raw_connection()
-        except sa.exc.DBAPIError as exc:
-            raise StoreError(f"the audit database is unavailable: {exc.orig}") from None
+        except (sa.exc.DBAPIError, self._driver_error) as exc:
+            raise StoreError(f"the audit database is unavailable: {exc}") from None
         driver: Any = raw.driver_connection
         try:
             if self.is_postgres:

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -18,6 +19,7 @@ from audit.entry import Entry, Kind
 from audit.errors import EntryError, EntryNotFound, LogClosed, StoreError, TreeSizeError
 from audit.log import AuditLog
 from audit.search import SearchQuery
+from audit.store import Store
 from tests.audit.conftest import SUBJECT_KEY, make_entry
 
 OpenLog = Callable[..., AuditLog]
@@ -266,6 +268,29 @@ def test_a_log_refuses_another_key(db_url: str, open_log: OpenLog) -> None:
     log.close()
     with pytest.raises(StoreError, match="log_key"):
         AuditLog.open(db_url, NoteSigner.generate(log.origin))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_reads_from_a_database_that_cannot_be_reached_raise_store_error(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # No connection was ever pooled: every read must open one, and that fails.
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'no such folder' / 'audit.db'}"
+    else:
+        base = make_url(request.getfixturevalue("postgres_url"))
+        url = base.set(database="junction_absent").render_as_string(hide_password=False)
+    store = Store(sa.create_engine(url))
+    try:
+        for read in (
+            store.size,
+            store.latest_checkpoint,
+            lambda: store.read_nodes([(0, 0), (1, 0)]),
+        ):
+            with pytest.raises(StoreError, match="the audit database is unavailable"):
+                read()
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
