@@ -4,13 +4,14 @@ SQLite (the embedded default, in WAL mode with foreign keys on) or PostgreSQL (t
 psycopg) in production. The broker's alembic history keeps its own version table,
 ``broker_alembic_version``, because the audit log keeps its tables and its own history
 in the same database. Every driver error becomes ``StoreUnavailable`` or ``Conflict``
-here, and nowhere else.
+here, and nowhere else. On SQLite, writes take the file's ``sqlite_write_lock``, which
+the log's own writer takes too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from audit.store import sqlite_write_lock
 from broker.errors import ConfigurationError, Conflict, StoreUnavailable
 
 __all__ = [
@@ -113,6 +115,7 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._write_lock = sqlite_write_lock(engine)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Database:
@@ -140,18 +143,28 @@ class Database:
         except sa.exc.SQLAlchemyError as exc:
             raise _translated(exc) from None
 
-    write = read
-    """The same, named for a caller that writes."""
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """The same, for a caller that writes: on SQLite it holds the write lock."""
+        try:
+            with self._write_lock, self.engine.connect() as connection, connection.begin():
+                yield connection
+        except sa.exc.SQLAlchemyError as exc:
+            raise _translated(exc) from None
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, *, write: bool = False) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on error.
 
+        A session that writes says so (``write=True``): on SQLite it then holds the
+        write lock throughout. It must not wait on the audit log meanwhile (the log's
+        writer takes the same lock): callers log a change before they store it.
         Raises ``Conflict`` when a uniqueness or reference rule is broken,
         ``StoreUnavailable`` for any other database failure.
         """
+        lock = self._write_lock if write else nullcontext()
         try:
-            with self._sessions() as session, session.begin():
+            with lock, self._sessions() as session, session.begin():
                 yield session
         except sa.exc.SQLAlchemyError as exc:
             raise _translated(exc) from None

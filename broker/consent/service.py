@@ -146,7 +146,7 @@ class ConsentService:
             by=actor.subject,
             note=consent.note,
         )
-        with self._db.session() as session:
+        with self._db.session(write=True) as session:
             repo.add_consent(session, row, keys)
             session.flush()
             repo.add_state(session, state)
@@ -190,7 +190,7 @@ class ConsentService:
             by=actor.subject,
             note=change.note,
         )
-        with self._db.session() as session:
+        with self._db.session(write=True) as session:
             if len(repo.states(session, [consent_id])[consent_id]) != len(rows):
                 raise Conflict("the consent changed while this change was made; read it again")
             repo.add_state(session, new)

@@ -372,7 +372,7 @@ class OversightService:
             review_entry=review_index,
         )
         try:
-            with self._db.session() as session:
+            with self._db.session(write=True) as session:
                 repository.add_review(session, row)
         except Conflict:
             with self._db.session() as session:

@@ -65,7 +65,7 @@ class QueryStore:
         """
         scoped = hashlib.sha256(f"{actor}\x00{key}".encode()).hexdigest()
         now = self._clock()
-        with self._db.session() as session:
+        with self._db.session(write=True) as session:
             repository.delete_expired_keys(session, now)
             existing = repository.idempotency_row(session, scoped)
             if existing is None:
@@ -111,7 +111,7 @@ class QueryStore:
         return self._unseal(scoped, sealed)
 
     def complete(self, claim: IdempotencyClaim, view: FamilyView) -> None:
-        with self._db.session() as session:
+        with self._db.session(write=True) as session:
             row = repository.idempotency_row(session, claim.key)
             if row is not None:
                 row.state = "done"
@@ -120,7 +120,7 @@ class QueryStore:
 
     def release(self, claim: IdempotencyClaim) -> None:
         """Forget a claim whose query failed, so the client may retry with the same key."""
-        with self._db.session() as session:
+        with self._db.session(write=True) as session:
             row = repository.idempotency_row(session, claim.key)
             if row is not None and row.state == "running":
                 session.delete(row)
@@ -181,7 +181,7 @@ class QueryStore:
     def remember_uncertain(
         self, query_id: str, actor: str, pairs: Sequence[tuple[str, str, float]]
     ) -> None:
-        with self._db.session() as session:
+        with self._db.session(write=True) as session:
             for left, right, probability in pairs:
                 repository.add(
                     session,
@@ -204,7 +204,7 @@ class QueryStore:
 
     def decide(self, left: str, right: str, decision: str, actor: str) -> None:
         pair_id = link_id(left, right)
-        with self._db.session() as session:
+        with self._db.session(write=True) as session:
             row = repository.link_decision(session, pair_id)
             if row is None:
                 repository.add(

@@ -179,7 +179,7 @@ class RegistryService:
             counterparty_agency=agency.id,
         )
         now = self._clock()
-        with self._db.session() as session:
+        with self._db.session(write=True) as session:
             row = AgencyRow(
                 id=agency.id, name=agency.name, type=agency.type, created_at=now, updated_at=now
             )
@@ -200,7 +200,7 @@ class RegistryService:
             change={"id": agency_id, **change.model_dump(mode="json")},
             counterparty_agency=agency_id,
         )
-        with self._db.session() as session:
+        with self._db.session(write=True) as session:
             row = self._agency(session, agency_id)
             row.name, row.type, row.updated_at = change.name, change.type, self._clock()
             return _agency_out(row, repo.connector(session, agency_id))
@@ -283,7 +283,7 @@ class RegistryService:
             counterparty_agency=agency_id,
         )
         now = self._clock()
-        with self._db.session() as session:
+        with self._db.session(write=True) as session:
             row = repo.connector(session, agency_id)
             if row is None:
                 row = ConnectorRow(agency_id=agency_id, registered_at=now)
@@ -409,7 +409,7 @@ class RegistryService:
             created_at=self._clock(),
             created_by=actor.subject,
         )
-        with self._db.session() as session:
+        with self._db.session(write=True) as session:
             repo.add(session, row)
         with self._agreements_lock:
             self._checked_at = None

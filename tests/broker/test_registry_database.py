@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +15,7 @@ from alembic.script import ScriptDirectory
 import audit
 from audit.checkpoint import NoteSigner
 from audit.log import DEFAULT_ORIGIN, AuditLog
+from audit.store import Store
 from broker import db
 from broker.db import Database, create_engine, upgrade
 from broker.errors import ConfigurationError, StoreUnavailable
@@ -96,3 +99,54 @@ async def test_a_database_failure_reaches_the_caller_as_503(
     assert response.status_code == 503
     assert response.json()["type"] == "urn:junction:problem:store-unavailable"
     assert "try again shortly" in response.json()["detail"]
+
+
+def _write_behind_an_audit_write(
+    broker_file: Path, audit_file: Path, *, hold: float
+) -> tuple[float, float]:
+    """An audit write holds its transaction open for ``hold`` seconds while a broker
+    write to ``broker_file`` starts. When (perf_counter) the audit write committed, and
+    when the broker's write was done."""
+    database = Database.open(f"sqlite:///{broker_file}")
+    store = Store.open(f"sqlite:///{audit_file}")
+    with database.write() as connection:
+        connection.execute(sa.text("CREATE TABLE scratch (x INTEGER)"))
+    began = threading.Event()
+    committed: list[float] = []
+
+    def audit_write() -> None:
+        with store.write() as conn:
+            conn.execute(sa.text("INSERT INTO audit_meta (key, value) VALUES ('held', 'x')"))
+            began.set()
+            time.sleep(hold)
+        committed.append(time.perf_counter())
+
+    holder = threading.Thread(target=audit_write)
+    holder.start()
+    assert began.wait(10)
+    with database.write() as connection:
+        connection.execute(sa.text("INSERT INTO scratch (x) VALUES (1)"))
+    written = time.perf_counter()
+    holder.join(10)
+    store.close()
+    database.close()
+    return committed[0], written
+
+
+def test_a_write_waits_no_longer_than_the_audit_write_before_it_in_one_sqlite_file(
+    tmp_path: Path,
+):
+    # SQLite alone would make the second writer sleep and look again 1, 2, 5, 10 ...
+    # 25 ms apart: about 28 ms late for a 150 ms write. The file's write lock hands over
+    # at the commit.
+    committed, written = _write_behind_an_audit_write(
+        tmp_path / "broker.db", tmp_path / "broker.db", hold=0.15
+    )
+    assert written - committed < 0.015
+
+
+def test_writers_to_different_sqlite_files_do_not_wait_for_each_other(tmp_path: Path):
+    committed, written = _write_behind_an_audit_write(
+        tmp_path / "broker.db", tmp_path / "audit.db", hold=0.5
+    )
+    assert written < committed - 0.3
