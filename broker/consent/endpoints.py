@@ -26,7 +26,7 @@ Reader = Annotated[Principal, Depends(require(*READ_ROLES))]
 Writer = Annotated[Principal, Depends(require(*WRITE_ROLES))]
 
 
-def _service(request: Request) -> ConsentService:
+async def _service(request: Request) -> ConsentService:
     service: ConsentService = request.app.state.consent
     return service
 

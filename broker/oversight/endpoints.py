@@ -44,12 +44,12 @@ Officer = Annotated[Principal, Depends(require(*OFFICER_ROLES))]
 Integrity = Annotated[Principal, Depends(require(*INTEGRITY_ROLES))]
 
 
-def _service(request: Request) -> OversightService:
+async def _service(request: Request) -> OversightService:
     service: OversightService = request.app.state.oversight
     return service
 
 
-def _reports(request: Request) -> SubjectAccessReports:
+async def _reports(request: Request) -> SubjectAccessReports:
     reports: SubjectAccessReports = request.app.state.subject_access
     return reports
 

@@ -33,7 +33,7 @@ class ReloadRefused(BrokerError):
     status = 422
 
 
-def _policy(request: Request) -> PolicyThread:
+async def _policy(request: Request) -> PolicyThread:
     policy: PolicyThread = request.app.state.foundation.policy
     return policy
 

@@ -34,17 +34,19 @@ class QuerySummary(BaseModel):
     release_entry: int | None
 
 
-def _queries(request: Request) -> FamilyQueryService:
+# The dependencies are coroutines so that FastAPI calls them on the event loop: a plain
+# function would cost a trip through its thread pool on every request.
+async def _queries(request: Request) -> FamilyQueryService:
     service: FamilyQueryService = request.app.state.family_queries
     return service
 
 
-def _store(request: Request) -> QueryStore:
+async def _store(request: Request) -> QueryStore:
     store: QueryStore = request.app.state.query_store
     return store
 
 
-def _follow_up(request: Request) -> FollowUpService:
+async def _follow_up(request: Request) -> FollowUpService:
     service: FollowUpService = request.app.state.follow_up
     return service
 

@@ -31,7 +31,7 @@ Reader = Annotated[Principal, Depends(require(*READ_ROLES))]
 Writer = Annotated[Principal, Depends(require(*WRITE_ROLES))]
 
 
-def _service(request: Request) -> RegistryService:
+async def _service(request: Request) -> RegistryService:
     service: RegistryService = request.app.state.registry
     return service
 
