@@ -11,7 +11,7 @@ the log's own writer takes too.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -129,25 +129,23 @@ class Database:
             upgrade(database.engine)
         return database
 
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
+    def read(self) -> AbstractContextManager[Connection]:
         """A plain connection in one transaction, committed on success, for hot paths.
 
         Core statements on it skip the ORM, which costs several times the statement
         itself for the small reads and writes the family query makes. Errors as for
         ``session``.
         """
-        try:
-            with self.engine.connect() as connection, connection.begin():
-                yield connection
-        except sa.exc.SQLAlchemyError as exc:
-            raise _translated(exc) from None
+        return self._connection(nullcontext())
+
+    def write(self) -> AbstractContextManager[Connection]:
+        """The same, for a caller that writes: on SQLite it holds the write lock."""
+        return self._connection(self._write_lock)
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """The same, for a caller that writes: on SQLite it holds the write lock."""
+    def _connection(self, lock: AbstractContextManager[Any]) -> Iterator[Connection]:
         try:
-            with self._write_lock, self.engine.connect() as connection, connection.begin():
+            with lock, self.engine.connect() as connection, connection.begin():
                 yield connection
         except sa.exc.SQLAlchemyError as exc:
             raise _translated(exc) from None
