@@ -23,7 +23,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from audit.store import sqlite_write_lock
+from audit.store import SQLITE_CHECKPOINT_PAGES, sqlite_write_lock
 from broker.errors import ConfigurationError, Conflict, StoreUnavailable
 
 __all__ = [
@@ -70,6 +70,8 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # As the audit log's connections to the file do (see SQLITE_CHECKPOINT_PAGES).
+        cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
         cursor.close()
 
 

@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 import audit
 from audit.checkpoint import NoteSigner
 from audit.log import DEFAULT_ORIGIN, AuditLog
-from audit.store import Store
+from audit.store import SQLITE_CHECKPOINT_PAGES, Store
 from broker import db
 from broker.db import Database, create_engine, upgrade
 from broker.errors import ConfigurationError, StoreUnavailable
@@ -143,6 +143,23 @@ def test_a_write_waits_no_longer_than_the_audit_write_before_it_in_one_sqlite_fi
         tmp_path / "broker.db", tmp_path / "broker.db", hold=0.15
     )
     assert written - committed < 0.015
+
+
+def test_the_broker_and_its_log_copy_the_write_ahead_log_at_the_same_size(tmp_path: Path):
+    # Were the broker's threshold the smaller, its writes would do the log's copying.
+    url = f"sqlite:///{tmp_path / 'broker.db'}"
+    database, store = Database.open(url), Store.open(url)
+    try:
+        with database.write() as broker_side, store.read() as log_side:
+            thresholds = {
+                side.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+                for side in (broker_side, log_side)
+            }
+    finally:
+        store.close()
+        database.close()
+    assert thresholds == {SQLITE_CHECKPOINT_PAGES}
+    assert SQLITE_CHECKPOINT_PAGES > 1000  # SQLite's own default
 
 
 def test_writers_to_different_sqlite_files_do_not_wait_for_each_other(tmp_path: Path):
