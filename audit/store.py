@@ -37,7 +37,6 @@ __all__ = ["SQLITE_CHECKPOINT_PAGES", "Store", "sqlite_write_lock"]
 # A fixed advisory lock key: "junction-audit" hashed to a signed 64-bit integer.
 _LOCK_KEY = int.from_bytes(hashlib.sha256(b"junction-audit").digest()[:8], "big", signed=True)
 _MIGRATIONS = Path(__file__).with_name("migrations")
-_WRITE_LOCKS: dict[str, threading.RLock] = {}
 
 SQLITE_CHECKPOINT_PAGES = 20_000
 """Pages (4 KiB each) the write-ahead log may hold before a commit copies them into the
@@ -48,6 +47,8 @@ less: a tenth to a quarter more appends a second, for a write-ahead log of up to
 80 MB. Every connection that writes to the file must use the same value, or
 the one with the smaller does the copying for all: the log's connections and the
 broker's (``broker.db``) set it."""
+
+_WRITE_LOCKS: dict[str, threading.RLock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
 
 
