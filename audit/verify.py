@@ -266,11 +266,20 @@ def _private_problems(
 def _unlogged_erasures(
     leaves: list[bytes], base: int, erased_by: Mapping[int, int]
 ) -> list[Finding]:
-    """Erasures whose erasure entry (among these leaves) does not record them."""
+    """Erasure records that no erasure entry backs: those of an entry among these
+    leaves that name an entry before it (an erasure entry always comes after what it
+    erased, so the record is forged, wherever the entry it names lies), and those
+    naming an entry among these leaves that does not record the erasure."""
     problems = []
     limit = base + len(leaves)
     for erased, erasure_index in erased_by.items():
-        if base <= erasure_index < limit:
+        if base <= erased < limit and erasure_index <= erased:
+            detail = (
+                f"entry {erased} was erased, but the entry its erasure record names"
+                f" ({erasure_index}) comes before it"
+            )
+            problems.append(Finding(TamperKind.ERASURE_UNLOGGED, detail, erased))
+        elif base <= erasure_index < limit:
             leaf = leaves[erasure_index - base]
             if b'"erases":%d,' % erased not in leaf:
                 detail = f"entry {erased} was erased, but entry {erasure_index} does not record it"

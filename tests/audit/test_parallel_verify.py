@@ -303,3 +303,21 @@ def test_the_private_value_fast_path_passes_only_what_the_exact_checks_pass(
         assert exact == []
     problem = check_chunk(chunk, 0, {}, []).problem
     assert problem == (min(exact, key=lambda f: f.index or 0) if exact else None)
+
+
+def test_an_erasure_record_naming_an_earlier_erasure_entry_is_reported(
+    open_log: OpenLog,
+) -> None:
+    # An erasure entry always comes after what it erased: a record that names an
+    # earlier entry is forged, however far apart the two are (here, different chunks).
+    log = open_log(checkpoint_interval=60, checkpoint_entries=10)
+    for i in range(60):
+        log.append(make_entry(i))
+    log.erase(3, by="ig-officer", reason="subject request")
+    log.close()
+    with log.store.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_openings WHERE idx = 40"))
+        conn.execute(sa.text("INSERT INTO audit_erasures VALUES (40, 0, 'x', 'y', 5)"))
+    first = _verify_every_way(log).first
+    assert first is not None
+    assert (first.kind, first.index) == (TamperKind.ERASURE_UNLOGGED, 40)
