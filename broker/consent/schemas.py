@@ -53,7 +53,7 @@ class ConsentIn(_In):
                         {"kind": "local_ref", "value": "police:P-2231"},
                     ],
                     "label": "J.M.",
-                    "purpose": "early_help",
+                    "purpose": "early_help_assessment",
                     "scope": ["police", "school"],
                     "given_by": "parent",
                     "channel": "paper",
@@ -69,7 +69,7 @@ class ConsentIn(_In):
         default=None,
         description="A short label you will recognise (initials); never logged in clear.",
     )
-    purpose: Slug = Field(examples=["early_help"])
+    purpose: Slug = Field(examples=["early_help_assessment"])
     scope: list[AgencyId] | Literal["all"] = Field(
         description="The agencies it covers: a list of agency ids, or 'all'.",
         examples=[["police", "school"], "all"],

@@ -46,12 +46,14 @@ class FollowUpService:
         self._audit = audit
         self._subjects = subjects
 
-    def _own_query(self, principal: Principal, query_id: str) -> FamilyQueryRow:
+    def _own_query(
+        self, principal: Principal, query_id: str, what: str = "see the receipts of"
+    ) -> FamilyQueryRow:
         row = self._store.query(query_id)
         if row is None:
             raise NotFound(f"there is no family query {query_id!r}")
         if principal.role is Role.CASEWORKER and row.actor != principal.subject:
-            raise Forbidden("a caseworker may see the receipts of their own queries only")
+            raise Forbidden(f"a caseworker may {what} their own queries only")
         return row
 
     async def receipt(self, principal: Principal, query_id: str) -> ReceiptProofs:
@@ -88,7 +90,7 @@ class FollowUpService:
 
         Raises ``NotFound`` when the link was not one of this caseworker's open links.
         """
-        self._own_query(principal, query_id)
+        self._own_query(principal, query_id, "confirm or reject the links of")
         pair = self._store.uncertain_pair(query_id, principal.subject, decision.link_id)
         if pair is None:
             raise NotFound(f"link {decision.link_id!r} is not an open link of query {query_id!r}")

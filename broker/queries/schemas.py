@@ -165,7 +165,10 @@ class NeedView(BaseModel):
 class ReceiptView(BaseModel):
     entries: list[int] = Field(description="Audit log indexes of every exchange of this query.")
     release_entry: int | None
-    checkpoint: str | None = Field(description="The latest signed checkpoint (C2SP note).")
+    checkpoint: str | None = Field(
+        description="The newest signed checkpoint (C2SP note) when the answer was released;"
+        " it may not cover this query's entries yet: `proofs` waits for one that does."
+    )
     tree_size: int | None
     proofs: str = Field(description="Where to get inclusion proofs for the entries.")
 

@@ -124,16 +124,27 @@ _STATUS_CODES = {
 }
 
 
+# FastAPI's words for a body its JSON decoder could not read at all (invalid UTF-8,
+# nesting too deep for the decoder).
+_UNPARSED_BODY = "There was an error parsing the body"
+
+
+def _malformed_json(request: Request) -> ProblemResponse:
+    return problem_response(
+        400,
+        "malformed-json",
+        "The request body is not valid JSON",
+        "Send a JSON document; check quotes, commas and brackets.",
+        instance=request.url.path,
+    )
+
+
 def _validation_problem(request: Request, exc: RequestValidationError) -> ProblemResponse:
     errors = exc.errors()
     if any(err.get("type") == "json_invalid" for err in errors):
-        return problem_response(
-            400,
-            "malformed-json",
-            "The request body is not valid JSON",
-            "Send a JSON document; check quotes, commas and brackets.",
-            instance=request.url.path,
-        )
+        return _malformed_json(request)
+    if [(err.get("type"), tuple(err.get("loc", ()))) for err in errors] == [("missing", ("body",))]:
+        return _malformed_json(request)  # an empty body: not a JSON document either
     fields = [
         {
             "location": ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body",
@@ -173,6 +184,8 @@ def install_problem_handlers(app: FastAPI, error_bases: Iterable[type[Exception]
 
     async def http_error(request: Request, exc: Exception) -> ProblemResponse:
         assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for it
+        if exc.status_code == 400 and exc.detail == _UNPARSED_BODY:
+            return _malformed_json(request)
         code, title = _STATUS_CODES.get(exc.status_code, ("http-error", "The request failed"))
         detail = exc.detail if isinstance(exc.detail, str) else title
         if exc.status_code == 404 and detail == "Not Found":
@@ -276,7 +289,9 @@ class BodyLimitMiddleware:
         path: str = scope["path"]
         if path.startswith(self.json_prefixes) and (length is None or length != b"0"):
             media = headers.get(b"content-type", b"").split(b";")[0].strip().decode("latin-1")
-            if media and not (media in _JSON_TYPES or media.endswith("+json")):
+            # No media type at all is refused too: the body would otherwise be read as
+            # text, and the answer would blame its fields instead of its type.
+            if not (media in _JSON_TYPES or media.endswith("+json")):
                 await self._reject(scope, receive, send, 415)
                 return
         json_path = path.startswith(self.json_prefixes)

@@ -115,6 +115,26 @@ async def test_a_non_json_body_is_a_415(client: httpx.AsyncClient) -> None:
     _assert_problem(response, 415, "unsupported-media-type")
 
 
+async def test_a_body_without_a_media_type_is_a_415(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/orders", content=b'{"name": "x", "quantity": 1}')
+    assert "content-type" not in response.request.headers
+    _assert_problem(response, 415, "unsupported-media-type")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b'{"name": "\xff\xfe"}'],
+    ids=["empty", "invalid-utf-8"],
+)
+async def test_a_body_that_is_no_json_document_is_malformed_json(
+    client: httpx.AsyncClient, body: bytes
+) -> None:
+    response = await client.post(
+        "/v1/orders", content=body, headers={"content-type": "application/json"}
+    )
+    _assert_problem(response, 400, "malformed-json")
+
+
 async def test_deeply_nested_json_is_a_4xx_not_a_500(client: httpx.AsyncClient) -> None:
     app = _app(max_bytes=1_000_000)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
