@@ -33,6 +33,7 @@ __all__ = [
     "NoteSigner",
     "NoteVerifier",
     "cosign",
+    "kept_note",
     "open_checkpoint",
     "sign_checkpoint",
 ]
@@ -204,6 +205,16 @@ def _parse_body(body: str) -> Checkpoint:
     if any(not line for line in extensions):
         raise CheckpointFormatError("empty extension line in the checkpoint body")
     return Checkpoint(origin, int(size_text), root, tuple(extensions))
+
+
+def kept_note(text: str) -> str:
+    """A signed note as somebody kept it, in the form ``open_checkpoint`` reads.
+
+    Keeping a note (a file, a terminal, a web form, an e-mail) may change its line
+    endings, drop its final newline or add blank lines after it; none of that is signed,
+    so it is undone here. Whatever else changed still fails to open.
+    """
+    return text.replace("\r\n", "\n").rstrip("\n") + "\n"
 
 
 def open_checkpoint(note: str, verifier: NoteVerifier, *, origin: str | None = None) -> Checkpoint:

@@ -17,10 +17,11 @@ import orjson
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import exc as sa_exc
 
 from audit import merkle
 from audit._dbsource import DatabaseSource
-from audit.checkpoint import Checkpoint, NoteVerifier, open_checkpoint
+from audit.checkpoint import Checkpoint, NoteVerifier, kept_note, open_checkpoint
 from audit.entry import parse_leaf
 from audit.errors import AuditError, CheckpointError, EntryNotFound, ProofError
 from audit.export import BundleSource, export_bundle
@@ -66,6 +67,9 @@ def _errors() -> Iterator[None]:
         raise _fail(exc.detail) from None
     except OSError as exc:
         raise _fail(f"{exc.filename or 'file'}: {exc.strerror}") from None
+    except sa_exc.DBAPIError as exc:  # e.g. a file that is not a SQLite database
+        reason = str(exc.orig).splitlines()[0] if exc.orig else "unknown error"
+        raise _fail(f"cannot read the log's database: {reason}") from None
 
 
 class _Log(ABC):
@@ -309,7 +313,9 @@ def consistency(
         log = _Log.open(db, bundle, origin)
         verifier = _verifier(public_key, log.origin)
         try:
-            kept = open_checkpoint(old.read_text(), verifier, origin=log.origin)
+            kept = open_checkpoint(
+                kept_note(old.read_text(errors="replace")), verifier, origin=log.origin
+            )
         except CheckpointError as exc:
             raise _fail(f"your checkpoint does not verify with this key: {exc.detail}", 1) from None
         signed = _latest(log, verifier)

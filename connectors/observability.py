@@ -104,7 +104,11 @@ def configure_logging(*, json_output: bool, level: str = "INFO") -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json_output
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # Plain tracebacks: the default (rich) one prints every frame's local variables,
+        # which hold request bodies and bearer tokens.
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[

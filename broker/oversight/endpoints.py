@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import AwareDatetime
 
@@ -40,6 +40,8 @@ _INTEGRITY = roles_text(*INTEGRITY_ROLES)
 
 audit_router = APIRouter(prefix="/v1/audit", tags=["audit"])
 oversight_router = APIRouter(prefix="/v1/oversight", tags=["oversight"])
+# Every store keeps an index in a signed 64-bit integer: a larger one names no entry.
+EntryIndex = Annotated[int, Path(ge=0, le=2**63 - 1, description="An audit log index.")]
 Officer = Annotated[Principal, Depends(require(*OFFICER_ROLES))]
 Integrity = Annotated[Principal, Depends(require(*INTEGRITY_ROLES))]
 
@@ -70,7 +72,7 @@ def search_audit(body: AuditSearch, _: Officer, service: Service) -> AuditPage:
 
 
 @audit_router.get("/entries/{index}", description=_OFFICER)
-def get_entry(index: int, _: Officer, service: Service) -> EntryWithProof:
+def get_entry(index: EntryIndex, _: Officer, service: Service) -> EntryWithProof:
     """One entry with its inclusion proof against the latest signed checkpoint."""
     return service.entry(index)
 
@@ -138,7 +140,7 @@ def break_glass_queue(
     description=_OFFICER + " Recorded in the audit log as an access_review entry.",
 )
 def review_break_glass(
-    index: int, body: ReviewIn, principal: Officer, service: Service
+    index: EntryIndex, body: ReviewIn, principal: Officer, service: Service
 ) -> ReviewView:
     """Record the outcome of reviewing one break-glass use."""
     return service.review(principal, index, body)

@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from audit import merkle
-from audit.checkpoint import Checkpoint, open_checkpoint
+from audit.checkpoint import Checkpoint, kept_note, open_checkpoint
 from audit.entry import Entry, Kind, StoredEntry
 from audit.errors import (
     AuditError,
@@ -57,6 +57,8 @@ from broker.subjects import SubjectKeys
 __all__ = ["OversightService", "entry_view", "read_all", "translate"]
 
 _PAGE = 500
+_LOG_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+"""Entry times are microseconds since this instant: the log holds nothing before it."""
 
 
 @contextmanager
@@ -273,9 +275,10 @@ class OversightService:
         Raises ``CheckpointRejected`` if the note is malformed, of another log, or not
         signed by this log's key.
         """
-        text = pasted.replace("\r\n", "\n")
         with translate():
-            old = open_checkpoint(text, self._audit.verifier, origin=self._audit.origin)
+            old = open_checkpoint(
+                kept_note(pasted), self._audit.verifier, origin=self._audit.origin
+            )
             note, latest = self._latest()
             proof: list[bytes] = []
             consistent, detail = True, "the current log extends the pasted checkpoint"
@@ -387,7 +390,10 @@ class OversightService:
     def anomalies(self, since: datetime | None, until: datetime | None) -> AnomalyReport:
         """Flags raised in ``[since, until)`` (default: the 7 days up to now)."""
         until = until or self._clock()
-        since = since or until - timedelta(days=7)
+        if until <= _LOG_EPOCH:
+            raise InvalidChange("'until' is before 1970: the log holds nothing that early")
+        # A window from further back than the log can hold starts where it can.
+        since = max(since or until - timedelta(days=7), _LOG_EPOCH)
         if since >= until:
             raise InvalidChange("'since' must be earlier than 'until'")
         limits = self._thresholds

@@ -289,9 +289,7 @@ class BodyLimitMiddleware:
         path: str = scope["path"]
         if path.startswith(self.json_prefixes) and (length is None or length != b"0"):
             media = headers.get(b"content-type", b"").split(b";")[0].strip().decode("latin-1")
-            # No media type at all is refused too: the body would otherwise be read as
-            # text, and the answer would blame its fields instead of its type.
-            if not (media in _JSON_TYPES or media.endswith("+json")):
+            if media and not (media in _JSON_TYPES or media.endswith("+json")):
                 await self._reject(scope, receive, send, 415)
                 return
         json_path = path.startswith(self.json_prefixes)

@@ -109,6 +109,11 @@ def test_consistency_with_a_kept_checkpoint(
     code, out = _run("consistency", "--old", str(kept), "--db", db, "--public-key", pub)
     assert code == 0, out
     assert "extends your checkpoint of 30 entries" in out
+    # Kept by copying from a terminal: final newline lost, or an extra one added.
+    for copied in (kept.read_text().rstrip("\n"), kept.read_text() + "\n"):
+        kept.write_text(copied)
+        code, out = _run("consistency", "--old", str(kept), "--db", db, "--public-key", pub)
+        assert code == 0, out
     forked = Checkpoint(DEFAULT_ORIGIN, 30, hashlib.sha256(b"elsewhere").digest())
     kept.write_text(sign_checkpoint(forked, signer))
     code, out = _run("consistency", "--old", str(kept), "--db", db, "--public-key", pub)
@@ -125,6 +130,12 @@ def test_usage_errors_are_one_line(db: str, keys: Path, tmp_path: Path) -> None:
     assert code == 2
     assert "error: there is no audit database at" in out
     assert not (tmp_path / "none.db").exists()
+    not_a_database = tmp_path / "notes.db"
+    not_a_database.write_text("# some notes, not a database\n" * 200)
+    url = f"sqlite:///{not_a_database}"
+    code, out = _run("verify", "--db", url, "--public-key", str(keys / "log.pub"))
+    assert code == 2
+    assert out.strip() == "error: cannot read the log's database: file is not a database"
 
 
 def test_the_junction_command_runs_it_without_a_traceback(db: str, tmp_path: Path) -> None:

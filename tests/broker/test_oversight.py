@@ -194,6 +194,38 @@ async def test_one_entry_with_a_proof_that_verifies_offline(broker: Desk) -> Non
     assert missing.headers["content-type"].startswith("application/problem+json")
 
 
+async def test_values_past_what_the_log_can_hold_are_refused_not_failed(broker: Desk) -> None:
+    _fill(broker)
+    officer = broker.officer()
+    huge = "/99999999999999999999999"
+    entry = await broker.client.get("/v1/audit/entries" + huge, headers=officer)
+    review = await broker.client.post(
+        f"/v1/oversight/break-glass{huge}/review",
+        json={"outcome": "justified", "note": "checked"},
+        headers=officer,
+    )
+    from_the_start = await broker.client.get(
+        "/v1/oversight/anomalies", params={"since": "0001-01-01T00:00:00Z"}, headers=officer
+    )
+    too_early = await broker.client.get(
+        "/v1/oversight/anomalies", params={"until": "0001-01-02T00:00:00Z"}, headers=officer
+    )
+    backwards = await broker.client.post(
+        "/v1/oversight/subject-access",
+        json={
+            "identifiers": [{"kind": "nhs_number", "value": NHS}],
+            "since": "2026-11-30T00:00:00Z",
+            "until": "2026-11-01T00:00:00Z",
+        },
+        headers=officer,
+    )
+    assert [entry.status_code, review.status_code] == [422, 422]
+    assert from_the_start.status_code == 200, from_the_start.text
+    assert [too_early.status_code, backwards.status_code] == [422, 422]
+    assert "1970" in too_early.json()["detail"]
+    assert backwards.json()["detail"] == "'since' must be earlier than 'until'"
+
+
 async def test_a_pasted_checkpoint_is_proved_consistent(broker: Desk) -> None:
     _fill(broker)
     broker.signed_size()

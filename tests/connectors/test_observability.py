@@ -70,3 +70,23 @@ def test_terminal_output_is_readable_not_json(capsys: pytest.CaptureFixture[str]
     assert "service_started" in err
     assert "port" in err
     assert not err.lstrip().startswith("{")
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_a_logged_traceback_carries_no_local_variables(
+    capsys: pytest.CaptureFixture[str], json_output: bool
+) -> None:
+    configure_logging(json_output=json_output)
+
+    def handle(authorization: str) -> None:
+        raise ValueError("the request failed")
+
+    token = "Bearer " + "-".join(["secret", "token", "body"])  # not in any source line
+    try:
+        handle(token)
+    except ValueError:
+        structlog.get_logger("t").exception("unhandled_error")
+        logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
+    err = capsys.readouterr().err
+    assert "the request failed" in err
+    assert "secret-token-body" not in err
