@@ -305,11 +305,12 @@ def test_the_private_value_fast_path_passes_only_what_the_exact_checks_pass(
     assert problem == (min(exact, key=lambda f: f.index or 0) if exact else None)
 
 
-def test_an_erasure_record_naming_an_earlier_erasure_entry_is_reported(
+def test_an_erasure_record_naming_an_entry_before_the_erased_one_is_reported(
     open_log: OpenLog,
 ) -> None:
     # An erasure entry always comes after what it erased: a record that names an
     # earlier entry is forged, however far apart the two are (here, different chunks).
+    # The genuine erasure of entry 3 (by entry 60) is not reported.
     log = open_log(checkpoint_interval=60, checkpoint_entries=10)
     for i in range(60):
         log.append(make_entry(i))
