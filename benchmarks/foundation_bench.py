@@ -32,7 +32,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audit import DEFAULT_ORIGIN, AuditLog, NoteSigner
-from broker.consent import ConsentService
+from broker.consent import ConsentService, ConsentVocabulary
 from broker.consent.models import ConsentRow, ConsentStateRow, ConsentSubjectRow
 from broker.db import Database
 from broker.identity import DevIssuer, Principal, Role, TokenVerifier
@@ -114,7 +114,7 @@ def fill(db: Database, keys: SubjectKeys, people: int) -> None:
                         id=f"dsa-{provider}-{n}",
                         version=version,
                         parties=["council", provider],
-                        purposes=["early_help"],
+                        purposes=["early_help_assessment"],
                         legal_bases=["consent"],
                         fields=[f"{provider}.field_{i}" for i in range(6)],
                         valid_from=NOW - timedelta(days=300),
@@ -130,7 +130,7 @@ def fill(db: Database, keys: SubjectKeys, people: int) -> None:
         consents.append(
             {
                 "id": consent_id,
-                "purpose": "early_help",
+                "purpose": "early_help_assessment",
                 "scope_all": n % 3 == 0,
                 "scope": [] if n % 3 == 0 else ["police", "school"],
                 "given_by": "parent",
@@ -183,7 +183,10 @@ def bench_store(url: str, people: int, repeat: int, backend: str) -> None:
             fill(db, keys, people)
             http = httpx.AsyncClient()
             registry = RegistryService(db, log, http=http, broker_name="broker")
-            consent = ConsentService(db, log, keys)
+            known = ConsentVocabulary(
+                frozenset({"early_help_assessment"}), frozenset(AGENCIES), frozenset()
+            )
+            consent = ConsentService(db, log, keys, vocabulary=lambda: known)
             family = [
                 key
                 for n in range(0, people, max(1, people // 6))[:6]
@@ -195,7 +198,7 @@ def bench_store(url: str, people: int, repeat: int, backend: str) -> None:
             setup = f"{backend}, {people:,} people with consents, family of 6 (12 keys); {MACHINE}"
 
             consent_us = per_call_us(
-                lambda: consent.consents_for(family, "early_help", NOW), repeat
+                lambda: consent.consents_for(family, "early_help_assessment", NOW), repeat
             )
             subjects = ConsentSubjectRow.__table__
             states = ConsentStateRow.__table__

@@ -18,6 +18,7 @@ from audit.entry import Decision, Entry, Kind
 from audit.errors import AuditError
 from audit.log import AuditLog
 from broker.consent.service import ConsentService
+from broker.consent.vocabulary import ConsentVocabulary, vocabulary_from
 from broker.db import Database
 from broker.errors import ConfigurationError, StoreUnavailable
 from broker.federation.client import ConnectorClient
@@ -63,6 +64,14 @@ def open_audit_log(settings: BrokerSettings) -> AuditLog:
         return AuditLog.open(settings.resolved_database_url(), signer, origin=settings.audit_origin)
     except AuditError as exc:
         raise StoreUnavailable(f"cannot open the audit log: {exc}") from None
+
+
+def _consent_vocabulary(policy: PolicyThread, registry: RegistryService) -> ConsentVocabulary:
+    offered = {
+        agency.id: [f.name for f in agency.connector.fields] if agency.connector else []
+        for agency in registry.list_agencies()
+    }
+    return vocabulary_from(policy.catalogue, offered)
 
 
 def open_policy(settings: BrokerSettings, audit: AuditLog) -> PolicyThread:
@@ -202,8 +211,10 @@ class Foundation:
             broker_name=settings.name,
             manifest_timeout_seconds=settings.manifest_timeout_seconds,
         )
-        consent = ConsentService(db, audit, subject_keys)
         policy = open_policy(settings, audit)
+        consent = ConsentService(
+            db, audit, subject_keys, vocabulary=lambda: _consent_vocabulary(policy, registry)
+        )
         client = ConnectorClient(
             Signer(load_or_create_key(settings.signing_key_file()), settings.name),
             KeyRing(),

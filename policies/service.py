@@ -10,7 +10,7 @@ refused and the old one stays in force. Every successful reload is reported thro
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -55,12 +55,18 @@ class PolicyService:
         self._record = record_change
         self._swap = threading.Lock()
         self._engine: PolicyEngine | None = None
+        self._catalogue: Mapping[str, Any] = {}
         self.reload(actor=actor, reason="start-up")
 
     @property
     def engine(self) -> PolicyEngine:
         assert self._engine is not None  # noqa: S101 - set by __init__ before any use
         return self._engine
+
+    @property
+    def catalogue(self) -> Mapping[str, Any]:
+        """The bundle in force's ``catalogue`` document (purposes, gateways, ...)."""
+        return self._catalogue
 
     @property
     def digest(self) -> str:
@@ -130,6 +136,8 @@ class PolicyService:
                 },
             )
             self._engine = engine
+            catalogue = bundle.data.get("catalogue")
+            self._catalogue = catalogue if isinstance(catalogue, Mapping) else {}
             if previous is not None:
                 previous.close()
             return bundle.digest

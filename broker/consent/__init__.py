@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from broker.consent.service import TRANSITIONS, ConsentService
+from broker.consent.vocabulary import ConsentVocabulary
 
-__all__ = ["TRANSITIONS", "ConsentService"]
+__all__ = ["TRANSITIONS", "ConsentService", "ConsentVocabulary"]

@@ -30,6 +30,7 @@ from broker.consent.schemas import (
     State,
     StateOut,
 )
+from broker.consent.vocabulary import VocabularySource
 from broker.db import Database
 from broker.errors import Conflict, InvalidChange, NotFound
 from broker.identity.principal import Principal
@@ -76,9 +77,12 @@ class ConsentService:
         audit: AuditLog,
         subject_keys: SubjectKeys,
         *,
+        vocabulary: VocabularySource,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
+        """``vocabulary`` says, at each change, which purposes, agencies and fields exist."""
         self._db = db
+        self._vocabulary = vocabulary
         self._audit = audit
         self._keys = subject_keys
         self._clock = clock
@@ -92,12 +96,14 @@ class ConsentService:
     def record(self, actor: Principal, consent: ConsentIn) -> ConsentOut:
         """Record a consent statement (given, refused or not sought).
 
-        Raises ``InvalidChange`` for an identifier that is not well formed or an expiry
-        in the past, ``StoreUnavailable`` if it cannot be logged or stored.
+        Raises ``InvalidChange`` for an identifier that is not well formed, a purpose,
+        agency or field that does not exist, or an expiry in the past;
+        ``StoreUnavailable`` if it cannot be logged or stored.
         """
         now = self._clock()
         if consent.expires_at is not None and consent.expires_at <= now:
             raise InvalidChange("expires_at is in the past; give a future date or none")
+        self._vocabulary().check(consent.purpose, consent.scope, consent.restricted_fields)
         keys = self.person_keys(consent.identifiers)
         consent_id = str(uuid.uuid4())
         scope = consent.scope

@@ -9,9 +9,9 @@ answers. A decision takes a few milliseconds, so one thread keeps up with the br
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from policies.model import FamilyDecision, FamilyQueryInput
 from policies.service import PolicyService
@@ -44,6 +44,11 @@ class PolicyThread:
     @property
     def digest(self) -> str:
         return self._service.digest
+
+    @property
+    def catalogue(self) -> Mapping[str, Any]:
+        """The catalogue of the bundle in force (plain data: read from any thread)."""
+        return self._service.catalogue
 
     @property
     def engine_name(self) -> str:

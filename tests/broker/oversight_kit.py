@@ -62,7 +62,7 @@ class Desk:
         values: dict[str, Any] = {
             "actor": CASEWORKER,
             "actor_agency": "council",
-            "purpose": "early_help",
+            "purpose": "early_help_assessment",
             "legal_basis": "consent",
             "decision": Decision.ALLOW,
         }

@@ -25,7 +25,7 @@ def consent(**changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "identifiers": [NHS, LOCAL],
         "label": "J.M. (Year 8)",
-        "purpose": "early_help",
+        "purpose": "early_help_assessment",
         "scope": ["police", "school"],
         "given_by": "parent",
         "channel": "paper",
@@ -52,8 +52,10 @@ async def test_recording_and_withdrawing_consent_keeps_history_and_is_audited(
     tmp_path: Path, dev_issuer: IssuerServer, database_url: str
 ):
     async with running_broker(tmp_path, dev_issuer, database_url=database_url) as broker:
+        await _agencies(broker)
         caseworker = broker.as_(Role.CASEWORKER, agency="council")
         recorded = await broker.client.post("/v1/consents", json=consent(), headers=caseworker)
+        assert recorded.status_code == 201, recorded.text
         consent_id = recorded.json()["id"]
         withdrawn = await broker.client.post(
             f"/v1/consents/{consent_id}/transitions",
@@ -92,7 +94,7 @@ async def test_recording_and_withdrawing_consent_keeps_history_and_is_audited(
         [keys.reference("nhs_number", "9434765919"), keys.reference("local_ref", "school:UPN-778")]
     )
     assert list(entries[0].fields["subjects"]) == expected
-    assert entries[0].fields["purpose"] == "early_help"
+    assert entries[0].fields["purpose"] == "early_help_assessment"
     assert entries[0].private["label"] == "J.M. (Year 8)"
     assert entries[0].private["evidence_reference"] == "Form EH-1 #2231"
     assert entries[1].private["note"] == "Mother phoned to withdraw"
@@ -110,19 +112,19 @@ async def test_withdrawing_consent_changes_the_next_answer(
         service = broker.app.state.consent
         person = _keys(broker).reference("nhs_number", "9434765919")
         recorded = await broker.client.post("/v1/consents", json=consent(), headers=caseworker)
-        before = service.consents_for({person}, "early_help", datetime.now(UTC))
+        before = service.consents_for({person}, "early_help_assessment", datetime.now(UTC))
         other_purpose = service.consents_for({person}, "youth_justice", datetime.now(UTC))
         await broker.client.post(
             f"/v1/consents/{recorded.json()['id']}/transitions",
             json={"state": "withdrawn"},
             headers=caseworker,
         )
-        after = service.consents_for({person}, "early_help", datetime.now(UTC))
+        after = service.consents_for({person}, "early_help_assessment", datetime.now(UTC))
         # A new consent, given after the withdrawal, is the person's latest word.
         await broker.client.post(
             "/v1/consents", json=consent(identifiers=[NHS], scope="all"), headers=caseworker
         )
-        renewed = service.consents_for({person}, "early_help", datetime.now(UTC))
+        renewed = service.consents_for({person}, "early_help_assessment", datetime.now(UTC))
     assert [(r.agency_id, r.state) for r in before[person]] == [
         ("police", "given"),
         ("school", "given"),
@@ -143,6 +145,7 @@ async def test_consent_is_found_by_any_of_the_persons_identifiers(
     tmp_path: Path, dev_issuer: IssuerServer
 ):
     async with running_broker(tmp_path, dev_issuer) as broker:
+        await _agencies(broker)
         caseworker = broker.as_(Role.CASEWORKER)
         await broker.client.post("/v1/consents", json=consent(), headers=caseworker)
         await broker.client.post(
@@ -191,6 +194,7 @@ async def test_only_meaningful_state_changes_are_accepted(
     tmp_path: Path, dev_issuer: IssuerServer, first: str, then: str, allowed: bool
 ):
     async with running_broker(tmp_path, dev_issuer) as broker:
+        await _agencies(broker)
         caseworker = broker.as_(Role.CASEWORKER)
         body = consent(state=first, channel="phone", note="Not asked: urgent safeguarding")
         recorded = await broker.client.post("/v1/consents", json=body, headers=caseworker)
@@ -221,12 +225,23 @@ async def test_only_meaningful_state_changes_are_accepted(
         ({"channel": "email"}, "channel"),
         ({"expires_at": "2020-01-01T00:00:00Z"}, "expires_at is in the past"),
         ({"state": "withdrawn"}, "state"),
+        # A misspelt purpose, agency or field would be recorded and never match anything:
+        # a refusal that silently lets every agency share.
+        ({"purpose": "early_help"}, "did you mean 'early_help_assessment'?"),
+        ({"purpose": "holiday_club"}, "'holiday_club' is not in the policy catalogue"),
+        ({"scope": ["police", "polic"]}, "agency 'polic' is not registered; did you mean"),
+        ({"scope": ["housing"]}, "use one of council, police, school (or scope 'all')"),
+        (
+            {"restricted_fields": ["health.mental_health_contact_12m"]},
+            "did you mean 'health.mental_health_contacts_12m'?",
+        ),
     ],
 )
 async def test_bad_consent_is_refused_with_the_reason(
     tmp_path: Path, dev_issuer: IssuerServer, changes: dict[str, Any], words: str
 ):
     async with running_broker(tmp_path, dev_issuer) as broker:
+        await _agencies(broker)
         response = await broker.client.post(
             "/v1/consents", json=consent(**changes), headers=broker.as_(Role.CASEWORKER)
         )
@@ -238,6 +253,7 @@ async def test_bad_consent_is_refused_with_the_reason(
 
 async def test_an_unknown_consent_is_404(tmp_path: Path, dev_issuer: IssuerServer):
     async with running_broker(tmp_path, dev_issuer) as broker:
+        await _agencies(broker)
         response = await broker.client.get(
             "/v1/consents/0b9b0e3c-0000-4000-8000-000000000000",
             headers=broker.as_(Role.CASEWORKER),
@@ -251,6 +267,7 @@ async def test_consent_expiring_tomorrow_reads_expired_the_day_after(
 ):
     tomorrow = datetime.now(UTC) + timedelta(days=1)
     async with running_broker(tmp_path, dev_issuer) as broker:
+        await _agencies(broker)
         recorded = await broker.client.post(
             "/v1/consents",
             json=consent(expires_at=tomorrow.isoformat()),
@@ -258,8 +275,10 @@ async def test_consent_expiring_tomorrow_reads_expired_the_day_after(
         )
         person = _keys(broker).reference("local_ref", "school:UPN-778")
         service = broker.app.state.consent
-        today = service.consents_for([person], "early_help", datetime.now(UTC))
-        later = service.consents_for([person], "early_help", tomorrow + timedelta(days=1))
+        today = service.consents_for([person], "early_help_assessment", datetime.now(UTC))
+        later = service.consents_for(
+            [person], "early_help_assessment", tomorrow + timedelta(days=1)
+        )
     assert recorded.json()["state"] == "given"
     assert {r.state for r in today[person]} == {"given"}
     assert {r.state for r in later[person]} == {"expired"}

@@ -11,7 +11,7 @@ import pytest
 from audit.checkpoint import NoteSigner
 from audit.log import DEFAULT_ORIGIN, AuditLog
 from audit.search import SearchQuery
-from broker.consent import ConsentService
+from broker.consent import ConsentService, ConsentVocabulary
 from broker.consent.schemas import ConsentIn, ConsentTransition, Identifier
 from broker.db import Database
 from broker.errors import InvalidChange
@@ -35,7 +35,14 @@ def parts(tmp_path: Path) -> Iterator[tuple[ConsentService, Clock, AuditLog]]:
     clock = Clock()
     db = Database.open(f"sqlite:///{tmp_path / 'broker.db'}")
     log = AuditLog.open(f"sqlite:///{tmp_path / 'audit.db'}", NoteSigner.generate(DEFAULT_ORIGIN))
-    service = ConsentService(db, log, SubjectKeys(b"k" * 32), clock=clock)
+    vocabulary = ConsentVocabulary(
+        purposes=frozenset({"early_help_assessment"}),
+        agencies=frozenset({"police", "school"}),
+        fields=frozenset(),
+    )
+    service = ConsentService(
+        db, log, SubjectKeys(b"k" * 32), vocabulary=lambda: vocabulary, clock=clock
+    )
     try:
         yield service, clock, log
     finally:
@@ -51,7 +58,7 @@ def test_a_given_consent_reads_expired_after_its_expiry(
         CASEWORKER,
         ConsentIn(
             identifiers=[Identifier(kind="upn", value="A123")],
-            purpose="early_help",
+            purpose="early_help_assessment",
             scope="all",
             channel="in_person",
             expires_at=START + timedelta(days=30),
@@ -77,14 +84,18 @@ def test_consents_for_answers_as_of_the_time_asked(
     person = [Identifier(kind="nhs_number", value="9434765919")]
     first = service.record(
         CASEWORKER,
-        ConsentIn(identifiers=person, purpose="early_help", scope=["police"], channel="phone"),
+        ConsentIn(
+            identifiers=person, purpose="early_help_assessment", scope=["police"], channel="phone"
+        ),
     )
     clock.now = START + timedelta(days=2)
     service.transition(CASEWORKER, first.id, ConsentTransition(state="withdrawn"))
     key = service.person_keys(person)[0]
-    at_day_one = service.consents_for([key], "early_help", START + timedelta(days=1))
-    at_day_three = service.consents_for([key], "early_help", START + timedelta(days=3))
-    before_anything = service.consents_for([key], "early_help", START - timedelta(days=1))
+    at_day_one = service.consents_for([key], "early_help_assessment", START + timedelta(days=1))
+    at_day_three = service.consents_for([key], "early_help_assessment", START + timedelta(days=3))
+    before_anything = service.consents_for(
+        [key], "early_help_assessment", START - timedelta(days=1)
+    )
     assert [r.state for r in at_day_one[key]] == ["given"]
     assert [r.state for r in at_day_three[key]] == ["withdrawn"]
     assert before_anything == {}
@@ -97,21 +108,23 @@ def test_not_sought_does_not_hide_what_the_person_said(
     person = [Identifier(kind="upn", value="A123")]
     service.record(
         CASEWORKER,
-        ConsentIn(identifiers=person, purpose="early_help", scope=["police"], channel="paper"),
+        ConsentIn(
+            identifiers=person, purpose="early_help_assessment", scope=["police"], channel="paper"
+        ),
     )
     clock.now = START + timedelta(days=1)
     service.record(
         CASEWORKER,
         ConsentIn(
             identifiers=person,
-            purpose="early_help",
+            purpose="early_help_assessment",
             scope=["police", "school"],
             state="not_sought",
             channel="in_person",
         ),
     )
     key = service.person_keys(person)[0]
-    found = service.consents_for([key], "early_help", START + timedelta(days=2))
+    found = service.consents_for([key], "early_help_assessment", START + timedelta(days=2))
     assert [(r.agency_id, r.state) for r in found[key]] == [
         ("police", "given"),
         ("school", "not_sought"),

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.anyio
 ADMIN, IG, CASEWORKER = Role.ADMIN, Role.IG_OFFICER, Role.CASEWORKER
 AGREEMENT = {
     "parties": ["council", "police"],
-    "purposes": ["early_help"],
+    "purposes": ["early_help_assessment"],
     "legal_bases": ["consent"],
     "fields": ["police.missing_episodes_12m"],
     "valid_from": "2026-01-01T00:00:00Z",
@@ -23,7 +23,7 @@ AGREEMENT = {
 }
 CONSENT = {
     "identifiers": [{"kind": "upn", "value": "A123"}],
-    "purpose": "early_help",
+    "purpose": "early_help_assessment",
     "scope": "all",
     "channel": "in_person",
 }

@@ -318,7 +318,7 @@ async def test_subject_access_report_json_and_html(broker: Desk) -> None:
     fetch = report["accesses"][0]
     assert fetch["who"] == CASEWORKER
     assert fetch["agency"] == "police"
-    assert fetch["purpose"] == "early_help"
+    assert fetch["purpose"] == "early_help_assessment"
     assert fetch["legal_basis"] == "consent"
     assert fetch["fields_released"] == ["police.missing_episodes_12m"]
     assert report["by_agency"] == {"health": 1, "police": 1}

@@ -1,0 +1,75 @@
+"""What a consent statement may name: purposes, agencies and fields that exist.
+
+A statement naming a purpose, an agency or a field nobody uses would be recorded and
+then never match: a refusal with a misspelt purpose lets every agency share. So the
+register refuses such a statement and names what it knows instead. What is known comes
+from the policy catalogue in force (purposes, and the fields any purpose may release)
+and the registry (agencies, and the fields their connectors offer), read at each change
+so a new agency or a policy reload counts at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from broker.errors import InvalidChange
+
+__all__ = ["ConsentVocabulary", "VocabularySource", "vocabulary_from"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentVocabulary:
+    """The purposes, agency ids and field names a consent statement may use."""
+
+    purposes: frozenset[str]
+    agencies: frozenset[str]
+    fields: frozenset[str]
+
+    def check(self, purpose: str, scope: Collection[str] | str, fields: Iterable[str]) -> None:
+        """Raise ``InvalidChange`` naming the first unknown purpose, agency or field."""
+        _known("purpose", [purpose], self.purposes, "in the policy catalogue")
+        if not isinstance(scope, str):
+            _known("agency", scope, self.agencies, "registered", hint="or scope 'all'")
+        _known("field", fields, self.fields, "offered by any agency or allowed for any purpose")
+
+
+VocabularySource = Callable[[], ConsentVocabulary]
+
+
+def vocabulary_from(
+    catalogue: Mapping[str, Any], agencies: Mapping[str, Iterable[str]]
+) -> ConsentVocabulary:
+    """Build from the policy catalogue and ``agencies`` (id to the fields it offers)."""
+    purposes = catalogue.get("purposes", {})
+    fields = {
+        name
+        for purpose in purposes.values()
+        for allowed in purpose.get("field_allow", {}).values()
+        for name in allowed
+    }
+    for offered in agencies.values():
+        fields.update(offered)
+    return ConsentVocabulary(frozenset(purposes), frozenset(agencies), frozenset(fields))
+
+
+def _known(
+    what: str, names: Iterable[str], known: frozenset[str], where: str, *, hint: str = ""
+) -> None:
+    for name in names:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        if close:
+            advice = f"; did you mean {close[0]!r}?"
+        elif not known:
+            advice = "; there are none yet"
+        elif len(known) <= 12:
+            advice = f"; use one of {', '.join(sorted(known))}"
+        else:
+            advice = ""
+        if hint and not close:
+            advice += f" ({hint})"
+        raise InvalidChange(f"{what} {name!r} is not {where}{advice}")
