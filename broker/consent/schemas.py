@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 __all__ = [
     "Channel",
@@ -81,7 +89,11 @@ class ConsentIn(_In):
         default=None, description="Where the evidence is (form number, call log reference)."
     )
     expires_at: AwareDatetime | None = None
-    note: Text | None = Field(default=None, description="E.g. why consent was not sought.")
+    note: Text | None = Field(
+        default=None,
+        validate_default=True,
+        description="Why consent was not sought (required then), or anything to keep with it.",
+    )
     restricted_fields: list[
         Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")]
     ] = Field(
@@ -104,6 +116,14 @@ class ConsentIn(_In):
     @classmethod
     def _in_utc(cls, value: datetime | None) -> datetime | None:
         return None if value is None else value.astimezone(UTC)
+
+    @field_validator("note")
+    @classmethod
+    def _why_not_sought(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # The next caseworker must be able to read why nobody asked, and whether to ask.
+        if value is None and info.data.get("state") == "not_sought":
+            raise ValueError("say why consent was not sought")
+        return value
 
 
 class ConsentTransition(_In):

@@ -225,6 +225,7 @@ async def test_only_meaningful_state_changes_are_accepted(
         ({"channel": "email"}, "channel"),
         ({"expires_at": "2020-01-01T00:00:00Z"}, "expires_at is in the past"),
         ({"state": "withdrawn"}, "state"),
+        ({"state": "not_sought"}, "say why consent was not sought"),
         # A misspelt purpose, agency or field would be recorded and never match anything:
         # a refusal that silently lets every agency share.
         ({"purpose": "early_help"}, "did you mean 'early_help_assessment'?"),

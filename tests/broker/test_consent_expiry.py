@@ -121,6 +121,7 @@ def test_not_sought_does_not_hide_what_the_person_said(
             scope=["police", "school"],
             state="not_sought",
             channel="in_person",
+            note="Not asked yet: visit booked",
         ),
     )
     key = service.person_keys(person)[0]

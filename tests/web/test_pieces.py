@@ -59,6 +59,21 @@ def test_consent_form_without_a_channel_or_identifier_is_refused() -> None:
     assert caught.value.fields["channel"] == "Choose how the person gave their answer"
 
 
+def test_consent_not_sought_without_a_reason_marks_the_note() -> None:
+    form = {
+        "identifier_kind": "upn",
+        "identifier_value": "K801200114002",
+        "purpose": "early_help_assessment",
+        "scope": "all",
+        "state": "not_sought",
+        "channel": "in_person",
+    }
+    with pytest.raises(BadForm) as caught:
+        consent_form(form)
+    assert list(caught.value.fields) == ["note"]
+    assert "say why consent was not sought" in caught.value.fields["note"].lower()
+
+
 def _member(member_id: str, subject: bool, confidence: float) -> MemberView:
     return MemberView(
         member_id=member_id,
