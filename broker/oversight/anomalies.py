@@ -62,7 +62,9 @@ def detect(
     """
     zone = ZoneInfo(thresholds.timezone)
     ordered = sorted(entries, key=lambda e: e.index)
-    queries = [e for e in ordered if e.kind in _QUERY_KINDS]
+    # A refused query carries its query id; a refusal without one is a page or an
+    # endpoint the caller's role does not open, which is no query.
+    queries = [e for e in ordered if e.kind in _QUERY_KINDS and e.fields.get("query_id")]
     flags = [
         *_volume(queries, since, until, thresholds, zone),
         *_out_of_hours(queries, since, until, thresholds, zone),

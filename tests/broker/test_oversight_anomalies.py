@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from audit.entry import Kind
+from audit.entry import Decision, Kind
 from broker.oversight.anomalies import Thresholds
 from broker.oversight.service import OversightService
 from broker.settings import BrokerSettings
@@ -157,6 +157,30 @@ async def test_the_window_defaults_to_the_week_before_the_clock(broker: Desk) ->
         headers=broker.officer(),
     )
     assert backwards.status_code == 422
+
+
+async def test_a_refused_query_counts_and_a_refused_page_does_not(broker: Desk) -> None:
+    refused = broker.append(
+        Kind.REFUSAL,
+        actor="dev:council:owl",
+        decision=Decision.DENY,
+        reasons=("purpose_not_allowed_for_role",),
+        query_id="q-refused",
+        time=at("2026-11-17 05:00"),
+    )
+    # A signed-in caseworker opening an administrator's page at night: audited as a
+    # refusal, but it is not a query, so no "queries out of hours" flag may name it.
+    broker.append(
+        Kind.REFUSAL,
+        actor="dev:council:lark",
+        decision=Decision.DENY,
+        reasons=("role_not_allowed", "role:caseworker", "GET /v1/agencies"),
+        time=at("2026-11-17 05:00"),
+    )
+    flags = await _flags(broker)
+    assert [(f["rule"], f["actor"], f["evidence"]) for f in flags] == [
+        ("out_of_hours", "dev:council:owl", [refused])
+    ]
 
 
 async def test_working_hours_and_time_zone_come_from_the_settings(
