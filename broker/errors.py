@@ -13,6 +13,7 @@ __all__ = [
     "ConnectorUnreachable",
     "Forbidden",
     "InvalidChange",
+    "InvalidRequest",
     "IssuerUnavailable",
     "ManifestRejected",
     "NotFound",
@@ -92,6 +93,14 @@ class Conflict(BrokerError):
 class InvalidChange(BrokerError):
     code = "invalid-change"
     title = "The change is not allowed"
+    status = 422
+
+
+class InvalidRequest(BrokerError):
+    """A read whose values cannot be answered (a backwards range, a malformed identifier)."""
+
+    code = "invalid-request"
+    title = "The request is not valid"
     status = 422
 
 

@@ -16,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from audit.entry import Kind, StoredEntry
 from audit.log import AuditLog
 from audit.search import SearchQuery
-from broker.errors import InvalidChange
+from broker.errors import InvalidRequest
 from broker.identity.principal import Principal
 from broker.oversight.schemas import (
     Identifier,
@@ -87,11 +87,11 @@ class SubjectAccessReports:
     def report(self, principal: Principal, body: SubjectAccessIn) -> SubjectAccessReport:
         """Every entry filed under any of the identifiers, oldest first.
 
-        Raises ``InvalidChange`` for a malformed identifier, ``StoreUnavailable`` if the
+        Raises ``InvalidRequest`` for a malformed identifier, ``StoreUnavailable`` if the
         log cannot be read.
         """
         if body.since is not None and body.until is not None and body.since >= body.until:
-            raise InvalidChange("'since' must be earlier than 'until'")
+            raise InvalidRequest("'since' must be earlier than 'until'")
         found: dict[int, StoredEntry] = {}
         for ref in self._oversight.references(body.identifiers):
             query = SearchQuery(subject=ref, since=body.since, until=body.until)

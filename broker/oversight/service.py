@@ -28,6 +28,7 @@ from broker.errors import (
     CheckpointRejected,
     Conflict,
     InvalidChange,
+    InvalidRequest,
     NotFound,
     StoreUnavailable,
 )
@@ -71,7 +72,7 @@ def translate() -> Iterator[None]:
     except CheckpointError as exc:
         raise CheckpointRejected(exc.detail) from None
     except (ProofError, EntryError) as exc:
-        raise InvalidChange(exc.detail) from None
+        raise InvalidRequest(exc.detail) from None
     except ReceiptTimeout as exc:
         raise StoreUnavailable(f"{exc.detail}; try again in a moment") from None
     except AuditError as exc:
@@ -156,8 +157,12 @@ class OversightService:
         return self._clock
 
     def references(self, identifiers: Sequence[Identifier]) -> list[str]:
-        """The keyed subject references of ``identifiers``. Raises ``InvalidChange``."""
-        return list(dict.fromkeys(self._subjects.reference(i.kind, i.value) for i in identifiers))
+        """The keyed subject references of ``identifiers``. Raises ``InvalidRequest``."""
+        try:
+            refs = [self._subjects.reference(i.kind, i.value) for i in identifiers]
+        except InvalidChange as exc:  # a search changes nothing: the request is what is wrong
+            raise InvalidRequest(exc.detail) from None
+        return list(dict.fromkeys(refs))
 
     # -- search ---------------------------------------------------------------------
 
@@ -165,11 +170,11 @@ class OversightService:
         """One page of entries matching ``body``, newest first.
 
         A person's identifiers are searched as their keyed references; entries filed
-        under any of them are returned once. Raises ``InvalidChange`` for a malformed
+        under any of them are returned once. Raises ``InvalidRequest`` for a malformed
         identifier or range, ``StoreUnavailable`` if the log cannot be read.
         """
         if body.since and body.until and body.since >= body.until:
-            raise InvalidChange("'since' must be earlier than 'until'")
+            raise InvalidRequest("'since' must be earlier than 'until'")
         base = SearchQuery(
             actor=body.actor,
             actor_agency=body.actor_agency,
@@ -251,12 +256,12 @@ class OversightService:
     def consistency_from_size(self, size: int) -> ConsistencyView:
         """Proof from the tree of ``size`` entries to the latest signed checkpoint.
 
-        Raises ``InvalidChange`` for a size beyond the latest checkpoint.
+        Raises ``InvalidRequest`` for a size beyond the latest checkpoint.
         """
         with translate():
             note, latest = self._latest()
             if not 1 <= size <= latest.size:
-                raise InvalidChange(
+                raise InvalidRequest(
                     f"from_size must be between 1 and the latest signed size {latest.size}"
                 )
             proof = self._audit.consistency_proof(size, latest.size) if size < latest.size else []
@@ -391,11 +396,11 @@ class OversightService:
         """Flags raised in ``[since, until)`` (default: the 7 days up to now)."""
         until = until or self._clock()
         if until <= _LOG_EPOCH:
-            raise InvalidChange("'until' is before 1970: the log holds nothing that early")
+            raise InvalidRequest("'until' is before 1970: the log holds nothing that early")
         # A window from further back than the log can hold starts where it can.
         since = max(since or until - timedelta(days=7), _LOG_EPOCH)
         if since >= until:
-            raise InvalidChange("'since' must be earlier than 'until'")
+            raise InvalidRequest("'since' must be earlier than 'until'")
         limits = self._thresholds
         # Each rule reads back only as far as it needs: matches (the bulk of the log)
         # only for queries inside the window.

@@ -224,6 +224,10 @@ async def test_values_past_what_the_log_can_hold_are_refused_not_failed(broker: 
     assert [too_early.status_code, backwards.status_code] == [422, 422]
     assert "1970" in too_early.json()["detail"]
     assert backwards.json()["detail"] == "'since' must be earlier than 'until'"
+    # Reads change nothing: what is wrong is the request, not a change.
+    assert {too_early.json()["type"], backwards.json()["type"]} == {
+        "urn:junction:problem:invalid-request"
+    }
 
 
 async def test_a_pasted_checkpoint_is_proved_consistent(broker: Desk) -> None:
