@@ -17,7 +17,13 @@ from typing import Any
 
 import structlog
 
-__all__ = ["PERSONAL_KEYS", "REDACTED", "configure_logging", "redact_personal_data"]
+__all__ = [
+    "PERSONAL_KEYS",
+    "REDACTED",
+    "configure_logging",
+    "mark_logged",
+    "redact_personal_data",
+]
 
 REDACTED = "[redacted]"
 
@@ -90,6 +96,25 @@ def redact_personal_data(
     return event_dict
 
 
+_LOGGED = "_junction_logged"
+
+
+def mark_logged(exc: BaseException) -> None:
+    """Note that ``exc`` was logged in full, so the server need not log it again."""
+    setattr(exc, _LOGGED, True)
+
+
+def _not_logged_before(record: logging.LogRecord) -> bool:
+    """False for a record of an exception already logged in full (see ``mark_logged``).
+
+    Starlette answers an unexpected error with the application's handler, which logs it
+    with the reference the caller sees, and then re-raises it for the server: uvicorn
+    would log the same traceback a second time, without the reference.
+    """
+    error = record.exc_info[1] if record.exc_info else None
+    return not getattr(error, _LOGGED, False)
+
+
 def configure_logging(*, json_output: bool, level: str = "INFO") -> None:
     """Configure structlog and the standard library's root logger for this process."""
     numeric = logging.getLevelName(level.upper())
@@ -128,6 +153,7 @@ def configure_logging(*, json_output: bool, level: str = "INFO") -> None:
             foreign_pre_chain=shared,
         )
     )
+    handler.addFilter(_not_logged_before)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)

@@ -26,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from connectors.observability import mark_logged
+
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "PROBLEM_RESPONSES",
@@ -210,6 +212,7 @@ def install_problem_handlers(app: FastAPI, error_bases: Iterable[type[Exception]
             error_type=type(exc).__name__,
             exc_info=exc,
         )
+        mark_logged(exc)
         return problem_response(
             500,
             "internal-error",

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import threading
+import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import structlog
+import uvicorn
+from fastapi import FastAPI
 
 from connectors.observability import REDACTED, configure_logging
+from connectors.protocol.problems import install_problem_handlers
 
 
 @pytest.fixture(autouse=True)
@@ -90,3 +97,40 @@ def test_a_logged_traceback_carries_no_local_variables(
     err = capsys.readouterr().err
     assert "the request failed" in err
     assert "secret-token-body" not in err
+
+
+def test_an_unexpected_error_is_logged_once_with_its_reference(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(json_output=False)
+    app = FastAPI()
+    install_problem_handlers(app, ())
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("the store fell over")
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.02)
+        response = httpx.get(f"http://127.0.0.1:{port}/boom")
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    err = capsys.readouterr().err
+    reference = response.json()["detail"].split("reference ")[1].split(";")[0]
+    assert response.status_code == 500
+    assert reference in err
+    # Starlette re-raises after the handler answers, for the server to log; once is enough.
+    assert err.count("Traceback (most recent call last)") == 1
+    assert "Exception in ASGI application" not in err
