@@ -227,7 +227,7 @@ def _start_worker() -> None:
 
 def _open_reader(setup: _Setup) -> _Reader:
     """This worker's connection, in one read transaction on the parent's snapshot."""
-    engine = sa.create_engine(setup.url, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(setup.url, poolclass=sa.pool.NullPool, hide_parameters=True)
     raw = engine.raw_connection()
     driver: Any = raw.driver_connection
     if setup.postgres:

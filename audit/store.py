@@ -217,7 +217,8 @@ class Store:
         if sqlite_synchronous not in ("FULL", "NORMAL"):
             raise StoreError("sqlite_synchronous must be FULL or NORMAL")
         try:
-            engine = sa.create_engine(url)
+            # Statement values are entries' private values: keep them out of error messages.
+            engine = sa.create_engine(url, hide_parameters=True)
         except (sa.exc.ArgumentError, ImportError) as exc:
             raise StoreError(f"cannot use database URL {url!r}: {exc}") from None
         if engine.dialect.name == "sqlite":

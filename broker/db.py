@@ -80,7 +80,12 @@ def create_engine(url: str) -> Engine:
     try:
         parsed = sa.engine.make_url(url)
         # A file cannot drop a pooled connection as a server can: no ping before use.
-        engine = sa.create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+        engine = sa.create_engine(
+            parsed,
+            pool_pre_ping=parsed.get_backend_name() != "sqlite",
+            # Statement values are personal data: keep them out of error messages.
+            hide_parameters=True,
+        )
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise ConfigurationError(f"cannot use database URL {url!r}: {exc}") from None
     if engine.dialect.name == "sqlite":

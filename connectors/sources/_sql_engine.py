@@ -52,7 +52,11 @@ def _sqlite_engine(url: URL, spec: SqlSourceSpec) -> sa.Engine:
         return connection
 
     return sa.create_engine(
-        "sqlite://", creator=connect, pool_size=spec.pool_size, poolclass=sa.pool.QueuePool
+        "sqlite://",
+        creator=connect,
+        pool_size=spec.pool_size,
+        poolclass=sa.pool.QueuePool,
+        hide_parameters=True,
     )
 
 
@@ -87,6 +91,8 @@ def open_engine(spec: SqlSourceSpec) -> sa.Engine:
             pool_recycle=1800,
             connect_args=connect_args,
             isolation_level="AUTOCOMMIT",
+            # A lookup's values are a person's name and identifiers: never in a message.
+            hide_parameters=True,
         )
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
         raise MappingError(f"source.url: cannot use {backend}: {exc}") from None
