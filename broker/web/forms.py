@@ -184,6 +184,7 @@ def consent_form(form: Mapping[str, Any]) -> ConsentIn:
         "evidence_reference": _optional(form, "evidence_reference"),
         "expires_at": f"{expires}T00:00:00Z" if expires else None,
         "note": _optional(form, "note"),
+        "restricted_fields": [str(v) for v in form.get("restricted_fields", []) if v],
     }
     names: dict[tuple[str, ...], str] = {
         ("identifiers",): "identifier_value",

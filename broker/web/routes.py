@@ -83,6 +83,7 @@ async def _form(request: Request) -> dict[str, Any]:
     form = await request.form()
     data: dict[str, Any] = {key: form.get(key) for key in form}
     data["scope_agencies"] = form.getlist("scope_agencies")
+    data["restricted_fields"] = form.getlist("restricted_fields")
     return data
 
 

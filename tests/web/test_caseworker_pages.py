@@ -101,14 +101,19 @@ def test_consent_withdrawn_changes_the_next_query(visitor_factory: Any, live: An
     page.get_by_label("All agencies").check()
     page.get_by_label("On paper").check()
     page.get_by_label("Evidence reference").fill("Form EH-1 #77")
+    page.get_by_text("Choose items").click()
+    page.get_by_label("Share of possible sessions attended this school year (0-1).").check()
     page.get_by_role("button", name="Record consent").click()
     expect(page.get_by_text("Consent recorded.")).to_be_visible()
     expect(page.locator(".summary")).to_contain_text("Given")
+    expect(page.locator(".summary")).to_contain_text("education.attendance_rate")
     v.assert_accessible("07-consent-recorded")
     consent_url = page.url
 
     fill_query(v, person, basis="consent")
     expect(page.locator("#member-m1")).to_contain_text("Education")
+    withheld = page.locator("#member-m1 .withheld")
+    expect(withheld).to_contain_text("The person has asked for this item not to be shared.")
     v.assert_accessible("08-result-with-consent")
 
     page.goto(consent_url.split("?")[0])
