@@ -41,7 +41,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from audit.checkpoint import NoteVerifier
+from audit.checkpoint import Checkpoint, NoteVerifier
 from audit.store import Store
 from audit.verify import (
     CHUNK_LEVEL,
@@ -420,9 +420,11 @@ def verify_store(
     verifier: NoteVerifier,
     *,
     origin: str | None = None,
+    kept: Checkpoint | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Report:
-    """Verify the log in ``store``, trusting only ``verifier``'s key (see ``verify``)."""
+    """Verify the log in ``store``, trusting only ``verifier``'s key, and against the
+    checkpoint ``kept`` outside it if given (see ``verify.verify_source``)."""
     return verify_source(
-        DatabaseSource(store), verifier, origin or verifier.name, progress=progress
+        DatabaseSource(store), verifier, origin or verifier.name, kept=kept, progress=progress
     )

@@ -167,27 +167,48 @@ def _latest(log: _Log, verifier: NoteVerifier) -> Checkpoint:
         raise _fail(f"the log's latest checkpoint does not verify: {exc.detail}", 1) from None
 
 
-def _print_report(report: Report) -> None:
+def _summary(report: Report) -> str:
     rate = report.entries / report.seconds if report.seconds else 0.0
-    summary = (
+    return (
         f"{report.entries} entries, {report.checkpoints} checkpoints (the latest that"
         f" verified signs {report.signed_size} entries), {report.erased} erased;"
         f" {report.seconds:.2f} s, {rate:,.0f} entries/s"
     )
-    if report.ok:
-        _out.print(f"[bold green]OK[/]: {summary}")
-        unsigned = report.entries - report.signed_size
-        if unsigned:
-            _out.print(f"{unsigned} newest entries are not yet covered by a checkpoint.")
-        return
+
+
+def _print_findings(report: Report) -> None:
     first = report.first
-    assert first is not None  # noqa: S101 - report.ok is false
+    assert first is not None  # noqa: S101 - only for a report that is not ok
     where = f"entry {first.index}" if first.index is not None else f"checkpoint {first.tree_size}"
     _out.print(f"[bold red]TAMPERED[/]: {first.kind.value} at {where}: {first.detail}")
     for finding in report.findings[:20]:
         if finding is not first:
             _out.print(f"  also {finding.kind.value}: {finding.detail}")
-    _out.print(f"checked: {summary}")
+    _out.print(f"checked: {_summary(report)}")
+
+
+def _print_report(report: Report) -> None:
+    if report.ok:
+        _out.print(f"[bold green]OK[/]: {_summary(report)}")
+        unsigned = report.entries - report.signed_size
+        if unsigned:
+            _out.print(f"{unsigned} newest entries are not yet covered by a checkpoint.")
+        return
+    _print_findings(report)
+
+
+def _verify(log: _Log, verifier: NoteVerifier, kept: Checkpoint | None = None) -> Report:
+    """Verify the whole log, with a progress bar while it reads."""
+    columns = (TextColumn("verifying"), BarColumn(), TextColumn("{task.completed} entries"))
+    with Progress(*columns, TimeElapsedColumn(), transient=True) as progress:
+        task = progress.add_task("verify", total=log.total())
+        return verify_source(
+            log.source,
+            verifier,
+            log.origin,
+            kept=kept,
+            progress=lambda done: progress.update(task, completed=done),
+        )
 
 
 @app.command()
@@ -201,16 +222,7 @@ def verify(
     with _errors():
         log = _Log.open(db, bundle, origin)
         verifier = _verifier(public_key, log.origin)
-        total = log.total()
-        columns = (TextColumn("verifying"), BarColumn(), TextColumn("{task.completed} entries"))
-        with Progress(*columns, TimeElapsedColumn(), transient=True) as progress:
-            task = progress.add_task("verify", total=total)
-            report = verify_source(
-                log.source,
-                verifier,
-                log.origin,
-                progress=lambda done: progress.update(task, completed=done),
-            )
+        report = _verify(log, verifier)
     _out.print(f"log {log.origin}, trusted key id {verifier.key_id}")
     _print_report(report)
     raise typer.Exit(0 if report.ok else 1)
@@ -300,6 +312,17 @@ def prove(
     )
 
 
+def _check_proof(kept: Checkpoint, report: Report) -> None:
+    """Check the proof the verifier built, from your checkpoint to the newest one."""
+    if report.proof is None:
+        raise ProofError("the entries do not give the whole consistency proof")
+    if kept.size:  # every tree extends the empty one
+        newest = report.roots[report.signed_size]
+        merkle.verify_consistency(
+            kept.size, report.signed_size, kept.root_hash, newest, report.proof
+        )
+
+
 @app.command()
 def consistency(
     old: Annotated[Path, typer.Option("--old", help="A checkpoint file you kept earlier.")],
@@ -325,19 +348,28 @@ def consistency(
                 " checkpoint signs: it was truncated or rolled back",
                 1,
             )
-        proof: list[bytes] = []
-        if kept.size:  # every tree extends the empty one
-            try:
-                proof = merkle.consistency_proof(kept.size, signed.size, log.tree())
-                merkle.verify_consistency(
-                    kept.size, signed.size, kept.root_hash, signed.root_hash, proof
-                )
-            except ProofError as exc:
-                raise _fail(
-                    f"the log does NOT extend your checkpoint of size {kept.size}: {exc.detail}",
-                    1,
-                ) from None
-    _out.print(
-        f"[bold green]OK[/]: the log of {signed.size} entries extends your checkpoint of"
-        f" {kept.size} entries ({len(proof)}-hash consistency proof verified)"
-    )
+        # The stored tree and leaf hashes could have been rewritten to match changed
+        # entries: the proof is built from the entries themselves, as verify does.
+        report = _verify(log, verifier, kept)
+    if report.ok:
+        try:
+            _check_proof(kept, report)
+        except ProofError as exc:
+            raise _fail(
+                f"the log does NOT extend your checkpoint of size {kept.size}: {exc.detail}", 1
+            ) from None
+        assert report.proof is not None  # noqa: S101 - _check_proof makes sure
+        _out.print(
+            f"[bold green]OK[/]: the log of {report.signed_size} entries extends your"
+            f" checkpoint of {kept.size} entries ({len(report.proof)}-hash consistency proof"
+            " verified, every entry recomputed)"
+        )
+        return
+    _print_findings(report)
+    if report.roots.get(kept.size) == kept.root_hash:
+        raise _fail(
+            f"the first {kept.size} entries still match your checkpoint, but the log did not"
+            " verify after them (see above)",
+            1,
+        )
+    raise _fail(f"the log does NOT extend your checkpoint of size {kept.size} (see above)", 1)

@@ -38,6 +38,9 @@ from audit.merkle import (
     CompactRange,
     NodeId,
     NodeReader,
+    SubtreeBuilder,
+    consistency_proof,
+    consistency_ranges,
     fold_frontier,
     inclusion_proof,
     perfect_cover,
@@ -108,6 +111,11 @@ class Report:
     erased: int = 0
     seconds: float = 0.0
     findings: list[Finding] = field(default_factory=list)
+    roots: dict[int, bytes] = field(default_factory=dict)
+    """The root the entries rebuild at each signed checkpoint's size where they match it."""
+    proof: list[bytes] | None = None
+    """With a kept checkpoint, and when the log verified: the consistency proof from it
+    to the newest signed checkpoint (``signed_size``), built from the entries."""
 
     @property
     def ok(self) -> bool:
@@ -411,12 +419,23 @@ def _span(recent: bytes | None, hashes: bytes, base: int, start: int, end: int) 
 
 
 class _Tree:
-    """The tree rebuilt so far, and how it compares with the signed checkpoints."""
+    """The tree rebuilt so far, and how it compares with the signed checkpoints.
 
-    def __init__(self, trusted: list[Checkpoint]) -> None:
+    With ``proof_from``, it also builds the nodes of the consistency proof from that
+    size to the newest of the checkpoints, from the entries' own leaf hashes.
+    """
+
+    def __init__(self, trusted: list[Checkpoint], proof_from: int | None = None) -> None:
         self.pending = list(trusted)
         self.compact = CompactRange()
         self.good_size = 0
+        self.roots: dict[int, bytes] = {}
+        self.proof_from = proof_from
+        self.proof_to = trusted[-1].size if trusted else 0
+        self.nodes: SubtreeBuilder | None = None
+        if proof_from is not None and 0 < proof_from < self.proof_to:
+            ranges = consistency_ranges(proof_from, self.proof_to)
+            self.nodes = SubtreeBuilder(n for s, e in ranges for n in perfect_cover(s, e))
         # Leaf hashes (concatenated) since the last checkpoint that matched, to pinpoint
         # a rewritten entry.
         self.recent: bytes | None = b""
@@ -435,6 +454,7 @@ class _Tree:
             root = fold_frontier(frontier + checked.covers[checkpoint.size])
             if root == checkpoint.root_hash:
                 self.good_size = checkpoint.size
+                self.roots[checkpoint.size] = root
                 self.recent = hashes[(checkpoint.size - base) * HASH_SIZE :]
             else:
                 span = _span(self.recent, hashes, base, self.good_size, checkpoint.size)
@@ -444,6 +464,20 @@ class _Tree:
         if self.recent is not None and self.good_size < base:
             fits = len(self.recent) + len(hashes) <= _PINPOINT_LIMIT * HASH_SIZE
             self.recent = self.recent + hashes if fits else None
+        if self.nodes is not None and base < self.proof_to:
+            self.nodes.add(hashes)
+
+    def proof(self) -> list[bytes] | None:
+        """The consistency proof asked for, if the entries gave every node of it."""
+        if self.proof_from is None:
+            return None
+        if self.nodes is None:
+            return []  # from the empty tree, or from the newest checkpoint itself
+        built = self.nodes.built
+        try:
+            return consistency_proof(self.proof_from, self.proof_to, lambda _: built)
+        except ProofError:
+            return None
 
 
 def check_chunk(
@@ -520,11 +554,16 @@ def verify_source(
     verifier: NoteVerifier,
     origin: str,
     *,
+    kept: Checkpoint | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Report:
     """Verify a whole log from ``source``, trusting only ``verifier``'s key.
 
-    Never raises for a damaged log: every problem becomes a ``Finding`` in the report.
+    ``kept`` is a checkpoint kept outside the log (already opened with the key): the
+    entries are checked against it as against the log's own checkpoints, and the
+    report carries the consistency proof from it to the newest one, built from the
+    entries (``Report.proof``). Never raises for a damaged log: every problem becomes a
+    ``Finding`` in the report.
     """
     started = time.perf_counter()
     report = Report()
@@ -532,7 +571,7 @@ def verify_source(
     stored = source.checkpoints()
     # Subtree roots for every stored size, signed or not: the chunks are checked while
     # the signatures are (about 0.15 ms each, so 0.15 s for a million entries).
-    sizes = sorted({size for size, _ in stored})
+    sizes = sorted({size for size, _ in stored} | ({kept.size} if kept else set()))
     if isinstance(source, CheckingSource):
         checked = source.checked(sizes)
     else:
@@ -543,7 +582,9 @@ def verify_source(
         # The first chunk starts the scan (and a database source's workers) first.
         first = next(checked, None)
         trusted = _open_checkpoints(stored, verifier, origin, report)
-        tree = _Tree(trusted)
+        if kept is not None:
+            trusted = _with_kept(trusted, kept, report)
+        tree = _Tree(trusted, None if kept is None else kept.size)
         problem = _scan(
             chain([] if first is None else [first], checked),
             tree=tree,
@@ -554,6 +595,7 @@ def verify_source(
             progress=progress,
         )
     report.signed_size = tree.good_size
+    report.roots = tree.roots
     if problem is None:
         report.findings.extend(_end_problems(tree, erased_by))
     for checkpoint, previous, span in tree.mismatched:
@@ -561,8 +603,24 @@ def verify_source(
         report.findings.append(finding)
         if finding.kind is not TamperKind.CHECKPOINT_FORK:
             break  # every later checkpoint disagrees for the same reason
+    if report.ok:
+        report.proof = tree.proof()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _with_kept(trusted: list[Checkpoint], kept: Checkpoint, report: Report) -> list[Checkpoint]:
+    """The log's trusted checkpoints and the one kept outside it, by size."""
+    same = next((c for c in trusted if c.size == kept.size), None)
+    if same is None:
+        return sorted([*trusted, kept], key=lambda c: c.size)
+    if same.root_hash != kept.root_hash:
+        detail = (
+            f"your checkpoint of size {kept.size} and the log's own signed checkpoint of that"
+            " size have different roots: the log key signed two histories"
+        )
+        report.findings.append(Finding(TamperKind.CHECKPOINT_FORK, detail, None, kept.size))
+    return trusted
 
 
 def _scan(

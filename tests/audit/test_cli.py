@@ -121,6 +121,59 @@ def test_consistency_with_a_kept_checkpoint(
     assert "does NOT extend your checkpoint of size 30" in out
 
 
+def _rewrite(db: str, index: int) -> None:
+    """Change an entry and its stored leaf hash; the stored tree stays as it was."""
+    engine = sa.create_engine(db)
+    with engine.begin() as conn:
+        leaf = conn.scalar(sa.text("SELECT leaf FROM audit_entries WHERE idx = :i"), {"i": index})
+        changed = leaf.replace(b'"purpose":"early_help"', b'"purpose":"safeguarding"')
+        conn.execute(
+            sa.text("UPDATE audit_entries SET leaf = :leaf, leaf_hash = :hash WHERE idx = :i"),
+            {"leaf": changed, "hash": merkle.leaf_hash(changed), "i": index},
+        )
+    engine.dispose()
+
+
+def test_consistency_recomputes_the_entries_it_vouches_for(
+    db: str, keys: Path, tmp_path: Path, signer: NoteSigner
+) -> None:
+    kept = tmp_path / "kept.checkpoint"
+    assert _run("checkpoint", "--db", db, "--out", str(kept))[0] == 0
+    with AuditLog.open(db, signer, checkpoint_interval=60, checkpoint_entries=10) as log:
+        for i in range(13):
+            log.append(make_entry(100 + i))
+    _rewrite(db, 5)
+    pub = str(keys / "log.pub")
+    code, out = _run("consistency", "--old", str(kept), "--db", db, "--public-key", pub)
+    assert code == 1, out
+    assert "TAMPERED: entry_altered at entry 4: entry 4 or 5 was rewritten" in out
+    assert "error: the log does NOT extend your checkpoint of size 30" in out
+    bundle = tmp_path / "audit.jsonl"
+    assert _run("export", "--db", db, "--out", str(bundle))[0] == 0
+    code, out = _run(
+        "consistency", "--old", str(kept), "--bundle", str(bundle), "--public-key", pub
+    )
+    assert code == 1, out
+    assert "TAMPERED: history_rewritten at entry 0" in out
+    assert "error: the log does NOT extend your checkpoint of size 30" in out
+
+
+def test_consistency_names_damage_after_the_kept_checkpoint(
+    db: str, keys: Path, tmp_path: Path, signer: NoteSigner
+) -> None:
+    kept = tmp_path / "kept.checkpoint"
+    assert _run("checkpoint", "--db", db, "--out", str(kept))[0] == 0
+    with AuditLog.open(db, signer, checkpoint_interval=60, checkpoint_entries=10) as log:
+        for i in range(13):
+            log.append(make_entry(100 + i))
+    _rewrite(db, 34)
+    pub = str(keys / "log.pub")
+    code, out = _run("consistency", "--old", str(kept), "--db", db, "--public-key", pub)
+    assert code == 1, out
+    assert "TAMPERED: entry_altered at entry 34" in out
+    assert "error: the first 30 entries still match your checkpoint" in out
+
+
 def test_usage_errors_are_one_line(db: str, keys: Path, tmp_path: Path) -> None:
     code, out = _run("verify", "--public-key", str(keys / "log.pub"))
     assert code == 2
