@@ -52,6 +52,7 @@ from audit.verify import (
     check_in_order,
     passes,
     sound_chunk,
+    unsigned_times,
     verify_source,
 )
 
@@ -138,12 +139,16 @@ class _Reader:
         # chunk's end only, as one ordered scan would have them (see ``_check_whole``).
         before_end = {erased: at for erased, at in erasing.items() if erased < end}
         hashes: list[bytes] = []
+        times = None
         for first in range(start, end, _PART):
             part = self._part(first, min(first + _PART, end))
             if part is None or not passes(part, first, before_end):
                 return self._check_whole(start, erasing)
             hashes += part.hashes
-        return sound_chunk(hashes, start, self.sizes)
+            times = unsigned_times(part.leaves, first, self.sizes, times)
+        checked = sound_chunk(hashes, start, self.sizes)
+        checked.unsigned = times
+        return checked
 
     def _part(self, start: int, end: int) -> Chunk | None:
         """Entries ``[start, end)``, if they are all there."""

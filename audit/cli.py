@@ -10,6 +10,7 @@ import base64
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -187,12 +188,29 @@ def _print_findings(report: Report) -> None:
     _out.print(f"checked: {_summary(report)}")
 
 
+def _unsigned_line(report: Report) -> str:
+    """Which entries no signed checkpoint covers yet, and when they say they were written."""
+    first, last = report.signed_size, report.entries - 1
+    which = f"entry {first} is" if first == last else f"entries {first} to {last} are"
+    when = ""
+    if report.unsigned_times is not None:
+        written = sorted(
+            {
+                datetime.fromtimestamp(t / 1_000_000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+                for t in report.unsigned_times
+            }
+        )
+        when = f" (written {' to '.join(written)} UTC)"
+    return (
+        f"{which} not covered by a signed checkpoint{when}; a live log signs them within seconds."
+    )
+
+
 def _print_report(report: Report) -> None:
     if report.ok:
         _out.print(f"[bold green]OK[/]: {_summary(report)}")
-        unsigned = report.entries - report.signed_size
-        if unsigned:
-            _out.print(f"{unsigned} newest entries are not yet covered by a checkpoint.")
+        if report.unsigned:
+            _out.print(_unsigned_line(report))
         return
     _print_findings(report)
 

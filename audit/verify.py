@@ -26,6 +26,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from itertools import chain, groupby
 from operator import itemgetter
@@ -60,7 +61,9 @@ __all__ = [
     "check_in_order",
     "passes",
     "sound_chunk",
+    "unsigned_times",
     "verify_source",
+    "widen",
 ]
 
 CHUNK_LEVEL = 14
@@ -69,6 +72,11 @@ _COMMITMENTS_KEY = b'"commitments":{'
 # Names as entry.prepare allows them: nothing that could end a JSON string or object.
 _PLAIN_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _PINPOINT_LIMIT = 4096
+_TIME = b'"time":"'
+UNSIGNED_WINDOW = 300.0
+"""Seconds of entries (by their own times) that may wait for a checkpoint. The log signs
+one within 0.2 s of writing an entry by default and a connector's within at most 60 s,
+so a longer run of entries that no checkpoint covers was not left so by the log."""
 
 
 class TamperKind(StrEnum):
@@ -89,6 +97,7 @@ class TamperKind(StrEnum):
     CHECKPOINT_UNKNOWN_KEY = "checkpoint_unknown_key"
     CHECKPOINT_MALFORMED = "checkpoint_malformed"
     CHECKPOINT_FORK = "checkpoint_fork"
+    CHECKPOINT_MISSING = "checkpoint_missing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +125,14 @@ class Report:
     proof: list[bytes] | None = None
     """With a kept checkpoint, and when the log verified: the consistency proof from it
     to the newest signed checkpoint (``signed_size``), built from the entries."""
+    unsigned_times: tuple[int, int] | None = None
+    """The earliest and latest time (microseconds since 1970, as the entries say) of
+    the entries after ``signed_size``, which no checkpoint covers."""
+
+    @property
+    def unsigned(self) -> int:
+        """How many entries, the newest, no signed checkpoint covers."""
+        return self.entries - self.signed_size
 
     @property
     def ok(self) -> bool:
@@ -162,6 +179,8 @@ class Checked:
     covers: dict[int, list[bytes]]
     erasures: dict[int, int]
     """The erasure records of the chunk's rows: erased index to erasure entry."""
+    unsigned: tuple[int, int] | None = None
+    """The earliest and latest time of its entries after the newest checkpoint size."""
 
 
 class Source(Protocol):
@@ -500,7 +519,37 @@ def check_chunk(
     checked = sound_chunk(chunk.hashes[:usable], base, sizes)
     checked.rows = (chunk.indexes[0], chunk.indexes[-1])
     checked.problem, checked.altered, checked.erasures = problem, altered, chunk.erasures
+    checked.unsigned = unsigned_times(chunk.leaves[:usable], base, sizes)
     return checked
+
+
+def unsigned_times(
+    leaves: Sequence[bytes], base: int, sizes: Sequence[int], times: tuple[int, int] | None = None
+) -> tuple[int, int] | None:
+    """``times`` widened by the times of these leaves (from entry ``base`` on) that come
+    after the newest of ``sizes``: only those can lack a checkpoint. Nothing is parsed
+    for leaves that come before it, so a chunk costs nothing here but the last one."""
+    since = sizes[-1] if sizes else 0
+    found = []
+    for leaf in leaves[max(0, since - base) :]:
+        # The entry's own time is the last "time" key in the leaf (keys are sorted, and
+        # a private value's commitment named "time" comes earlier, in "commitments").
+        start = leaf.rfind(_TIME)
+        if start < 0:
+            continue
+        start += len(_TIME)
+        with contextlib.suppress(ValueError):  # not a time: the leaf says when it was not
+            moment = datetime.fromisoformat(leaf[start : leaf.find(b'"', start)].decode())
+            if moment.tzinfo is not None:
+                found.append(int(moment.timestamp() * 1_000_000))
+    return widen(times, (min(found), max(found)) if found else None)
+
+
+def widen(times: tuple[int, int] | None, more: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The earliest and latest of two ``(earliest, latest)`` pairs, either may be None."""
+    if times is None or more is None:
+        return times or more
+    return min(times[0], more[0]), max(times[1], more[1])
 
 
 def sound_chunk(hashes: list[bytes], base: int, sizes: Sequence[int]) -> Checked:
@@ -603,10 +652,51 @@ def verify_source(
         report.findings.append(finding)
         if finding.kind is not TamperKind.CHECKPOINT_FORK:
             break  # every later checkpoint disagrees for the same reason
+    # The times read are those of the entries after the newest stored size: they are
+    # the unsigned ones when every checkpoint verified.
+    if report.ok and report.signed_size == (sizes[-1] if sizes else 0):
+        missing = _missing_checkpoints(report)
+        if missing is not None:
+            report.findings.append(missing)
+    else:
+        report.unsigned_times = None
     if report.ok:
         report.proof = tree.proof()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _missing_checkpoints(report: Report) -> Finding | None:
+    """A finding if the entries no checkpoint covers were written over longer than the
+    log ever leaves entries unsigned (``UNSIGNED_WINDOW``).
+
+    Only their own times say when they were written, and whoever rewrote them could
+    have rewritten those too: this catches a tail rewritten with its times kept, after
+    the checkpoints that covered it were deleted. A checkpoint kept outside the log
+    catches the rest (``junction audit consistency``).
+    """
+    times = report.unsigned_times
+    if not report.unsigned or times is None:
+        return None
+    seconds = (times[1] - times[0]) / 1_000_000
+    if seconds <= UNSIGNED_WINDOW:
+        return None
+    first, last = report.signed_size, report.entries - 1
+    detail = (
+        f"entries {first} to {last}, written over {_duration(seconds)}, are covered by no"
+        " signed checkpoint, though the log signs within seconds of writing: checkpoints"
+        " that covered them were deleted, and they may have been rewritten"
+    )
+    return Finding(TamperKind.CHECKPOINT_MISSING, detail, first)
+
+
+def _duration(seconds: float) -> str:
+    minutes, second = divmod(int(seconds), 60)
+    hours, minute = divmod(minutes, 60)
+    days, hour = divmod(hours, 24)
+    parts = [(days, "d"), (hour, "h"), (minute, "min"), (second, "s")]
+    shown = [f"{value} {unit}" for value, unit in parts if value][:2]
+    return " ".join(shown) or "0 s"
 
 
 def _with_kept(trusted: list[Checkpoint], kept: Checkpoint, report: Report) -> list[Checkpoint]:
@@ -643,6 +733,7 @@ def _scan(
             problem = _refine(problem, part.altered, trusted, read)
         tree.absorb(part)
         report.entries = tree.compact.size
+        report.unsigned_times = widen(report.unsigned_times, part.unsigned)
         if progress is not None:
             progress(tree.compact.size)
         if problem is not None:

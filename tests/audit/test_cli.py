@@ -7,6 +7,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,38 @@ def test_verify_ok_and_tampered(db: str, keys: Path) -> None:
     code, out = _run("verify", "--db", db, "--public-key", str(keys / "log.pub"))
     assert code == 1
     assert "TAMPERED: leaf_hash_altered at entry 5" in out
+
+
+def test_verify_says_which_entries_no_checkpoint_covers(db: str, keys: Path) -> None:
+    engine = sa.create_engine(db)
+    with engine.begin() as conn:  # as a crash leaves it: the newest checkpoint not yet signed
+        conn.execute(sa.text("DELETE FROM audit_checkpoints WHERE size = 30"))
+    engine.dispose()
+    code, out = _run("verify", "--db", db, "--public-key", str(keys / "log.pub"))
+    assert code == 0, out
+    assert "entries 20 to 29 are not covered by a signed checkpoint (written" in " ".join(
+        out.split()
+    )
+
+
+def test_verify_reports_deleted_checkpoints_over_a_long_unsigned_tail(
+    tmp_path: Path, signer: NoteSigner, keys: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'timed.db'}"
+    start = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    with AuditLog.open(url, signer, checkpoint_interval=60, checkpoint_entries=10) as log:
+        for i in range(30):
+            log.append(make_entry(i, time=start + timedelta(minutes=i)))
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_checkpoints WHERE size > 10"))
+    engine.dispose()
+    code, out = _run("verify", "--db", url, "--public-key", str(keys / "log.pub"))
+    assert code == 1, out
+    assert (
+        "TAMPERED: checkpoint_missing at entry 10: entries 10 to 29, written over 19 min, are"
+        " covered by no signed checkpoint"
+    ) in " ".join(out.split())
 
 
 def test_verify_with_another_key_trusts_nothing(db: str, tmp_path: Path) -> None:
