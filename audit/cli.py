@@ -241,7 +241,7 @@ def verify(
         log = _Log.open(db, bundle, origin)
         verifier = _verifier(public_key, log.origin)
         report = _verify(log, verifier)
-    _out.print(f"log {log.origin}, trusted key id {verifier.key_id}")
+    _out.print(f"log {log.origin}, trusted log key hash {verifier.key_hash.hex()}")
     _print_report(report)
     raise typer.Exit(0 if report.ok else 1)
 
@@ -326,7 +326,7 @@ def prove(
     _out.print(f"proof: {len(proof)} hashes, " + " ".join(h[:12] for h in _hex(proof)))
     _out.print(
         f"[bold green]OK[/]: entry {index} is in the tree of {signed.size} entries signed by"
-        f" {verifier.name} ({verifier.key_hash.hex()})"
+        f" {verifier.name} (log key hash {verifier.key_hash.hex()})"
     )
 
 
