@@ -311,6 +311,10 @@ def prove(
         "index": index,
         "entry": fields,
         "erased": erased,
+        # The leaf exactly as hashed, so the proof can be checked without trusting this
+        # program's reading of it: leaf_hash is SHA-256(0x00 || leaf) (RFC 9162 §2.1.1).
+        "leaf": leaf.decode(errors="replace"),
+        "leaf_base64": base64.b64encode(leaf).decode(),
         "leaf_hash": leaf_hash.hex(),
         "tree_size": signed.size,
         "root_hash": base64.b64encode(signed.root_hash).decode(),

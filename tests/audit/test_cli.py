@@ -117,12 +117,30 @@ def test_export_then_verify_and_prove_from_the_bundle(db: str, keys: Path, tmp_p
     root = base64.b64decode(receipt["root_hash"])
     merkle.verify_inclusion(bytes.fromhex(receipt["leaf_hash"]), 17, 30, proof, root)
     assert receipt["entry"]["exchange_id"] == "x-17"
+    assert merkle.leaf_hash(base64.b64decode(receipt["leaf_base64"])).hex() == receipt["leaf_hash"]
 
 
 def test_prove_from_the_database(db: str, keys: Path) -> None:
     code, out = _run("prove", "--index", "3", "--db", db, "--public-key", str(keys / "log.pub"))
     assert code == 0, out
     assert "OK: entry 3 is in the tree of 30 entries" in out
+    code, out = _run(
+        "prove", "--index", "3", "--db", db, "--public-key", str(keys / "log.pub"), "--json"
+    )
+    assert code == 0, out
+    receipt = json.loads(out)
+    # The leaf exactly as hashed: the proof checks without this program's parse of it.
+    leaf = base64.b64decode(receipt["leaf_base64"])
+    assert leaf == receipt["leaf"].encode()
+    assert json.loads(leaf)["entry"] == receipt["entry"]
+    assert hashlib.sha256(b"\x00" + leaf).hexdigest() == receipt["leaf_hash"]
+    merkle.verify_inclusion(
+        hashlib.sha256(b"\x00" + leaf).digest(),
+        3,
+        receipt["tree_size"],
+        [bytes.fromhex(h) for h in receipt["inclusion_proof"]],
+        base64.b64decode(receipt["root_hash"]),
+    )
     code, out = _run("prove", "--index", "30", "--db", db, "--public-key", str(keys / "log.pub"))
     assert code == 1
     assert "not covered by the latest checkpoint" in out
