@@ -41,7 +41,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from audit.checkpoint import NoteVerifier
+from audit.checkpoint import Checkpoint, NoteVerifier
 from audit.store import Store
 from audit.verify import (
     CHUNK_LEVEL,
@@ -52,6 +52,7 @@ from audit.verify import (
     check_in_order,
     passes,
     sound_chunk,
+    unsigned_times,
     verify_source,
 )
 
@@ -138,12 +139,16 @@ class _Reader:
         # chunk's end only, as one ordered scan would have them (see ``_check_whole``).
         before_end = {erased: at for erased, at in erasing.items() if erased < end}
         hashes: list[bytes] = []
+        times = None
         for first in range(start, end, _PART):
             part = self._part(first, min(first + _PART, end))
             if part is None or not passes(part, first, before_end):
                 return self._check_whole(start, erasing)
             hashes += part.hashes
-        return sound_chunk(hashes, start, self.sizes)
+            times = unsigned_times(part.leaves, first, self.sizes, times)
+        checked = sound_chunk(hashes, start, self.sizes)
+        checked.unsigned = times
+        return checked
 
     def _part(self, start: int, end: int) -> Chunk | None:
         """Entries ``[start, end)``, if they are all there."""
@@ -420,9 +425,11 @@ def verify_store(
     verifier: NoteVerifier,
     *,
     origin: str | None = None,
+    kept: Checkpoint | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Report:
-    """Verify the log in ``store``, trusting only ``verifier``'s key (see ``verify``)."""
+    """Verify the log in ``store``, trusting only ``verifier``'s key, and against the
+    checkpoint ``kept`` outside it if given (see ``verify.verify_source``)."""
     return verify_source(
-        DatabaseSource(store), verifier, origin or verifier.name, progress=progress
+        DatabaseSource(store), verifier, origin or verifier.name, kept=kept, progress=progress
     )

@@ -88,12 +88,17 @@ class NoteVerifier:
 
     @property
     def key_hash(self) -> bytes:
+        """The signed-note key hash: how every checkpoint, the verifier key string and
+        ``junction audit`` name this key (``junction keys show --origin`` prints it)."""
         return _key_hash(self.name, self.public_key)
 
-    @property
-    def key_id(self) -> str:
-        """Hex of SHA-256(raw key)[:16]: the key id ``junction keys show`` prints."""
-        return hashlib.sha256(_raw(self.public_key)).hexdigest()[:32]
+    @classmethod
+    def from_public_key(cls, name: str, public_key: Ed25519PublicKey) -> NoteVerifier:
+        """The verifier of ``public_key`` under key name ``name`` (the log's origin).
+
+        Raises ``CheckpointFormatError`` for a name a signed note cannot carry.
+        """
+        return cls(_check_name(name), public_key)
 
     def verifier_key(self) -> str:
         """The C2SP verifier key string ``name+hexhash+base64(0x01 || key)``."""
@@ -233,7 +238,7 @@ def open_checkpoint(note: str, verifier: NoteVerifier, *, origin: str | None = N
     if not mine:
         raise CheckpointUnknownSigner(
             f"checkpoint of size {checkpoint.size} is not signed by log key {verifier.name}"
-            f" ({key_hash.hex()})"
+            f" (log key hash {key_hash.hex()})"
         )
     for raw in mine:
         try:

@@ -10,6 +10,7 @@ import base64
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -167,27 +168,65 @@ def _latest(log: _Log, verifier: NoteVerifier) -> Checkpoint:
         raise _fail(f"the log's latest checkpoint does not verify: {exc.detail}", 1) from None
 
 
-def _print_report(report: Report) -> None:
+def _summary(report: Report) -> str:
     rate = report.entries / report.seconds if report.seconds else 0.0
-    summary = (
+    return (
         f"{report.entries} entries, {report.checkpoints} checkpoints (the latest that"
         f" verified signs {report.signed_size} entries), {report.erased} erased;"
         f" {report.seconds:.2f} s, {rate:,.0f} entries/s"
     )
-    if report.ok:
-        _out.print(f"[bold green]OK[/]: {summary}")
-        unsigned = report.entries - report.signed_size
-        if unsigned:
-            _out.print(f"{unsigned} newest entries are not yet covered by a checkpoint.")
-        return
+
+
+def _print_findings(report: Report) -> None:
     first = report.first
-    assert first is not None  # noqa: S101 - report.ok is false
+    assert first is not None  # noqa: S101 - only for a report that is not ok
     where = f"entry {first.index}" if first.index is not None else f"checkpoint {first.tree_size}"
     _out.print(f"[bold red]TAMPERED[/]: {first.kind.value} at {where}: {first.detail}")
     for finding in report.findings[:20]:
         if finding is not first:
             _out.print(f"  also {finding.kind.value}: {finding.detail}")
-    _out.print(f"checked: {summary}")
+    _out.print(f"checked: {_summary(report)}")
+
+
+def _unsigned_line(report: Report) -> str:
+    """Which entries no signed checkpoint covers yet, and when they say they were written."""
+    first, last = report.signed_size, report.entries - 1
+    which = f"entry {first} is" if first == last else f"entries {first} to {last} are"
+    when = ""
+    if report.unsigned_times is not None:
+        written = sorted(
+            {
+                datetime.fromtimestamp(t / 1_000_000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+                for t in report.unsigned_times
+            }
+        )
+        when = f" (written {' to '.join(written)} UTC)"
+    return (
+        f"{which} not covered by a signed checkpoint{when}; a live log signs them within seconds."
+    )
+
+
+def _print_report(report: Report) -> None:
+    if report.ok:
+        _out.print(f"[bold green]OK[/]: {_summary(report)}")
+        if report.unsigned:
+            _out.print(_unsigned_line(report))
+        return
+    _print_findings(report)
+
+
+def _verify(log: _Log, verifier: NoteVerifier, kept: Checkpoint | None = None) -> Report:
+    """Verify the whole log, with a progress bar while it reads."""
+    columns = (TextColumn("verifying"), BarColumn(), TextColumn("{task.completed} entries"))
+    with Progress(*columns, TimeElapsedColumn(), transient=True) as progress:
+        task = progress.add_task("verify", total=log.total())
+        return verify_source(
+            log.source,
+            verifier,
+            log.origin,
+            kept=kept,
+            progress=lambda done: progress.update(task, completed=done),
+        )
 
 
 @app.command()
@@ -201,17 +240,8 @@ def verify(
     with _errors():
         log = _Log.open(db, bundle, origin)
         verifier = _verifier(public_key, log.origin)
-        total = log.total()
-        columns = (TextColumn("verifying"), BarColumn(), TextColumn("{task.completed} entries"))
-        with Progress(*columns, TimeElapsedColumn(), transient=True) as progress:
-            task = progress.add_task("verify", total=total)
-            report = verify_source(
-                log.source,
-                verifier,
-                log.origin,
-                progress=lambda done: progress.update(task, completed=done),
-            )
-    _out.print(f"log {log.origin}, trusted key id {verifier.key_id}")
+        report = _verify(log, verifier)
+    _out.print(f"log {log.origin}, trusted log key hash {verifier.key_hash.hex()}")
     _print_report(report)
     raise typer.Exit(0 if report.ok else 1)
 
@@ -281,6 +311,10 @@ def prove(
         "index": index,
         "entry": fields,
         "erased": erased,
+        # The leaf exactly as hashed, so the proof can be checked without trusting this
+        # program's reading of it: leaf_hash is SHA-256(0x00 || leaf) (RFC 9162 §2.1.1).
+        "leaf": leaf.decode(errors="replace"),
+        "leaf_base64": base64.b64encode(leaf).decode(),
         "leaf_hash": leaf_hash.hex(),
         "tree_size": signed.size,
         "root_hash": base64.b64encode(signed.root_hash).decode(),
@@ -296,8 +330,19 @@ def prove(
     _out.print(f"proof: {len(proof)} hashes, " + " ".join(h[:12] for h in _hex(proof)))
     _out.print(
         f"[bold green]OK[/]: entry {index} is in the tree of {signed.size} entries signed by"
-        f" {verifier.name} ({verifier.key_hash.hex()})"
+        f" {verifier.name} (log key hash {verifier.key_hash.hex()})"
     )
+
+
+def _check_proof(kept: Checkpoint, report: Report) -> None:
+    """Check the proof the verifier built, from your checkpoint to the newest one."""
+    if report.proof is None:
+        raise ProofError("the entries do not give the whole consistency proof")
+    if kept.size:  # every tree extends the empty one
+        newest = report.roots[report.signed_size]
+        merkle.verify_consistency(
+            kept.size, report.signed_size, kept.root_hash, newest, report.proof
+        )
 
 
 @app.command()
@@ -325,19 +370,28 @@ def consistency(
                 " checkpoint signs: it was truncated or rolled back",
                 1,
             )
-        proof: list[bytes] = []
-        if kept.size:  # every tree extends the empty one
-            try:
-                proof = merkle.consistency_proof(kept.size, signed.size, log.tree())
-                merkle.verify_consistency(
-                    kept.size, signed.size, kept.root_hash, signed.root_hash, proof
-                )
-            except ProofError as exc:
-                raise _fail(
-                    f"the log does NOT extend your checkpoint of size {kept.size}: {exc.detail}",
-                    1,
-                ) from None
-    _out.print(
-        f"[bold green]OK[/]: the log of {signed.size} entries extends your checkpoint of"
-        f" {kept.size} entries ({len(proof)}-hash consistency proof verified)"
-    )
+        # The stored tree and leaf hashes could have been rewritten to match changed
+        # entries: the proof is built from the entries themselves, as verify does.
+        report = _verify(log, verifier, kept)
+    if report.ok:
+        try:
+            _check_proof(kept, report)
+        except ProofError as exc:
+            raise _fail(
+                f"the log does NOT extend your checkpoint of size {kept.size}: {exc.detail}", 1
+            ) from None
+        assert report.proof is not None  # noqa: S101 - _check_proof makes sure
+        _out.print(
+            f"[bold green]OK[/]: the log of {report.signed_size} entries extends your"
+            f" checkpoint of {kept.size} entries ({len(report.proof)}-hash consistency proof"
+            " verified, every entry recomputed)"
+        )
+        return
+    _print_findings(report)
+    if report.roots.get(kept.size) == kept.root_hash:
+        raise _fail(
+            f"the first {kept.size} entries still match your checkpoint, but the log did not"
+            " verify after them (see above)",
+            1,
+        )
+    raise _fail(f"the log does NOT extend your checkpoint of size {kept.size} (see above)", 1)

@@ -25,6 +25,7 @@ __all__ = [
     "CompactRange",
     "NodeId",
     "NodeReader",
+    "SubtreeBuilder",
     "consistency_proof",
     "consistency_ranges",
     "fold_frontier",
@@ -151,6 +152,58 @@ def subtree_levels(hashes: list[bytes]) -> list[list[bytes]]:
         pairs = zip(current[::2], current[1::2], strict=False)
         levels.append([_sha256(b"\x01" + left + right).digest() for left, right in pairs])
     return levels
+
+
+class SubtreeBuilder:
+    """Chosen perfect subtrees, built from leaf hashes that arrive in index order.
+
+    The leaf hashes come in consecutive slices of any length, from leaf 0 on (``add``);
+    a wanted node ``(level, index)`` is in ``built`` once every leaf under it has come.
+    Each slice is folded as whole aligned subtrees, one list comprehension per level
+    (``subtree_levels``): about one interior hash per leaf under a wanted node.
+    """
+
+    __slots__ = ("_partial", "_wanted", "built", "size")
+
+    def __init__(self, wanted: Iterable[NodeId]) -> None:
+        self._wanted = sorted(set(wanted), key=lambda node: node[1] << node[0])
+        self._partial: dict[NodeId, CompactRange] = {}
+        self.built: dict[NodeId, bytes] = {}
+        self.size = 0
+
+    def add(self, joined: bytes) -> None:
+        """Add the next leaf hashes, concatenated."""
+        start = self.size
+        end = self.size = start + len(joined) // HASH_SIZE
+        for node in self._wanted:
+            level, index = node
+            first, last = index << level, (index + 1) << level
+            if last <= start or first >= end:
+                continue
+            # Relative to the node's first leaf, alignment is the same as absolute.
+            part = self._partial.setdefault(node, CompactRange())
+            for block_level, block in _aligned_blocks(
+                max(first, start) - first, min(last, end) - first
+            ):
+                offset = (first + (block << block_level) - start) * HASH_SIZE
+                piece = joined[offset : offset + (HASH_SIZE << block_level)]
+                hashes = [piece[i : i + HASH_SIZE] for i in range(0, len(piece), HASH_SIZE)]
+                part.push_subtree(block_level, subtree_levels(hashes)[-1][0])
+            if part.size == last - first:
+                self.built[node] = part.root()
+                del self._partial[node]
+
+
+def _aligned_blocks(start: int, end: int) -> list[NodeId]:
+    """The fewest perfect subtrees covering ``[start, end)``, left to right."""
+    blocks: list[NodeId] = []
+    while start < end:
+        level = (end - start).bit_length() - 1
+        if start:
+            level = min(level, (start & -start).bit_length() - 1)
+        blocks.append((level, start >> level))
+        start += 1 << level
+    return blocks
 
 
 def perfect_cover(start: int, end: int) -> list[NodeId]:

@@ -26,6 +26,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from itertools import chain, groupby
 from operator import itemgetter
@@ -38,6 +39,9 @@ from audit.merkle import (
     CompactRange,
     NodeId,
     NodeReader,
+    SubtreeBuilder,
+    consistency_proof,
+    consistency_ranges,
     fold_frontier,
     inclusion_proof,
     perfect_cover,
@@ -57,7 +61,9 @@ __all__ = [
     "check_in_order",
     "passes",
     "sound_chunk",
+    "unsigned_times",
     "verify_source",
+    "widen",
 ]
 
 CHUNK_LEVEL = 14
@@ -66,6 +72,11 @@ _COMMITMENTS_KEY = b'"commitments":{'
 # Names as entry.prepare allows them: nothing that could end a JSON string or object.
 _PLAIN_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _PINPOINT_LIMIT = 4096
+_TIME = b'"time":"'
+UNSIGNED_WINDOW = 300.0
+"""Seconds of entries (by their own times) that may wait for a checkpoint. The log signs
+one within 0.2 s of writing an entry by default and a connector's within at most 60 s,
+so a longer run of entries that no checkpoint covers was not left so by the log."""
 
 
 class TamperKind(StrEnum):
@@ -86,6 +97,7 @@ class TamperKind(StrEnum):
     CHECKPOINT_UNKNOWN_KEY = "checkpoint_unknown_key"
     CHECKPOINT_MALFORMED = "checkpoint_malformed"
     CHECKPOINT_FORK = "checkpoint_fork"
+    CHECKPOINT_MISSING = "checkpoint_missing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +120,19 @@ class Report:
     erased: int = 0
     seconds: float = 0.0
     findings: list[Finding] = field(default_factory=list)
+    roots: dict[int, bytes] = field(default_factory=dict)
+    """The root the entries rebuild at each signed checkpoint's size where they match it."""
+    proof: list[bytes] | None = None
+    """With a kept checkpoint, and when the log verified: the consistency proof from it
+    to the newest signed checkpoint (``signed_size``), built from the entries."""
+    unsigned_times: tuple[int, int] | None = None
+    """The earliest and latest time (microseconds since 1970, as the entries say) of
+    the entries after ``signed_size``, which no checkpoint covers."""
+
+    @property
+    def unsigned(self) -> int:
+        """How many entries, the newest, no signed checkpoint covers."""
+        return self.entries - self.signed_size
 
     @property
     def ok(self) -> bool:
@@ -154,6 +179,8 @@ class Checked:
     covers: dict[int, list[bytes]]
     erasures: dict[int, int]
     """The erasure records of the chunk's rows: erased index to erasure entry."""
+    unsigned: tuple[int, int] | None = None
+    """The earliest and latest time of its entries after the newest checkpoint size."""
 
 
 class Source(Protocol):
@@ -411,12 +438,23 @@ def _span(recent: bytes | None, hashes: bytes, base: int, start: int, end: int) 
 
 
 class _Tree:
-    """The tree rebuilt so far, and how it compares with the signed checkpoints."""
+    """The tree rebuilt so far, and how it compares with the signed checkpoints.
 
-    def __init__(self, trusted: list[Checkpoint]) -> None:
+    With ``proof_from``, it also builds the nodes of the consistency proof from that
+    size to the newest of the checkpoints, from the entries' own leaf hashes.
+    """
+
+    def __init__(self, trusted: list[Checkpoint], proof_from: int | None = None) -> None:
         self.pending = list(trusted)
         self.compact = CompactRange()
         self.good_size = 0
+        self.roots: dict[int, bytes] = {}
+        self.proof_from = proof_from
+        self.proof_to = trusted[-1].size if trusted else 0
+        self.nodes: SubtreeBuilder | None = None
+        if proof_from is not None and 0 < proof_from < self.proof_to:
+            ranges = consistency_ranges(proof_from, self.proof_to)
+            self.nodes = SubtreeBuilder(n for s, e in ranges for n in perfect_cover(s, e))
         # Leaf hashes (concatenated) since the last checkpoint that matched, to pinpoint
         # a rewritten entry.
         self.recent: bytes | None = b""
@@ -435,6 +473,7 @@ class _Tree:
             root = fold_frontier(frontier + checked.covers[checkpoint.size])
             if root == checkpoint.root_hash:
                 self.good_size = checkpoint.size
+                self.roots[checkpoint.size] = root
                 self.recent = hashes[(checkpoint.size - base) * HASH_SIZE :]
             else:
                 span = _span(self.recent, hashes, base, self.good_size, checkpoint.size)
@@ -444,6 +483,20 @@ class _Tree:
         if self.recent is not None and self.good_size < base:
             fits = len(self.recent) + len(hashes) <= _PINPOINT_LIMIT * HASH_SIZE
             self.recent = self.recent + hashes if fits else None
+        if self.nodes is not None and base < self.proof_to:
+            self.nodes.add(hashes)
+
+    def proof(self) -> list[bytes] | None:
+        """The consistency proof asked for, if the entries gave every node of it."""
+        if self.proof_from is None:
+            return None
+        if self.nodes is None:
+            return []  # from the empty tree, or from the newest checkpoint itself
+        built = self.nodes.built
+        try:
+            return consistency_proof(self.proof_from, self.proof_to, lambda _: built)
+        except ProofError:
+            return None
 
 
 def check_chunk(
@@ -466,7 +519,37 @@ def check_chunk(
     checked = sound_chunk(chunk.hashes[:usable], base, sizes)
     checked.rows = (chunk.indexes[0], chunk.indexes[-1])
     checked.problem, checked.altered, checked.erasures = problem, altered, chunk.erasures
+    checked.unsigned = unsigned_times(chunk.leaves[:usable], base, sizes)
     return checked
+
+
+def unsigned_times(
+    leaves: Sequence[bytes], base: int, sizes: Sequence[int], times: tuple[int, int] | None = None
+) -> tuple[int, int] | None:
+    """``times`` widened by the times of these leaves (from entry ``base`` on) that come
+    after the newest of ``sizes``: only those can lack a checkpoint. Nothing is parsed
+    for leaves that come before it, so a chunk costs nothing here but the last one."""
+    since = sizes[-1] if sizes else 0
+    found = []
+    for leaf in leaves[max(0, since - base) :]:
+        # The entry's own time is the last "time" key in the leaf (keys are sorted, and
+        # a private value's commitment named "time" comes earlier, in "commitments").
+        start = leaf.rfind(_TIME)
+        if start < 0:
+            continue
+        start += len(_TIME)
+        with contextlib.suppress(ValueError):  # not a time: the leaf says when it was not
+            moment = datetime.fromisoformat(leaf[start : leaf.find(b'"', start)].decode())
+            if moment.tzinfo is not None:
+                found.append(int(moment.timestamp() * 1_000_000))
+    return widen(times, (min(found), max(found)) if found else None)
+
+
+def widen(times: tuple[int, int] | None, more: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The earliest and latest of two ``(earliest, latest)`` pairs, either may be None."""
+    if times is None or more is None:
+        return times or more
+    return min(times[0], more[0]), max(times[1], more[1])
 
 
 def sound_chunk(hashes: list[bytes], base: int, sizes: Sequence[int]) -> Checked:
@@ -520,11 +603,16 @@ def verify_source(
     verifier: NoteVerifier,
     origin: str,
     *,
+    kept: Checkpoint | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Report:
     """Verify a whole log from ``source``, trusting only ``verifier``'s key.
 
-    Never raises for a damaged log: every problem becomes a ``Finding`` in the report.
+    ``kept`` is a checkpoint kept outside the log (already opened with the key): the
+    entries are checked against it as against the log's own checkpoints, and the
+    report carries the consistency proof from it to the newest one, built from the
+    entries (``Report.proof``). Never raises for a damaged log: every problem becomes a
+    ``Finding`` in the report.
     """
     started = time.perf_counter()
     report = Report()
@@ -532,7 +620,7 @@ def verify_source(
     stored = source.checkpoints()
     # Subtree roots for every stored size, signed or not: the chunks are checked while
     # the signatures are (about 0.15 ms each, so 0.15 s for a million entries).
-    sizes = sorted({size for size, _ in stored})
+    sizes = sorted({size for size, _ in stored} | ({kept.size} if kept else set()))
     if isinstance(source, CheckingSource):
         checked = source.checked(sizes)
     else:
@@ -543,7 +631,9 @@ def verify_source(
         # The first chunk starts the scan (and a database source's workers) first.
         first = next(checked, None)
         trusted = _open_checkpoints(stored, verifier, origin, report)
-        tree = _Tree(trusted)
+        if kept is not None:
+            trusted = _with_kept(trusted, kept, report)
+        tree = _Tree(trusted, None if kept is None else kept.size)
         problem = _scan(
             chain([] if first is None else [first], checked),
             tree=tree,
@@ -554,6 +644,7 @@ def verify_source(
             progress=progress,
         )
     report.signed_size = tree.good_size
+    report.roots = tree.roots
     if problem is None:
         report.findings.extend(_end_problems(tree, erased_by))
     for checkpoint, previous, span in tree.mismatched:
@@ -561,8 +652,65 @@ def verify_source(
         report.findings.append(finding)
         if finding.kind is not TamperKind.CHECKPOINT_FORK:
             break  # every later checkpoint disagrees for the same reason
+    # The times read are those of the entries after the newest stored size: they are
+    # the unsigned ones when every checkpoint verified.
+    if report.ok and report.signed_size == (sizes[-1] if sizes else 0):
+        missing = _missing_checkpoints(report)
+        if missing is not None:
+            report.findings.append(missing)
+    else:
+        report.unsigned_times = None
+    if report.ok:
+        report.proof = tree.proof()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _missing_checkpoints(report: Report) -> Finding | None:
+    """A finding if the entries no checkpoint covers were written over longer than the
+    log ever leaves entries unsigned (``UNSIGNED_WINDOW``).
+
+    Only their own times say when they were written, and whoever rewrote them could
+    have rewritten those too: this catches a tail rewritten with its times kept, after
+    the checkpoints that covered it were deleted. A checkpoint kept outside the log
+    catches the rest (``junction audit consistency``).
+    """
+    times = report.unsigned_times
+    if not report.unsigned or times is None:
+        return None
+    seconds = (times[1] - times[0]) / 1_000_000
+    if seconds <= UNSIGNED_WINDOW:
+        return None
+    first, last = report.signed_size, report.entries - 1
+    detail = (
+        f"entries {first} to {last}, written over {_duration(seconds)}, are covered by no"
+        " signed checkpoint, though the log signs within seconds of writing: checkpoints"
+        " that covered them were deleted, and they may have been rewritten"
+    )
+    return Finding(TamperKind.CHECKPOINT_MISSING, detail, first)
+
+
+def _duration(seconds: float) -> str:
+    minutes, second = divmod(int(seconds), 60)
+    hours, minute = divmod(minutes, 60)
+    days, hour = divmod(hours, 24)
+    parts = [(days, "d"), (hour, "h"), (minute, "min"), (second, "s")]
+    shown = [f"{value} {unit}" for value, unit in parts if value][:2]
+    return " ".join(shown) or "0 s"
+
+
+def _with_kept(trusted: list[Checkpoint], kept: Checkpoint, report: Report) -> list[Checkpoint]:
+    """The log's trusted checkpoints and the one kept outside it, by size."""
+    same = next((c for c in trusted if c.size == kept.size), None)
+    if same is None:
+        return sorted([*trusted, kept], key=lambda c: c.size)
+    if same.root_hash != kept.root_hash:
+        detail = (
+            f"your checkpoint of size {kept.size} and the log's own signed checkpoint of that"
+            " size have different roots: the log key signed two histories"
+        )
+        report.findings.append(Finding(TamperKind.CHECKPOINT_FORK, detail, None, kept.size))
+    return trusted
 
 
 def _scan(
@@ -585,6 +733,7 @@ def _scan(
             problem = _refine(problem, part.altered, trusted, read)
         tree.absorb(part)
         report.entries = tree.compact.size
+        report.unsigned_times = widen(report.unsigned_times, part.unsigned)
         if progress is not None:
             progress(tree.compact.size)
         if problem is not None:

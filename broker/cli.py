@@ -14,6 +14,8 @@ import typer
 from pydantic import ValidationError
 
 from audit import cli as audit_cli
+from audit.checkpoint import NoteVerifier
+from audit.errors import CheckpointFormatError
 from broker.demo.cli import demo
 from broker.identity.cli import dev_token
 from broker.registry.cli import seed as registry_seed
@@ -78,14 +80,33 @@ def keys_generate(
 @keys_app.command("show")
 def keys_show(
     file: Annotated[Path, typer.Argument(help="A .key or .pub file.")],
+    origin: Annotated[
+        str | None,
+        typer.Option(
+            "--origin",
+            help="For an audit log's key: the log's origin (e.g. junction.local/audit), to"
+            " also print the key hash its signed checkpoints carry and its verifier key.",
+        ),
+    ] = None,
 ) -> None:
-    """Print the key id and base64 public key of a key file."""
+    """Print the key id and base64 public key of a key file.
+
+    The key id names envelope and connector keys. An audit log names its key the way
+    signed notes do, by a key hash that depends on the log's origin: ``--origin`` prints
+    it, as ``junction audit`` and the integrity page show it.
+    """
     try:
         public = load_public_key(file)
+        log = None if origin is None else NoteVerifier.from_public_key(origin, public)
     except KeyFileError as exc:
         raise fail(str(exc)) from None
+    except CheckpointFormatError as exc:
+        raise fail(f"--origin: {exc.detail}") from None
     typer.echo(f"key id: {key_id_for(public)}")
     typer.echo(f"public key: {public_key_to_b64(public)}")
+    if log is not None:
+        typer.echo(f"log key hash: {log.key_hash.hex()}")
+        typer.echo(f"verifier key: {log.verifier_key()}")
 
 
 @broker_app.command("serve")

@@ -14,6 +14,7 @@ __all__ = [
     "AnomalyFlag",
     "AnomalyReport",
     "AuditEntryView",
+    "AuditFinding",
     "AuditPage",
     "AuditSearch",
     "BreakGlassItem",
@@ -226,6 +227,15 @@ class ConsistencyCheckIn(_In):
     checkpoint: Annotated[str, StringConstraints(min_length=10, max_length=20_000)]
 
 
+class AuditFinding(BaseModel):
+    """The first problem the verifier found, as ``junction audit verify`` names it."""
+
+    kind: str = Field(description="The tamper kind, e.g. entry_altered; see the IG guide.")
+    index: int | None = Field(description="The entry concerned, if it is one entry.")
+    tree_size: int | None = Field(description="The checkpoint concerned, by its size.")
+    detail: str
+
+
 class ConsistencyView(BaseModel):
     """Proof that the tree of ``from_size`` entries is a prefix of the current one."""
 
@@ -237,8 +247,17 @@ class ConsistencyView(BaseModel):
     checkpoint: str = Field(description="The current signed checkpoint (the newer tree).")
     consistent: bool | None = Field(
         default=None,
-        description="Whether the pasted checkpoint's tree is a prefix of the current one;"
-        " null when only a size was given (verify the proof yourself).",
+        description="Whether the pasted checkpoint's tree is a prefix of the current one,"
+        " with every entry recomputed and no problem found; null when only a size was given"
+        " (verify the proof yourself).",
+    )
+    prefix_intact: bool | None = Field(
+        default=None,
+        description="Whether the log's first from_size entries still rebuild the pasted"
+        " checkpoint's root; null when only a size was given.",
+    )
+    finding: AuditFinding | None = Field(
+        default=None, description="The first problem found, when the log did not verify."
     )
     detail: str
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from audit import merkle
+from audit import Report, merkle, verify_store
 from audit.checkpoint import Checkpoint, kept_note, open_checkpoint
 from audit.entry import Entry, Kind, StoredEntry
 from audit.errors import (
@@ -39,6 +39,7 @@ from broker.oversight.models import BreakGlassReviewRow
 from broker.oversight.schemas import (
     AnomalyReport,
     AuditEntryView,
+    AuditFinding,
     AuditPage,
     AuditSearch,
     BreakGlassItem,
@@ -277,45 +278,31 @@ class OversightService:
     def consistency_from_note(self, pasted: str) -> ConsistencyView:
         """Whether the log still extends the checkpoint ``pasted``, with the proof.
 
-        Raises ``CheckpointRejected`` if the note is malformed, of another log, or not
-        signed by this log's key.
+        As ``junction audit consistency`` does, every entry is recomputed and the proof
+        built from the entries, not from the stored tree (which could have been left as
+        it was when an entry and its stored hash were rewritten): this takes about as
+        long as verifying the whole log. Raises ``CheckpointRejected`` if the note is
+        malformed, of another log, or not signed by this log's key.
         """
         with translate():
             old = open_checkpoint(
                 kept_note(pasted), self._audit.verifier, origin=self._audit.origin
             )
             note, latest = self._latest()
-            proof: list[bytes] = []
-            consistent, detail = True, "the current log extends the pasted checkpoint"
             if old.size > latest.size:
-                consistent = False
                 detail = (
                     f"the pasted checkpoint is of {old.size} entries but the log now signs only"
                     f" {latest.size}: the log was rolled back or forked; keep both notes"
                 )
-            elif old.size > 0:
-                if old.size < latest.size:
-                    proof = self._audit.consistency_proof(old.size, latest.size)
-                try:
-                    merkle.verify_consistency(
-                        old.size, latest.size, old.root_hash, latest.root_hash, proof
-                    )
-                except ProofError as exc:
-                    consistent = False
-                    detail = (
-                        f"the log's history differs from the pasted checkpoint: {exc.detail};"
-                        " keep both signed notes as evidence"
-                    )
-        return ConsistencyView(
-            from_size=old.size,
-            to_size=latest.size,
-            from_root=old.root_hash.hex(),
-            to_root=latest.root_hash.hex(),
-            proof=[h.hex() for h in proof],
-            checkpoint=note,
-            consistent=consistent,
-            detail=detail,
-        )
+                return _inconsistent(old, latest, note, detail)
+            report = verify_store(
+                self._audit.store, self._audit.verifier, origin=self._audit.origin, kept=old
+            )
+            if report.ok and report.signed_size != latest.size:
+                # A checkpoint was signed while the log was read: the proof leads to it.
+                note = self._audit.store.checkpoint_at(report.signed_size)
+                latest = open_checkpoint(note, self._audit.verifier, origin=self._audit.origin)
+        return _consistency_view(old, latest, note, report)
 
     # -- break-glass review ---------------------------------------------------------
 
@@ -421,6 +408,78 @@ class OversightService:
             thresholds=self._thresholds.as_dict(),
             flags=detect(entries, since=since, until=until, thresholds=self._thresholds),
         )
+
+
+def _consistency_view(
+    old: Checkpoint, latest: Checkpoint, note: str, report: Report
+) -> ConsistencyView:
+    """What the verification of the log against the pasted checkpoint ``old`` found."""
+    proof = report.proof if report.ok else None
+    if proof is not None:
+        try:
+            if old.size:
+                merkle.verify_consistency(
+                    old.size, latest.size, old.root_hash, latest.root_hash, proof
+                )
+        except ProofError as exc:
+            detail = f"the log's history differs from the pasted checkpoint: {exc.detail}"
+            return _inconsistent(old, latest, note, detail)
+        return ConsistencyView(
+            from_size=old.size,
+            to_size=latest.size,
+            from_root=old.root_hash.hex(),
+            to_root=latest.root_hash.hex(),
+            proof=[h.hex() for h in proof],
+            checkpoint=note,
+            consistent=True,
+            prefix_intact=True,
+            detail="the current log extends the pasted checkpoint; every entry was recomputed",
+        )
+    first = report.first
+    finding = None
+    if first is None:
+        problem = "the entries do not give the whole consistency proof"
+    else:
+        where = f"checkpoint {first.tree_size}" if first.index is None else f"entry {first.index}"
+        problem = f"{first.kind.value} at {where}: {first.detail}"
+        finding = AuditFinding(
+            kind=first.kind.value, index=first.index, tree_size=first.tree_size, detail=first.detail
+        )
+    intact = report.roots.get(old.size) == old.root_hash
+    if intact:
+        detail = (
+            f"the log's first {old.size} entries still match the pasted checkpoint, but the log"
+            f" did not verify after them: {problem}; run junction audit verify"
+        )
+    else:
+        detail = (
+            f"the log's history differs from the pasted checkpoint: {problem};"
+            " keep the signed note and this report as evidence"
+        )
+    return _inconsistent(old, latest, note, detail, intact=intact, finding=finding)
+
+
+def _inconsistent(
+    old: Checkpoint,
+    latest: Checkpoint,
+    note: str,
+    detail: str,
+    *,
+    intact: bool = False,
+    finding: AuditFinding | None = None,
+) -> ConsistencyView:
+    return ConsistencyView(
+        from_size=old.size,
+        to_size=latest.size,
+        from_root=old.root_hash.hex(),
+        to_root=latest.root_hash.hex(),
+        proof=[],
+        checkpoint=note,
+        consistent=False,
+        prefix_intact=intact,
+        finding=finding,
+        detail=detail,
+    )
 
 
 def _review_view(row: BreakGlassReviewRow) -> ReviewView:

@@ -155,7 +155,10 @@ class IgReader:
                 view.to_root,
                 len(view.proof),
             )
-        return Check(False, "Not consistent", view.detail[0].upper() + view.detail[1:])
+        # Every entry was recomputed: damage after the kept checkpoint is not a rewrite of
+        # what it signs, and the officer is told which it is.
+        summary = "Damaged after your checkpoint" if view.prefix_intact else "Not consistent"
+        return Check(False, summary, view.detail[0].upper() + view.detail[1:])
 
     def verify_all(self) -> Report:
         """Recompute the whole log and compare it with every signed checkpoint."""

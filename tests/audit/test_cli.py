@@ -7,6 +7,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,38 @@ def test_verify_ok_and_tampered(db: str, keys: Path) -> None:
     assert "TAMPERED: leaf_hash_altered at entry 5" in out
 
 
+def test_verify_says_which_entries_no_checkpoint_covers(db: str, keys: Path) -> None:
+    engine = sa.create_engine(db)
+    with engine.begin() as conn:  # as a crash leaves it: the newest checkpoint not yet signed
+        conn.execute(sa.text("DELETE FROM audit_checkpoints WHERE size = 30"))
+    engine.dispose()
+    code, out = _run("verify", "--db", db, "--public-key", str(keys / "log.pub"))
+    assert code == 0, out
+    assert "entries 20 to 29 are not covered by a signed checkpoint (written" in " ".join(
+        out.split()
+    )
+
+
+def test_verify_reports_deleted_checkpoints_over_a_long_unsigned_tail(
+    tmp_path: Path, signer: NoteSigner, keys: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'timed.db'}"
+    start = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    with AuditLog.open(url, signer, checkpoint_interval=60, checkpoint_entries=10) as log:
+        for i in range(30):
+            log.append(make_entry(i, time=start + timedelta(minutes=i)))
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_checkpoints WHERE size > 10"))
+    engine.dispose()
+    code, out = _run("verify", "--db", url, "--public-key", str(keys / "log.pub"))
+    assert code == 1, out
+    assert (
+        "TAMPERED: checkpoint_missing at entry 10: entries 10 to 29, written over 19 min, are"
+        " covered by no signed checkpoint"
+    ) in " ".join(out.split())
+
+
 def test_verify_with_another_key_trusts_nothing(db: str, tmp_path: Path) -> None:
     generate_key_files(tmp_path / "other", "log")
     code, out = _run("verify", "--db", db, "--public-key", str(tmp_path / "other" / "log.pub"))
@@ -84,12 +117,30 @@ def test_export_then_verify_and_prove_from_the_bundle(db: str, keys: Path, tmp_p
     root = base64.b64decode(receipt["root_hash"])
     merkle.verify_inclusion(bytes.fromhex(receipt["leaf_hash"]), 17, 30, proof, root)
     assert receipt["entry"]["exchange_id"] == "x-17"
+    assert merkle.leaf_hash(base64.b64decode(receipt["leaf_base64"])).hex() == receipt["leaf_hash"]
 
 
 def test_prove_from_the_database(db: str, keys: Path) -> None:
     code, out = _run("prove", "--index", "3", "--db", db, "--public-key", str(keys / "log.pub"))
     assert code == 0, out
     assert "OK: entry 3 is in the tree of 30 entries" in out
+    code, out = _run(
+        "prove", "--index", "3", "--db", db, "--public-key", str(keys / "log.pub"), "--json"
+    )
+    assert code == 0, out
+    receipt = json.loads(out)
+    # The leaf exactly as hashed: the proof checks without this program's parse of it.
+    leaf = base64.b64decode(receipt["leaf_base64"])
+    assert leaf == receipt["leaf"].encode()
+    assert json.loads(leaf)["entry"] == receipt["entry"]
+    assert hashlib.sha256(b"\x00" + leaf).hexdigest() == receipt["leaf_hash"]
+    merkle.verify_inclusion(
+        hashlib.sha256(b"\x00" + leaf).digest(),
+        3,
+        receipt["tree_size"],
+        [bytes.fromhex(h) for h in receipt["inclusion_proof"]],
+        base64.b64decode(receipt["root_hash"]),
+    )
     code, out = _run("prove", "--index", "30", "--db", db, "--public-key", str(keys / "log.pub"))
     assert code == 1
     assert "not covered by the latest checkpoint" in out
@@ -119,6 +170,59 @@ def test_consistency_with_a_kept_checkpoint(
     code, out = _run("consistency", "--old", str(kept), "--db", db, "--public-key", pub)
     assert code == 1
     assert "does NOT extend your checkpoint of size 30" in out
+
+
+def _rewrite(db: str, index: int) -> None:
+    """Change an entry and its stored leaf hash; the stored tree stays as it was."""
+    engine = sa.create_engine(db)
+    with engine.begin() as conn:
+        leaf = conn.scalar(sa.text("SELECT leaf FROM audit_entries WHERE idx = :i"), {"i": index})
+        changed = leaf.replace(b'"purpose":"early_help"', b'"purpose":"safeguarding"')
+        conn.execute(
+            sa.text("UPDATE audit_entries SET leaf = :leaf, leaf_hash = :hash WHERE idx = :i"),
+            {"leaf": changed, "hash": merkle.leaf_hash(changed), "i": index},
+        )
+    engine.dispose()
+
+
+def test_consistency_recomputes_the_entries_it_vouches_for(
+    db: str, keys: Path, tmp_path: Path, signer: NoteSigner
+) -> None:
+    kept = tmp_path / "kept.checkpoint"
+    assert _run("checkpoint", "--db", db, "--out", str(kept))[0] == 0
+    with AuditLog.open(db, signer, checkpoint_interval=60, checkpoint_entries=10) as log:
+        for i in range(13):
+            log.append(make_entry(100 + i))
+    _rewrite(db, 5)
+    pub = str(keys / "log.pub")
+    code, out = _run("consistency", "--old", str(kept), "--db", db, "--public-key", pub)
+    assert code == 1, out
+    assert "TAMPERED: entry_altered at entry 4: entry 4 or 5 was rewritten" in out
+    assert "error: the log does NOT extend your checkpoint of size 30" in out
+    bundle = tmp_path / "audit.jsonl"
+    assert _run("export", "--db", db, "--out", str(bundle))[0] == 0
+    code, out = _run(
+        "consistency", "--old", str(kept), "--bundle", str(bundle), "--public-key", pub
+    )
+    assert code == 1, out
+    assert "TAMPERED: history_rewritten at entry 0" in out
+    assert "error: the log does NOT extend your checkpoint of size 30" in out
+
+
+def test_consistency_names_damage_after_the_kept_checkpoint(
+    db: str, keys: Path, tmp_path: Path, signer: NoteSigner
+) -> None:
+    kept = tmp_path / "kept.checkpoint"
+    assert _run("checkpoint", "--db", db, "--out", str(kept))[0] == 0
+    with AuditLog.open(db, signer, checkpoint_interval=60, checkpoint_entries=10) as log:
+        for i in range(13):
+            log.append(make_entry(100 + i))
+    _rewrite(db, 34)
+    pub = str(keys / "log.pub")
+    code, out = _run("consistency", "--old", str(kept), "--db", db, "--public-key", pub)
+    assert code == 1, out
+    assert "TAMPERED: entry_altered at entry 34" in out
+    assert "error: the first 30 entries still match your checkpoint" in out
 
 
 def test_usage_errors_are_one_line(db: str, keys: Path, tmp_path: Path) -> None:

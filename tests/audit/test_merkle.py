@@ -172,3 +172,22 @@ def test_compact_range_push_subtree_matches_leaf_appends() -> None:
     chunked.push_subtree(4, _naive_root(hashes[32:48]))
     assert chunked.root() == whole.root() == _naive_root(hashes)
     assert chunked.frontier == whole.frontier
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 200), st.data())
+def test_subtree_builder_gives_a_consistency_proof_from_slices_of_any_length(
+    n: int, data: st.DataObject
+) -> None:
+    hashes, read = _tree(n)
+    old = data.draw(st.integers(1, n))
+    ranges = merkle.consistency_ranges(old, n)
+    builder = merkle.SubtreeBuilder(node for s, e in ranges for node in merkle.perfect_cover(s, e))
+    start = 0
+    while start < n:
+        end = data.draw(st.integers(start + 1, n))
+        builder.add(b"".join(hashes[start:end]))
+        start = end
+    assert merkle.consistency_proof(old, n, lambda _: builder.built) == (
+        merkle.consistency_proof(old, n, read)
+    )

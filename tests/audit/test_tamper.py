@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -178,6 +179,53 @@ def test_log_truncated(log: AuditLog) -> None:
         i=TARGET,
     )
     _assert_first(_verify(log), TamperKind.LOG_TRUNCATED, TARGET, 75)
+
+
+def _timed_log(open_log: OpenLog, minutes_apart_until: int) -> AuditLog:
+    """120 entries as the ``log`` fixture's, written a minute apart up to entry
+    ``minutes_apart_until`` and a second apart after it."""
+    start = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    log = open_log(checkpoint_interval=60, checkpoint_entries=25)
+    for i in range(120):
+        spacing = timedelta(
+            minutes=min(i, minutes_apart_until), seconds=max(0, i - minutes_apart_until)
+        )
+        log.append(make_entry(i, time=start + spacing))
+    log.close()
+    return log
+
+
+def test_checkpoints_deleted_and_the_entries_after_them_rewritten(open_log: OpenLog) -> None:
+    log = _timed_log(open_log, 120)
+    _sql(log, "DELETE FROM audit_checkpoints WHERE size > 75")
+    for index in range(75, 120):
+        leaf = _leaf(log, index).replace(b'"decision":"allow"', b'"decision":"deny"')
+        new_hash = hashlib.sha256(b"\x00" + leaf).digest()
+        _sql(
+            log,
+            "UPDATE audit_entries SET leaf = :l, leaf_hash = :h WHERE idx = :i",
+            l=leaf,
+            h=new_hash,
+            i=index,
+        )
+    report = _verify(log)
+    # Nothing signed covers entries 75 to 119, and they say they were written over 44
+    # minutes: the log would have signed them within a second.
+    _assert_first(report, TamperKind.CHECKPOINT_MISSING, 75)
+    assert "entries 75 to 119, written over 44 min," in report.findings[0].detail
+    assert (report.signed_size, report.unsigned) == (75, 45)
+
+
+def test_newest_entries_not_yet_signed_are_not_a_finding(open_log: OpenLog) -> None:
+    log = _timed_log(open_log, 100)
+    # As a crash leaves it: the last few entries written, their checkpoint not yet.
+    _sql(log, "DELETE FROM audit_checkpoints WHERE size > 100")
+    report = _verify(log)
+    assert report.ok, report.findings
+    assert (report.signed_size, report.unsigned) == (100, 20)
+    assert report.unsigned_times is not None
+    earliest, latest = report.unsigned_times
+    assert latest - earliest == 19_000_000
 
 
 def _note(log: AuditLog, size: int) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import stat
 from pathlib import Path
 
 from typer.testing import CliRunner
 
+from audit import DEFAULT_ORIGIN, AuditLog, Entry, Kind, NoteSigner
+from audit.checkpoint import Checkpoint, sign_checkpoint
 from broker.cli import app
 from connectors.protocol.keys import key_id_for, load_private_key
 
@@ -41,6 +44,34 @@ def test_show_prints_the_same_key_id_for_either_file(tmp_path: Path) -> None:
         result = runner.invoke(app, ["keys", "show", str(tmp_path / name)])
         assert result.exit_code == 0
         assert f"key id: {expected}" in result.output
+
+
+def test_show_prints_a_log_keys_hash_as_its_checkpoints_carry_it(tmp_path: Path) -> None:
+    runner.invoke(app, ["keys", "generate", "--out", str(tmp_path), "--name", "log"])
+    signer = NoteSigner.from_pem(tmp_path / "log.key", DEFAULT_ORIGIN)
+    # The key hash is the first four bytes of each signature in a signed checkpoint.
+    note = sign_checkpoint(Checkpoint(DEFAULT_ORIGIN, 1, b"\x00" * 32), signer)
+    signed_with = base64.b64decode(note.rstrip("\n").rpartition(" ")[2])[:4].hex()
+    result = runner.invoke(
+        app, ["keys", "show", str(tmp_path / "log.pub"), "--origin", DEFAULT_ORIGIN]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"log key hash: {signed_with}" in result.output
+    assert f"verifier key: {DEFAULT_ORIGIN}+{signed_with}+" in result.output
+    # ... and it is the one the audit commands name the key by.
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    with AuditLog.open(url, signer) as log:
+        log.append(Entry(kind=Kind.FETCH, actor="caseworker"))
+    pub = str(tmp_path / "log.pub")
+    verified = runner.invoke(app, ["audit", "verify", "--db", url, "--public-key", pub])
+    assert f"trusted log key hash {signed_with}" in verified.output
+    proved = runner.invoke(
+        app, ["audit", "prove", "--index", "0", "--db", url, "--public-key", pub]
+    )
+    assert f"(log key hash {signed_with})" in " ".join(proved.output.split())
+    bad = runner.invoke(app, ["keys", "show", pub, "--origin", "not a name"])
+    assert bad.exit_code == 2
+    assert bad.output.startswith("error: --origin: ")
 
 
 def test_show_explains_a_file_that_is_not_a_key(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from audit.checkpoint import Checkpoint, NoteSigner, NoteVerifier, open_checkpoint, sign_checkpoint
 from audit.entry import Decision, Kind
@@ -303,6 +304,41 @@ async def test_a_checkpoint_of_another_history_is_inconsistent(broker: Desk) -> 
     )
     assert response.json()["consistent"] is False
     assert "rolled back" in response.json()["detail"]
+
+
+async def test_a_pasted_checkpoint_is_checked_against_the_entries_not_the_stored_tree(
+    any_broker: Desk,
+) -> None:
+    broker = any_broker
+    target = _fill(broker)["match"]
+    broker.signed_size()
+    kept = (await broker.client.get("/v1/audit/checkpoint", headers=broker.officer())).json()
+    _fill(broker)
+    broker.signed_size()
+    # An entry the kept checkpoint signs is rewritten with its stored hash; the stored
+    # tree, which a proof is read from, is left as it was.
+    with broker.audit.store.engine.begin() as conn:
+        leaf = bytes(
+            conn.scalar(sa.text("SELECT leaf FROM audit_entries WHERE idx = :i"), {"i": target})
+        )
+        changed = leaf.replace(b'"decision":"deny"', b'"decision":"allow"')
+        assert changed != leaf
+        conn.execute(
+            sa.text("UPDATE audit_entries SET leaf = :leaf, leaf_hash = :hash WHERE idx = :i"),
+            {"leaf": changed, "hash": leaf_hash(changed), "i": target},
+        )
+
+    response = await broker.client.post(
+        "/v1/audit/consistency", json={"checkpoint": kept["note"]}, headers=broker.officer()
+    )
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["consistent"] is False
+    assert result["prefix_intact"] is False
+    assert result["finding"]["kind"] == "entry_altered"
+    assert result["finding"]["index"] == target & ~1  # the pair sharing the changed node
+    assert result["detail"].startswith("the log's history differs from the pasted checkpoint")
+    assert result["proof"] == []
 
 
 async def test_subject_access_report_json_and_html(broker: Desk) -> None:
