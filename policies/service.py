@@ -56,6 +56,9 @@ class PolicyService:
         self._swap = threading.Lock()
         self._engine: PolicyEngine | None = None
         self._catalogue: Mapping[str, Any] = {}
+        # Engines a query still decides with, by id: a reload retires the engine in force
+        # but closes it only once no query holds it.
+        self._pins: dict[int, tuple[PolicyEngine, int]] = {}
         self.reload(actor=actor, reason="start-up")
 
     @property
@@ -76,6 +79,24 @@ class PolicyService:
     def decide(self, query: FamilyQueryInput) -> FamilyDecision:
         """Decide a family query with the bundle in force. Never raises (see decide_family)."""
         return decide_family(self.engine, query)
+
+    def pin(self) -> PolicyEngine:
+        """The engine in force, kept open until ``unpin``: one query's every decision
+        comes from one bundle, whatever reloads happen while it runs."""
+        engine = self.engine
+        held = self._pins.get(id(engine))
+        self._pins[id(engine)] = (engine, (held[1] if held else 0) + 1)
+        return engine
+
+    def unpin(self, engine: PolicyEngine) -> None:
+        """Release a ``pin``; a retired engine is closed when its last query lets go."""
+        _, count = self._pins[id(engine)]
+        if count > 1:
+            self._pins[id(engine)] = (engine, count - 1)
+            return
+        del self._pins[id(engine)]
+        if engine is not self._engine:
+            engine.close()
 
     def evaluate(self, entrypoint: str, input_document: Any) -> Any:
         """Evaluate any rule of the bundle in force (connectors' local policies use this).
@@ -138,6 +159,6 @@ class PolicyService:
             self._engine = engine
             catalogue = bundle.data.get("catalogue")
             self._catalogue = catalogue if isinstance(catalogue, Mapping) else {}
-            if previous is not None:
+            if previous is not None and id(previous) not in self._pins:
                 previous.close()
             return bundle.digest

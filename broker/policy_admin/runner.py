@@ -9,14 +9,17 @@ answers. A decision takes a few milliseconds, so one thread keeps up with the br
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+from policies.decide import decide_family
+from policies.engine import PolicyEngine
 from policies.model import FamilyDecision, FamilyQueryInput
 from policies.service import PolicyService
 
-__all__ = ["PolicyThread"]
+__all__ = ["PinnedPolicy", "PolicyThread"]
 
 T = TypeVar("T")
 
@@ -37,9 +40,19 @@ class PolicyThread:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, work, self._service)
 
-    async def decide(self, query: FamilyQueryInput) -> FamilyDecision:
-        """One family-query decision (never raises: failures are a 'policy error' deny)."""
-        return await self.call_async(lambda service: service.decide(query))
+    @asynccontextmanager
+    async def pinned(self) -> AsyncIterator[PinnedPolicy]:
+        """Decisions that all come from one bundle: the one in force at the first.
+
+        A reload meanwhile puts a new bundle in force for later queries; this one keeps
+        deciding with the bundle it started with, so its answer names one digest.
+        """
+        pinned = PinnedPolicy(self)
+        try:
+            yield pinned
+        finally:
+            if pinned.engine is not None:
+                self._executor.submit(self._service.unpin, pinned.engine)
 
     @property
     def digest(self) -> str:
@@ -61,3 +74,24 @@ class PolicyThread:
     def close(self) -> None:
         self.call(lambda service: service.engine.close())
         self._executor.shutdown(wait=True)
+
+
+class PinnedPolicy:
+    """Decides with the engine its first decision used (see ``PolicyThread.pinned``)."""
+
+    def __init__(self, thread: PolicyThread) -> None:
+        self._thread = thread
+        self.engine: PolicyEngine | None = None
+
+    async def decide(self, query: FamilyQueryInput) -> FamilyDecision:
+        """One decision (never raises: failures are a 'policy error' deny)."""
+        engine = self.engine
+        if engine is not None:
+            return await self._thread.call_async(lambda _: decide_family(engine, query))
+
+        def first(service: PolicyService) -> tuple[FamilyDecision, PolicyEngine]:
+            pinned = service.pin()
+            return decide_family(pinned, query), pinned
+
+        decision, self.engine = await self._thread.call_async(first)
+        return decision

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from broker.queries.schemas import FamilyView
 from policies.model import ConsentRecord, FamilyDecision, FamilyQueryInput, SharingAgreement
 
 __all__ = [
+    "BundleDecider",
     "ConnectorInfo",
     "ConsentReader",
     "FieldInfo",
@@ -99,8 +101,14 @@ class QueryRecords(Protocol):
         ...
 
 
-class PolicyDecider(Protocol):
+class BundleDecider(Protocol):
     async def decide(self, query: FamilyQueryInput) -> FamilyDecision: ...
+
+
+class PolicyDecider(Protocol):
+    def pinned(self) -> AbstractAsyncContextManager[BundleDecider]:
+        """Decisions that all come from the bundle in force at the first of them."""
+        ...
 
     @property
     def digest(self) -> str: ...

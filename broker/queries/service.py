@@ -33,6 +33,7 @@ from broker.federation.client import CallOutcome, CallStatus, ConnectorClient, C
 from broker.federation.linking import Linkage, LinkDecisions, LinkRecord, link_records
 from broker.identity.principal import Principal
 from broker.queries.ports import (
+    BundleDecider,
     ConnectorInfo,
     ConsentReader,
     LinkRegister,
@@ -158,11 +159,16 @@ class FamilyQueryService:
             started=time.monotonic(),
             subject_refs=self._subject_references(request),
         )
+        async with self._policy.pinned() as policy:
+            return await self._run(run, policy)
+
+    async def _run(self, run: _Run, policy: BundleDecider) -> FamilyView:
+        request = run.request
         connectors, query = await asyncio.to_thread(self._begin, run)
         for connector in connectors:
             # Registry changes take effect on the next query, without a restart.
             self._client.trust(connector.agency_id, connector.public_key)
-        eligibility = await self._decide(query)
+        eligibility = await self._decide(policy, query)
         self._record_submission(run, eligibility)
         view = ViewBuilder(run.query_id, request, run.now, eligibility.bundle_digest)
         if not eligibility.allow:
@@ -182,7 +188,7 @@ class FamilyQueryService:
             self._between, run, records, [by_agency[a] for a in persons], persons
         )
         view.members(between.linkage)
-        decision = await self._decide(between.query)
+        decision = await self._decide(policy, between.query)
         fetched = await self._fetch_all(run, by_agency, decision, persons, between)
         released: list[str] = []
         for agency, outcome in fetched.items():
@@ -227,9 +233,9 @@ class FamilyQueryService:
 
     # -- policy ---------------------------------------------------------------------------
 
-    async def _decide(self, query: FamilyQueryInput) -> FamilyDecision:
+    async def _decide(self, policy: BundleDecider, query: FamilyQueryInput) -> FamilyDecision:
         started = time.perf_counter()
-        decision = await self._policy.decide(query)
+        decision = await policy.decide(query)
         if self._metrics is not None:
             self._metrics.policy_decided(time.perf_counter() - started)
         return decision

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -9,8 +10,12 @@ from pathlib import Path
 import pytest
 
 from broker.identity import Role
+from broker.policy_admin.runner import PolicyThread
+from policies._regorus import RegorusEngine
+from policies.service import PolicyService
 from policies.settings import DEFAULT_BUNDLE_DIR
 from tests.broker.foundation_kit import IssuerServer, running_broker
+from tests.policies.factories import family_query
 
 pytestmark = pytest.mark.anyio
 
@@ -77,3 +82,28 @@ async def test_only_an_administrator_may_reload(
         )
         assert response.status_code == 403
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_query_running_across_a_reload_decides_with_one_bundle(bundle: Path) -> None:
+    thread = PolicyThread(lambda: PolicyService([bundle], RegorusEngine, lambda *_: None))
+    reasons = bundle / "data" / "catalogue" / "reason_codes.json"
+    try:
+        async with thread.pinned() as policy:
+            first = await policy.decide(family_query(case_reference=""))
+            reasons.write_text(
+                reasons.read_text().replace(
+                    "This purpose needs a case reference.", "Add the case reference."
+                )
+            )
+            await asyncio.to_thread(thread.reload, actor="admin", reason="new wording")
+            # The reload is in force, but this query's second decision is still the
+            # bundle its first came from: its answer and audit entries name one digest.
+            second = await policy.decide(family_query(case_reference=""))
+        async with thread.pinned() as policy:
+            later = await policy.decide(family_query(case_reference=""))
+    finally:
+        thread.close()
+    assert second.bundle_digest == first.bundle_digest != later.bundle_digest
+    assert later.bundle_digest == thread.digest
+    assert [r.text for r in second.submit.reasons] == ["This purpose needs a case reference."]
+    assert [r.text for r in later.submit.reasons] == ["Add the case reference."]
