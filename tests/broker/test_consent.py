@@ -147,7 +147,9 @@ async def test_consent_is_found_by_any_of_the_persons_identifiers(
         await broker.client.post("/v1/consents", json=consent(), headers=caseworker)
         await broker.client.post(
             "/v1/consents",
-            json=consent(identifiers=[{"kind": "upn", "value": "A123"}], purpose="youth_justice"),
+            json=consent(
+                identifiers=[{"kind": "upn", "value": "B801200005001"}], purpose="youth_justice"
+            ),
             headers=caseworker,
         )
         by_local = await broker.client.post(
@@ -234,6 +236,24 @@ async def test_bad_consent_is_refused_with_the_reason(
     assert response.status_code == 422
     assert words in response.text
     assert entries == []
+
+
+async def test_consent_recorded_with_hyphens_is_found_without_them(
+    tmp_path: Path, dev_issuer: IssuerServer
+):
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        caseworker = broker.as_(Role.CASEWORKER)
+        hyphens = {"kind": "nhs_number", "value": "943-476-5919"}
+        recorded = await broker.client.post(
+            "/v1/consents", json=consent(identifiers=[hyphens]), headers=caseworker
+        )
+        found = await broker.client.post(
+            "/v1/consents/search",
+            json={"identifiers": [{"kind": "nhs_number", "value": "9434765919"}]},
+            headers=caseworker,
+        )
+    assert recorded.status_code == 201, recorded.text
+    assert [c["id"] for c in found.json()] == [recorded.json()["id"]]
 
 
 async def test_an_unknown_consent_is_404(tmp_path: Path, dev_issuer: IssuerServer):

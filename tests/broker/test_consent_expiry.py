@@ -50,7 +50,7 @@ def test_a_given_consent_reads_expired_after_its_expiry(
     recorded = service.record(
         CASEWORKER,
         ConsentIn(
-            identifiers=[Identifier(kind="upn", value="A123")],
+            identifiers=[Identifier(kind="upn", value="B801200005001")],
             purpose="early_help",
             scope="all",
             channel="in_person",
@@ -94,7 +94,7 @@ def test_not_sought_does_not_hide_what_the_person_said(
     parts: tuple[ConsentService, Clock, AuditLog],
 ):
     service, clock, _ = parts
-    person = [Identifier(kind="upn", value="A123")]
+    person = [Identifier(kind="upn", value="B801200005001")]
     service.record(
         CASEWORKER,
         ConsentIn(identifiers=person, purpose="early_help", scope=["police"], channel="paper"),

@@ -6,7 +6,12 @@ import re
 
 import pytest
 
+from audit.entry import subject_reference
+from broker.errors import InvalidChange
 from broker.identifiers import canonical
+from broker.subjects import SubjectKeys
+
+KEY = b"k" * 32
 
 
 @pytest.mark.parametrize(
@@ -67,3 +72,35 @@ def test_a_value_that_is_not_an_identifier_is_refused_with_the_reason(
     with pytest.raises(ValueError, match=f"^{re.escape(words)}") as caught:
         canonical(kind, typed)
     assert typed.strip() not in str(caught.value), "the message echoed the value"
+
+
+def test_an_nhs_number_has_one_reference_however_it_is_typed() -> None:
+    keys = SubjectKeys(KEY)
+    references = {
+        keys.reference("nhs_number", typed)
+        for typed in ("9434765919", "943 476 5919", "943-476-5919", "943 - 476 - 5919")
+    }
+    assert len(references) == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("nhs_number", "9434765919"),
+        ("nhs_number", "943 476 5919"),
+        ("upn", "B801200005001"),
+        ("upn", "b801200005001"),
+        ("ni_number", "AB123456C"),
+        ("local_ref", "police:P-2231"),
+        ("local_ref", "school:UPN 778"),
+    ],
+)
+def test_references_already_on_record_are_unchanged(kind: str, value: str) -> None:
+    # Consent registers and audit logs hold references of values written like these;
+    # they must still be found.
+    assert SubjectKeys(KEY).reference(kind, value) == subject_reference(KEY, kind, value)
+
+
+def test_a_reference_is_refused_for_a_value_that_is_not_an_identifier() -> None:
+    with pytest.raises(InvalidChange, match="nhs_number fails its check digit"):
+        SubjectKeys(KEY).reference("nhs_number", "9434765918")
