@@ -218,6 +218,9 @@ async def test_only_meaningful_state_changes_are_accepted(
     [
         ({"identifiers": [{"kind": "local_ref", "value": "UPN-778"}]}, "'<agency>:<reference>'"),
         ({"identifiers": [{"kind": "passport", "value": "X"}]}, "identifiers.0.kind"),
+        ({"identifiers": [{"kind": "nhs_number", "value": "abc"}]}, "identifiers.0.value"),
+        ({"identifiers": [NHS, {"kind": "upn", "value": "A123"}]}, "identifiers.1.value"),
+        ({"identifiers": [{"kind": "ni_number", "value": "QQ123456C"}]}, "identifiers.0.value"),
         ({"identifiers": []}, "identifiers"),
         ({"scope": []}, "at least one agency"),
         ({"channel": "email"}, "channel"),
@@ -235,6 +238,32 @@ async def test_bad_consent_is_refused_with_the_reason(
         entries = broker.entries("consent_change")
     assert response.status_code == 422
     assert words in response.text
+    assert entries == []
+
+
+@pytest.mark.parametrize("path", ["/v1/consents", "/v1/consents/search"])
+async def test_an_nhs_number_failing_its_check_digit_is_refused_naming_the_member(
+    tmp_path: Path, dev_issuer: IssuerServer, path: str
+):
+    identifiers = [LOCAL, {"kind": "nhs_number", "value": "9434765918"}]
+    body = (
+        consent(identifiers=identifiers) if path == "/v1/consents" else {"identifiers": identifiers}
+    )
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        response = await broker.client.post(path, json=body, headers=broker.as_(Role.CASEWORKER))
+        entries = broker.entries("consent_change")
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == "urn:junction:problem:invalid-request"
+    assert problem["errors"] == [
+        {
+            "location": "identifiers.1.value",
+            "message": "Value error, nhs_number fails its check digit:"
+            " check it was copied correctly",
+        }
+    ]
+    assert "9434765918" not in response.text
     assert entries == []
 
 

@@ -123,7 +123,30 @@ async def test_search_by_person_from_identifiers(broker: Desk) -> None:
         headers=broker.officer(),
     )
     assert bad.status_code == 422
-    assert "agency" in bad.json()["detail"]
+    assert "'<agency>:<reference>'" in bad.json()["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("path", ["/v1/audit/search", "/v1/oversight/subject-access"])
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [("9434765918", "nhs_number fails its check digit"), ("abc", "nhs_number must be 10 digits")],
+)
+async def test_an_nhs_number_that_is_not_one_is_refused_naming_the_member(
+    broker: Desk, path: str, value: str, words: str
+) -> None:
+    response = await broker.client.post(
+        path,
+        json={"identifiers": [{"kind": "nhs_number", "value": value}]},
+        headers=broker.officer(),
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == "urn:junction:problem:invalid-request"
+    [error] = problem["errors"]
+    assert error["location"] == "identifiers.0.value"
+    assert words in error["message"]
+    assert value not in response.text
 
 
 async def test_a_query_naming_an_nhs_number_with_hyphens_is_found_without_them(
