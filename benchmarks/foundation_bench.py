@@ -28,6 +28,7 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
+from stdnum.gb import nhs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -45,6 +46,11 @@ MACHINE = "2 shared cores"
 AGENCIES = ("council", "police", "school", "health", "housing", "social_care", "benefits")
 NOW = datetime.now(UTC)
 ADMIN = Principal(subject="bench", name="bench", role=Role.ADMIN, agency="council")
+
+
+def nhs_number(n: int) -> str:
+    """A made-up NHS number of its own for each ``n`` below 10**8, with a valid check digit."""
+    return next(f"{n:08d}{tail:02d}" for tail in range(100) if nhs.is_valid(f"{n:08d}{tail:02d}"))
 
 
 def row(figure: str, value: str, target: str, setup: str) -> None:
@@ -143,7 +149,7 @@ def fill(db: Database, keys: SubjectKeys, people: int) -> None:
                 "expires_at": None,
             }
         )
-        for kind, value in (("nhs_number", f"{n:010d}"), ("local_ref", f"school:S{n}")):
+        for kind, value in (("nhs_number", nhs_number(n)), ("local_ref", f"school:S{n}")):
             subjects.append({"consent_id": consent_id, "person_key": keys.reference(kind, value)})
         states.append(
             {
@@ -191,7 +197,7 @@ def bench_store(url: str, people: int, repeat: int, backend: str) -> None:
                 key
                 for n in range(0, people, max(1, people // 6))[:6]
                 for key in (
-                    keys.reference("nhs_number", f"{n:010d}"),
+                    keys.reference("nhs_number", nhs_number(n)),
                     keys.reference("local_ref", f"school:S{n}"),
                 )
             ]

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from stdnum.gb import nhs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -46,6 +47,11 @@ END = datetime(2026, 11, 20, 18, 0, tzinfo=UTC)
 OFFICER = Principal("bench:ig", "IG", Role.IG_OFFICER, "council")
 
 
+def nhs_number(n: int) -> str:
+    """A made-up NHS number of its own for each ``n`` below 10**8, with a valid check digit."""
+    return next(f"{n:08d}{tail:02d}" for tail in range(100) if nhs.is_valid(f"{n:08d}{tail:02d}"))
+
+
 def row(figure: str, value: str, target: str, setup: str) -> None:
     print(f"| {figure} | {value} | {target} | {setup} |", flush=True)
 
@@ -55,7 +61,7 @@ def one_query(n: int, keys: SubjectKeys, people: int) -> list[Entry]:
     actor = f"dev:council:worker{n % 60}"
     day = END - timedelta(days=rng.randrange(35))
     when = day.replace(hour=9 + rng.randrange(9), minute=rng.randrange(60))
-    person = f"{rng.randrange(people):010d}"
+    person = nhs_number(rng.randrange(people))
     refs = (keys.reference("nhs_number", person),)
     base: dict[str, Any] = {
         "actor": actor,
@@ -140,7 +146,7 @@ def main() -> None:
 
             service = OversightService(audit=audit, db=db, subjects=keys, clock=lambda: END)
             reports = SubjectAccessReports(service, audit)
-            person = f"{(people // 2):010d}"
+            person = nhs_number(people // 2)
             ref = keys.reference("nhs_number", person)
             ids = [Identifier(kind="nhs_number", value=person)]
 

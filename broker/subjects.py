@@ -1,27 +1,29 @@
 """Keyed subject references: how the broker names a person without holding their record.
 
 A reference is HMAC-SHA256 under the broker's secret key over an identifier kind and
-value (``audit.entry.subject_reference``). The consent register stores only these, the
-audit log files entries under them, and an IG officer finds a person's entries by
-computing them again from the identifiers. The key lives in ``data_dir`` (mode 0600);
-losing it makes existing references unfindable, so back it up with the database.
+its canonical value (``broker.identifiers.canonical``, then
+``audit.entry.subject_reference``). The consent register stores only these, the audit
+log files entries under them, and an IG officer finds a person's entries by computing
+them again from the identifiers, however they were typed. The key lives in ``data_dir``
+(mode 0600); losing it makes existing references unfindable, so back it up with the
+database.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import secrets
 from pathlib import Path
 
 from audit.entry import subject_reference
 from audit.errors import EntryError
 from broker.errors import ConfigurationError, InvalidChange
+from broker.identifiers import canonical
 
 __all__ = ["IDENTIFIER_KINDS", "SubjectKeys"]
 
 IDENTIFIER_KINDS = ("nhs_number", "upn", "ni_number", "local_ref")
-_LOCAL_REF = re.compile(r"[a-z][a-z0-9_-]{1,62}:\S.*")
+"""The kinds of identifier a person's reference is made from (a UPRN names a home)."""
 _KEY_BYTES = 32
 
 
@@ -56,18 +58,20 @@ class SubjectKeys:
             ) from None
 
     def reference(self, kind: str, value: str) -> str:
-        """The reference of one identifier.
+        """The reference of one identifier, made from its canonical form.
 
         ``local_ref`` values read ``"<agency>:<ref>"``. Raises ``InvalidChange`` for an
-        unknown kind or a malformed value.
+        unknown kind or a value that is not an identifier of that kind.
         """
         if kind not in IDENTIFIER_KINDS:
             raise InvalidChange(
                 f"identifier kind {kind!r} is not known; use one of {', '.join(IDENTIFIER_KINDS)}"
             )
-        if kind == "local_ref" and not _LOCAL_REF.fullmatch(value.strip()):
-            raise InvalidChange("a local_ref reads '<agency>:<reference>', e.g. 'council:C-1042'")
         try:
-            return subject_reference(self._key, kind, value)
+            written = canonical(kind, value)
+        except ValueError as exc:
+            raise InvalidChange(str(exc)) from None
+        try:
+            return subject_reference(self._key, kind, written)
         except EntryError as exc:
             raise InvalidChange(f"identifier {kind}: {exc}") from None

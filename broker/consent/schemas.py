@@ -15,6 +15,8 @@ from pydantic import (
     field_validator,
 )
 
+from broker.identifiers import canonical
+
 __all__ = [
     "Channel",
     "ConsentIn",
@@ -45,7 +47,19 @@ class Identifier(_In):
     kind: Literal["nhs_number", "upn", "ni_number", "local_ref"] = Field(
         description="local_ref values read '<agency>:<reference>', as a family view shows them."
     )
-    value: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    value: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+    ] = Field(
+        description="NHS numbers have 10 digits and a valid check digit; spaces and hyphens"
+        " between characters do not matter, nor does case."
+    )
+
+    @field_validator("value")
+    @classmethod
+    def _canonical(cls, value: str, info: ValidationInfo) -> str:
+        kind = info.data.get("kind")
+        # An unknown kind has its own error already; its value cannot be checked.
+        return value if kind is None else canonical(kind, value)
 
 
 class ConsentIn(_In):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, with_config
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
+from broker.identifiers import canonical
 from connectors.protocol.messages import FactValue
 
 __all__ = [
@@ -23,6 +26,7 @@ __all__ = [
     "ReasonView",
     "ReceiptView",
     "RecordView",
+    "SubjectIdentifiers",
     "SubjectIn",
     "WithheldView",
 ]
@@ -35,6 +39,26 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+_Typed = StringConstraints(strip_whitespace=True, min_length=1, max_length=20)
+NhsNumber = Annotated[str, _Typed, AfterValidator(partial(canonical, "nhs_number"))]
+Upn = Annotated[str, _Typed, AfterValidator(partial(canonical, "upn"))]
+NiNumber = Annotated[str, _Typed, AfterValidator(partial(canonical, "ni_number"))]
+Uprn = Annotated[str, _Typed, AfterValidator(partial(canonical, "uprn"))]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class SubjectIdentifiers(TypedDict, total=False):
+    """The person's known identifiers, each checked and written in its canonical form.
+
+    Spaces and hyphens between characters do not matter, nor does case.
+    """
+
+    nhs_number: Annotated[NhsNumber, Field(examples=["9434765919"])]
+    upn: Annotated[Upn, Field(examples=["B801200005001"])]
+    ni_number: Annotated[NiNumber, Field(examples=["AB123456C"])]
+    uprn: Annotated[Uprn, Field(examples=["100023336956"])]
+
+
 class SubjectIn(_In):
     """What the caseworker knows about the person the query is about."""
 
@@ -43,10 +67,11 @@ class SubjectIn(_In):
     date_of_birth: dt.date | None = None
     sex: Literal["F", "M", "X"] | None = None
     postcode: Annotated[str, StringConstraints(max_length=10)] | None = None
-    identifiers: dict[
-        Literal["nhs_number", "upn", "ni_number", "uprn"],
-        Annotated[str, StringConstraints(min_length=1, max_length=20)],
-    ] = Field(default_factory=dict)
+    identifiers: SubjectIdentifiers = Field(default_factory=SubjectIdentifiers)
+
+    def identifier_values(self) -> dict[str, str]:
+        """The identifiers given, by kind, in their canonical forms."""
+        return {kind: str(value) for kind, value in self.identifiers.items()}
 
 
 class BreakGlassIn(_In):

@@ -355,7 +355,7 @@ class FamilyQueryService:
     def _subject_references(self, request: FamilyQueryRequest) -> list[str]:
         return [
             self._subjects.reference(kind, value)
-            for kind, value in sorted(request.subject.identifiers.items())
+            for kind, value in sorted(request.subject.identifier_values().items())
             if kind in IDENTIFIER_KINDS
         ]
 
@@ -451,7 +451,7 @@ class FamilyQueryService:
             date_of_birth=request.subject.date_of_birth,
             sex=request.subject.sex,
             postcode=request.subject.postcode,
-            identifiers=dict(request.subject.identifiers),
+            identifiers=request.subject.identifier_values(),
         )
         message = MatchRequest(
             query_id=run.query_id,

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from broker.consent.schemas import ConsentIn, ConsentSearch, ConsentTransition
+from broker.oversight.schemas import SubjectAccessIn
 from broker.queries.schemas import FamilyQueryRequest
 from broker.web.errors import BadForm
 
@@ -21,6 +22,7 @@ __all__ = [
     "consent_form",
     "consent_search_form",
     "query_form",
+    "subject_access_form",
     "withdraw_form",
 ]
 
@@ -54,12 +56,30 @@ def _optional(form: Mapping[str, Any], name: str) -> str | None:
     return _text(form, name) or None
 
 
+# The identifier forms ask for one identifier: its kind and its value.
+_IDENTIFIER_FIELDS = {
+    ("identifiers",): "identifier_value",
+    ("identifiers", "0"): "identifier_value",
+    ("identifiers", "0", "kind"): "identifier_kind",
+}
+
+# How an identifier's kind reads at the start of a sentence on a page.
+_KIND_WORDS = {
+    "nhs_number": "NHS number",
+    "upn": "Unique pupil number",
+    "ni_number": "National Insurance number",
+}
+
+
 def _errors(exc: ValidationError, names: Mapping[tuple[str, ...], str]) -> dict[str, str]:
     fields: dict[str, str] = {}
     for error in exc.errors():
         loc = tuple(str(part) for part in error["loc"])
         name = names.get(loc) or names.get(loc[:2]) or (loc[-1] if loc else "form")
         message = str(error["msg"]).removeprefix("Value error, ")
+        kind, _, rest = message.partition(" ")
+        if kind in _KIND_WORDS:
+            message = f"{_KIND_WORDS[kind]} {rest}"
         fields.setdefault(name, message[0].upper() + message[1:] if message else "Not valid")
     return fields
 
@@ -68,8 +88,6 @@ def query_form(form: Mapping[str, Any]) -> FamilyQueryRequest:
     """The family query a submitted form asks. Raises ``BadForm`` naming each bad field."""
     fields: dict[str, str] = {}
     identifiers = {k: _text(form, k) for k in ("nhs_number", "upn", "ni_number") if _text(form, k)}
-    if "nhs_number" in identifiers:
-        identifiers["nhs_number"] = identifiers["nhs_number"].replace(" ", "")
     born = _text(form, "date_of_birth")
     if born:
         try:
@@ -162,8 +180,6 @@ def _friendly(fields: dict[str, str]) -> dict[str, str]:
 
 def _identifiers(form: Mapping[str, Any]) -> list[dict[str, str]]:
     kind, value = _text(form, "identifier_kind"), _text(form, "identifier_value")
-    if kind == "nhs_number":
-        value = value.replace(" ", "")
     return [{"kind": kind, "value": value}] if value else []
 
 
@@ -186,10 +202,7 @@ def consent_form(form: Mapping[str, Any]) -> ConsentIn:
         "note": _optional(form, "note"),
         "restricted_fields": [str(v) for v in form.get("restricted_fields", []) if v],
     }
-    names: dict[tuple[str, ...], str] = {
-        ("identifiers",): "identifier_value",
-        ("expires_at",): "expires_on",
-    }
+    names: dict[tuple[str, ...], str] = {**_IDENTIFIER_FIELDS, ("expires_at",): "expires_on"}
     try:
         return ConsentIn.model_validate(body)
     except ValidationError as exc:
@@ -198,13 +211,30 @@ def consent_form(form: Mapping[str, Any]) -> ConsentIn:
 
 def consent_search_form(form: Mapping[str, Any]) -> ConsentSearch:
     """Whose consents to show. Raises ``BadForm``."""
-    try:
-        return ConsentSearch.model_validate({"identifiers": _identifiers(form)})
-    except ValidationError:
+    identifiers = _identifiers(form)
+    if not identifiers:
         raise BadForm(
             "Enter an identifier to look for.",
             {"identifier_value": "Enter the person's identifier"},
-        ) from None
+        )
+    try:
+        return ConsentSearch.model_validate({"identifiers": identifiers})
+    except ValidationError as exc:
+        raise BadForm("Check the identifier.", _errors(exc, _IDENTIFIER_FIELDS)) from None
+
+
+def subject_access_form(form: Mapping[str, Any]) -> SubjectAccessIn:
+    """Whose accesses an IG officer asks to see. Raises ``BadForm``."""
+    identifiers = _identifiers(form)
+    if not identifiers:
+        raise BadForm(
+            "Enter an identifier to report on.",
+            {"identifier_value": "Enter the person's identifier and choose its kind"},
+        )
+    try:
+        return SubjectAccessIn.model_validate({"identifiers": identifiers})
+    except ValidationError as exc:
+        raise BadForm("Check the identifier.", _errors(exc, _IDENTIFIER_FIELDS)) from None
 
 
 def withdraw_form(form: Mapping[str, Any]) -> ConsentTransition:

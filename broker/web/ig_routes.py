@@ -14,8 +14,9 @@ from starlette.datastructures import FormData, UploadFile
 from audit.entry import Decision, Kind
 from broker.errors import InvalidChange
 from broker.identity.principal import Principal, Role
-from broker.oversight.schemas import AuditSearch, ReviewIn, SubjectAccessIn
-from broker.web.forms import IDENTIFIER_KINDS
+from broker.oversight.schemas import AuditSearch, ReviewIn
+from broker.web.errors import BadForm
+from broker.web.forms import IDENTIFIER_KINDS, subject_access_form
 from broker.web.ig import PAGE_SIZE, Check
 from broker.web.pages import Pages, WebRoute, pages_of
 from broker.web.session import WebSession, check_csrf, signed_in
@@ -271,7 +272,7 @@ async def anomalies(request: Request) -> Response:
 
 
 @router.get("/subject-access")
-async def subject_access_form(request: Request) -> Response:
+async def subject_access_page(request: Request) -> Response:
     pages, principal, session = await _officer(request)
     return pages.render(
         request,
@@ -294,9 +295,9 @@ async def subject_access(request: Request) -> Response:
     errors: dict[str, str] = {}
     report = None
     try:
-        body = SubjectAccessIn.model_validate({"identifiers": [{"kind": kind, "value": value}]})
-    except ValidationError:
-        errors["identifier_value"] = "Enter the person's identifier and choose its kind"
+        body = subject_access_form(form)
+    except BadForm as exc:
+        errors = exc.fields
     else:
         try:
             report = await asyncio.to_thread(pages.ig.subject_access, principal, body)

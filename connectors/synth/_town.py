@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass, field
 
 from faker.providers.person.en_GB import Provider as _Names
+from stdnum.gb import upn
 
 __all__ = ["Household", "Person", "Town", "build_town"]
 
@@ -35,6 +36,7 @@ _STREETS = (
 _STREET_KINDS = ("Road", "Street", "Lane", "Close", "Avenue", "Way", "Gardens", "Terrace")
 _UNIT_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"
 _AREA = "NB"  # Northbrook: an invented postcode area, so no real person is ever described
+_LOCAL_AUTHORITY = 938  # a local authority number that unique pupil numbers may carry
 
 
 @dataclass(slots=True)
@@ -92,15 +94,31 @@ def _nhs_number(rng: random.Random, used: set[str]) -> str:
             return number
 
 
+# Letters HMRC allows in both places of a National Insurance number's prefix (NIM39110).
+_NI_LETTERS = "ABCEGHJKLMNPRSTWXYZ"
+_NI_UNUSED = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
+
+
 def _ni_number(rng: random.Random, used: set[str]) -> str:
-    letters = "ABCEGHJKLMNPRSTWXYZ"
     while True:
-        value = (
-            rng.choice(letters)
-            + rng.choice(letters)
-            + f"{rng.randint(0, 999999):06d}"
-            + rng.choice("ABCD")
-        )
+        first, second = rng.choice(_NI_LETTERS), rng.choice(_NI_LETTERS)
+        if first + second in _NI_UNUSED:
+            # The next letter makes a prefix HMRC issues, without another draw: the
+            # same seed keeps giving the same town.
+            second = _NI_LETTERS[(_NI_LETTERS.index(second) + 1) % len(_NI_LETTERS)]
+        value = first + second + f"{rng.randint(0, 999999):06d}" + rng.choice("ABCD")
+        if value not in used:
+            used.add(value)
+            return value
+
+
+def _upn(rng: random.Random, used: set[str]) -> str:
+    """A unique pupil number: check letter, local authority, school, year and serial."""
+    while True:
+        # Drawn but unused: it keeps the draws, and so every seed's town, as they were.
+        rng.choice(_UNIT_LETTERS)
+        digits = f"{_LOCAL_AUTHORITY}{rng.randint(10**11, 10**12 - 1) % 10**9:09d}"
+        value = upn.calc_check_digit(digits) + digits
         if value not in used:
             used.add(value)
             return value
@@ -155,6 +173,7 @@ def build_town(people: int, *, seed: int, reference_date: dt.date) -> Town:
     postcodes = _postcodes(rng, max(1, people // 30))
     nhs_used: set[str] = set()
     ni_used: set[str] = set()
+    upn_used: set[str] = set()
     households: list[Household] = []
     count = 0
     while count < people:
@@ -214,9 +233,7 @@ def build_town(people: int, *, seed: int, reference_date: dt.date) -> Town:
                 date_of_birth=dob,
                 nhs_number=_nhs_number(rng, nhs_used),
                 ni_number=_ni_number(rng, ni_used) if age >= 16 else None,
-                upn=f"{rng.choice(_UNIT_LETTERS)}{rng.randint(10**11, 10**12 - 1)}"
-                if 4 <= age <= 17
-                else None,
+                upn=_upn(rng, upn_used) if 4 <= age <= 17 else None,
                 previous_postcode=rng.choice(postcodes),
             )
             household.members.append(person)

@@ -150,7 +150,9 @@ async def test_consent_is_found_by_any_of_the_persons_identifiers(
         await broker.client.post("/v1/consents", json=consent(), headers=caseworker)
         await broker.client.post(
             "/v1/consents",
-            json=consent(identifiers=[{"kind": "upn", "value": "A123"}], purpose="youth_justice"),
+            json=consent(
+                identifiers=[{"kind": "upn", "value": "B801200005001"}], purpose="youth_justice"
+            ),
             headers=caseworker,
         )
         by_local = await broker.client.post(
@@ -220,6 +222,9 @@ async def test_only_meaningful_state_changes_are_accepted(
     [
         ({"identifiers": [{"kind": "local_ref", "value": "UPN-778"}]}, "'<agency>:<reference>'"),
         ({"identifiers": [{"kind": "passport", "value": "X"}]}, "identifiers.0.kind"),
+        ({"identifiers": [{"kind": "nhs_number", "value": "abc"}]}, "identifiers.0.value"),
+        ({"identifiers": [NHS, {"kind": "upn", "value": "A123"}]}, "identifiers.1.value"),
+        ({"identifiers": [{"kind": "ni_number", "value": "QQ123456C"}]}, "identifiers.0.value"),
         ({"identifiers": []}, "identifiers"),
         ({"scope": []}, "at least one agency"),
         ({"channel": "email"}, "channel"),
@@ -250,6 +255,52 @@ async def test_bad_consent_is_refused_with_the_reason(
     assert response.status_code == 422
     assert words in response.text
     assert entries == []
+
+
+@pytest.mark.parametrize("path", ["/v1/consents", "/v1/consents/search"])
+async def test_an_nhs_number_failing_its_check_digit_is_refused_naming_the_member(
+    tmp_path: Path, dev_issuer: IssuerServer, path: str
+):
+    identifiers = [LOCAL, {"kind": "nhs_number", "value": "9434765918"}]
+    body = (
+        consent(identifiers=identifiers) if path == "/v1/consents" else {"identifiers": identifiers}
+    )
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        await _agencies(broker)
+        response = await broker.client.post(path, json=body, headers=broker.as_(Role.CASEWORKER))
+        entries = broker.entries("consent_change")
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == "urn:junction:problem:invalid-request"
+    assert problem["errors"] == [
+        {
+            "location": "identifiers.1.value",
+            "message": "Value error, nhs_number fails its check digit:"
+            " check it was copied correctly",
+        }
+    ]
+    assert "9434765918" not in response.text
+    assert entries == []
+
+
+async def test_consent_recorded_with_hyphens_is_found_without_them(
+    tmp_path: Path, dev_issuer: IssuerServer
+):
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        await _agencies(broker)
+        caseworker = broker.as_(Role.CASEWORKER)
+        hyphens = {"kind": "nhs_number", "value": "943-476-5919"}
+        recorded = await broker.client.post(
+            "/v1/consents", json=consent(identifiers=[hyphens]), headers=caseworker
+        )
+        found = await broker.client.post(
+            "/v1/consents/search",
+            json={"identifiers": [{"kind": "nhs_number", "value": "9434765919"}]},
+            headers=caseworker,
+        )
+    assert recorded.status_code == 201, recorded.text
+    assert [c["id"] for c in found.json()] == [recorded.json()["id"]]
 
 
 async def test_an_unknown_consent_is_404(tmp_path: Path, dev_issuer: IssuerServer):

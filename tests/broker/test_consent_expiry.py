@@ -57,7 +57,7 @@ def test_a_given_consent_reads_expired_after_its_expiry(
     recorded = service.record(
         CASEWORKER,
         ConsentIn(
-            identifiers=[Identifier(kind="upn", value="A123")],
+            identifiers=[Identifier(kind="upn", value="B801200005001")],
             purpose="early_help_assessment",
             scope="all",
             channel="in_person",
@@ -105,7 +105,7 @@ def test_not_sought_does_not_hide_what_the_person_said(
     parts: tuple[ConsentService, Clock, AuditLog],
 ):
     service, clock, _ = parts
-    person = [Identifier(kind="upn", value="A123")]
+    person = [Identifier(kind="upn", value="B801200005001")]
     service.record(
         CASEWORKER,
         ConsentIn(

@@ -22,7 +22,7 @@ AGREEMENT = {
     "status": "active",
 }
 CONSENT = {
-    "identifiers": [{"kind": "upn", "value": "A123"}],
+    "identifiers": [{"kind": "upn", "value": "B801200005001"}],
     "purpose": "early_help_assessment",
     "scope": "all",
     "channel": "in_person",

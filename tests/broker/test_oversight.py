@@ -124,7 +124,68 @@ async def test_search_by_person_from_identifiers(broker: Desk) -> None:
         headers=broker.officer(),
     )
     assert bad.status_code == 422
-    assert "agency" in bad.json()["detail"]
+    assert "'<agency>:<reference>'" in bad.json()["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("path", ["/v1/audit/search", "/v1/oversight/subject-access"])
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [("9434765918", "nhs_number fails its check digit"), ("abc", "nhs_number must be 10 digits")],
+)
+async def test_an_nhs_number_that_is_not_one_is_refused_naming_the_member(
+    broker: Desk, path: str, value: str, words: str
+) -> None:
+    response = await broker.client.post(
+        path,
+        json={"identifiers": [{"kind": "nhs_number", "value": value}]},
+        headers=broker.officer(),
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"] == "urn:junction:problem:invalid-request"
+    [error] = problem["errors"]
+    assert error["location"] == "identifiers.0.value"
+    assert words in error["message"]
+    assert value not in response.text
+
+
+async def test_a_query_naming_an_nhs_number_with_hyphens_is_found_without_them(
+    broker: Desk,
+) -> None:
+    query = {
+        "subject": {
+            "given_name": "Amelia",
+            "family_name": "Okafor",
+            "date_of_birth": "2014-05-02",
+            "identifiers": {"nhs_number": "943-476-5919"},
+        },
+        "purpose": "early_help_assessment",
+        "legal_basis": "public_task",
+        "gateway": "ca2004_s10",
+        "case_reference": "EH-2026-0413",
+        "justification": "School raised attendance and welfare concerns.",
+    }
+    council = {"id": "council", "name": "Council", "type": "council"}
+    registered = await broker.client.post(
+        "/v1/agencies", json=council, headers=broker.as_(Role.ADMIN)
+    )
+    assert registered.status_code == 201, registered.text
+    asked = await broker.client.post(
+        "/v1/family-queries",
+        json=query,
+        headers=broker.as_(Role.CASEWORKER, name="Sam Caseworker"),
+    )
+    assert asked.status_code == 200, asked.text
+    report = await broker.client.post(
+        "/v1/oversight/subject-access",
+        json={"identifiers": [{"kind": "nhs_number", "value": "9434765919"}]},
+        headers=broker.officer(),
+    )
+    assert report.status_code == 200, report.text
+    accesses = report.json()["accesses"]
+    assert accesses, "the query's entries are filed under the plain number"
+    assert {a["query_id"] for a in accesses} == {asked.json()["query_id"]}
 
 
 async def test_results_show_names_digests_and_private_values_until_erased(broker: Desk) -> None:
@@ -439,7 +500,7 @@ async def test_break_glass_review_is_audited_and_leaves_the_queue(any_broker: De
 
 
 ADMIN, IG, CASEWORKER_ROLE = Role.ADMIN, Role.IG_OFFICER, Role.CASEWORKER
-IDS = {"identifiers": [{"kind": "upn", "value": "A123"}]}
+IDS = {"identifiers": [{"kind": "upn", "value": "B801200005001"}]}
 # (method, path, body, roles allowed), written out by hand on purpose.
 MATRIX: list[tuple[str, str, Any, set[Role]]] = [
     ("POST", "/v1/audit/search", {}, {IG}),

@@ -165,7 +165,7 @@ def test_tokens_agree_across_agencies_for_the_same_person() -> None:
         family_name="O'Brien",
         date_of_birth=dt.date(1984, 3, 7),
         postcode="nb1 2ab",
-        identifiers={"nhs_number": "485 777 3456"},
+        identifiers={"nhs_number": "485 777 3457"},
     )
     b = linkage_tokens(
         LINKAGE,
@@ -173,7 +173,7 @@ def test_tokens_agree_across_agencies_for_the_same_person() -> None:
         family_name="OBRIEN",
         date_of_birth=dt.date(1984, 7, 3),
         postcode="NB12AB",
-        identifiers={"nhs_number": "4857773456"},
+        identifiers={"nhs_number": "4857773457"},
     )
     assert a["family_name"] == b["family_name"]
     assert a["postcode"] == b["postcode"]

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from broker.cli import app
+from broker.identifiers import canonical
 from connectors.synth import AGENCY_NAMES, SynthError, synthesise
 from tests.connectors.source_kit import TODAY, write_town
 
@@ -50,6 +51,16 @@ def test_households_have_one_to_six_people_with_relationships(town: tuple[Path, 
     assert set(sizes.values()) <= set(range(1, 7))
     assert {1, 2, 3, 4, 5} <= set(sizes.values())
     assert {"head", "partner", "child"} <= {p["role"] for p in truth["people"]}
+
+
+def test_everyones_identifiers_are_valid_and_their_own(town: tuple[Path, Any]) -> None:
+    _, truth = town
+    for kind in ("nhs_number", "upn", "ni_number"):
+        values = [p[kind] for p in truth["people"] if p.get(kind)]
+        assert len(values) > 100
+        assert len(set(values)) == len(values), f"two people share a {kind}"
+        for value in values:
+            assert canonical(kind, value) == value
 
 
 def test_each_agency_has_its_own_tables_and_no_ground_truth(town: tuple[Path, Any]) -> None:

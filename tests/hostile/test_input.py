@@ -261,7 +261,7 @@ def test_a_nul_character_is_refused_at_the_edge(
     assert "NUL" in response.json()["detail"]
     escaped = hostile_region.client.post(
         "/v1/consents/search",
-        json={"identifiers": [{"kind": "upn", "value": "a\\u0000 is text"}]},
+        json={"identifiers": [{"kind": "local_ref", "value": "school:a\\u0000 is text"}]},
         headers=hostile_region.headers(Role.CASEWORKER),
     )
     assert escaped.status_code == 200

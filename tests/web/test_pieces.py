@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import pytest
 from fastapi import Response
@@ -11,7 +12,7 @@ from starlette.requests import Request
 from broker.queries.schemas import FamilyView, MemberView
 from broker.web.chart import stack
 from broker.web.errors import BadForm
-from broker.web.forms import consent_form, query_form
+from broker.web.forms import consent_form, consent_search_form, query_form
 from broker.web.graph import layout
 from broker.web.session import COOKIE, SessionCodec, WebSession
 
@@ -46,6 +47,34 @@ def test_a_bad_query_form_names_each_field_in_plain_words() -> None:
     assert "at least 10 characters" in fields["justification"]
 
 
+@pytest.mark.parametrize(
+    ("name", "typed", "words"),
+    [
+        ("nhs_number", "943 476 5918", "NHS number fails its check digit"),
+        ("nhs_number", "943476591", "NHS number must be 10 digits"),
+        ("upn", "A123", "Unique pupil number must be 13 characters"),
+        ("ni_number", "QQ123456C", "National Insurance number begins with letters"),
+    ],
+)
+def test_a_query_form_with_a_bad_identifier_names_that_input(
+    name: str, typed: str, words: str
+) -> None:
+    with pytest.raises(BadForm) as caught:
+        query_form({**GOOD, name: typed})
+    assert caught.value.fields[name].startswith(words)
+
+
+def test_a_query_form_takes_identifiers_typed_with_hyphens_or_in_lower_case() -> None:
+    request = query_form(
+        {**GOOD, "nhs_number": "943-476-5919", "upn": "b801200005001", "ni_number": "ab123456c"}
+    )
+    assert request.subject.identifiers == {
+        "nhs_number": "9434765919",
+        "upn": "B801200005001",
+        "ni_number": "AB123456C",
+    }
+
+
 def test_break_glass_needs_a_reason_code() -> None:
     with pytest.raises(BadForm) as caught:
         query_form({**GOOD, "break_glass": "yes", "break_glass_text": "Child missing now."})
@@ -62,7 +91,7 @@ def test_consent_form_without_a_channel_or_identifier_is_refused() -> None:
 def test_consent_not_sought_without_a_reason_marks_the_note() -> None:
     form = {
         "identifier_kind": "upn",
-        "identifier_value": "K801200114002",
+        "identifier_value": "B801200005001",
         "purpose": "early_help_assessment",
         "scope": "all",
         "state": "not_sought",
@@ -72,6 +101,23 @@ def test_consent_not_sought_without_a_reason_marks_the_note() -> None:
         consent_form(form)
     assert list(caught.value.fields) == ["note"]
     assert "say why consent was not sought" in caught.value.fields["note"].lower()
+
+
+@pytest.mark.parametrize("form", [consent_form, consent_search_form])
+def test_consent_forms_name_an_identifier_that_is_not_one(form: Callable[..., object]) -> None:
+    with pytest.raises(BadForm) as caught:
+        form(
+            {
+                "identifier_kind": "nhs_number",
+                "identifier_value": "9434765918",
+                "purpose": "early_help_assessment",
+                "scope": "all",
+                "channel": "phone",
+            }
+        )
+    assert caught.value.fields["identifier_value"] == (
+        "NHS number fails its check digit: check it was copied correctly"
+    )
 
 
 def _member(member_id: str, subject: bool, confidence: float) -> MemberView:
