@@ -135,9 +135,13 @@ class PolicyService:
             report = run_rego_tests(bundle)
             if not report.ok:
                 names = ", ".join(f"{r.module}:{r.name}" for r in report.failures[:5])
+                # A bundle that does not compile fails as one result whose detail names
+                # the file and line: say it, or the author has only "(bundle):compile".
+                first = report.failures[0].detail.strip() if report.failures else ""
+                why = f": {first.splitlines()[0][:300]}" if first else ""
                 raise BundleTestsFailed(
                     f"the new policy bundle was refused, {report.summary()}"
-                    + (f" ({names})" if names else " (it has no tests)")
+                    + (f" ({names}{why})" if names else " (it has no tests)")
                     + "; the bundle in force is unchanged. Fix the rules or the tests and reload."
                 )
             engine = self._factory(bundle)

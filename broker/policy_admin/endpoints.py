@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from broker.errors import BrokerError
 from broker.identity.dependencies import require, roles_text
@@ -24,6 +24,8 @@ class PolicyState(BaseModel):
 
 
 class ReloadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: str = Field(min_length=3, max_length=200, examples=["Agreement fields updated"])
 
 

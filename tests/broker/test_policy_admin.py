@@ -67,6 +67,14 @@ async def test_a_bundle_that_fails_its_tests_is_refused(
         )
         assert response.status_code == 422
         assert response.json()["type"] == "urn:junction:problem:policy-reload-refused"
+        assert "rego/family.rego:" in response.json()["detail"]
+        extra = await broker.client.post(
+            "/v1/policy/reload",
+            json={"reason": "Broken edit", "force": True},
+            headers=broker.as_(Role.ADMIN),
+        )
+        assert extra.status_code == 422
+        assert extra.json()["type"] == "urn:junction:problem:invalid-request"
         state = (await broker.client.get("/v1/policy", headers=broker.as_(Role.ADMIN))).json()
         assert state["digest"] == before["digest"]
         assert len(broker.entries("policy_change")) == 1

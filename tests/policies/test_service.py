@@ -97,9 +97,11 @@ def test_bundle_that_does_not_compile_is_refused(tmp_path: Path) -> None:
     service = PolicyService([root], RegorusEngine, Recorder())
     before = service.digest
     (root / "rego" / "broken.rego").write_text("package junction.family\n\nnot rego at all :=\n")
-    with pytest.raises(BundleTestsFailed, match="compile"):
+    with pytest.raises(BundleTestsFailed, match="compile") as refused:
         service.reload(actor="ig-officer-7")
     assert service.digest == before
+    # The author is told where: the file and line the parser stopped at.
+    assert "broken.rego:3" in str(refused.value)
 
 
 def test_a_change_the_audit_log_refuses_is_not_made(tmp_path: Path) -> None:
