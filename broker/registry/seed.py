@@ -81,7 +81,8 @@ def read_registry_file(path: Path) -> RegistryFile:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise InvalidChange(f"{path}: {where}: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise InvalidChange(f"{path}: {where}: {message}") from None
 
 
 async def load_registry_file(service: RegistryService, actor: Principal, path: Path) -> SeedReport:

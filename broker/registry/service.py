@@ -105,7 +105,9 @@ def _agreement_out(row: AgreementRow) -> AgreementOut:
 
 
 def _agreement_terms(row: AgreementRow) -> dict[str, Any]:
-    return AgreementIn.model_validate(row, from_attributes=True).model_dump(mode="json")
+    # A version stored before the date range was enforced is still compared, not refused.
+    terms = AgreementIn.model_validate(row, from_attributes=True, context={"stored": True})
+    return terms.model_dump(mode="json")
 
 
 class RegistryService:

@@ -231,6 +231,11 @@ async def test_an_agreement_change_is_a_new_version_and_old_ones_stay(
         (agreement(parties=["council"]), 422, "errors"),
         (agreement(status="signed"), 422, "errors"),
         (agreement(valid_from="2026-01-01T00:00:00"), 422, "errors"),
+        # Beyond year 9999 once in UTC, and beyond the times policy can compare.
+        (agreement(valid_from="0001-01-01T00:00:00+14:00"), 422, "valid_from must fall"),
+        (agreement(valid_to="9999-12-31T23:59:59-12:00"), 422, "valid_to must fall"),
+        (agreement(valid_to="9999-12-31T23:59:59+14:00"), 422, "valid_to must fall"),
+        (agreement(valid_from="0001-01-01T00:00:00-12:00"), 422, "valid_from must fall"),
     ],
 )
 async def test_an_invalid_agreement_is_refused_with_the_reason(

@@ -122,3 +122,17 @@ def test_the_seed_command_registers_and_audits(tmp_path: Path, anyio_backend: st
     )
     assert missing.exit_code == 2
     assert missing.stderr.startswith("error: cannot read")
+
+
+def test_a_seeded_date_out_of_range_is_one_line(tmp_path: Path):
+    path = tmp_path / "registry.yaml"
+    seed = registry_yaml({}, ["police.missing_episodes_12m"])
+    seed["agreements"][0]["valid_from"] = "0001-01-01T00:00:00+14:00"  # type: ignore[index]
+    path.write_text(yaml.safe_dump(seed))
+    env = {"JUNCTION_DATA_DIR": str(tmp_path / "var")}
+    result = CliRunner().invoke(cli, ["broker", "seed", "--file", str(path)], env=env)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {path}: agreements.0.valid_from: valid_from must fall between 1678-01-01 "
+        "and 2261-12-31 in UTC; an agreement without an end has no valid_to\n"
+    )
