@@ -96,11 +96,14 @@ class SqlSource:
             MappingError: the database is unreachable, or a table or column is missing or
                 of the wrong type (the message names it).
         """
-        self._tables = None
+        tables = self._reflect()
+        verify_schema(self.mapping, tables, self._where)
+        # Only a schema that checked out replaces the one requests are being served with:
+        # a failed readiness probe must not leave later requests without a schema.
+        self._tables = tables
         self._plans = {}
         self._block_statements = {}
         self._household_statement = None
-        self._schema()
 
     # -- people ------------------------------------------------------------------------
 

@@ -279,3 +279,50 @@ async def test_a_forked_or_rolled_back_broker_log_is_refused(
     reasons = [r for i in range(log.store.size()) for r in log.get(i).fields.get("reasons", [])]
     assert reasons.count("broker-checkpoint-inconsistent") == 3
     assert reasons.count("broker-checkpoint-invalid") == 1
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        ("garbage", "not a database"),
+        ("dropped", "table INCIDENT not found"),
+    ],
+)
+async def test_a_damaged_database_makes_the_connector_not_ready(
+    tmp_path: Path, town: tuple[Path, dict[str, Any]], damage: str, words: str
+) -> None:
+    own_town = tmp_path / "town"
+    own_town.mkdir()
+    database = own_town / "police.db"
+    database.write_bytes((town[0] / "police.db").read_bytes())
+    setup = configure_agency(tmp_path, own_town, "police")
+    built = build_connector(
+        load_service_config(setup.config_path), ConnectorSettings(), environ=setup.environ
+    )
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=built.app), base_url="http://police"
+        ) as client:
+            before = await client.get("/ready")
+            if damage == "garbage":
+                database.write_bytes(b"this is no longer a database\n" * 200)
+            else:
+                with sqlite3.connect(database) as connection:
+                    connection.execute("DROP TABLE INCIDENT")
+            after = await client.get("/ready")
+            # A failed probe leaves exchanges as they were: the source's own error, no 500.
+            subject = _subject(_known_to_police(town[1]))
+            match = await client.post(
+                "/v1/match", content=setup.broker().seal(_match(subject), "police").to_bytes()
+            )
+    finally:
+        built.close()
+    assert before.status_code == 200
+    assert after.status_code == 503
+    assert after.headers["content-type"] == "application/problem+json"
+    problem = after.json()
+    assert problem["type"] == "urn:junction:problem:not-ready"
+    assert words in problem["detail"]
+    assert "Traceback" not in after.text
+    assert match.status_code == 503
+    assert match.json()["type"] == "urn:junction:problem:source-unavailable"
