@@ -30,6 +30,7 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from connectors.encoding import not_utf8
 from connectors.errors import ConfigError
 
 __all__ = [
@@ -121,6 +122,8 @@ def load_service_config(path: Path) -> ServiceConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(not_utf8(path)) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from connectors.encoding import not_utf8
 from connectors.errors import MappingError
 from connectors.protocol.messages import FieldOffer, FieldType, Sensitivity
 
@@ -317,4 +318,6 @@ def load_mapping(path: Path, *, environ: MappingABC[str, str] | None = None) -> 
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise MappingError(f"{path}: cannot read the mapping file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise MappingError(not_utf8(path)) from None
     return parse_mapping(text, environ=environ, origin=str(path), base_dir=path.parent)

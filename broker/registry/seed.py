@@ -41,6 +41,7 @@ from broker.registry.schemas import (
     ConnectorIn,
 )
 from broker.registry.service import RegistryService
+from connectors.encoding import not_utf8
 
 __all__ = ["RegistryFile", "SeedReport", "load_registry_file", "read_registry_file"]
 
@@ -74,6 +75,8 @@ def read_registry_file(path: Path) -> RegistryFile:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InvalidChange(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidChange(not_utf8(path)) from None
     except yaml.YAMLError as exc:
         raise InvalidChange(f"{path} is not valid YAML: {exc}") from None
     try:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from connectors.encoding import not_utf8
 from connectors.errors import MappingError, SourceError, SourceTimeout, UnknownField
 from connectors.mapping import (
     AggregateFunction,
@@ -82,6 +83,8 @@ class CsvSource:
                     yield row
         except OSError as exc:
             raise SourceError(f"cannot read {self._path(table)}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise SourceError(not_utf8(self._path(table))) from None
 
     def _deadline(self) -> float:
         return time.monotonic() + self._timeout
@@ -101,10 +104,7 @@ class CsvSource:
             if table not in headers:
                 if not self._path(table).is_file():
                     raise MappingError(f"{where}: table {table} not found in {self._directory}")
-                with self._path(table).open(newline="", encoding="utf-8") as handle:
-                    reader = csv.DictReader(handle)
-                    headers[table] = list(reader.fieldnames or [])
-                    samples[table] = [row for _, row in zip(range(50), reader, strict=False)]
+                headers[table], samples[table] = self._sample(table, where)
             if column not in headers[table]:
                 raise MappingError(f"{where}: column {table}.{column} not found in {table}.csv")
             for row in samples[table]:
@@ -112,6 +112,20 @@ class CsvSource:
                     raise MappingError(
                         f"{where}: column {table}.{column} holds {row[column]!r}, expected {kind}"
                     )
+
+    def _sample(self, table: str, where: str) -> tuple[list[str], list[Row]]:
+        """The header and first rows of a table's file. Raises ``MappingError``."""
+        path = self._path(table)
+        try:
+            with path.open(newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                return list(reader.fieldnames or []), [
+                    row for _, row in zip(range(50), reader, strict=False)
+                ]
+        except OSError as exc:
+            raise MappingError(f"{where}: cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise MappingError(f"{where}: {not_utf8(path)}") from None
 
     # -- people ------------------------------------------------------------------------
 

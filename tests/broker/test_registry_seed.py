@@ -136,3 +136,12 @@ def test_a_seeded_date_out_of_range_is_one_line(tmp_path: Path):
         f"error: {path}: agreements.0.valid_from: valid_from must fall between 1678-01-01 "
         "and 2261-12-31 in UTC; an agreement without an end has no valid_to\n"
     )
+
+
+def test_a_seed_file_that_is_not_utf8_is_one_line(tmp_path: Path):
+    path = tmp_path / "registry.yaml"
+    path.write_bytes(b"agencies: []\n# caf\xe9\n")
+    env = {"JUNCTION_DATA_DIR": str(tmp_path / "var")}
+    result = CliRunner().invoke(cli, ["broker", "seed", "--file", str(path)], env=env)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {path} is not UTF-8 text (byte 0xe9 at offset 18)\n"
