@@ -35,7 +35,7 @@ from connectors.service.checkpoints import CheckpointGuard, CheckpointHead
 from connectors.service.exchange import AgencyIdentity, ConnectorService
 from connectors.service.mapped import MappedAgency
 from connectors.settings import ConnectorSettings
-from connectors.sources import open_source
+from connectors.sources import open_source, parse_source_url
 
 __all__ = ["BuiltConnector", "build_connector", "check_connector", "read_secret", "secret_key_id"]
 
@@ -110,7 +110,8 @@ def _consistent(
 def _with_source_url(mapping: Mapping, source_url: str | None) -> Mapping:
     """The mapping reading from ``source_url`` instead of its own SQL URL, if one is given.
 
-    Raises ``ConfigError`` when the mapping's source is not a SQL database.
+    Raises ``ConfigError`` when the mapping's source is not a SQL database, and
+    ``MappingError`` when ``source_url`` is not a URL.
     """
     if not source_url:
         return mapping
@@ -119,6 +120,7 @@ def _with_source_url(mapping: Mapping, source_url: str | None) -> Mapping:
             f"a source URL was given but the {mapping.agency.id} mapping reads "
             f"{mapping.source.kind} files, not a SQL database; unset JUNCTION_CONNECTOR_SOURCE_URL"
         )
+    parse_source_url(source_url, "JUNCTION_CONNECTOR_SOURCE_URL")
     source = mapping.source.model_copy(update={"url": source_url})
     return mapping.model_copy(update={"source": source})
 

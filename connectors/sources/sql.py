@@ -13,7 +13,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from connectors.errors import MappingError, UnknownField
 from connectors.mapping import (
@@ -32,7 +31,12 @@ from connectors.sources._base import (
     normalise_postcode,
     parse_date,
 )
-from connectors.sources._sql_engine import describe_url, open_engine, read_only_connection
+from connectors.sources._sql_engine import (
+    describe_url,
+    open_engine,
+    parse_source_url,
+    read_only_connection,
+)
 from connectors.sources._sql_facts import FactPlan
 from connectors.sources._sql_schema import referenced_columns, verify_schema
 
@@ -56,7 +60,7 @@ class SqlSource:
         self.mapping = mapping
         self._spec = mapping.source
         self._clock = clock
-        self._where = describe_url(make_url(self._spec.url))
+        self._where = describe_url(parse_source_url(self._spec.url))
         self._engine = open_engine(self._spec)
         self._tables: dict[str, sa.Table] | None = None
         self._plans: dict[tuple[str, ...], FactPlan] = {}

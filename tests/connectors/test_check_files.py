@@ -108,3 +108,36 @@ def test_a_csv_export_that_turns_out_not_utf8_is_a_source_error_naming_it(
         source.block(Subject(given_name="Ann", family_name="Smith"), 10)
     offset = people.stat().st_size - 2
     assert caught.value.detail == f"{people} is not UTF-8 text (byte 0xe9 at offset {offset})"
+
+
+@pytest.mark.parametrize(
+    "url", ["not a url", "postgresql+psycopg://reader:s3cret@db:notaport/rms", "://x"]
+)
+def test_a_source_url_that_is_not_a_url_names_the_setting(
+    tmp_path: Path, town: Path, url: str
+) -> None:
+    setup = configure_agency(tmp_path, town, "police")
+    _own_copies(setup, tmp_path)
+    mapping = tmp_path / "police.yaml"
+    sql = "url: sqlite:///${JUNCTION_TOWN_DIR}/police.db"
+    mapping.write_text(mapping.read_text().replace(sql, f'url: "{url}"'))
+    result = _check(setup)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: source.url: not a valid SQLAlchemy URL; expected ")
+    assert result.stderr.count("\n") == 1
+    assert "s3cret" not in result.stderr
+
+
+def test_a_source_url_override_that_is_not_a_url_names_the_variable(
+    tmp_path: Path, town: Path
+) -> None:
+    setup = configure_agency(tmp_path, town, "police")
+    result = CliRunner().invoke(
+        cli,
+        ["connector", "check", "--config", str(setup.config_path)],
+        env={**setup.environ, "JUNCTION_CONNECTOR_SOURCE_URL": "not a url"},
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "error: JUNCTION_CONNECTOR_SOURCE_URL: not a valid SQLAlchemy URL; expected "
+    )
