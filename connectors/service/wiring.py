@@ -21,7 +21,7 @@ from audit.errors import AuditError, ProofError
 from audit.merkle import verify_consistency
 from connectors.config import ServiceConfig
 from connectors.errors import CheckpointInvalid, ConfigError
-from connectors.local_audit import AuditLogRecorder
+from connectors.local_audit import AuditLogRecorder, check_audit_database
 from connectors.local_policy import RegoLocalPolicy
 from connectors.mapping import Mapping, SqlSourceSpec, load_mapping
 from connectors.matching.matcher import Matcher
@@ -169,6 +169,9 @@ def build_connector(
         verify_consistency=_consistent,
         reorder_window_seconds=settings.checkpoint_reorder_seconds,
     )
+    check_audit_database(
+        config.audit.database_url, key, agency_id=agency_id, state_dir=config.state_dir
+    )
     closers: list[Callable[[], None]] = [policy.close]
     try:
         agency = _agency(mapping, config, linkage)
@@ -220,18 +223,23 @@ def check_connector(
     environ: dict[str, str] | None = None,
     source_url: str | None = None,
 ) -> Mapping:
-    """Check everything ``build_connector`` needs, without opening the audit log.
+    """Check everything ``build_connector`` needs, without writing to the audit log.
 
     The mapping (reading from ``source_url`` when given) is validated against the live
-    source; the keys, secrets and local policy are loaded. Raises ``ConfigError`` or
+    source; the keys, secrets and local policy are loaded; the audit database is
+    reached (or, for SQLite, can be created) and holds no log or this agency's. Raises
+    ``ConfigError`` or
     ``MappingError`` naming the first problem; returns the mapping when all is well.
     """
     mapping = _with_source_url(load_mapping(config.mapping, environ=environ or {}), source_url)
     try:
-        load_private_key(config.signing_key)
+        key = load_private_key(config.signing_key)
         load_public_key(config.broker.public_key)
     except KeyFileError as exc:
         raise ConfigError(str(exc)) from None
+    check_audit_database(
+        config.audit.database_url, key, agency_id=mapping.agency.id, state_dir=config.state_dir
+    )
     _note_verifier(config)
     read_secret(config.linkage_key, "linkage key")
     read_secret(config.reference_secret, "reference secret")

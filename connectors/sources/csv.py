@@ -29,6 +29,7 @@ from connectors.sources._base import (
     FetchResult,
     SourceRecord,
     cutoff,
+    date_format_problem,
     dob_candidates,
     name_variants,
     normalise_postcode,
@@ -93,8 +94,9 @@ class CsvSource:
         """Validate the mapping against the CSV files.
 
         Raises:
-            MappingError: the directory or a file is missing, a column is missing, or a
-                column's first values are not of the kind the mapping needs.
+            MappingError: the directory or a file is missing, a column is missing, a
+                column's first values are not of the kind the mapping needs, or the
+                first dates of birth do not fit the mapping's format.
         """
         if not self._directory.is_dir():
             raise MappingError(f"source.directory: {self._directory} is not a directory")
@@ -112,6 +114,12 @@ class CsvSource:
                     raise MappingError(
                         f"{where}: column {table}.{column} holds {row[column]!r}, expected {kind}"
                     )
+        dob, table = self.mapping.person.date_of_birth, self.mapping.person.table
+        if dob is not None and dob.format is not None:
+            values = [row[dob.column] for row in samples[table]]
+            problem = date_format_problem(values, dob.format, f"{table}.{dob.column}")
+            if problem is not None:
+                raise MappingError(f"person.date_of_birth: {problem}")
 
     def _sample(self, table: str, where: str) -> tuple[list[str], list[Row]]:
         """The header and first rows of a table's file. Raises ``MappingError``."""

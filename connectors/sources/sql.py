@@ -23,9 +23,11 @@ from connectors.mapping import (
 )
 from connectors.protocol.messages import Subject
 from connectors.sources._base import (
+    DATE_SAMPLE,
     Clock,
     FetchResult,
     SourceRecord,
+    date_format_problem,
     dob_candidates,
     name_variants,
     normalise_postcode,
@@ -97,17 +99,37 @@ class SqlSource:
         """Validate the mapping against the live database.
 
         Raises:
-            MappingError: the database is unreachable, or a table or column is missing or
-                of the wrong type (the message names it).
+            MappingError: the database is unreachable, a table or column is missing or
+                of the wrong type (the message names it), or the first dates of birth
+                stored as text do not fit the mapping's format.
         """
         tables = self._reflect()
         verify_schema(self.mapping, tables, self._where)
+        self._check_date_format(tables)
         # Only a schema that checked out replaces the one requests are being served with:
         # a failed readiness probe must not leave later requests without a schema.
         self._tables = tables
         self._plans = {}
         self._block_statements = {}
         self._household_statement = None
+
+    def _check_date_format(self, tables: dict[str, sa.Table]) -> None:
+        dob = self.mapping.person.date_of_birth
+        if dob is None or dob.format is None:
+            return
+        column = tables[self.mapping.person.table].c[dob.column]
+        query = sa.select(column).where(column.is_not(None)).limit(DATE_SAMPLE)
+        try:
+            with self._engine.connect() as connection:
+                values = connection.execute(query).scalars().all()
+        except sa.exc.DBAPIError as exc:
+            first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise MappingError(
+                f"person.date_of_birth: cannot read {self._where}: {first}"
+            ) from None
+        problem = date_format_problem(values, dob.format, f"{column.table.name}.{column.name}")
+        if problem is not None:
+            raise MappingError(f"person.date_of_birth: {problem}")
 
     # -- people ------------------------------------------------------------------------
 

@@ -11,7 +11,9 @@ from typer.testing import CliRunner
 
 from broker.cli import app as cli
 from connectors.errors import SourceError
+from connectors.local_audit import AuditLogRecorder
 from connectors.mapping import CsvSourceSpec, load_mapping
+from connectors.protocol.keys import KeyPair
 from connectors.protocol.messages import Subject
 from connectors.sources import CsvSource
 from tests.connectors.source_kit import export_csv
@@ -141,3 +143,77 @@ def test_a_source_url_override_that_is_not_a_url_names_the_variable(
     assert result.stderr.startswith(
         "error: JUNCTION_CONNECTOR_SOURCE_URL: not a valid SQLAlchemy URL; expected "
     )
+
+
+def _audit_url(setup: AgencySetup, url: str) -> None:
+    text = setup.config_path.read_text()
+    assert "sqlite:///state/audit.db" in text
+    setup.config_path.write_text(text.replace("sqlite:///state/audit.db", url))
+
+
+def test_check_refuses_an_audit_database_serve_could_not_use(tmp_path: Path, town: Path) -> None:
+    setup = configure_agency(tmp_path, town, "police")
+    (tmp_path / "garbage.db").write_bytes(b"not a database\n" * 300)
+    other = AuditLogRecorder.open(
+        f"sqlite:///{tmp_path / 'health.db'}", KeyPair.generate(), agency_id="health"
+    )
+    other.close()
+    expected = {
+        "not a url": "error: audit.database_url: not a valid SQLAlchemy URL; expected ",
+        "sqlite:///nowhere/audit.db": (
+            f"error: audit.database_url: cannot create {tmp_path}/nowhere/audit.db: "
+            f"{tmp_path}/nowhere is not a folder\n"
+        ),
+        "sqlite:///garbage.db": (
+            f"error: audit.database_url: cannot open sqlite:///{tmp_path}/garbage.db: "
+            "file is not a database\n"
+        ),
+        "sqlite:///health.db": (
+            f"error: audit.database_url: sqlite:///{tmp_path}/health.db holds the log of "
+            "'junction.connector/health', not 'junction.connector/police'\n"
+        ),
+        "postgresql+psycopg://junction:s3cret@127.0.0.1:1/audit": (
+            "error: audit.database_url: cannot open "
+            "postgresql+psycopg://junction:***@127.0.0.1:1/audit: connection failed: "
+        ),
+        "mysql://reader:s3cret@db/audit": (
+            "error: audit.database_url: the local audit log runs on SQLite or PostgreSQL, "
+            "not mysql\n"
+        ),
+    }
+    good = setup.config_path.read_text()
+    for url, message in expected.items():
+        setup.config_path.write_text(good)
+        _audit_url(setup, url)
+        result = _check(setup)
+        assert result.exit_code == 1, url
+        assert result.stderr.startswith(message), url
+        assert result.stderr.count("\n") == 1, url
+        assert "s3cret" not in result.stderr
+    assert not (tmp_path / "state" / "audit.db").exists()  # check never creates the log
+
+
+def _date_format(mapping: Path, fmt: str, was: str = "%d/%m/%Y") -> None:
+    text = mapping.read_text()
+    assert f'format: "{was}"' in text
+    mapping.write_text(text.replace(f'format: "{was}"', f'format: "{fmt}"'))
+
+
+@pytest.mark.parametrize("kind", ["sql", "csv"])
+def test_check_refuses_a_date_of_birth_format_the_data_does_not_have(
+    tmp_path: Path, town: Path, kind: str
+) -> None:
+    setup = configure_agency(tmp_path, town, "police")
+    _own_copies(setup, tmp_path)
+    if kind == "csv":
+        _csv_source(tmp_path, town)
+    _date_format(tmp_path / "police.yaml", "%Y-%m-%d")
+    result = _check(setup)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: person.date_of_birth: ")
+    assert "of PERSON.DOB_TXT do not match format '%Y-%m-%d' (one is shaped '99/99/9999')" in (
+        result.stderr
+    )
+    # Month and day the other way round: most of them fail too.
+    _date_format(tmp_path / "police.yaml", "%m/%d/%Y", was="%Y-%m-%d")
+    assert "do not match format '%m/%d/%Y'" in _check(setup).stderr
