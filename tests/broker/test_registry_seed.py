@@ -145,3 +145,26 @@ def test_a_seed_file_that_is_not_utf8_is_one_line(tmp_path: Path):
     result = CliRunner().invoke(cli, ["broker", "seed", "--file", str(path)], env=env)
     assert result.exit_code == 2
     assert result.stderr == f"error: {path} is not UTF-8 text (byte 0xe9 at offset 18)\n"
+
+
+def test_an_agency_or_agreement_listed_twice_is_refused_naming_it(tmp_path: Path):
+    path = tmp_path / "registry.yaml"
+    seed = registry_yaml({}, ["police.missing_episodes_12m"])
+    seed["agencies"] = [
+        *seed["agencies"],  # type: ignore[misc]
+        {"id": "police", "name": "Riverside Police", "type": "police"},
+        {"id": "police", "name": "Riverside Constabulary", "type": "police"},
+    ]
+    path.write_text(yaml.safe_dump(seed))
+    env = {"JUNCTION_DATA_DIR": str(tmp_path / "var")}
+    result = CliRunner().invoke(cli, ["broker", "seed", "--file", str(path)], env=env)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {path}: agency 'police' is listed more than once; list each once\n"
+    )
+    seed["agencies"] = seed["agencies"][:-1]  # type: ignore[index]
+    seed["agreements"] = [*seed["agreements"], *seed["agreements"]]  # type: ignore[misc]
+    path.write_text(yaml.safe_dump(seed))
+    with pytest.raises(InvalidChange) as caught:
+        read_registry_file(path)
+    assert "agreement 'dsa-council-police' is listed more than once" in caught.value.detail
