@@ -30,6 +30,7 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from connectors._validation import first_problem
 from connectors.encoding import not_utf8
 from connectors.errors import ConfigError
 
@@ -135,7 +136,5 @@ def load_service_config(path: Path) -> ServiceConfig:
     try:
         config = ServiceConfig.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top)"
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+        raise ConfigError(f"{path}: {first_problem(exc, ServiceConfig)}") from None
     return config.resolved(path.parent.resolve())
