@@ -112,7 +112,16 @@ async def test_a_connector_is_registered_from_its_verified_manifest(
     ("fault", "expected"),
     [
         ("another_agency", (422, "manifest-rejected", "says it is 'housing'")),
-        ("other_signing_key", (422, "manifest-rejected", "signs with another key")),
+        ("other_signing_key", (422, "manifest-rejected", ", not the registered ")),
+        (
+            "registered_under_another_agency",
+            (
+                422,
+                "manifest-rejected",
+                "the connector at http://police.test/v1/manifest signs as 'police' with the "
+                "key given, so it is police's connector, not council's; register it under police",
+            ),
+        ),
         ("other_announced_key", (422, "manifest-rejected", "register the key")),
         ("wrong_audience", (422, "manifest-rejected", "does not verify")),
         ("down", (502, "connector-unreachable", "cannot reach")),
@@ -132,6 +141,8 @@ async def test_a_connector_whose_manifest_does_not_check_out_is_refused(
         police.announced_agency = "housing"
     elif fault == "other_signing_key":
         body["public_key"] = FakeConnector("police").public_key
+    elif fault == "registered_under_another_agency":
+        path = "/v1/agencies/council/connector"
     elif fault == "other_announced_key":
         police.announced_key = KeyPair.generate()
     elif fault == "wrong_audience":
