@@ -273,3 +273,40 @@ async def test_the_openapi_document_states_the_roles_of_every_endpoint(
             continue
         for method, operation in operations.items():
             assert operation["description"].startswith("Roles: "), (method, path)
+
+
+async def test_an_active_agreement_naming_a_field_no_party_offers_is_refused(
+    tmp_path: Path, dev_issuer: IssuerServer
+):
+    police = FakeConnector("police")
+    fields = ["police.missing_episode_12m", "police.domestic_abuse_incidents_12m"]
+    async with running_broker(tmp_path, dev_issuer, connectors={"police": police}) as broker:
+        admin = broker.as_(Role.ADMIN)
+        await _agencies(broker)
+        body = {"base_url": "http://police.test", "public_key": police.public_key}
+        await broker.client.put("/v1/agencies/police/connector", json=body, headers=admin)
+        refused = await broker.client.post(
+            "/v1/agreements", json=agreement(fields=fields), headers=admin
+        )
+        draft = await broker.client.post(
+            "/v1/agreements", json=agreement(fields=fields, status="draft"), headers=admin
+        )
+        terms = agreement(fields=fields)
+        del terms["id"]
+        activated = await broker.client.put(
+            "/v1/agreements/dsa-council-police", json=terms, headers=admin
+        )
+        entries = broker.entries("registry_change")
+    assert refused.status_code == 422
+    assert refused.json()["type"] == "urn:junction:problem:invalid-change"
+    assert refused.json()["detail"] == (
+        "fields no party offers: police.missing_episode_12m (did you mean "
+        "police.missing_episodes_12m?) (parties council, police; no connector registered "
+        "for council); name fields their connectors' manifests list, or make it a draft"
+    )
+    assert draft.status_code == 201
+    assert activated.status_code == 422
+    assert [e.fields["reasons"][0] for e in entries][-2:] == [
+        "connector_registered",
+        "agreement_created",
+    ]

@@ -65,7 +65,7 @@ async def test_seeding_registers_everything_once_and_then_only_changes(
         registry = broker.app.state.registry
         first = await load_registry_file(registry, SEEDER, path)
         again = await load_registry_file(registry, SEEDER, path)
-        widened = ["police.missing_episodes_12m", "police.callouts_12m"]
+        widened = ["police.missing_episodes_12m", "police.domestic_abuse_incidents_12m"]
         path.write_text(yaml.safe_dump(registry_yaml(connectors, widened)))
         changed = await load_registry_file(registry, SEEDER, path)
         matching = registry.connectors_for_matching()
