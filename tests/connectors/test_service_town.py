@@ -326,3 +326,39 @@ async def test_a_damaged_database_makes_the_connector_not_ready(
     assert "Traceback" not in after.text
     assert match.status_code == 503
     assert match.json()["type"] == "urn:junction:problem:source-unavailable"
+
+
+async def test_an_aggregate_over_no_rows_is_withheld_as_not_held(
+    client: httpx.AsyncClient,
+    police: tuple[AgencySetup, BuiltConnector],
+    town: tuple[Path, dict[str, Any]],
+) -> None:
+    setup, built = police
+    with sqlite3.connect(town[0] / "police.db") as connection:
+        quiet = {
+            key
+            for (key,) in connection.execute(
+                "SELECT PERSON_ID FROM PERSON WHERE PERSON_ID NOT IN "
+                "(SELECT PERSON_ID FROM INCIDENT)"
+            )
+        }
+    people = {p["person_id"]: p for p in town[1]["people"]}
+    person = next(
+        people[pid]
+        for key, pid in sorted(town[1]["agencies"]["police"].items())
+        if key in quiet
+        and people[pid]["nhs_number"]
+        and people[pid]["records"].get("police") == key
+    )
+    ref = await _matched_ref(client, setup, built, person)
+    asked = ["police.last_incident_date", "police.callouts_12m"]
+    raw = setup.broker().seal(_fetch({ref: asked}), "police").to_bytes()
+    response = await client.post("/v1/fetch", content=raw)
+    answer = _open(setup, built, response.content, FetchResponse)
+    [facts] = answer.persons
+    # A count over no rows is 0; the latest date of no incidents is not held, not null.
+    assert [(f.field, f.value) for f in facts.facts] == [("police.callouts_12m", 0)]
+    assert [(w.field, w.code) for w in facts.withheld] == [
+        ("police.last_incident_date", "not-held")
+    ]
+    assert built.audit.log.get(1).fields["fields_released"] == ["police.callouts_12m"]
