@@ -130,14 +130,26 @@ def broker_serve(
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
 
 
-def settings_problem(exc: ValidationError) -> str:
-    """One line naming each ``JUNCTION_*`` variable that could not be used, and why."""
+def _env_prefix(settings_name: str) -> str | None:
+    """The environment prefix of the settings class named ``settings_name``, if ours."""
+    from broker.settings import BrokerSettings
+    from connectors.settings import ConnectorSettings
+    from policies.settings import PolicySettings
+
+    for settings in (BrokerSettings, ConnectorSettings, PolicySettings):
+        if settings.__name__ == settings_name:
+            return str(settings.model_config.get("env_prefix", ""))
+    return None
+
+
+def settings_problem(exc: ValidationError, prefix: str = "JUNCTION_") -> str:
+    """One line naming each ``{prefix}*`` variable that could not be used, and why."""
     problems = []
     for error in exc.errors():
         message = str(error["msg"]).removeprefix("Value error, ")
         where = "_".join(str(part) for part in error["loc"]).upper()
-        problems.append(f"JUNCTION_{where}: {message}" if where else message)
-    return "a JUNCTION_* setting cannot be used: " + "; ".join(problems)
+        problems.append(f"{prefix}{where}: {message}" if where else message)
+    return f"a {prefix}* setting cannot be used: " + "; ".join(problems)
 
 
 def main() -> None:
@@ -146,10 +158,12 @@ def main() -> None:
         app()
     except ValidationError as exc:
         # Settings are read from the environment when a command starts; a value that
-        # cannot work is the operator's to fix, so it gets a line, not a traceback.
-        if not exc.title.endswith("Settings"):
+        # cannot work is the operator's to fix, so it gets a line, not a traceback,
+        # naming the variable as the operator sets it (each service has its prefix).
+        prefix = _env_prefix(exc.title)
+        if prefix is None:
             raise
-        typer.echo(f"error: {settings_problem(exc)}", err=True)
+        typer.echo(f"error: {settings_problem(exc, prefix)}", err=True)
         raise SystemExit(2) from None
 
 

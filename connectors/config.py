@@ -30,6 +30,8 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from connectors._validation import first_problem
+from connectors.encoding import not_utf8
 from connectors.errors import ConfigError
 
 __all__ = [
@@ -121,6 +123,8 @@ def load_service_config(path: Path) -> ServiceConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(not_utf8(path)) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -132,7 +136,5 @@ def load_service_config(path: Path) -> ServiceConfig:
     try:
         config = ServiceConfig.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top)"
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+        raise ConfigError(f"{path}: {first_problem(exc, ServiceConfig)}") from None
     return config.resolved(path.parent.resolve())

@@ -17,6 +17,7 @@ __all__ = [
     "LocalAuditUnavailable",
     "LocalPolicyError",
     "MappingError",
+    "NotReady",
     "SourceError",
     "SourceTimeout",
     "SourceUnavailable",
@@ -52,6 +53,14 @@ class ConfigError(ConnectorError):
     code = "connector-config-invalid"
     title = "The connector's configuration is not valid"
     status = 500
+
+
+class NotReady(ConnectorError):
+    """The readiness probe found the agency's system unusable (damaged, or not as mapped)."""
+
+    code = "not-ready"
+    title = "The connector is not ready to answer"
+    status = 503
 
 
 class SourceError(ConnectorError):

@@ -25,6 +25,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from connectors.encoding import not_utf8
 from connectors.errors import ConfigError, LocalPolicyError
 from connectors.protocol.messages import Refusal, RefusalScope
 from connectors.service.ports import PolicyInput, PolicyVerdict, WithheldByPolicy
@@ -167,6 +168,8 @@ class RegoLocalPolicy:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read the local policy {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(not_utf8(path)) from None
         return cls.from_text(text, package=package, origin=str(path), settings=settings)
 
     def decide(self, request: PolicyInput) -> PolicyVerdict:

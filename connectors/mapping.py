@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from connectors._validation import first_problem
+from connectors.encoding import not_utf8
 from connectors.errors import MappingError
 from connectors.protocol.messages import FieldOffer, FieldType, Sensitivity
 
@@ -296,9 +298,7 @@ def parse_mapping(
     try:
         mapping = Mapping.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top)"
-        raise MappingError(f"{origin}: {where}: {first['msg']}") from None
+        raise MappingError(f"{origin}: {first_problem(exc, Mapping)}") from None
     if isinstance(mapping.source, CsvSourceSpec) and base_dir is not None:
         directory = mapping.source.directory
         if not directory.is_absolute():
@@ -317,4 +317,6 @@ def load_mapping(path: Path, *, environ: MappingABC[str, str] | None = None) -> 
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise MappingError(f"{path}: cannot read the mapping file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise MappingError(not_utf8(path)) from None
     return parse_mapping(text, environ=environ, origin=str(path), base_dir=path.parent)

@@ -5,12 +5,34 @@ from __future__ import annotations
 import httpx
 
 from broker.errors import ConnectorUnreachable, ManifestRejected
-from connectors.protocol.envelope import KeyRing, Verifier
+from connectors.protocol.envelope import Envelope, KeyRing, Verifier
 from connectors.protocol.errors import EnvelopeError, UnknownKey
 from connectors.protocol.keys import KeyFileError, key_id_for, public_key_from_b64
 from connectors.protocol.messages import Manifest
 
 __all__ = ["fetch_manifest"]
+
+
+def _other_signer(url: str, raw: bytes, agency_id: str, key_id: str) -> str:
+    """Why a manifest is not ``agency_id``'s: whose connector it says it is, or whose key.
+
+    The envelope's claims are not verified here; they only make the message precise.
+    """
+    try:
+        header = Envelope.parse(raw).header
+    except EnvelopeError:
+        header = {}
+    sender, kid = header.get("sender"), header.get("kid")
+    if kid == key_id and isinstance(sender, str) and sender != agency_id:
+        return (
+            f"the connector at {url} signs as {sender[:64]!r} with the key given, so it is "
+            f"{sender[:64]}'s connector, not {agency_id}'s; register it under {sender[:64]}"
+        )
+    signer = f"key {kid[:64]}, not" if isinstance(kid, str) else "another key than"
+    return (
+        f"the connector at {url} signs with {signer} the registered {key_id}; "
+        "register the key it signs with"
+    )
 
 
 async def fetch_manifest(
@@ -49,8 +71,7 @@ async def fetch_manifest(
         opened = Verifier(keyring, audience).open(response.content, Manifest)
     except UnknownKey:
         raise ManifestRejected(
-            f"the connector at {url} signs with another key than the registered "
-            f"{key_id_for(key)}; register the key it signs with"
+            _other_signer(url, response.content, agency_id, key_id_for(key))
         ) from None
     except EnvelopeError as exc:
         raise ManifestRejected(

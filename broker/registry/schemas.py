@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -34,6 +35,9 @@ Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.-]{0,62}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 FieldName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")]
 AgreementStatus = Literal["draft", "active", "suspended", "ended"]
+# The times policy can compare (nanoseconds since 1970 in 64 bits), in round years.
+_EARLIEST = datetime(1678, 1, 1, tzinfo=UTC)
+_AFTER_LATEST = datetime(2262, 1, 1, tzinfo=UTC)
 
 
 class _In(BaseModel):
@@ -106,8 +110,22 @@ class AgreementIn(_In):
 
     @field_validator("valid_from", "valid_to")
     @classmethod
-    def _in_utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else value.astimezone(UTC)
+    def _in_utc(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:
+            utc = None
+        stored = isinstance(info.context, dict) and info.context.get("stored", False)
+        if not stored and (utc is None or not _EARLIEST <= utc < _AFTER_LATEST):
+            # Policy compares times as nanoseconds since 1970 in 64 bits: a time outside
+            # that range would make an agreement silently never apply.
+            raise ValueError(
+                f"{info.field_name} must fall between 1678-01-01 and 2261-12-31 in UTC; "
+                "an agreement without an end has no valid_to"
+            )
+        return value if utc is None else utc
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> AgreementIn:

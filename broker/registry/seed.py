@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from broker.errors import InvalidChange, NotFound
 from broker.identity.principal import Principal
@@ -41,6 +41,7 @@ from broker.registry.schemas import (
     ConnectorIn,
 )
 from broker.registry.service import RegistryService
+from connectors.encoding import not_utf8
 
 __all__ = ["RegistryFile", "SeedReport", "load_registry_file", "read_registry_file"]
 
@@ -56,6 +57,19 @@ class RegistryFile(BaseModel):
 
     agencies: list[_SeedAgency] = Field(default_factory=list)
     agreements: list[AgreementCreate] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _each_once(self) -> RegistryFile:
+        # Listed twice, one entry would silently replace the other: say which.
+        for kind, ids in (
+            ("agency", [a.id for a in self.agencies]),
+            ("agreement", [a.id for a in self.agreements]),
+        ):
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            if twice:
+                listed = ", ".join(repr(i) for i in twice)
+                raise ValueError(f"{kind} {listed} is listed more than once; list each once")
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +88,8 @@ def read_registry_file(path: Path) -> RegistryFile:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InvalidChange(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidChange(not_utf8(path)) from None
     except yaml.YAMLError as exc:
         raise InvalidChange(f"{path} is not valid YAML: {exc}") from None
     try:
@@ -81,7 +97,10 @@ def read_registry_file(path: Path) -> RegistryFile:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise InvalidChange(f"{path}: {where}: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise InvalidChange(
+            f"{path}: {where}: {message}" if where else f"{path}: {message}"
+        ) from None
 
 
 async def load_registry_file(service: RegistryService, actor: Principal, path: Path) -> SeedReport:

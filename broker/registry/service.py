@@ -8,6 +8,7 @@ flow reads the version in force at the time of the query.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import threading
 import time
 from collections.abc import Callable
@@ -105,7 +106,9 @@ def _agreement_out(row: AgreementRow) -> AgreementOut:
 
 
 def _agreement_terms(row: AgreementRow) -> dict[str, Any]:
-    return AgreementIn.model_validate(row, from_attributes=True).model_dump(mode="json")
+    # A version stored before the date range was enforced is still compared, not refused.
+    terms = AgreementIn.model_validate(row, from_attributes=True, context={"stored": True})
+    return terms.model_dump(mode="json")
 
 
 class RegistryService:
@@ -353,12 +356,14 @@ class RegistryService:
     def create_agreement(self, actor: Principal, agreement: AgreementCreate) -> AgreementOut:
         """Store version 1 of a new agreement.
 
-        Raises ``Conflict`` if the id is taken, ``InvalidChange`` for an unregistered party.
+        Raises ``Conflict`` if the id is taken, ``InvalidChange`` for an unregistered party
+        or, in an active agreement, a field none of the parties' connectors offers.
         """
         with self._db.session() as session:
             if repo.agreement_versions(session, agreement.id):
                 raise Conflict(f"agreement {agreement.id!r} exists; change it with PUT")
             self._check_parties(session, agreement.parties)
+            self._check_fields(session, agreement)
         return self._store_version(actor, agreement.id, 1, agreement, "agreement_created")
 
     def change_agreement(
@@ -376,6 +381,7 @@ class RegistryService:
             if _agreement_terms(latest) == terms.model_dump(mode="json"):
                 return _agreement_out(latest)
             self._check_parties(session, terms.parties)
+            self._check_fields(session, terms)
         return self._store_version(
             actor, agreement_id, latest.version + 1, terms, "agreement_changed"
         )
@@ -384,6 +390,37 @@ class RegistryService:
         unknown = [p for p in parties if repo.agency(session, p) is None]
         if unknown:
             raise InvalidChange(f"parties not registered as agencies: {', '.join(unknown)}")
+
+    @staticmethod
+    def _check_fields(session: Session, terms: AgreementIn) -> None:
+        """Refuse, in an active agreement, a field no party's connector offers.
+
+        What a party offers is known from its connector's manifest. A draft may name
+        fields before they are offered, and a suspended or ended one keeps the fields it
+        had; a registry with no connector for any party yet has nothing to check against.
+        """
+        if terms.status != "active":
+            return
+        offered: set[str] = set()
+        connected = []
+        for party in terms.parties:
+            row = repo.connector(session, party)
+            if row is not None:
+                connected.append(party)
+                offered.update(f.name for f in Manifest.model_validate(row.manifest).fields)
+        missing = [name for name in terms.fields if name not in offered]
+        if not connected or not missing:
+            return
+        named = []
+        for name in missing:
+            close = difflib.get_close_matches(name, sorted(offered), n=1, cutoff=0.8)
+            named.append(f"{name} (did you mean {close[0]}?)" if close else name)
+        unconnected = [party for party in terms.parties if party not in connected]
+        unknown = f"; no connector registered for {', '.join(unconnected)}" if unconnected else ""
+        raise InvalidChange(
+            f"fields no party offers: {', '.join(named)} (parties {', '.join(terms.parties)}"
+            f"{unknown}); name fields their connectors' manifests list, or make it a draft"
+        )
 
     def _store_version(
         self, actor: Principal, agreement_id: str, version: int, terms: AgreementIn, action: str

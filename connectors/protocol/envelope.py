@@ -218,10 +218,15 @@ def _parts(raw: bytes | str | Mapping[str, Any] | Envelope) -> _Parts:
         if framed is not None:
             return framed
     envelope = raw if isinstance(raw, Envelope) else Envelope.parse(raw)
+    try:
+        body_bytes = envelope.signed_body()
+    except CanonicalizationError:
+        # The signer could not have hashed this body, so it is no signed message.
+        raise MalformedEnvelope(_NO_CANONICAL_BODY) from None
     return _Parts(
         envelope.header,
         envelope.canonical_header(),
-        envelope.signed_body(),
+        body_bytes,
         envelope.signature,
         envelope.body,
     )
@@ -294,6 +299,11 @@ def _framed_body(wire: bytes, header: bytes, signature: str) -> bytes | None:
     return None
 
 
+# Names the kinds of value without echoing the one sent, which may be personal data.
+_NO_CANONICAL_BODY = (
+    "the body has no RFC 8785 canonical form: it holds a number outside I-JSON's range "
+    "(an integer beyond 2**53, or a float such as 1e400) or text that is not Unicode"
+)
 _NOT_FINITE = "no canonical JSON form: NaN and infinity are not JSON"
 _MESSAGE_JSON = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER | orjson.OPT_UTC_Z
 

@@ -135,7 +135,12 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm):
-        return public_key_from_b64(data.decode("ascii", "replace").strip())
+        try:
+            return public_key_from_b64(data.decode("ascii", "replace").strip())
+        except KeyFileError:
+            raise KeyFileError(
+                f"{path} is neither a PEM public key nor a base64 raw Ed25519 public key"
+            ) from None
     if not isinstance(key, Ed25519PublicKey):
         raise KeyFileError(f"{path} holds a {type(key).__name__}, not an Ed25519 key")
     return key

@@ -69,7 +69,9 @@ def person_facts(
         elif name in by_policy:
             rule = by_policy[name]
             withheld.append(WithheldField(field=name, code=rule.code, reason=rule.reason))
-        elif record is None or name not in record:
+        elif record is None or record.get(name, (None,))[0] is None:
+            # No value (an empty column, a min, max or latest over no rows) is "not held",
+            # never a released null: a null would read as an answer, and be audited as one.
             withheld.append(
                 WithheldField(
                     field=name, code="not-held", reason="the agency holds no value for it"

@@ -10,7 +10,7 @@ import anyio
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel
 
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorError, NotReady, SourceError
 from connectors.protocol.envelope import Envelope
 from connectors.protocol.errors import EnvelopeError, ProtocolError
 from connectors.protocol.problems import (
@@ -76,6 +76,18 @@ _ENVELOPE_EXCHANGE: dict[str, Any] = {
 class Health(BaseModel):
     status: str
     agency: str
+
+
+async def _probe(service: ConnectorService, probe: Callable[[], None]) -> None:
+    """Run the readiness probe. Raises ``SourceError`` or ``NotReady`` (both 503 or 504)."""
+    try:
+        await service.run_source_call("ready", probe)
+    except SourceError:
+        raise
+    except ConnectorError as exc:
+        # Whatever the probe found (a damaged file, a table gone), the answer to "can you
+        # serve?" is no: a 503, never a server error.
+        raise NotReady(exc.detail) from None
 
 
 def create_connector_app(
@@ -161,7 +173,7 @@ def create_connector_app(
     async def ready() -> Health:
         """Readiness: the agency's own system answers. 503 problem when it does not."""
         if ready_probe is not None:
-            await service.run_source_call("ready", ready_probe)
+            await _probe(service, ready_probe)
         return Health(status="ready", agency=agency)
 
     @app.get(

@@ -21,7 +21,7 @@ from audit.errors import AuditError, ProofError
 from audit.merkle import verify_consistency
 from connectors.config import ServiceConfig
 from connectors.errors import CheckpointInvalid, ConfigError
-from connectors.local_audit import AuditLogRecorder
+from connectors.local_audit import AuditLogRecorder, check_audit_database
 from connectors.local_policy import RegoLocalPolicy
 from connectors.mapping import Mapping, SqlSourceSpec, load_mapping
 from connectors.matching.matcher import Matcher
@@ -35,7 +35,7 @@ from connectors.service.checkpoints import CheckpointGuard, CheckpointHead
 from connectors.service.exchange import AgencyIdentity, ConnectorService
 from connectors.service.mapped import MappedAgency
 from connectors.settings import ConnectorSettings
-from connectors.sources import open_source
+from connectors.sources import open_source, parse_source_url
 
 __all__ = ["BuiltConnector", "build_connector", "check_connector", "read_secret", "secret_key_id"]
 
@@ -110,7 +110,8 @@ def _consistent(
 def _with_source_url(mapping: Mapping, source_url: str | None) -> Mapping:
     """The mapping reading from ``source_url`` instead of its own SQL URL, if one is given.
 
-    Raises ``ConfigError`` when the mapping's source is not a SQL database.
+    Raises ``ConfigError`` when the mapping's source is not a SQL database, and
+    ``MappingError`` when ``source_url`` is not a URL.
     """
     if not source_url:
         return mapping
@@ -119,6 +120,7 @@ def _with_source_url(mapping: Mapping, source_url: str | None) -> Mapping:
             f"a source URL was given but the {mapping.agency.id} mapping reads "
             f"{mapping.source.kind} files, not a SQL database; unset JUNCTION_CONNECTOR_SOURCE_URL"
         )
+    parse_source_url(source_url, "JUNCTION_CONNECTOR_SOURCE_URL")
     source = mapping.source.model_copy(update={"url": source_url})
     return mapping.model_copy(update={"source": source})
 
@@ -166,6 +168,9 @@ def build_connector(
         state_file=config.state_dir / _STATE_FILE,
         verify_consistency=_consistent,
         reorder_window_seconds=settings.checkpoint_reorder_seconds,
+    )
+    check_audit_database(
+        config.audit.database_url, key, agency_id=agency_id, state_dir=config.state_dir
     )
     closers: list[Callable[[], None]] = [policy.close]
     try:
@@ -218,18 +223,23 @@ def check_connector(
     environ: dict[str, str] | None = None,
     source_url: str | None = None,
 ) -> Mapping:
-    """Check everything ``build_connector`` needs, without opening the audit log.
+    """Check everything ``build_connector`` needs, without writing to the audit log.
 
     The mapping (reading from ``source_url`` when given) is validated against the live
-    source; the keys, secrets and local policy are loaded. Raises ``ConfigError`` or
+    source; the keys, secrets and local policy are loaded; the audit database is
+    reached (or, for SQLite, can be created) and holds no log or this agency's. Raises
+    ``ConfigError`` or
     ``MappingError`` naming the first problem; returns the mapping when all is well.
     """
     mapping = _with_source_url(load_mapping(config.mapping, environ=environ or {}), source_url)
     try:
-        load_private_key(config.signing_key)
+        key = load_private_key(config.signing_key)
         load_public_key(config.broker.public_key)
     except KeyFileError as exc:
         raise ConfigError(str(exc)) from None
+    check_audit_database(
+        config.audit.database_url, key, agency_id=mapping.agency.id, state_dir=config.state_dir
+    )
     _note_verifier(config)
     read_secret(config.linkage_key, "linkage key")
     read_secret(config.reference_secret, "reference secret")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from connectors.mapping import CsvSourceSpec, Mapping
 from connectors.sources._base import Clock, FetchResult, Source, SourceRecord, normalise_postcode
+from connectors.sources._sql_engine import parse_source_url
 from connectors.sources.csv import CsvSource
 from connectors.sources.sql import SqlSource
 
@@ -22,6 +23,7 @@ __all__ = [
     "SqlSource",
     "normalise_postcode",
     "open_source",
+    "parse_source_url",
 ]
 
 

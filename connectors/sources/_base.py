@@ -17,6 +17,7 @@ __all__ = [
     "Source",
     "SourceRecord",
     "cutoff",
+    "date_format_problem",
     "dob_candidates",
     "name_variants",
     "normalise_postcode",
@@ -122,6 +123,29 @@ def parse_date(value: object, fmt: str | None) -> dt.date | None:
         return dt.date.fromisoformat(text[:10])
     except ValueError:
         return None
+
+
+DATE_SAMPLE = 50
+"""How many stored dates of birth ``check`` reads to see that their format fits."""
+_DIGIT = re.compile(r"[0-9]")
+
+
+def date_format_problem(values: Iterable[object], fmt: str, column: str) -> str | None:
+    """Why ``values`` (a sample of a text column) do not fit ``fmt``, or None if they do.
+
+    A few values that do not parse are the agency's data errors; more than a fifth is a
+    wrong format, which would leave every date of birth unknown. The message shows a
+    failing value's shape (digits as 9), never the value: it is personal data.
+    """
+    texts = [str(v).strip() for v in values if v is not None and str(v).strip()]
+    failing = [text for text in texts if parse_date(text, fmt) is None]
+    if not texts or len(failing) * 5 <= len(texts):
+        return None
+    shape = _DIGIT.sub("9", failing[0])
+    return (
+        f"{len(failing)} of the first {len(texts)} values of {column} do not match "
+        f"format {fmt!r} (one is shaped {shape!r})"
+    )
 
 
 def to_datetime(value: object, fallback: dt.datetime) -> dt.datetime:

@@ -15,12 +15,29 @@ from sqlalchemy.engine import URL, make_url
 from connectors.errors import MappingError, SourceError, SourceTimeout
 from connectors.mapping import SqlSourceSpec
 
-__all__ = ["describe_url", "open_engine", "read_only_connection"]
+__all__ = ["describe_url", "open_engine", "parse_source_url", "read_only_connection"]
 
 # SQLite has no statement timeout; its progress handler aborts a query past this deadline.
 _SQLITE_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "sqlite_deadline", default=None
 )
+
+
+def parse_source_url(raw: str, setting: str = "source.url") -> URL:
+    """Parse a source URL; ``setting`` names where it came from in the error.
+
+    Raises:
+        MappingError: it is not an SQLAlchemy URL (the message does not repeat it, since
+            it may hold a password).
+    """
+    try:
+        # A port that is not a number is a ValueError, not an ArgumentError.
+        return make_url(raw)
+    except (sa.exc.ArgumentError, ValueError):
+        raise MappingError(
+            f"{setting}: not a valid SQLAlchemy URL; expected "
+            "dialect+driver://user:password@host:port/database or sqlite:///path/to/file.db"
+        ) from None
 
 
 def describe_url(url: URL) -> str:
@@ -66,10 +83,7 @@ def open_engine(spec: SqlSourceSpec) -> sa.Engine:
     Raises:
         MappingError: the URL is malformed or names a driver that is not installed.
     """
-    try:
-        url = make_url(spec.url)
-    except sa.exc.ArgumentError:
-        raise MappingError("source.url: not a valid SQLAlchemy URL") from None
+    url = parse_source_url(spec.url)
     backend = url.get_backend_name()
     try:
         if backend == "sqlite":

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from connectors.encoding import not_utf8
 from connectors.errors import MappingError, SourceError, SourceTimeout, UnknownField
 from connectors.mapping import (
     AggregateFunction,
@@ -28,6 +29,7 @@ from connectors.sources._base import (
     FetchResult,
     SourceRecord,
     cutoff,
+    date_format_problem,
     dob_candidates,
     name_variants,
     normalise_postcode,
@@ -82,6 +84,8 @@ class CsvSource:
                     yield row
         except OSError as exc:
             raise SourceError(f"cannot read {self._path(table)}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise SourceError(not_utf8(self._path(table))) from None
 
     def _deadline(self) -> float:
         return time.monotonic() + self._timeout
@@ -90,8 +94,9 @@ class CsvSource:
         """Validate the mapping against the CSV files.
 
         Raises:
-            MappingError: the directory or a file is missing, a column is missing, or a
-                column's first values are not of the kind the mapping needs.
+            MappingError: the directory or a file is missing, a column is missing, a
+                column's first values are not of the kind the mapping needs, or the
+                first dates of birth do not fit the mapping's format.
         """
         if not self._directory.is_dir():
             raise MappingError(f"source.directory: {self._directory} is not a directory")
@@ -101,10 +106,7 @@ class CsvSource:
             if table not in headers:
                 if not self._path(table).is_file():
                     raise MappingError(f"{where}: table {table} not found in {self._directory}")
-                with self._path(table).open(newline="", encoding="utf-8") as handle:
-                    reader = csv.DictReader(handle)
-                    headers[table] = list(reader.fieldnames or [])
-                    samples[table] = [row for _, row in zip(range(50), reader, strict=False)]
+                headers[table], samples[table] = self._sample(table, where)
             if column not in headers[table]:
                 raise MappingError(f"{where}: column {table}.{column} not found in {table}.csv")
             for row in samples[table]:
@@ -112,6 +114,26 @@ class CsvSource:
                     raise MappingError(
                         f"{where}: column {table}.{column} holds {row[column]!r}, expected {kind}"
                     )
+        dob, table = self.mapping.person.date_of_birth, self.mapping.person.table
+        if dob is not None and dob.format is not None:
+            values = [row[dob.column] for row in samples[table]]
+            problem = date_format_problem(values, dob.format, f"{table}.{dob.column}")
+            if problem is not None:
+                raise MappingError(f"person.date_of_birth: {problem}")
+
+    def _sample(self, table: str, where: str) -> tuple[list[str], list[Row]]:
+        """The header and first rows of a table's file. Raises ``MappingError``."""
+        path = self._path(table)
+        try:
+            with path.open(newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                return list(reader.fieldnames or []), [
+                    row for _, row in zip(range(50), reader, strict=False)
+                ]
+        except OSError as exc:
+            raise MappingError(f"{where}: cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise MappingError(f"{where}: {not_utf8(path)}") from None
 
     # -- people ------------------------------------------------------------------------
 

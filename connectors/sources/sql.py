@@ -13,7 +13,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from connectors.errors import MappingError, UnknownField
 from connectors.mapping import (
@@ -24,15 +23,22 @@ from connectors.mapping import (
 )
 from connectors.protocol.messages import Subject
 from connectors.sources._base import (
+    DATE_SAMPLE,
     Clock,
     FetchResult,
     SourceRecord,
+    date_format_problem,
     dob_candidates,
     name_variants,
     normalise_postcode,
     parse_date,
 )
-from connectors.sources._sql_engine import describe_url, open_engine, read_only_connection
+from connectors.sources._sql_engine import (
+    describe_url,
+    open_engine,
+    parse_source_url,
+    read_only_connection,
+)
 from connectors.sources._sql_facts import FactPlan
 from connectors.sources._sql_schema import referenced_columns, verify_schema
 
@@ -56,7 +62,7 @@ class SqlSource:
         self.mapping = mapping
         self._spec = mapping.source
         self._clock = clock
-        self._where = describe_url(make_url(self._spec.url))
+        self._where = describe_url(parse_source_url(self._spec.url))
         self._engine = open_engine(self._spec)
         self._tables: dict[str, sa.Table] | None = None
         self._plans: dict[tuple[str, ...], FactPlan] = {}
@@ -93,14 +99,37 @@ class SqlSource:
         """Validate the mapping against the live database.
 
         Raises:
-            MappingError: the database is unreachable, or a table or column is missing or
-                of the wrong type (the message names it).
+            MappingError: the database is unreachable, a table or column is missing or
+                of the wrong type (the message names it), or the first dates of birth
+                stored as text do not fit the mapping's format.
         """
-        self._tables = None
+        tables = self._reflect()
+        verify_schema(self.mapping, tables, self._where)
+        self._check_date_format(tables)
+        # Only a schema that checked out replaces the one requests are being served with:
+        # a failed readiness probe must not leave later requests without a schema.
+        self._tables = tables
         self._plans = {}
         self._block_statements = {}
         self._household_statement = None
-        self._schema()
+
+    def _check_date_format(self, tables: dict[str, sa.Table]) -> None:
+        dob = self.mapping.person.date_of_birth
+        if dob is None or dob.format is None:
+            return
+        column = tables[self.mapping.person.table].c[dob.column]
+        query = sa.select(column).where(column.is_not(None)).limit(DATE_SAMPLE)
+        try:
+            with self._engine.connect() as connection:
+                values = connection.execute(query).scalars().all()
+        except sa.exc.DBAPIError as exc:
+            first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise MappingError(
+                f"person.date_of_birth: cannot read {self._where}: {first}"
+            ) from None
+        problem = date_format_problem(values, dob.format, f"{column.table.name}.{column.name}")
+        if problem is not None:
+            raise MappingError(f"person.date_of_birth: {problem}")
 
     # -- people ------------------------------------------------------------------------
 

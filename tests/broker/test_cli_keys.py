@@ -76,11 +76,13 @@ def test_show_prints_a_log_keys_hash_as_its_checkpoints_carry_it(tmp_path: Path)
 
 def test_show_explains_a_file_that_is_not_a_key(tmp_path: Path) -> None:
     junk = tmp_path / "junk.pem"
-    junk.write_text("hello")
-    result = runner.invoke(app, ["keys", "show", str(junk)])
-    assert result.exit_code == 2
-    assert result.output.startswith("error: ")
-    assert "Traceback" not in result.output
+    for content in (b"hello", b"\xff\xfe\x00 not even text"):
+        junk.write_bytes(content)
+        result = runner.invoke(app, ["keys", "show", str(junk)])
+        assert result.exit_code == 2
+        assert result.output == (
+            f"error: {junk} is neither a PEM public key nor a base64 raw Ed25519 public key\n"
+        )
 
 
 def test_every_group_explains_itself() -> None:

@@ -45,3 +45,29 @@ def test_an_unusable_broker_setting_is_one_line_and_exit_2(
     assert lines[0].startswith("error: a JUNCTION_* setting cannot be used: ")
     assert says in lines[0]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "says"),
+    [
+        (
+            ["connector", "serve", "--config", "agency.yaml"],
+            {"JUNCTION_CONNECTOR_PORT": "eighty"},
+            "JUNCTION_CONNECTOR_PORT: Input should be a valid integer",
+        ),
+        (
+            ["connector", "serve", "--config", "agency.yaml"],
+            {"JUNCTION_CONNECTOR_MAX_BODY_BYTES": "1"},
+            "JUNCTION_CONNECTOR_MAX_BODY_BYTES: Input should be greater than or equal to 1024",
+        ),
+    ],
+)
+def test_an_unusable_connector_setting_names_the_connector_variable(
+    tmp_path: Path, command: list[str], env: dict[str, str], says: str
+) -> None:
+    result = _junction(tmp_path, *command, **env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: a JUNCTION_CONNECTOR_* setting cannot be used: ")
+    assert says in lines[0]

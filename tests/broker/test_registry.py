@@ -112,7 +112,16 @@ async def test_a_connector_is_registered_from_its_verified_manifest(
     ("fault", "expected"),
     [
         ("another_agency", (422, "manifest-rejected", "says it is 'housing'")),
-        ("other_signing_key", (422, "manifest-rejected", "signs with another key")),
+        ("other_signing_key", (422, "manifest-rejected", ", not the registered ")),
+        (
+            "registered_under_another_agency",
+            (
+                422,
+                "manifest-rejected",
+                "the connector at http://police.test/v1/manifest signs as 'police' with the "
+                "key given, so it is police's connector, not council's; register it under police",
+            ),
+        ),
         ("other_announced_key", (422, "manifest-rejected", "register the key")),
         ("wrong_audience", (422, "manifest-rejected", "does not verify")),
         ("down", (502, "connector-unreachable", "cannot reach")),
@@ -132,6 +141,8 @@ async def test_a_connector_whose_manifest_does_not_check_out_is_refused(
         police.announced_agency = "housing"
     elif fault == "other_signing_key":
         body["public_key"] = FakeConnector("police").public_key
+    elif fault == "registered_under_another_agency":
+        path = "/v1/agencies/council/connector"
     elif fault == "other_announced_key":
         police.announced_key = KeyPair.generate()
     elif fault == "wrong_audience":
@@ -231,6 +242,11 @@ async def test_an_agreement_change_is_a_new_version_and_old_ones_stay(
         (agreement(parties=["council"]), 422, "errors"),
         (agreement(status="signed"), 422, "errors"),
         (agreement(valid_from="2026-01-01T00:00:00"), 422, "errors"),
+        # Beyond year 9999 once in UTC, and beyond the times policy can compare.
+        (agreement(valid_from="0001-01-01T00:00:00+14:00"), 422, "valid_from must fall"),
+        (agreement(valid_to="9999-12-31T23:59:59-12:00"), 422, "valid_to must fall"),
+        (agreement(valid_to="9999-12-31T23:59:59+14:00"), 422, "valid_to must fall"),
+        (agreement(valid_from="0001-01-01T00:00:00-12:00"), 422, "valid_from must fall"),
     ],
 )
 async def test_an_invalid_agreement_is_refused_with_the_reason(
@@ -257,3 +273,40 @@ async def test_the_openapi_document_states_the_roles_of_every_endpoint(
             continue
         for method, operation in operations.items():
             assert operation["description"].startswith("Roles: "), (method, path)
+
+
+async def test_an_active_agreement_naming_a_field_no_party_offers_is_refused(
+    tmp_path: Path, dev_issuer: IssuerServer
+):
+    police = FakeConnector("police")
+    fields = ["police.missing_episode_12m", "police.domestic_abuse_incidents_12m"]
+    async with running_broker(tmp_path, dev_issuer, connectors={"police": police}) as broker:
+        admin = broker.as_(Role.ADMIN)
+        await _agencies(broker)
+        body = {"base_url": "http://police.test", "public_key": police.public_key}
+        await broker.client.put("/v1/agencies/police/connector", json=body, headers=admin)
+        refused = await broker.client.post(
+            "/v1/agreements", json=agreement(fields=fields), headers=admin
+        )
+        draft = await broker.client.post(
+            "/v1/agreements", json=agreement(fields=fields, status="draft"), headers=admin
+        )
+        terms = agreement(fields=fields)
+        del terms["id"]
+        activated = await broker.client.put(
+            "/v1/agreements/dsa-council-police", json=terms, headers=admin
+        )
+        entries = broker.entries("registry_change")
+    assert refused.status_code == 422
+    assert refused.json()["type"] == "urn:junction:problem:invalid-change"
+    assert refused.json()["detail"] == (
+        "fields no party offers: police.missing_episode_12m (did you mean "
+        "police.missing_episodes_12m?) (parties council, police; no connector registered "
+        "for council); name fields their connectors' manifests list, or make it a draft"
+    )
+    assert draft.status_code == 201
+    assert activated.status_code == 422
+    assert [e.fields["reasons"][0] for e in entries][-2:] == [
+        "connector_registered",
+        "agreement_created",
+    ]

@@ -65,7 +65,7 @@ async def test_seeding_registers_everything_once_and_then_only_changes(
         registry = broker.app.state.registry
         first = await load_registry_file(registry, SEEDER, path)
         again = await load_registry_file(registry, SEEDER, path)
-        widened = ["police.missing_episodes_12m", "police.callouts_12m"]
+        widened = ["police.missing_episodes_12m", "police.domestic_abuse_incidents_12m"]
         path.write_text(yaml.safe_dump(registry_yaml(connectors, widened)))
         changed = await load_registry_file(registry, SEEDER, path)
         matching = registry.connectors_for_matching()
@@ -122,3 +122,49 @@ def test_the_seed_command_registers_and_audits(tmp_path: Path, anyio_backend: st
     )
     assert missing.exit_code == 2
     assert missing.stderr.startswith("error: cannot read")
+
+
+def test_a_seeded_date_out_of_range_is_one_line(tmp_path: Path):
+    path = tmp_path / "registry.yaml"
+    seed = registry_yaml({}, ["police.missing_episodes_12m"])
+    seed["agreements"][0]["valid_from"] = "0001-01-01T00:00:00+14:00"  # type: ignore[index]
+    path.write_text(yaml.safe_dump(seed))
+    env = {"JUNCTION_DATA_DIR": str(tmp_path / "var")}
+    result = CliRunner().invoke(cli, ["broker", "seed", "--file", str(path)], env=env)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {path}: agreements.0.valid_from: valid_from must fall between 1678-01-01 "
+        "and 2261-12-31 in UTC; an agreement without an end has no valid_to\n"
+    )
+
+
+def test_a_seed_file_that_is_not_utf8_is_one_line(tmp_path: Path):
+    path = tmp_path / "registry.yaml"
+    path.write_bytes(b"agencies: []\n# caf\xe9\n")
+    env = {"JUNCTION_DATA_DIR": str(tmp_path / "var")}
+    result = CliRunner().invoke(cli, ["broker", "seed", "--file", str(path)], env=env)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {path} is not UTF-8 text (byte 0xe9 at offset 18)\n"
+
+
+def test_an_agency_or_agreement_listed_twice_is_refused_naming_it(tmp_path: Path):
+    path = tmp_path / "registry.yaml"
+    seed = registry_yaml({}, ["police.missing_episodes_12m"])
+    seed["agencies"] = [
+        *seed["agencies"],  # type: ignore[misc]
+        {"id": "police", "name": "Riverside Police", "type": "police"},
+        {"id": "police", "name": "Riverside Constabulary", "type": "police"},
+    ]
+    path.write_text(yaml.safe_dump(seed))
+    env = {"JUNCTION_DATA_DIR": str(tmp_path / "var")}
+    result = CliRunner().invoke(cli, ["broker", "seed", "--file", str(path)], env=env)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {path}: agency 'police' is listed more than once; list each once\n"
+    )
+    seed["agencies"] = seed["agencies"][:-1]  # type: ignore[index]
+    seed["agreements"] = [*seed["agreements"], *seed["agreements"]]  # type: ignore[misc]
+    path.write_text(yaml.safe_dump(seed))
+    with pytest.raises(InvalidChange) as caught:
+        read_registry_file(path)
+    assert "agreement 'dsa-council-police' is listed more than once" in caught.value.detail

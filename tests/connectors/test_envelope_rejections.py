@@ -66,6 +66,13 @@ def _no_signature(rig: Rig) -> bytes:
     return orjson.dumps({"header": envelope.header, "body": envelope.body})
 
 
+def _number_beyond_i_json(rig: Rig) -> bytes:
+    """Re-serialised (so not in the wire framing), with an integer JCS cannot express."""
+    envelope = rig.broker.seal(match_request(), rig.agency_id)
+    body = {**envelope.body, "max_candidates": 2**53 + 1}
+    return orjson.dumps({**envelope.to_dict(), "body": body}, option=orjson.OPT_INDENT_2)
+
+
 CASES: dict[str, tuple[Callable[[Rig], bytes], int, str]] = {
     "forged": (_forged, 401, "envelope-bad-signature"),
     "bad-base64-signature": (_bad_base64_signature, 401, "envelope-bad-signature"),
@@ -76,6 +83,7 @@ CASES: dict[str, tuple[Callable[[Rig], bytes], int, str]] = {
     "wrong-message-type": (_wrong_type, 422, "envelope-wrong-type"),
     "not-json": (_not_json, 400, "envelope-malformed"),
     "no-signature": (_no_signature, 400, "envelope-missing-field"),
+    "number-beyond-i-json": (_number_beyond_i_json, 400, "envelope-malformed"),
 }
 
 
@@ -101,6 +109,17 @@ async def test_rejected_envelope_is_a_problem_and_an_audit_entry(case: str) -> N
     assert event.request_digest is not None
     assert event.request_digest.startswith("sha256:")
     assert rig.source.reads == []
+
+
+async def test_a_number_beyond_i_json_is_named_not_echoed() -> None:
+    rig = build_rig()
+    async with rig.client() as client:
+        response = await client.post("/v1/match", content=_number_beyond_i_json(rig))
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert "no RFC 8785 canonical form" in detail
+    assert "2**53" in detail
+    assert str(2**53 + 1) not in detail
 
 
 async def test_replayed_envelope_is_refused_the_second_time() -> None:

@@ -147,6 +147,45 @@ def test_a_member_error_names_its_path() -> None:
         parse_mapping(yaml.safe_dump(raw), environ={"JUNCTION_TOWN_DIR": "/x"})
 
 
+def _misspell(raw: dict[str, Any], path: list[str], wrong: str) -> None:
+    *parents, right = path
+    for part in parents:
+        raw = raw[part]
+    raw[wrong] = raw.pop(right)
+
+
+@pytest.mark.parametrize(
+    ("path", "wrong", "message"),
+    [
+        # Required: pydantic would name only the member then missing (given_name).
+        (["person", "given_name"], "given_nme", "person.given_nme: not a known member; "),
+        (["source"], "sources", "sources: not a known member; did you mean 'source'?"),
+        # Optional: nothing is missing, the member would be silently dropped without forbid.
+        (["person", "name_case"], "name_cse", "did you mean 'name_case'?"),
+        (
+            ["fields", "police.callouts_12m", "aggregate", "function"],
+            "functon",
+            "fields.police.callouts_12m.aggregate.functon: not a known member; "
+            "did you mean 'function'?",
+        ),
+        (["agency", "type"], "kind_of_agency", "agency.kind_of_agency: not a known member\n"),
+    ],
+)
+def test_a_misspelt_member_is_named_with_the_nearest_known_one(
+    path: list[str], wrong: str, message: str
+) -> None:
+    raw = _raw("police")
+    _misspell(raw, path, wrong)
+    with pytest.raises(MappingError) as caught:
+        parse_mapping(
+            yaml.safe_dump(raw), origin="police.yaml", environ={"JUNCTION_TOWN_DIR": "/x"}
+        )
+    assert message.rstrip("\n") in caught.value.detail
+    if message.endswith("\n"):
+        assert caught.value.detail.endswith(message.rstrip("\n"))
+    assert caught.value.detail.startswith("police.yaml: ")
+
+
 def test_an_unset_environment_variable_is_named(tmp_path: Path) -> None:
     target = tmp_path / "education.yaml"
     shutil.copy(AGENCY_FILES / "education.yaml", target)

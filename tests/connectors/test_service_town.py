@@ -279,3 +279,86 @@ async def test_a_forked_or_rolled_back_broker_log_is_refused(
     reasons = [r for i in range(log.store.size()) for r in log.get(i).fields.get("reasons", [])]
     assert reasons.count("broker-checkpoint-inconsistent") == 3
     assert reasons.count("broker-checkpoint-invalid") == 1
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        ("garbage", "not a database"),
+        ("dropped", "table INCIDENT not found"),
+    ],
+)
+async def test_a_damaged_database_makes_the_connector_not_ready(
+    tmp_path: Path, town: tuple[Path, dict[str, Any]], damage: str, words: str
+) -> None:
+    own_town = tmp_path / "town"
+    own_town.mkdir()
+    database = own_town / "police.db"
+    database.write_bytes((town[0] / "police.db").read_bytes())
+    setup = configure_agency(tmp_path, own_town, "police")
+    built = build_connector(
+        load_service_config(setup.config_path), ConnectorSettings(), environ=setup.environ
+    )
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=built.app), base_url="http://police"
+        ) as client:
+            before = await client.get("/ready")
+            if damage == "garbage":
+                database.write_bytes(b"this is no longer a database\n" * 200)
+            else:
+                with sqlite3.connect(database) as connection:
+                    connection.execute("DROP TABLE INCIDENT")
+            after = await client.get("/ready")
+            # A failed probe leaves exchanges as they were: the source's own error, no 500.
+            subject = _subject(_known_to_police(town[1]))
+            match = await client.post(
+                "/v1/match", content=setup.broker().seal(_match(subject), "police").to_bytes()
+            )
+    finally:
+        built.close()
+    assert before.status_code == 200
+    assert after.status_code == 503
+    assert after.headers["content-type"] == "application/problem+json"
+    problem = after.json()
+    assert problem["type"] == "urn:junction:problem:not-ready"
+    assert words in problem["detail"]
+    assert "Traceback" not in after.text
+    assert match.status_code == 503
+    assert match.json()["type"] == "urn:junction:problem:source-unavailable"
+
+
+async def test_an_aggregate_over_no_rows_is_withheld_as_not_held(
+    client: httpx.AsyncClient,
+    police: tuple[AgencySetup, BuiltConnector],
+    town: tuple[Path, dict[str, Any]],
+) -> None:
+    setup, built = police
+    with sqlite3.connect(town[0] / "police.db") as connection:
+        quiet = {
+            key
+            for (key,) in connection.execute(
+                "SELECT PERSON_ID FROM PERSON WHERE PERSON_ID NOT IN "
+                "(SELECT PERSON_ID FROM INCIDENT)"
+            )
+        }
+    people = {p["person_id"]: p for p in town[1]["people"]}
+    person = next(
+        people[pid]
+        for key, pid in sorted(town[1]["agencies"]["police"].items())
+        if key in quiet
+        and people[pid]["nhs_number"]
+        and people[pid]["records"].get("police") == key
+    )
+    ref = await _matched_ref(client, setup, built, person)
+    asked = ["police.last_incident_date", "police.callouts_12m"]
+    raw = setup.broker().seal(_fetch({ref: asked}), "police").to_bytes()
+    response = await client.post("/v1/fetch", content=raw)
+    answer = _open(setup, built, response.content, FetchResponse)
+    [facts] = answer.persons
+    # A count over no rows is 0; the latest date of no incidents is not held, not null.
+    assert [(f.field, f.value) for f in facts.facts] == [("police.callouts_12m", 0)]
+    assert [(w.field, w.code) for w in facts.withheld] == [
+        ("police.last_incident_date", "not-held")
+    ]
+    assert built.audit.log.get(1).fields["fields_released"] == ["police.callouts_12m"]

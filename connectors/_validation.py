@@ -1,0 +1,61 @@
+"""One line for a config or mapping file that does not validate, naming the member.
+
+A misspelt member is reported as itself, with the nearest known member when one is
+close: pydantic lists the member it then misses first ("signing_key: Field required"),
+which names the member the operator spelt right, not the one they got wrong.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, get_args
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+__all__ = ["first_problem"]
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _models_in(arg)]
+
+
+def _member_names(model: type[BaseModel], seen: set[type[BaseModel]]) -> set[str]:
+    seen.add(model)
+    names: set[str] = set()
+    for name, info in model.model_fields.items():
+        names.add(info.alias or name)
+        for inner in _models_in(info.annotation):
+            if inner not in seen:
+                names |= _member_names(inner, seen)
+    return names
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top)"
+
+
+def _unknown(error: ErrorDetails, errors: list[ErrorDetails], model: type[BaseModel]) -> str:
+    name = str(error["loc"][-1])
+    parent = error["loc"][:-1]
+    # A member missing beside the unknown one is the likeliest meant; else any we know.
+    missing = [
+        str(e["loc"][-1]) for e in errors if e["type"] == "missing" and e["loc"][:-1] == parent
+    ]
+    close = difflib.get_close_matches(name, missing, n=1, cutoff=0.6) or (
+        difflib.get_close_matches(name, sorted(_member_names(model, set())), n=1, cutoff=0.75)
+    )
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{_where(error['loc'])}: not a known member{hint}"
+
+
+def first_problem(exc: ValidationError, model: type[BaseModel]) -> str:
+    """``"<member>: <what is wrong>"`` for the error an operator should fix first."""
+    errors = exc.errors()
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            return _unknown(error, errors, model)
+    first = errors[0]
+    return f"{_where(first['loc'])}: {first['msg']}"

@@ -1,0 +1,219 @@
+"""``junction connector check`` over files an agency got wrong: one line each, no traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from broker.cli import app as cli
+from connectors.errors import SourceError
+from connectors.local_audit import AuditLogRecorder
+from connectors.mapping import CsvSourceSpec, load_mapping
+from connectors.protocol.keys import KeyPair
+from connectors.protocol.messages import Subject
+from connectors.sources import CsvSource
+from tests.connectors.source_kit import export_csv
+from tests.connectors.town_kit import AGENCIES, AgencySetup, configure_agency, make_town
+
+# "café" in Latin-1: the é (0xe9) is not followed by a continuation byte.
+LATIN_1 = b"# caf\xe9\n"
+
+
+@pytest.fixture(scope="module")
+def town(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("town")
+    make_town(out, people=120)
+    return out
+
+
+def _own_copies(setup: AgencySetup, root: Path) -> None:
+    """Point the config at copies of the mapping and policy kept beside it."""
+    for name in ("police.yaml", "police.rego"):
+        (root / name).write_bytes((AGENCIES / name).read_bytes())
+        text = setup.config_path.read_text().replace(str(AGENCIES / name), name)
+        setup.config_path.write_text(text)
+
+
+def _csv_source(root: Path, town: Path) -> None:
+    """Make the copied mapping read CSV exports of the town's police database."""
+    export_csv(town / "police.db", root / "exports")
+    mapping = (root / "police.yaml").read_text()
+    sql = "  kind: sql\n  url: sqlite:///${JUNCTION_TOWN_DIR}/police.db\n"
+    assert sql in mapping
+    (root / "police.yaml").write_text(mapping.replace(sql, "  kind: csv\n  directory: exports\n"))
+
+
+def _check(setup: AgencySetup) -> Any:
+    return CliRunner().invoke(
+        cli, ["connector", "check", "--config", str(setup.config_path)], env=setup.environ
+    )
+
+
+def _prepend(path: Path) -> None:
+    path.write_bytes(LATIN_1 + path.read_bytes())
+
+
+CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "config": (lambda root: root / "agency.yaml", "agency.yaml"),
+    "mapping": (lambda root: root / "police.yaml", "police.yaml"),
+    "local policy": (lambda root: root / "police.rego", "police.rego"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_file_that_is_not_utf8_is_named_with_its_first_bad_byte(
+    tmp_path: Path, town: Path, case: str
+) -> None:
+    setup = configure_agency(tmp_path, town, "police")
+    _own_copies(setup, tmp_path)
+    path_of, name = CASES[case]
+    _prepend(path_of(tmp_path))
+    result = _check(setup)
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {tmp_path / name} is not UTF-8 text (byte 0xe9 at offset 5)\n"
+
+
+def test_a_csv_export_that_is_not_utf8_is_named_by_check(tmp_path: Path, town: Path) -> None:
+    setup = configure_agency(tmp_path, town, "police")
+    _own_copies(setup, tmp_path)
+    _csv_source(tmp_path, town)
+    assert _check(setup).exit_code == 0
+    people = tmp_path / "exports" / "PERSON.csv"
+    data = people.read_bytes()
+    second_row = data.index(b"\n") + 1
+    people.write_bytes(data[:second_row] + b"\xff" + data[second_row:])
+    result = _check(setup)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: person.key: {people} is not UTF-8 text (byte 0xff at offset {second_row})\n"
+    )
+
+
+def test_a_csv_export_that_turns_out_not_utf8_is_a_source_error_naming_it(
+    tmp_path: Path, town: Path
+) -> None:
+    setup = configure_agency(tmp_path, town, "police")
+    _own_copies(setup, tmp_path)
+    _csv_source(tmp_path, town)
+    mapping = load_mapping(tmp_path / "police.yaml", environ=setup.environ)
+    assert isinstance(mapping.source, CsvSourceSpec)
+    source = CsvSource(mapping)
+    source.check()
+    # The export is replaced while the connector serves: a request reads the bad byte.
+    people = tmp_path / "exports" / "PERSON.csv"
+    people.write_bytes(people.read_bytes() + b"\xe9\n")
+    with pytest.raises(SourceError) as caught:
+        source.block(Subject(given_name="Ann", family_name="Smith"), 10)
+    offset = people.stat().st_size - 2
+    assert caught.value.detail == f"{people} is not UTF-8 text (byte 0xe9 at offset {offset})"
+
+
+@pytest.mark.parametrize(
+    "url", ["not a url", "postgresql+psycopg://reader:s3cret@db:notaport/rms", "://x"]
+)
+def test_a_source_url_that_is_not_a_url_names_the_setting(
+    tmp_path: Path, town: Path, url: str
+) -> None:
+    setup = configure_agency(tmp_path, town, "police")
+    _own_copies(setup, tmp_path)
+    mapping = tmp_path / "police.yaml"
+    sql = "url: sqlite:///${JUNCTION_TOWN_DIR}/police.db"
+    mapping.write_text(mapping.read_text().replace(sql, f'url: "{url}"'))
+    result = _check(setup)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: source.url: not a valid SQLAlchemy URL; expected ")
+    assert result.stderr.count("\n") == 1
+    assert "s3cret" not in result.stderr
+
+
+def test_a_source_url_override_that_is_not_a_url_names_the_variable(
+    tmp_path: Path, town: Path
+) -> None:
+    setup = configure_agency(tmp_path, town, "police")
+    result = CliRunner().invoke(
+        cli,
+        ["connector", "check", "--config", str(setup.config_path)],
+        env={**setup.environ, "JUNCTION_CONNECTOR_SOURCE_URL": "not a url"},
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "error: JUNCTION_CONNECTOR_SOURCE_URL: not a valid SQLAlchemy URL; expected "
+    )
+
+
+def _audit_url(setup: AgencySetup, url: str) -> None:
+    text = setup.config_path.read_text()
+    assert "sqlite:///state/audit.db" in text
+    setup.config_path.write_text(text.replace("sqlite:///state/audit.db", url))
+
+
+def test_check_refuses_an_audit_database_serve_could_not_use(tmp_path: Path, town: Path) -> None:
+    setup = configure_agency(tmp_path, town, "police")
+    (tmp_path / "garbage.db").write_bytes(b"not a database\n" * 300)
+    other = AuditLogRecorder.open(
+        f"sqlite:///{tmp_path / 'health.db'}", KeyPair.generate(), agency_id="health"
+    )
+    other.close()
+    expected = {
+        "not a url": "error: audit.database_url: not a valid SQLAlchemy URL; expected ",
+        "sqlite:///nowhere/audit.db": (
+            f"error: audit.database_url: cannot create {tmp_path}/nowhere/audit.db: "
+            f"{tmp_path}/nowhere is not a folder\n"
+        ),
+        "sqlite:///garbage.db": (
+            f"error: audit.database_url: cannot open sqlite:///{tmp_path}/garbage.db: "
+            "file is not a database\n"
+        ),
+        "sqlite:///health.db": (
+            f"error: audit.database_url: sqlite:///{tmp_path}/health.db holds the log of "
+            "'junction.connector/health', not 'junction.connector/police'\n"
+        ),
+        "postgresql+psycopg://junction:s3cret@127.0.0.1:1/audit": (
+            "error: audit.database_url: cannot open "
+            "postgresql+psycopg://junction:***@127.0.0.1:1/audit: connection failed: "
+        ),
+        "mysql://reader:s3cret@db/audit": (
+            "error: audit.database_url: the local audit log runs on SQLite or PostgreSQL, "
+            "not mysql\n"
+        ),
+    }
+    good = setup.config_path.read_text()
+    for url, message in expected.items():
+        setup.config_path.write_text(good)
+        _audit_url(setup, url)
+        result = _check(setup)
+        assert result.exit_code == 1, url
+        assert result.stderr.startswith(message), url
+        assert result.stderr.count("\n") == 1, url
+        assert "s3cret" not in result.stderr
+    assert not (tmp_path / "state" / "audit.db").exists()  # check never creates the log
+
+
+def _date_format(mapping: Path, fmt: str, was: str = "%d/%m/%Y") -> None:
+    text = mapping.read_text()
+    assert f'format: "{was}"' in text
+    mapping.write_text(text.replace(f'format: "{was}"', f'format: "{fmt}"'))
+
+
+@pytest.mark.parametrize("kind", ["sql", "csv"])
+def test_check_refuses_a_date_of_birth_format_the_data_does_not_have(
+    tmp_path: Path, town: Path, kind: str
+) -> None:
+    setup = configure_agency(tmp_path, town, "police")
+    _own_copies(setup, tmp_path)
+    if kind == "csv":
+        _csv_source(tmp_path, town)
+    _date_format(tmp_path / "police.yaml", "%Y-%m-%d")
+    result = _check(setup)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: person.date_of_birth: ")
+    assert "of PERSON.DOB_TXT do not match format '%Y-%m-%d' (one is shaped '99/99/9999')" in (
+        result.stderr
+    )
+    # Month and day the other way round: most of them fail too.
+    _date_format(tmp_path / "police.yaml", "%m/%d/%Y", was="%Y-%m-%d")
+    assert "do not match format '%m/%d/%Y'" in _check(setup).stderr
