@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import functools
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import httpx
 from sqlalchemy.orm import Session
@@ -46,6 +47,21 @@ __all__ = ["ConnectorRecord", "ManifestField", "RegistryService"]
 
 
 _UNKNOWN_AGENCY = "no agency {!r} is registered; list them at /v1/agencies"
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _one_at_a_time(
+    method: Callable[Concatenate[RegistryService, _P], _T],
+) -> Callable[Concatenate[RegistryService, _P], _T]:
+    @functools.wraps(method)
+    def serialised(self: RegistryService, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        with self._changes:
+            return method(self, *args, **kwargs)
+
+    return serialised
 
 
 def _utc_now() -> datetime:
@@ -139,6 +155,10 @@ class RegistryService:
         # equal set, and each query costs one COUNT instead of reading them all again.
         self._agreements: tuple[int, tuple[tuple[SharingAgreement, datetime], ...]] = (-1, ())
         self._agreements_lock = threading.Lock()
+        # A change is checked, logged, then stored (the log must not be waited on while
+        # a write holds the database). Two requests for the same change must not both
+        # pass the check and both be logged: changes through this service go one by one.
+        self._changes = threading.RLock()
         # A family query asks once per provider; within this window the COUNT is not
         # repeated. Changes made through this service are seen at once; changes made
         # by another broker replica within ``agreements_recheck_seconds``.
@@ -168,6 +188,7 @@ class RegistryService:
             raise NotFound(_UNKNOWN_AGENCY.format(agency_id))
         return found
 
+    @_one_at_a_time
     def create_agency(self, actor: Principal, agency: AgencyIn) -> AgencyOut:
         """Register a new agency. Raises ``Conflict`` if its id is taken."""
         with self._db.session() as session:
@@ -189,6 +210,7 @@ class RegistryService:
             repo.add(session, row)
         return _agency_out(row, None)
 
+    @_one_at_a_time
     def change_agency(self, actor: Principal, agency_id: str, change: AgencyChange) -> AgencyOut:
         """Rename or retype an agency. Raises ``NotFound``."""
         with self._db.session() as session:
@@ -264,6 +286,7 @@ class RegistryService:
             self._store_connector, actor, agency_id, current.base_url, manifest
         )
 
+    @_one_at_a_time
     def _store_connector(
         self, actor: Principal, agency_id: str, base_url: str, manifest: Manifest
     ) -> ConnectorOut:
@@ -353,6 +376,7 @@ class RegistryService:
         """The newest version of one agreement. Raises ``NotFound``."""
         return self.agreement_versions(agreement_id)[-1]
 
+    @_one_at_a_time
     def create_agreement(self, actor: Principal, agreement: AgreementCreate) -> AgreementOut:
         """Store version 1 of a new agreement.
 
@@ -366,6 +390,7 @@ class RegistryService:
             self._check_fields(session, agreement)
         return self._store_version(actor, agreement.id, 1, agreement, "agreement_created")
 
+    @_one_at_a_time
     def change_agreement(
         self, actor: Principal, agreement_id: str, terms: AgreementIn
     ) -> AgreementOut:

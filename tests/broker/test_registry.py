@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,36 @@ async def test_agency_changes_are_stored_and_each_is_one_audit_entry(
     assert first["decision"] == "allow"
     assert first["counterparty_agency"] == "council"
     assert first["request_digest"] == body_digest(COUNCIL)
+
+
+async def test_the_same_change_sent_at_once_is_made_and_logged_once(
+    tmp_path: Path, dev_issuer: IssuerServer, database_url: str
+):
+    async with running_broker(tmp_path, dev_issuer, database_url=database_url) as broker:
+        admin = broker.as_(Role.ADMIN, agency="council")
+        await _agencies(broker)
+        newcomer = {"id": "school", "name": "Riverside School", "type": "education"}
+        agencies = await asyncio.gather(
+            *(broker.client.post("/v1/agencies", json=newcomer, headers=admin) for _ in range(6))
+        )
+        agreements = await asyncio.gather(
+            *(
+                broker.client.post("/v1/agreements", json=agreement(), headers=admin)
+                for _ in range(6)
+            )
+        )
+        versions = await broker.client.get(
+            "/v1/agreements/dsa-council-police/versions", headers=admin
+        )
+        entries = broker.entries("registry_change")
+    assert sorted(r.status_code for r in agencies) == [201, 409, 409, 409, 409, 409]
+    assert sorted(r.status_code for r in agreements) == [201, 409, 409, 409, 409, 409]
+    assert len(versions.json()) == 1
+    # The log holds what was done, not what was tried: a refused duplicate is no change.
+    assert [e.fields["reasons"][0] for e in entries[2:]] == [
+        "agency_registered",
+        "agreement_created",
+    ]
 
 
 async def test_a_connector_is_registered_from_its_verified_manifest(
