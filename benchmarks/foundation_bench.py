@@ -41,11 +41,19 @@ from broker.registry import RegistryService
 from broker.registry.models import AgencyRow, AgreementRow
 from broker.subjects import SubjectKeys
 from connectors.protocol.keys import KeyPair
+from policies.bundle import load_bundle
+from policies.settings import DEFAULT_BUNDLE_DIR
 
 MACHINE = "2 shared cores"
 AGENCIES = ("council", "police", "school", "health", "housing", "social_care", "benefits")
 NOW = datetime.now(UTC)
 ADMIN = Principal(subject="bench", name="bench", role=Role.ADMIN, agency="council")
+
+_CATALOGUE = load_bundle([DEFAULT_BUNDLE_DIR]).data["catalogue"]
+
+
+def shipped_catalogue() -> dict[str, object]:
+    return dict(_CATALOGUE)
 
 
 def nhs_number(n: int) -> str:
@@ -188,7 +196,9 @@ def bench_store(url: str, people: int, repeat: int, backend: str) -> None:
         try:
             fill(db, keys, people)
             http = httpx.AsyncClient()
-            registry = RegistryService(db, log, http=http, broker_name="broker")
+            registry = RegistryService(
+                db, log, http=http, broker_name="broker", catalogue=shipped_catalogue
+            )
             known = ConsentVocabulary(
                 frozenset({"early_help_assessment"}), frozenset(AGENCIES), frozenset()
             )
@@ -230,7 +240,12 @@ def bench_store(url: str, people: int, repeat: int, backend: str) -> None:
 
             agreements_us = per_call_us(all_agreements, repeat)
             registry = RegistryService(
-                db, log, http=http, broker_name="broker", agreements_recheck_seconds=0
+                db,
+                log,
+                http=http,
+                broker_name="broker",
+                catalogue=shipped_catalogue,
+                agreements_recheck_seconds=0,
             )
             recheck_us = per_call_us(all_agreements, repeat)
             table = AgreementRow.__table__

@@ -204,14 +204,15 @@ class Foundation:
             jwks_ttl_seconds=settings.oidc_jwks_ttl_seconds,
             leeway_seconds=settings.oidc_leeway_seconds,
         )
+        policy = open_policy(settings, audit)
         registry = RegistryService(
             db,
             audit,
             http=http,
             broker_name=settings.name,
+            catalogue=lambda: policy.catalogue,
             manifest_timeout_seconds=settings.manifest_timeout_seconds,
         )
-        policy = open_policy(settings, audit)
         consent = ConsentService(
             db, audit, subject_keys, vocabulary=lambda: _consent_vocabulary(policy, registry)
         )

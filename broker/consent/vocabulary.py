@@ -10,12 +10,11 @@ so a new agency or a policy reload counts at once.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from broker.errors import InvalidChange
+from broker.vocabulary import refuse_unknown
 
 __all__ = ["ConsentVocabulary", "VocabularySource", "vocabulary_from"]
 
@@ -30,10 +29,11 @@ class ConsentVocabulary:
 
     def check(self, purpose: str, scope: Collection[str] | str, fields: Iterable[str]) -> None:
         """Raise ``InvalidChange`` naming the first unknown purpose, agency or field."""
-        _known("purpose", [purpose], self.purposes, "in the policy catalogue")
+        refuse_unknown("purpose", [purpose], self.purposes, "in the policy catalogue")
         if not isinstance(scope, str):
-            _known("agency", scope, self.agencies, "registered", hint="or scope 'all'")
-        _known("field", fields, self.fields, "offered by any agency or allowed for any purpose")
+            refuse_unknown("agency", scope, self.agencies, "registered", hint="or scope 'all'")
+        where = "offered by any agency or allowed for any purpose"
+        refuse_unknown("field", fields, self.fields, where)
 
 
 VocabularySource = Callable[[], ConsentVocabulary]
@@ -53,23 +53,3 @@ def vocabulary_from(
     for offered in agencies.values():
         fields.update(offered)
     return ConsentVocabulary(frozenset(purposes), frozenset(agencies), frozenset(fields))
-
-
-def _known(
-    what: str, names: Iterable[str], known: frozenset[str], where: str, *, hint: str = ""
-) -> None:
-    for name in names:
-        if name in known:
-            continue
-        close = difflib.get_close_matches(name, known, n=1)
-        if close:
-            advice = f"; did you mean {close[0]!r}?"
-        elif not known:
-            advice = "; there are none yet"
-        elif len(known) <= 12:
-            advice = f"; use one of {', '.join(sorted(known))}"
-        else:
-            advice = ""
-        if hint and not close:
-            advice += f" ({hint})"
-        raise InvalidChange(f"{what} {name!r} is not {where}{advice}")

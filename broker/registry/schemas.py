@@ -95,7 +95,7 @@ class AgreementIn(_In):
     """One version of a data sharing agreement. Changing it stores a new version."""
 
     parties: list[AgencyId] = Field(min_length=2, examples=[["council", "police"]])
-    purposes: list[Slug] = Field(min_length=1, examples=[["early_help"]])
+    purposes: list[Slug] = Field(min_length=1, examples=[["early_help_assessment"]])
     legal_bases: list[Slug] = Field(
         min_length=1,
         description="'consent' and/or statutory gateway ids.",
@@ -144,7 +144,7 @@ class AgreementCreate(AgreementIn):
                 {
                     "id": "dsa-council-police",
                     "parties": ["council", "police"],
-                    "purposes": ["early_help"],
+                    "purposes": ["early_help_assessment"],
                     "legal_bases": ["consent"],
                     "fields": ["police.missing_episodes_12m"],
                     "valid_from": "2026-01-01T00:00:00Z",

@@ -12,7 +12,7 @@ The file lists agencies (each optionally with its connector) and agreements::
     agreements:
       - id: dsa-council-police
         parties: [council, police]
-        purposes: [early_help]
+        purposes: [early_help_assessment]
         legal_bases: [consent]
         fields: [police.domestic_abuse_incidents_12m]
         valid_from: 2025-01-01T00:00:00Z

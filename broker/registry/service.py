@@ -12,7 +12,7 @@ import difflib
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -39,6 +39,7 @@ from broker.registry.schemas import (
     ConnectorIn,
     ConnectorOut,
 )
+from broker.vocabulary import refuse_unknown
 from connectors.protocol.keys import KeyFileError, key_id_for, public_key_from_b64
 from connectors.protocol.messages import Manifest
 from policies.model import SharingAgreement
@@ -137,6 +138,7 @@ class RegistryService:
         *,
         http: httpx.AsyncClient,
         broker_name: str,
+        catalogue: Callable[[], Mapping[str, Any]],
         manifest_timeout_seconds: float = 5.0,
         agreements_recheck_seconds: float = 0.5,
         clock: Callable[[], datetime] = _utc_now,
@@ -144,6 +146,7 @@ class RegistryService:
     ) -> None:
         self._db = db
         self._audit = audit
+        self._catalogue = catalogue
         self._http = http
         self._broker_name = broker_name
         self._timeout = manifest_timeout_seconds
@@ -387,6 +390,7 @@ class RegistryService:
             if repo.agreement_versions(session, agreement.id):
                 raise Conflict(f"agreement {agreement.id!r} exists; change it with PUT")
             self._check_parties(session, agreement.parties)
+            self._check_terms(agreement)
             self._check_fields(session, agreement)
         return self._store_version(actor, agreement.id, 1, agreement, "agreement_created")
 
@@ -406,6 +410,7 @@ class RegistryService:
             if _agreement_terms(latest) == terms.model_dump(mode="json"):
                 return _agreement_out(latest)
             self._check_parties(session, terms.parties)
+            self._check_terms(terms)
             self._check_fields(session, terms)
         return self._store_version(
             actor, agreement_id, latest.version + 1, terms, "agreement_changed"
@@ -415,6 +420,25 @@ class RegistryService:
         unknown = [p for p in parties if repo.agency(session, p) is None]
         if unknown:
             raise InvalidChange(f"parties not registered as agencies: {', '.join(unknown)}")
+
+    def _check_terms(self, terms: AgreementIn) -> None:
+        """Refuse a purpose or legal basis the policy catalogue in force does not know.
+
+        A suspended or ended agreement keeps what it had, even if the catalogue has
+        since dropped it.
+        """
+        if terms.status in ("suspended", "ended"):
+            return
+        catalogue = self._catalogue()
+        purposes = frozenset(catalogue.get("purposes", {}))
+        bases = frozenset({"consent", *catalogue.get("gateways", {})})
+        refuse_unknown("purpose", terms.purposes, purposes, "in the policy catalogue")
+        refuse_unknown(
+            "legal basis",
+            terms.legal_bases,
+            bases,
+            "'consent' or a statutory gateway in the policy catalogue",
+        )
 
     @staticmethod
     def _check_fields(session: Session, terms: AgreementIn) -> None:

@@ -25,7 +25,7 @@ def agreement(**changes: Any) -> dict[str, Any]:
     body = {
         "id": "dsa-council-police",
         "parties": ["council", "police"],
-        "purposes": ["early_help"],
+        "purposes": ["early_help_assessment"],
         "legal_bases": ["consent"],
         "fields": ["police.missing_episodes_12m"],
         "valid_from": "2026-01-01T00:00:00Z",
@@ -256,7 +256,9 @@ async def test_an_agreement_change_is_a_new_version_and_old_ones_stay(
         ["police.missing_episodes_12m", "police.callouts_12m"],
     ]
     assert [(a.id, a.version) for a in at_v1] == [("dsa-council-police", 1)]
-    assert [(a.version, a.status, a.purposes) for a in now] == [(2, "active", ["early_help"])]
+    assert [(a.version, a.status, a.purposes) for a in now] == [
+        (2, "active", ["early_help_assessment"])
+    ]
     assert unrelated == []
     assert before == []
     assert [e.fields["reasons"][0] for e in entries][-2:] == [
@@ -278,6 +280,14 @@ async def test_an_agreement_change_is_a_new_version_and_old_ones_stay(
         (agreement(valid_to="9999-12-31T23:59:59-12:00"), 422, "valid_to must fall"),
         (agreement(valid_to="9999-12-31T23:59:59+14:00"), 422, "valid_to must fall"),
         (agreement(valid_from="0001-01-01T00:00:00-12:00"), 422, "valid_from must fall"),
+        # Typos that would make an agreement that never covers any query.
+        (
+            agreement(purposes=["early_help_asessment"]),
+            422,
+            "purpose 'early_help_asessment' is not in the policy catalogue; did you mean",
+        ),
+        (agreement(legal_bases=["consnet"]), 422, "legal basis 'consnet' is not 'consent' or"),
+        (agreement(status="draft", purposes=["holiday_club"]), 422, "'holiday_club' is not in"),
     ],
 )
 async def test_an_invalid_agreement_is_refused_with_the_reason(

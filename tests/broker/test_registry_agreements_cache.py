@@ -15,16 +15,24 @@ from broker.db import Database
 from broker.identity import Principal, Role
 from broker.registry import RegistryService
 from broker.registry.schemas import AgencyIn, AgreementCreate, AgreementIn
+from policies.bundle import load_bundle
+from policies.settings import DEFAULT_BUNDLE_DIR
 
 ADMIN = Principal(subject="u-1", name="Alex", role=Role.ADMIN, agency="council")
 TERMS = {
     "parties": ["council", "police"],
-    "purposes": ["early_help"],
+    "purposes": ["early_help_assessment"],
     "legal_bases": ["consent"],
     "fields": ["police.missing_episodes_12m"],
     "valid_from": "2026-01-01T00:00:00Z",
     "status": "active",
 }
+
+_CATALOGUE = load_bundle([DEFAULT_BUNDLE_DIR]).data["catalogue"]
+
+
+def shipped_catalogue() -> dict[str, object]:
+    return dict(_CATALOGUE)
 
 
 class Ticks:
@@ -42,8 +50,12 @@ def replicas(tmp_path: Path) -> Iterator[tuple[RegistryService, RegistryService,
     log = AuditLog.open(f"sqlite:///{tmp_path / 'audit.db'}", NoteSigner.generate(DEFAULT_ORIGIN))
     http = httpx.AsyncClient()
     ticks = Ticks()
-    first = RegistryService(db, log, http=http, broker_name="broker", monotonic=ticks)
-    second = RegistryService(db, log, http=http, broker_name="broker", monotonic=ticks)
+    first = RegistryService(
+        db, log, http=http, broker_name="broker", catalogue=shipped_catalogue, monotonic=ticks
+    )
+    second = RegistryService(
+        db, log, http=http, broker_name="broker", catalogue=shipped_catalogue, monotonic=ticks
+    )
     for agency in ("council", "police"):
         first.create_agency(ADMIN, AgencyIn(id=agency, name=agency, type=agency))
     try:

@@ -21,6 +21,8 @@ from broker.db import Database, create_engine, upgrade
 from broker.errors import ConfigurationError, StoreUnavailable
 from broker.identity import Role
 from broker.registry import RegistryService
+from policies.bundle import load_bundle
+from policies.settings import DEFAULT_BUNDLE_DIR
 from tests.broker.foundation_kit import IssuerServer, running_broker
 
 pytestmark = pytest.mark.anyio
@@ -33,6 +35,12 @@ BROKER_TABLES = {
     "broker_consent_subjects",
     "broker_consent_states",
 }
+
+_CATALOGUE = load_bundle([DEFAULT_BUNDLE_DIR]).data["catalogue"]
+
+
+def shipped_catalogue() -> dict[str, object]:
+    return dict(_CATALOGUE)
 
 
 async def test_broker_and_audit_tables_share_a_database_with_separate_histories(
@@ -93,7 +101,11 @@ async def test_a_database_failure_reaches_the_caller_as_503(
     dead = Database(create_engine("postgresql+psycopg://postgres@127.0.0.1:1/junction"))
     async with running_broker(tmp_path, dev_issuer) as broker:
         broker.app.state.registry = RegistryService(
-            dead, broker.audit, http=httpx.AsyncClient(), broker_name="broker"
+            dead,
+            broker.audit,
+            http=httpx.AsyncClient(),
+            broker_name="broker",
+            catalogue=shipped_catalogue,
         )
         response = await broker.client.get("/v1/agencies", headers=broker.as_(Role.ADMIN))
     assert response.status_code == 503

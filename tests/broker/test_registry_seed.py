@@ -43,7 +43,7 @@ def registry_yaml(connectors: dict[str, FakeConnector], fields: list[str]) -> di
             {
                 "id": "dsa-council-police",
                 "parties": ["council", "police"],
-                "purposes": ["early_help"],
+                "purposes": ["early_help_assessment"],
                 "legal_bases": ["consent"],
                 "fields": fields,
                 "valid_from": "2026-01-01T00:00:00Z",
