@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Path, Request, status
 
 from broker.consent.schemas import ConsentIn, ConsentOut, ConsentSearch, ConsentTransition
 from broker.consent.service import ConsentService
@@ -32,6 +32,8 @@ async def _service(request: Request) -> ConsentService:
 
 
 Service = Annotated[ConsentService, Depends(_service)]
+# A consent id is a UUID; a longer one names nothing, and is not echoed back in a 404.
+ConsentIdPath = Annotated[str, Path(max_length=64)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, description=_WRITE)
@@ -47,14 +49,14 @@ def search_consents(body: ConsentSearch, _: Reader, service: Service) -> list[Co
 
 
 @router.get("/{consent_id}", description=_READ)
-def get_consent(consent_id: str, _: Reader, service: Service) -> ConsentOut:
+def get_consent(consent_id: ConsentIdPath, _: Reader, service: Service) -> ConsentOut:
     """One consent with its full state history."""
     return service.get(consent_id)
 
 
 @router.post("/{consent_id}/transitions", description=_WRITE)
 def change_consent(
-    consent_id: str, body: ConsentTransition, principal: Writer, service: Service
+    consent_id: ConsentIdPath, body: ConsentTransition, principal: Writer, service: Service
 ) -> ConsentOut:
     """Change a consent's state: withdraw it, or record the answer once asked."""
     return service.transition(principal, consent_id, body)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Path, Request, status
 
 from broker.identity import Principal, Role, require, roles_text
 from broker.registry.schemas import (
@@ -37,6 +37,9 @@ async def _service(request: Request) -> RegistryService:
 
 
 Service = Annotated[RegistryService, Depends(_service)]
+# Ids are short; a longer one names nothing, and is not echoed back in a 404.
+AgencyIdPath = Annotated[str, Path(max_length=64)]
+AgreementIdPath = Annotated[str, Path(max_length=64)]
 
 
 @router.get("/agencies", description=_READ)
@@ -52,14 +55,14 @@ def create_agency(body: AgencyIn, principal: Writer, service: Service) -> Agency
 
 
 @router.get("/agencies/{agency_id}", description=_READ)
-def get_agency(agency_id: str, _: Reader, service: Service) -> AgencyOut:
+def get_agency(agency_id: AgencyIdPath, _: Reader, service: Service) -> AgencyOut:
     """One agency with its connector."""
     return service.get_agency(agency_id)
 
 
 @router.put("/agencies/{agency_id}", description=_WRITE)
 def change_agency(
-    agency_id: str, body: AgencyChange, principal: Writer, service: Service
+    agency_id: AgencyIdPath, body: AgencyChange, principal: Writer, service: Service
 ) -> AgencyOut:
     """Change an agency's name or type."""
     return service.change_agency(principal, agency_id, body)
@@ -67,14 +70,16 @@ def change_agency(
 
 @router.put("/agencies/{agency_id}/connector", description=_WRITE)
 async def register_connector(
-    agency_id: str, body: ConnectorIn, principal: Writer, service: Service
+    agency_id: AgencyIdPath, body: ConnectorIn, principal: Writer, service: Service
 ) -> ConnectorOut:
     """Register or replace the agency's connector; its signed manifest is fetched and checked."""
     return await service.register_connector(principal, agency_id, body)
 
 
 @router.post("/agencies/{agency_id}/connector/refresh", description=_WRITE)
-async def refresh_manifest(agency_id: str, principal: Writer, service: Service) -> ConnectorOut:
+async def refresh_manifest(
+    agency_id: AgencyIdPath, principal: Writer, service: Service
+) -> ConnectorOut:
     """Fetch the connector's signed manifest again and store it if it changed."""
     return await service.refresh_manifest(principal, agency_id)
 
@@ -92,20 +97,22 @@ def create_agreement(body: AgreementCreate, principal: Writer, service: Service)
 
 
 @router.get("/agreements/{agreement_id}", description=_READ)
-def get_agreement(agreement_id: str, _: Reader, service: Service) -> AgreementOut:
+def get_agreement(agreement_id: AgreementIdPath, _: Reader, service: Service) -> AgreementOut:
     """The newest version of an agreement."""
     return service.get_agreement(agreement_id)
 
 
 @router.get("/agreements/{agreement_id}/versions", description=_READ)
-def agreement_versions(agreement_id: str, _: Reader, service: Service) -> list[AgreementOut]:
+def agreement_versions(
+    agreement_id: AgreementIdPath, _: Reader, service: Service
+) -> list[AgreementOut]:
     """Every version of an agreement, oldest first."""
     return service.agreement_versions(agreement_id)
 
 
 @router.put("/agreements/{agreement_id}", description=_WRITE)
 def change_agreement(
-    agreement_id: str, body: AgreementIn, principal: Writer, service: Service
+    agreement_id: AgreementIdPath, body: AgreementIn, principal: Writer, service: Service
 ) -> AgreementOut:
     """Change an agreement: its terms are stored as a new version; old versions are kept."""
     return service.change_agreement(principal, agreement_id, body)

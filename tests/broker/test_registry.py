@@ -304,6 +304,22 @@ async def test_an_invalid_agreement_is_refused_with_the_reason(
     assert len(entries) == 2
 
 
+async def test_an_id_too_long_to_name_anything_is_refused_without_echoing_it(
+    tmp_path: Path, dev_issuer: IssuerServer
+):
+    long_id = "a" * 5000
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        admin = broker.as_(Role.ADMIN)
+        answers = [
+            await broker.client.get(f"/v1/agencies/{long_id}", headers=admin),
+            await broker.client.get(f"/v1/agreements/{long_id}/versions", headers=admin),
+            await broker.client.get(f"/v1/consents/{long_id}", headers=admin),
+        ]
+    assert [a.status_code for a in answers] == [422, 422, 422]
+    # Only "instance", the address asked for, carries it: no message repeats it.
+    assert all(long_id not in str({**a.json(), "instance": ""}) for a in answers)
+
+
 async def test_the_openapi_document_states_the_roles_of_every_endpoint(
     tmp_path: Path, dev_issuer: IssuerServer
 ):
