@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,11 +78,20 @@ class KeyPair:
         return self.private_key.sign(message)
 
 
+_KEY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+
+
 def generate_key_files(out_dir: Path, name: str = "signing", *, force: bool = False) -> KeyPair:
     """Write ``NAME.key`` (PKCS#8 PEM, mode 0600) and ``NAME.pub`` (PEM) into ``out_dir``.
 
-    Raises ``KeyFileError`` if either file exists and ``force`` is false.
+    Raises ``KeyFileError`` if either file exists and ``force`` is false, or if ``name``
+    is not a plain file name (the files go in ``out_dir`` and nowhere else).
     """
+    if not _KEY_NAME.fullmatch(name):
+        raise KeyFileError(
+            f"key name {name!r} must be a plain file name: letters, digits, '.', '_' or '-',"
+            " not starting with '.'"
+        )
     private_path = out_dir / f"{name}.key"
     public_path = out_dir / f"{name}.pub"
     if not force:

@@ -37,6 +37,14 @@ def test_generate_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     assert (tmp_path / "signing.key").read_bytes() != before
 
 
+def test_generate_writes_only_inside_the_directory_given(tmp_path: Path) -> None:
+    out = tmp_path / "keys"
+    refused = runner.invoke(app, ["keys", "generate", "--out", str(out), "--name", "../escape"])
+    assert refused.exit_code == 2
+    assert refused.output.startswith("error: key name '../escape' must be a plain file name")
+    assert list(tmp_path.rglob("*.key")) == []
+
+
 def test_show_prints_the_same_key_id_for_either_file(tmp_path: Path) -> None:
     runner.invoke(app, ["keys", "generate", "--out", str(tmp_path), "--name", "police"])
     expected = key_id_for(load_private_key(tmp_path / "police.key").public_key)
