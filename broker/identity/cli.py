@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import typer
@@ -10,6 +11,9 @@ from broker.errors import BrokerError
 from broker.identity.principal import Role
 
 __all__ = ["dev_token"]
+
+# As the registry spells agency ids (broker/registry/schemas.py).
+_AGENCY_ID = re.compile(r"[a-z][a-z0-9_-]{1,62}")
 
 
 def dev_token(
@@ -30,6 +34,13 @@ def dev_token(
     from broker.foundation import open_dev_issuer
     from broker.settings import BrokerSettings
 
+    if not _AGENCY_ID.fullmatch(agency):
+        typer.echo(
+            f"error: --agency {agency!r} is not an agency id: lower-case letters, digits,"
+            " '_' or '-', as registered (e.g. council)",
+            err=True,
+        )
+        raise typer.Exit(2)
     settings = BrokerSettings()
     if not settings.dev_issuer or settings.oidc_issuer:
         typer.echo(

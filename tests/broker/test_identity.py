@@ -218,10 +218,16 @@ def test_dev_token_command_prints_a_token_the_broker_accepts(
         "JUNCTION_OIDC_ISSUER": "https://idp.example",
     }
     refused = CliRunner().invoke(
-        cli, ["dev-token", "--role", "admin", "--agency", "x"], env=production
+        cli, ["dev-token", "--role", "admin", "--agency", "council"], env=production
     )
     assert refused.exit_code == 2
     assert "sign in at https://idp.example" in refused.stderr
+    # A token naming an agency no registry can hold would be accepted and match nothing.
+    capital = CliRunner().invoke(
+        cli, ["dev-token", "--role", "caseworker", "--agency", "Council"], env=env
+    )
+    assert capital.exit_code == 2
+    assert capital.stderr.startswith("error: --agency 'Council' is not an agency id")
 
 
 def test_the_dev_issuer_key_is_private(tmp_path: Path):
