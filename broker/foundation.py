@@ -63,7 +63,12 @@ def open_audit_log(settings: BrokerSettings) -> AuditLog:
         signer = NoteSigner.from_pem(path, settings.audit_origin)
         return AuditLog.open(settings.resolved_database_url(), signer, origin=settings.audit_origin)
     except AuditError as exc:
-        raise StoreUnavailable(f"cannot open the audit log: {exc}") from None
+        hint = (
+            "; set JUNCTION_AUDIT_ORIGIN to the log's origin"
+            if "holds a log with origin" in str(exc)
+            else ""
+        )
+        raise StoreUnavailable(f"cannot open the audit log: {exc}{hint}") from None
 
 
 def _consent_vocabulary(policy: PolicyThread, registry: RegistryService) -> ConsentVocabulary:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from broker.errors import BrokerError
+from broker.errors import BrokerError, ConfigurationError
 
 __all__ = ["seed"]
 
@@ -21,20 +21,49 @@ def seed(
 
     Connectors listed in the file must be running: their manifests are fetched.
     """
-    from broker.foundation import Foundation
+    import httpx
+
+    from broker.db import Database
+    from broker.foundation import open_audit_log
     from broker.identity.principal import Principal, Role
-    from broker.registry.seed import load_registry_file
+    from broker.registry.seed import load_registry_file, read_registry_file
+    from broker.registry.service import RegistryService
     from broker.settings import BrokerSettings
+    from policies.bundle import load_bundle
+    from policies.errors import PolicyError
+    from policies.settings import PolicySettings
 
     user = getpass.getuser()
     actor = Principal(subject=f"cli:{user}", name=user, role=Role.ADMIN, agency="broker")
 
     async def run() -> str:
-        foundation = Foundation.open(BrokerSettings())
+        # Only what seeding needs: the registry, its database and the audit log. The
+        # policy bundle is read for its catalogue (the purposes and bases agreements may
+        # name), not put in force: a seed is no policy change and logs none.
+        settings = BrokerSettings()
+        read_registry_file(file)  # a bad file is reported before anything is opened
         try:
-            report = await load_registry_file(foundation.registry, actor, file)
+            catalogue = load_bundle(PolicySettings().bundle_dirs).data.get("catalogue", {})
+        except PolicyError as exc:
+            raise ConfigurationError(f"cannot read the policy catalogue: {exc}") from None
+        db = Database.open(settings.resolved_database_url())
+        try:
+            audit = open_audit_log(settings)
+            try:
+                async with httpx.AsyncClient(timeout=10.0) as http:
+                    registry = RegistryService(
+                        db,
+                        audit,
+                        http=http,
+                        broker_name=settings.name,
+                        catalogue=lambda: catalogue,
+                        manifest_timeout_seconds=settings.manifest_timeout_seconds,
+                    )
+                    report = await load_registry_file(registry, actor, file)
+            finally:
+                audit.close()
         finally:
-            await foundation.aclose()
+            db.close()
         return (
             f"{report.agencies} agencies, {report.connectors} connectors, "
             f"{report.agreements} agreements in {file}; {report.changes} changes recorded"

@@ -111,12 +111,17 @@ def test_the_seed_command_registers_and_audits(tmp_path: Path, anyio_backend: st
     assert result.exit_code == 0, result.output
     assert "2 agencies, 0 connectors, 1 agreements" in result.stdout
     assert "3 changes recorded" in result.stdout
+    again = CliRunner().invoke(cli, ["broker", "seed", "--file", str(path)], env=env)
+    assert "0 changes recorded" in again.stdout
     log = open_audit_log(BrokerSettings(data_dir=tmp_path / "var"))
     try:
         page = log.search(SearchQuery(kind="registry_change"))
+        # Seeding puts no policy in force: no run leaves a policy_change entry.
+        policy = log.search(SearchQuery(kind="policy_change"))
     finally:
         log.close()
     assert len(page.entries) == 3
+    assert policy.entries == []
     missing = CliRunner().invoke(
         cli, ["broker", "seed", "--file", str(tmp_path / "nope.yaml")], env=env
     )
