@@ -9,6 +9,7 @@ answers. A decision takes a few milliseconds, so one thread keeps up with the br
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -52,7 +53,10 @@ class PolicyThread:
             yield pinned
         finally:
             if pinned.engine is not None:
-                self._executor.submit(self._service.unpin, pinned.engine)
+                # Not awaited: the answer need not wait for the bookkeeping. After
+                # ``close`` there is nothing left to release.
+                with contextlib.suppress(RuntimeError):
+                    self._executor.submit(self._service.unpin, pinned.engine)
 
     @property
     def digest(self) -> str:
