@@ -185,14 +185,20 @@ def _rewrite(db: str, index: int) -> None:
     engine.dispose()
 
 
-def test_consistency_recomputes_the_entries_it_vouches_for(
-    db: str, keys: Path, tmp_path: Path, signer: NoteSigner
-) -> None:
+def _kept_then_grown(db: str, tmp_path: Path, signer: NoteSigner) -> Path:
+    """Keep the log's checkpoint (30 entries), then append 13 more; the kept file."""
     kept = tmp_path / "kept.checkpoint"
     assert _run("checkpoint", "--db", db, "--out", str(kept))[0] == 0
     with AuditLog.open(db, signer, checkpoint_interval=60, checkpoint_entries=10) as log:
         for i in range(13):
             log.append(make_entry(100 + i))
+    return kept
+
+
+def test_consistency_recomputes_the_entries_it_vouches_for(
+    db: str, keys: Path, tmp_path: Path, signer: NoteSigner
+) -> None:
+    kept = _kept_then_grown(db, tmp_path, signer)
     _rewrite(db, 5)
     pub = str(keys / "log.pub")
     code, out = _run("consistency", "--old", str(kept), "--db", db, "--public-key", pub)
@@ -212,11 +218,7 @@ def test_consistency_recomputes_the_entries_it_vouches_for(
 def test_consistency_names_damage_after_the_kept_checkpoint(
     db: str, keys: Path, tmp_path: Path, signer: NoteSigner
 ) -> None:
-    kept = tmp_path / "kept.checkpoint"
-    assert _run("checkpoint", "--db", db, "--out", str(kept))[0] == 0
-    with AuditLog.open(db, signer, checkpoint_interval=60, checkpoint_entries=10) as log:
-        for i in range(13):
-            log.append(make_entry(100 + i))
+    kept = _kept_then_grown(db, tmp_path, signer)
     _rewrite(db, 34)
     pub = str(keys / "log.pub")
     code, out = _run("consistency", "--old", str(kept), "--db", db, "--public-key", pub)
