@@ -19,6 +19,7 @@ from audit.checkpoint import Checkpoint, sign_checkpoint
 from audit.cli import app
 from connectors.protocol.keys import generate_key_files
 from tests.audit.conftest import make_entry
+from tests.audit.tampering import rewrite_entry
 
 runner = CliRunner()
 
@@ -173,16 +174,11 @@ def test_consistency_with_a_kept_checkpoint(
 
 
 def _rewrite(db: str, index: int) -> None:
-    """Change an entry and its stored leaf hash; the stored tree stays as it was."""
     engine = sa.create_engine(db)
-    with engine.begin() as conn:
-        leaf = conn.scalar(sa.text("SELECT leaf FROM audit_entries WHERE idx = :i"), {"i": index})
-        changed = leaf.replace(b'"purpose":"early_help"', b'"purpose":"safeguarding"')
-        conn.execute(
-            sa.text("UPDATE audit_entries SET leaf = :leaf, leaf_hash = :hash WHERE idx = :i"),
-            {"leaf": changed, "hash": merkle.leaf_hash(changed), "i": index},
-        )
-    engine.dispose()
+    try:
+        rewrite_entry(engine, index, b'"purpose":"early_help"', b'"purpose":"safeguarding"')
+    finally:
+        engine.dispose()
 
 
 def _kept_then_grown(db: str, tmp_path: Path, signer: NoteSigner) -> Path:

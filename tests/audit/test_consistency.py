@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-import sqlalchemy as sa
 
 from audit import TamperKind, verify_store
 from audit._dbsource import DatabaseSource
 from audit.checkpoint import Checkpoint, open_checkpoint
 from audit.log import AuditLog
-from audit.merkle import consistency_proof, leaf_hash, verify_consistency
+from audit.merkle import consistency_proof, verify_consistency
 from audit.verify import verify_source
 from tests.audit.conftest import make_entry
+from tests.audit.tampering import rewrite_entry
 
 OpenLog = Callable[..., AuditLog]
 
@@ -33,17 +33,7 @@ def _kept(log: AuditLog, size: int) -> Checkpoint:
 
 
 def _rewrite(log: AuditLog, index: int) -> None:
-    """Change an entry and its stored leaf hash, leaving the stored tree as it was."""
-    with log.store.engine.begin() as conn:
-        leaf = bytes(
-            conn.scalar(sa.text("SELECT leaf FROM audit_entries WHERE idx = :i"), {"i": index})
-        )
-        changed = leaf.replace(b'"purpose":"early_help"', b'"purpose":"safeguarding"')
-        assert changed != leaf
-        conn.execute(
-            sa.text("UPDATE audit_entries SET leaf = :leaf, leaf_hash = :hash WHERE idx = :i"),
-            {"leaf": changed, "hash": leaf_hash(changed), "i": index},
-        )
+    rewrite_entry(log.store.engine, index, b'"purpose":"early_help"', b'"purpose":"safeguarding"')
 
 
 @pytest.mark.parametrize("size", [7, 14, 56, 63, 98, 100])

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from audit.checkpoint import Checkpoint, NoteSigner, NoteVerifier, open_checkpoint, sign_checkpoint
 from audit.entry import Decision, Kind
@@ -16,6 +15,7 @@ from audit.log import DEFAULT_ORIGIN
 from audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from audit.search import SearchQuery
 from broker.identity import Role
+from tests.audit.tampering import rewrite_entry
 from tests.broker.foundation_kit import IssuerServer
 from tests.broker.oversight_kit import CASEWORKER, Desk, at, desk
 
@@ -378,16 +378,7 @@ async def test_a_pasted_checkpoint_is_checked_against_the_entries_not_the_stored
     broker.signed_size()
     # An entry the kept checkpoint signs is rewritten with its stored hash; the stored
     # tree, which a proof is read from, is left as it was.
-    with broker.audit.store.engine.begin() as conn:
-        leaf = bytes(
-            conn.scalar(sa.text("SELECT leaf FROM audit_entries WHERE idx = :i"), {"i": target})
-        )
-        changed = leaf.replace(b'"decision":"deny"', b'"decision":"allow"')
-        assert changed != leaf
-        conn.execute(
-            sa.text("UPDATE audit_entries SET leaf = :leaf, leaf_hash = :hash WHERE idx = :i"),
-            {"leaf": changed, "hash": leaf_hash(changed), "i": target},
-        )
+    rewrite_entry(broker.audit.store.engine, target, b'"decision":"deny"', b'"decision":"allow"')
 
     response = await broker.client.post(
         "/v1/audit/consistency", json={"checkpoint": kept["note"]}, headers=broker.officer()
