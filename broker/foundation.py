@@ -194,7 +194,9 @@ class Foundation:
         except BaseException:
             db.close()
             raise
-        subject_keys = SubjectKeys.load_or_create(settings.subject_key_file())
+        subject_keys = SubjectKeys.load_or_create(
+            settings.subject_key_file(), settings.consent_key_file()
+        )
         http = httpx.AsyncClient(transport=connector_transport, timeout=10.0)
         oidc_http = httpx.AsyncClient(transport=oidc_transport, timeout=10.0)
         verifier = TokenVerifier(

@@ -67,6 +67,13 @@ class BrokerSettings(BaseSettings):
         default=None,
         description="Ed25519 key signing envelopes to connectors; default data_dir/broker.key.",
     )
+    consent_key: Path | None = Field(
+        default=None,
+        description=(
+            "Secret shared with the connectors for consent references; "
+            "default data_dir/consent.key."
+        ),
+    )
     query_deadline_seconds: float = Field(
         default=5.0, gt=0, le=60, description="Overall deadline of one family query."
     )
@@ -151,6 +158,10 @@ class BrokerSettings(BaseSettings):
     def sealing_key_file(self) -> Path:
         """The key sealing answers kept for idempotency keys (created on first use)."""
         return self.data_dir / "idempotency.key"
+
+    def consent_key_file(self) -> Path:
+        """The consent key shared with the connectors (hex, created on first use, 0600)."""
+        return self.consent_key or self.data_dir / "consent.key"
 
     def subject_key_file(self) -> Path:
         """The secret key of keyed subject references (created on first use, 0600)."""

@@ -2,13 +2,15 @@
 
 The file names everything the connector needs beside the mapping: the agency's signing
 key, the broker it answers to (its name, pinned envelope key and pinned audit-log key),
-where to listen, the linkage key shared with the other connectors, the secret that seals
-its local references, the local policy, and where the local audit log lives. Relative
+where to listen, the linkage key shared with the other connectors, the consent key shared
+with the broker, the secret that seals its local references, the local policy, and where
+the local audit log lives. Relative
 paths are taken from the file's folder::
 
     mapping: police.mapping.yaml          # the data mapping (connectors.mapping)
     signing_key: keys/police.key          # junction keys generate --name police
     linkage_key: keys/linkage.key         # 32+ random bytes (hex), shared by connectors
+    consent_key: keys/consent.key         # optional: the broker's consent key (hex)
     reference_secret: keys/police.refs    # 32+ random bytes (hex), this agency's alone
     broker:
       name: broker
@@ -79,6 +81,7 @@ class ServiceConfig(_Model):
     mapping: Path
     signing_key: Path
     linkage_key: Path
+    consent_key: Path | None = None
     reference_secret: Path
     broker: BrokerConfig
     listen: ListenConfig = ListenConfig()
@@ -101,6 +104,7 @@ class ServiceConfig(_Model):
                 "mapping": at(self.mapping),
                 "signing_key": at(self.signing_key),
                 "linkage_key": at(self.linkage_key),
+                "consent_key": at(self.consent_key) if self.consent_key else None,
                 "reference_secret": at(self.reference_secret),
                 "state_dir": at(self.state_dir),
                 "broker": self.broker.model_copy(

@@ -11,13 +11,14 @@ only its own secrets:
 
 - ``broker/``: the broker's data directory: its envelope key (``broker.key``), the audit
   log's checkpoint key (``audit-log.key``), the development issuer's key, the secrets of
-  subject references, idempotent answers and web sessions, and ``pgpass`` for its
-  PostgreSQL;
+  subject references, idempotent answers and web sessions, the consent key it shares
+  with the connectors, and ``pgpass`` for its PostgreSQL;
 - ``public/``: the broker's two public keys the connectors pin, and ``registry.yaml``
   (the agencies, their connectors' public keys, the sharing agreements) for
   ``junction broker seed``;
 - ``<agency>/``: the connector's signing key, its reference secret, the linkage key all
-  connectors share, and ``pgpass`` for the agency's own database;
+  connectors share, the broker's consent key, and ``pgpass`` for the agency's own
+  database;
 - ``broker-db/`` and ``<agency>-db/``: the database servers' ``password`` files;
 - ``synth/``: ``pgpass`` for the one-shot service that seeds the six agency databases.
 
@@ -137,6 +138,7 @@ def create(root: Path) -> None:
         _key(broker, name)
     for name in ("subject-reference", "idempotency", "web-session"):
         _secret(broker / f"{name}.key", secrets.token_hex(32))
+    consent = _secret(broker / "consent.key", secrets.token_hex(32))
     _pgpass(broker / "pgpass", [f"broker-db:5432:*:{DB_USER}:{_password(root, 'broker')}"])
     for name in ("broker", "audit-log"):
         (public / f"{name}.pub").write_bytes((broker / f"{name}.pub").read_bytes())
@@ -151,6 +153,8 @@ def create(root: Path) -> None:
         # Every connector must hold the same linkage key: the first one made is copied.
         linkage = _secret(root / FIRST_AGENCY / "linkage.key", linkage)
         _secret(folder / "linkage.key", linkage)
+        # ...and the broker's consent key, so the broker finds consent by their records.
+        _secret(folder / "consent.key", consent)
         line = f"{agency}-db:5432:*:{DB_USER}:{_password(root, agency)}"
         _pgpass(folder / "pgpass", [line])
         synth_lines.append(line)

@@ -15,7 +15,7 @@ from pydantic import (
     field_validator,
 )
 
-from broker.identifiers import canonical
+from connectors.protocol.identifiers import canonical
 
 __all__ = [
     "Channel",

@@ -34,7 +34,7 @@ from broker.consent.vocabulary import VocabularySource
 from broker.db import Database
 from broker.errors import Conflict, InvalidChange, NotFound
 from broker.identity.principal import Principal
-from broker.subjects import SubjectKeys
+from broker.subjects import CONSENT_KEY_PREFIX, SubjectKeys
 from policies.model import ConsentRecord
 
 __all__ = ["TRANSITIONS", "ConsentService"]
@@ -91,6 +91,13 @@ class ConsentService:
         """The subject references of ``identifiers``. Raises ``InvalidChange``."""
         return sorted({self._keys.reference(i.kind, i.value) for i in identifiers})
 
+    def register_keys(self, identifiers: Sequence[Identifier]) -> list[str]:
+        """Every key a consent about ``identifiers`` is filed and found under: their
+        subject references and their consent references, which the agencies' connectors
+        send for the records they match. Raises ``InvalidChange``."""
+        pairs = [(i.kind, i.value) for i in identifiers]
+        return self.person_keys(identifiers) + self._keys.consent_keys(pairs)
+
     # -- changes --------------------------------------------------------------------
 
     def record(self, actor: Principal, consent: ConsentIn) -> ConsentOut:
@@ -105,6 +112,7 @@ class ConsentService:
             raise InvalidChange("expires_at is in the past; give a future date or none")
         self._vocabulary().check(consent.purpose, consent.scope, consent.restricted_fields)
         keys = self.person_keys(consent.identifiers)
+        filed = self.register_keys(consent.identifiers)
         consent_id = str(uuid.uuid4())
         scope = consent.scope
         self._log(
@@ -153,7 +161,7 @@ class ConsentService:
             note=consent.note,
         )
         with self._db.session(write=True) as session:
-            repo.add_consent(session, row, keys)
+            repo.add_consent(session, row, filed)
             session.flush()
             repo.add_state(session, state)
         return self._out(row, [state], now)
@@ -170,7 +178,9 @@ class ConsentService:
         with self._db.session() as session:
             row = self._consent(session, consent_id)
             rows = repo.states(session, [consent_id])[consent_id]
-            keys = sorted(repo.subjects(session, [consent_id])[consent_id])
+            filed = repo.subjects(session, [consent_id])[consent_id]
+        # The log files the change under the person's subject references only.
+        keys = sorted(k for k in filed if not k.startswith(CONSENT_KEY_PREFIX))
         current = _effective(row, rows, now)
         state = current[0] if current is not None else "not_sought"
         if change.state not in TRANSITIONS[state]:

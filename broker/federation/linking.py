@@ -155,6 +155,8 @@ class LinkRecord:
     is_subject: bool = False
     relationship: str | None = None
     match_score: float | None = None
+    # The consent register's keys of the identifiers the agency holds for the record.
+    consent_keys: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, with_config
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from broker.identifiers import canonical
+from connectors.protocol.identifiers import canonical
 from connectors.protocol.messages import FactValue
 
 __all__ = [

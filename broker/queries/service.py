@@ -44,7 +44,7 @@ from broker.queries.ports import (
 )
 from broker.queries.render import ViewBuilder
 from broker.queries.schemas import AgencyStatusView, FamilyQueryRequest, FamilyView, ReasonView
-from broker.subjects import IDENTIFIER_KINDS, SubjectKeys
+from broker.subjects import IDENTIFIER_KINDS, SubjectKeys, consent_register_key
 from connectors.protocol.messages import (
     FetchPerson,
     FetchRequest,
@@ -93,6 +93,8 @@ class _Run:
     now: dt.datetime
     started: float
     subject_refs: list[str]
+    # The consent register's keys of the caseworker's identifiers for the subject.
+    consent_keys: list[str] = field(default_factory=list)
     entries: list[int] = field(default_factory=list)
     statuses: dict[str, AgencyStatusView] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
@@ -158,6 +160,9 @@ class FamilyQueryService:
             now=self._clock(),
             started=time.monotonic(),
             subject_refs=self._subject_references(request),
+            consent_keys=self._subjects.consent_keys(
+                sorted(request.subject.identifier_values().items())
+            ),
         )
         async with self._policy.pinned() as policy:
             return await self._run(run, policy)
@@ -320,16 +325,19 @@ class FamilyQueryService:
 
     def _person_keys(self, run: _Run, agency: str, ref: str, linkage: Linkage | None) -> list[str]:
         """Every key consent for this person may have been recorded under: the local
-        references of all the records joined to it, and the caseworker's identifiers when
-        it is the subject."""
+        references of all the records joined to it, the identifiers those records hold
+        (as the agencies' consent references), and the caseworker's identifiers when it
+        is the subject."""
+        given = run.subject_refs + run.consent_keys
         if ref == SUBJECT_PROBE:
-            return run.subject_refs
+            return given
         key = f"{agency}:{ref}"
         member = next((m for m in linkage.members if key in m.keys), None) if linkage else None
         if member is None:
             return [self._local_key(agency, ref)]
         keys = [self._local_key(r.agency_id, r.ref) for r in member.records]
-        return keys + (run.subject_refs if member.is_subject else [])
+        held = [k for r in member.records for k in r.consent_keys]
+        return keys + held + (given if member.is_subject else [])
 
     def _may_match(self, decision: FamilyDecision, connector: ConnectorInfo, run: _Run) -> bool:
         try:
@@ -517,10 +525,27 @@ class FamilyQueryService:
             if len(accepted) != 1:
                 continue  # nothing certain, or ambiguous: do not guess who the subject is
             best = accepted[0]
-            records.append(LinkRecord(agency, best.ref, best.tokens, True, None, best.score))
+            records.append(
+                LinkRecord(
+                    agency,
+                    best.ref,
+                    best.tokens,
+                    True,
+                    None,
+                    best.score,
+                    _consent_keys(best.consent_refs),
+                )
+            )
             for member in best.household:
                 records.append(
-                    LinkRecord(agency, member.ref, member.tokens, False, member.relationship)
+                    LinkRecord(
+                        agency,
+                        member.ref,
+                        member.tokens,
+                        False,
+                        member.relationship,
+                        consent_keys=_consent_keys(member.consent_refs),
+                    )
                 )
         return records
 
@@ -724,6 +749,11 @@ class _Between:
     query: FamilyQueryInput
     checkpoint: str | None
     proofs: dict[int, list[str]]
+
+
+def _consent_keys(consent_refs: Sequence[str]) -> tuple[str, ...]:
+    """The consent register's keys of the consent references an agency sent."""
+    return tuple(consent_register_key(ref) for ref in consent_refs)
 
 
 def _basis(request: FamilyQueryRequest) -> str:

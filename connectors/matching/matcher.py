@@ -4,7 +4,8 @@ Identifiers first: a record whose identifier (NHS number, UPN, NI number, ...) e
 subject's and whose date of birth agrees (allowing a day/month swap) is the subject.
 Otherwise each blocked record is scored by the Fellegi-Sunter model; candidates above the
 model's threshold are returned, best first, with which fields agreed at which level,
-linkage tokens for the person, and their household members as tokens.
+linkage tokens for the person, and their household members as tokens. With a consent key,
+each record also carries the consent references of the identifiers it holds.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from connectors.matching.compare import compare, compare_dob
 from connectors.matching.model import MatchModel
 from connectors.matching.references import LocalReferences
 from connectors.matching.tokens import LinkageKey, linkage_tokens
+from connectors.protocol.consent_refs import ConsentKey
 from connectors.protocol.messages import HouseholdMember, LinkageTokens, MatchCandidate, Subject
 from connectors.sources import Source, SourceRecord
 
@@ -53,9 +55,11 @@ class Matcher:
         model: MatchModel,
         linkage_key: LinkageKey,
         references: LocalReferences,
+        consent_key: ConsentKey | None = None,
         block_limit: int = _BLOCK_LIMIT,
     ) -> None:
         self._source = source
+        self._consent_key = consent_key
         self._model = model
         self._linkage_key = linkage_key
         self._references = references
@@ -110,6 +114,12 @@ class Matcher:
             identifiers=record.identifiers,
         )
 
+    def consent_refs(self, record: SourceRecord) -> list[str]:
+        """The consent references of one record's identifiers; none without a key."""
+        if self._consent_key is None:
+            return []
+        return self._consent_key.refs(record.identifiers)
+
     def match(
         self, subject: Subject, *, max_candidates: int = 5, include_household: bool = True
     ) -> list[MatchCandidate]:
@@ -127,6 +137,7 @@ class Matcher:
                         ref=self._references.ref(member.key),
                         relationship=relationship[:200],
                         tokens=self.tokens(member),
+                        consent_refs=self.consent_refs(member),
                     )
                     for member, relationship in self._source.household(scored.record.key)
                 ]
@@ -137,6 +148,7 @@ class Matcher:
                     match_weight=scored.match_weight,
                     agreements=scored.agreements,
                     tokens=self.tokens(scored.record),
+                    consent_refs=self.consent_refs(scored.record),
                     household=household,
                 )
             )

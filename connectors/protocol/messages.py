@@ -55,6 +55,17 @@ JsonFloat = Annotated[float, Field(gt=-_SAFE, lt=_SAFE, allow_inf_nan=False)]
 FactValue = str | JsonInt | JsonFloat | bool | None
 # Keyed-HMAC tokens per linkage feature (given_name, dob_year, postcode_district, ...).
 LinkageTokens = dict[Annotated[str, StringConstraints(max_length=64)], list[str]]
+# Keyed-HMAC references of the identifiers a record holds (connectors.protocol.consent_refs).
+ConsentRefs = Annotated[
+    list[Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]],
+    Field(
+        max_length=8,
+        description=(
+            "Consent references of the identifiers this record holds, under the consent "
+            "key the manifest names, so the broker finds consent recorded under them."
+        ),
+    ),
+]
 
 
 # Every protocol model forbids unknown members and is immutable. Its JSON prints a
@@ -121,6 +132,10 @@ class Manifest(_Message):
     public_key: str = Field(description="Base64 raw Ed25519 public key of the agency.")
     key_id: str
     linkage_key_id: str = Field(description="Which shared linkage key its tokens are under.")
+    consent_key_id: str | None = Field(
+        default=None,
+        description="Which consent key its consent references are under; null if it sends none.",
+    )
     fields: list[FieldOffer]
 
 
@@ -159,6 +174,7 @@ class HouseholdMember(BaseModel):
     ref: LocalRef
     relationship: ShortText
     tokens: LinkageTokens
+    consent_refs: ConsentRefs = []
 
 
 class MatchCandidate(BaseModel):
@@ -171,6 +187,7 @@ class MatchCandidate(BaseModel):
     match_weight: JsonFloat
     agreements: dict[str, str] = Field(description="Per compared field, how well it agreed.")
     tokens: LinkageTokens
+    consent_refs: ConsentRefs = []
     household: list[HouseholdMember] = Field(default_factory=list)
 
 

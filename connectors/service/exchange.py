@@ -84,6 +84,7 @@ class AgencyIdentity:
     agency_name: str
     agency_type: str
     linkage_key_id: str
+    consent_key_id: str | None = None
 
 
 def _unique(items: Sequence[str]) -> list[str]:
@@ -135,6 +136,7 @@ class ConnectorService:
             public_key=public_key_to_b64(self._signer.public_key),
             key_id=self._signer.key_id,
             linkage_key_id=self.agency.linkage_key_id,
+            consent_key_id=self.agency.consent_key_id,
             fields=list(self._source.offered_fields()),
         )
         return self._signer.seal(message, audience)

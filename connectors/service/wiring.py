@@ -28,6 +28,7 @@ from connectors.matching.matcher import Matcher
 from connectors.matching.model import MatchModel
 from connectors.matching.references import LocalReferences
 from connectors.matching.tokens import LinkageKey
+from connectors.protocol.consent_refs import ConsentKey
 from connectors.protocol.envelope import KeyRing, ReplayCache, Signer, Verifier
 from connectors.protocol.keys import KeyFileError, load_private_key, load_public_key
 from connectors.service.app import create_connector_app
@@ -125,12 +126,27 @@ def _with_source_url(mapping: Mapping, source_url: str | None) -> Mapping:
     return mapping.model_copy(update={"source": source})
 
 
-def _agency(mapping: Mapping, config: ServiceConfig, linkage: LinkageKey) -> MappedAgency:
+def _consent_key(config: ServiceConfig) -> ConsentKey | None:
+    """The consent key shared with the broker, if the agency has chosen to hold one."""
+    if config.consent_key is None:
+        return None
+    return ConsentKey(read_secret(config.consent_key, "consent key"))
+
+
+def _agency(
+    mapping: Mapping, config: ServiceConfig, linkage: LinkageKey, consent: ConsentKey | None
+) -> MappedAgency:
     references = LocalReferences(
         mapping.agency.id, read_secret(config.reference_secret, "reference secret")
     )
     source = open_source(mapping)
-    matcher = Matcher(source, model=MatchModel.load(), linkage_key=linkage, references=references)
+    matcher = Matcher(
+        source,
+        model=MatchModel.load(),
+        linkage_key=linkage,
+        references=references,
+        consent_key=consent,
+    )
     return MappedAgency(source, matcher, references)
 
 
@@ -157,6 +173,7 @@ def build_connector(
         raise ConfigError(str(exc)) from None
     linkage_secret = read_secret(config.linkage_key, "linkage key")
     linkage = LinkageKey(secret_key_id(linkage_secret), linkage_secret)
+    consent = _consent_key(config)
     package = config.local_policy.package
     policy = RegoLocalPolicy.from_file(config.local_policy.file, package=package)
     try:
@@ -174,7 +191,7 @@ def build_connector(
     )
     closers: list[Callable[[], None]] = [policy.close]
     try:
-        agency = _agency(mapping, config, linkage)
+        agency = _agency(mapping, config, linkage, consent)
         closers.append(agency.close)
         audit = AuditLogRecorder.open(
             config.audit.database_url,
@@ -190,7 +207,13 @@ def build_connector(
     ring = KeyRing()
     ring.add(config.broker.name, broker_key)
     service = ConnectorService(
-        agency=AgencyIdentity(agency_id, mapping.agency.name, mapping.agency.type, linkage.key_id),
+        agency=AgencyIdentity(
+            agency_id,
+            mapping.agency.name,
+            mapping.agency.type,
+            linkage.key_id,
+            consent.key_id if consent else None,
+        ),
         signer=Signer(
             key, agency_id, lifetime_seconds=settings.envelope_lifetime_seconds, clock=clock
         ),
@@ -242,6 +265,7 @@ def check_connector(
     )
     _note_verifier(config)
     read_secret(config.linkage_key, "linkage key")
+    _consent_key(config)
     read_secret(config.reference_secret, "reference secret")
     RegoLocalPolicy.from_file(config.local_policy.file, package=config.local_policy.package).close()
     source = open_source(mapping)

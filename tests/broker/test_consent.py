@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from broker.consent import repository as repo
 from broker.consent.schemas import ConsentIn, ConsentTransition
 from broker.identity import Role
 from broker.registry.schemas import AgreementCreate
@@ -45,7 +46,9 @@ async def _agencies(broker: Broker) -> None:
 
 
 def _keys(broker: Broker) -> SubjectKeys:
-    return SubjectKeys.load_or_create(broker.settings.subject_key_file())
+    return SubjectKeys.load_or_create(
+        broker.settings.subject_key_file(), broker.settings.consent_key_file()
+    )
 
 
 async def test_recording_and_withdrawing_consent_keeps_history_and_is_audited(
@@ -72,6 +75,8 @@ async def test_recording_and_withdrawing_consent_keeps_history_and_is_audited(
         )
         entries = broker.entries("consent_change")
         keys = _keys(broker)
+        with broker.app.state.foundation.db.session() as session:
+            filed = set(repo.subjects(session, [consent_id])[consent_id])
     assert recorded.status_code == 201, recorded.text
     assert recorded.json()["state"] == "given"
     assert withdrawn.json()["state"] == "withdrawn"
@@ -93,7 +98,10 @@ async def test_recording_and_withdrawing_consent_keeps_history_and_is_audited(
     expected = sorted(
         [keys.reference("nhs_number", "9434765919"), keys.reference("local_ref", "school:UPN-778")]
     )
-    assert list(entries[0].fields["subjects"]) == expected
+    # Both entries are filed under the subject references only: the consent references
+    # the register also keeps are for the agencies' records, not for the log.
+    assert [list(e.fields["subjects"]) for e in entries] == [expected, expected]
+    assert filed == set(expected) | set(keys.consent_keys([("nhs_number", "9434765919")]))
     assert entries[0].fields["purpose"] == "early_help_assessment"
     assert entries[0].private["label"] == "J.M. (Year 8)"
     assert entries[0].private["evidence_reference"] == "Form EH-1 #2231"

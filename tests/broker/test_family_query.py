@@ -290,6 +290,28 @@ async def test_a_gateway_overrides_withdrawn_consent_only_with_a_reason(town: Re
     assert "record_consent_override" in [o["code"] for o in overridden["obligations"]]
 
 
+async def test_consent_recorded_by_nhs_number_binds_a_query_by_name_and_birth_date(
+    town: Region,
+) -> None:
+    """The caseworker asks without the NHS number the withdrawal was recorded under; the
+    agencies that hold the child send the consent references of the identifiers they
+    hold, and the withdrawal is found through them."""
+    person = _family_child(town, 4)
+    body = _query(person, subject=subject_of(person, identifiers=False))
+    assert "identifiers" not in body["subject"]
+    before = _subject(await _ask(town, body))
+    agencies = {record["agency_id"] for record in before["records"]}
+    assert {"education", "health"} <= set(before["facts"])
+
+    consent_id = await _record_consent(town, person, "child_in_need_assessment")
+    await _withdraw(town, consent_id)
+    after = _subject(await _ask(town, body))
+
+    assert after["facts"] == {}
+    withheld = {w["agency_id"]: w["code"] for w in after["withheld"]}
+    assert withheld == dict.fromkeys(agencies, "consent_withdrawn_no_override")
+
+
 @contextmanager
 def _reroute(town: Region, agency: str, transport: httpx.AsyncBaseTransport) -> Iterator[None]:
     netloc = town.netloc(agency)

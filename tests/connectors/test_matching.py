@@ -16,6 +16,7 @@ from connectors.matching.matcher import IDENTIFIER_RULE, Matcher
 from connectors.matching.model import MatchModel
 from connectors.matching.references import LocalReferences
 from connectors.matching.tokens import LinkageKey, linkage_tokens
+from connectors.protocol.consent_refs import ConsentKey
 from connectors.protocol.messages import MatchCandidate, Subject
 from connectors.sources import SqlSource
 from connectors.synth import AGENCY_NAMES
@@ -116,6 +117,7 @@ def test_a_match_explains_itself_and_carries_no_facts(
         "match_weight",
         "agreements",
         "tokens",
+        "consent_refs",
         "household",
     }
     dumped = top.model_dump_json()
@@ -228,3 +230,35 @@ def test_the_shipped_parameters_load_and_bad_ones_are_refused(tmp_path: Path) ->
     broken.write_text('{"comparisons": {}}')
     with pytest.raises(MappingError, match="malformed"):
         MatchModel.load(broken)
+
+
+def test_candidates_carry_consent_references_of_the_identifiers_they_hold(
+    town: tuple[Path, Any],
+) -> None:
+    directory, truth = town
+    consent = ConsentKey(b"C" * 32)
+    source = SqlSource(agency_mapping("health", directory), clock=clock)
+    references = LocalReferences("health", b"health" * 8)
+    keyed = Matcher(
+        source,
+        model=MatchModel.load(),
+        linkage_key=LINKAGE,
+        references=references,
+        consent_key=consent,
+    )
+    unkeyed = Matcher(source, model=MatchModel.load(), linkage_key=LINKAGE, references=references)
+    try:
+        person = next(
+            truth["people"][i]
+            for i in range(len(truth["people"]))
+            if "health" in truth["people"][i]["records"] and truth["people"][i].get("nhs_number")
+        )
+        subject = subject_of(person, with_identifiers=False)
+        top = keyed.match(subject, max_candidates=1)[0]
+        plain = unkeyed.match(subject, max_candidates=1)[0]
+    finally:
+        source.close()
+    assert top.ref == plain.ref
+    assert consent.ref("nhs_number", person["nhs_number"]) in top.consent_refs
+    assert plain.consent_refs == []
+    assert person["nhs_number"] not in top.model_dump_json()

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from broker.cli import app
-from broker.identifiers import canonical
+from connectors.protocol.identifiers import canonical
 from connectors.synth import AGENCY_NAMES, SynthError, synthesise
 from tests.connectors.source_kit import TODAY, write_town
 

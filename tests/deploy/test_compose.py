@@ -153,10 +153,23 @@ def test_the_keys_script_gives_each_service_only_its_own_secrets(tmp_path: Path)
 
     create(tmp_path)
     broker = {p.name for p in (tmp_path / "broker").iterdir()}
-    assert {"broker.key", "audit-log.key", "subject-reference.key", "pgpass"} <= broker
+    assert {
+        "broker.key",
+        "audit-log.key",
+        "subject-reference.key",
+        "consent.key",
+        "pgpass",
+    } <= broker
     for agency in AGENCIES:
         held = {p.name for p in (tmp_path / agency).iterdir()}
-        assert held == {f"{agency}.key", f"{agency}.pub", f"{agency}.refs", "linkage.key", "pgpass"}
+        assert held == {
+            f"{agency}.key",
+            f"{agency}.pub",
+            f"{agency}.refs",
+            "linkage.key",
+            "consent.key",
+            "pgpass",
+        }
         password = (tmp_path / f"{agency}-db" / "password").read_text().strip()
         assert (tmp_path / agency / "pgpass").read_text() == (
             f"{agency}-db:5432:*:junction:{password}\n"
@@ -164,6 +177,8 @@ def test_the_keys_script_gives_each_service_only_its_own_secrets(tmp_path: Path)
         assert (tmp_path / agency / "pgpass").stat().st_mode & 0o077 == 0
     linkage = {(tmp_path / a / "linkage.key").read_text() for a in AGENCIES}
     assert len(linkage) == 1
+    consent = {(tmp_path / a / "consent.key").read_text() for a in AGENCIES}
+    assert consent == {(tmp_path / "broker" / "consent.key").read_text()}
     registry = yaml.safe_load((tmp_path / "public" / "registry.yaml").read_text())
     urls = {a["id"]: a.get("connector", {}).get("base_url") for a in registry["agencies"]}
     assert urls["police"] == "http://police-connector:8100"

@@ -8,8 +8,8 @@ import pytest
 
 from audit.entry import subject_reference
 from broker.errors import InvalidChange
-from broker.identifiers import canonical
 from broker.subjects import SubjectKeys
+from connectors.protocol.identifiers import canonical
 
 KEY = b"k" * 32
 
