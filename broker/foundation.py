@@ -218,6 +218,7 @@ class Foundation:
             http=http,
             broker_name=settings.name,
             catalogue=lambda: policy.catalogue,
+            consent_key_id=subject_keys.consent_key_id,
             manifest_timeout_seconds=settings.manifest_timeout_seconds,
         )
         consent = ConsentService(

@@ -28,7 +28,13 @@ from broker.errors import ConfigurationError, InvalidChange
 from connectors.protocol.consent_refs import ConsentKey
 from connectors.protocol.identifiers import canonical
 
-__all__ = ["CONSENT_KEY_PREFIX", "IDENTIFIER_KINDS", "SubjectKeys", "consent_register_key"]
+__all__ = [
+    "CONSENT_KEY_PREFIX",
+    "IDENTIFIER_KINDS",
+    "SubjectKeys",
+    "consent_key_id_of",
+    "consent_register_key",
+]
 
 CONSENT_KEY_PREFIX = "c:"
 """How the consent register tells a consent reference from a subject reference."""
@@ -56,6 +62,17 @@ def _load_or_create(path: Path, what: str) -> bytes:
         return bytes.fromhex(path.read_text().strip())
     except (OSError, ValueError) as exc:
         raise ConfigurationError(f"cannot read the {what} {path}: {exc}") from None
+
+
+def consent_key_id_of(path: Path) -> str | None:
+    """The id of the consent key in ``path``, or None if there is none yet (nothing is
+    created). Raises ``ConfigurationError`` if the file cannot be read or holds no key."""
+    if not path.exists():
+        return None
+    try:
+        return ConsentKey(_load_or_create(path, "consent key")).key_id
+    except ValueError as exc:
+        raise ConfigurationError(f"the consent key {path}: {exc}") from None
 
 
 def consent_register_key(consent_ref: str) -> str:

@@ -29,6 +29,7 @@ def seed(
     from broker.registry.seed import load_registry_file, read_registry_file
     from broker.registry.service import RegistryService
     from broker.settings import BrokerSettings
+    from broker.subjects import consent_key_id_of
     from policies.bundle import load_bundle
     from policies.errors import PolicyError
     from policies.settings import PolicySettings
@@ -57,6 +58,8 @@ def seed(
                         http=http,
                         broker_name=settings.name,
                         catalogue=lambda: catalogue,
+                        # Seeding makes no keys: the broker's, if it has one yet.
+                        consent_key_id=consent_key_id_of(settings.consent_key_file()),
                         manifest_timeout_seconds=settings.manifest_timeout_seconds,
                     )
                     report = await load_registry_file(registry, actor, file)

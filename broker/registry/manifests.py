@@ -42,6 +42,7 @@ async def fetch_manifest(
     agency_id: str,
     public_key: str,
     audience: str,
+    consent_key_id: str | None = None,
     timeout_seconds: float = 5.0,
 ) -> Manifest:
     """``GET {base_url}/v1/manifest``, verified under ``public_key`` as ``agency_id``.
@@ -86,5 +87,13 @@ async def fetch_manifest(
         raise ManifestRejected(
             f"the manifest announces key {manifest.key_id}, not the registered "
             f"{key_id_for(key)}; register the key the connector signs with"
+        )
+    held = manifest.consent_key_id
+    if consent_key_id is not None and held is not None and held != consent_key_id:
+        # Its consent references could never equal the broker's: consent recorded under
+        # an identifier its records hold would silently go unseen.
+        raise ManifestRejected(
+            f"the connector holds consent key {held}, not the broker's "
+            f"{consent_key_id}; give it a copy of the broker's consent.key (or none)"
         )
     return manifest

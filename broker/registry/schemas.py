@@ -77,6 +77,13 @@ class ConnectorOut(BaseModel):
     key_id: str
     agency_name: str = Field(description="As the connector's signed manifest states it.")
     linkage_key_id: str
+    consent_key_id: str | None = Field(
+        default=None,
+        description=(
+            "The consent key its consent references are under (null: it sends none); "
+            "equal to the broker's for consent to be found through its records."
+        ),
+    )
     fields: list[FieldOffer]
     manifest_fetched_at: datetime
     registered_at: datetime

@@ -101,6 +101,7 @@ def _connector_out(row: ConnectorRow) -> ConnectorOut:
         key_id=row.key_id,
         agency_name=manifest.agency_name,
         linkage_key_id=manifest.linkage_key_id,
+        consent_key_id=manifest.consent_key_id,
         fields=manifest.fields,
         manifest_fetched_at=row.manifest_fetched_at,
         registered_at=row.registered_at,
@@ -139,6 +140,7 @@ class RegistryService:
         http: httpx.AsyncClient,
         broker_name: str,
         catalogue: Callable[[], Mapping[str, Any]],
+        consent_key_id: str | None = None,
         manifest_timeout_seconds: float = 5.0,
         agreements_recheck_seconds: float = 0.5,
         clock: Callable[[], datetime] = _utc_now,
@@ -149,6 +151,7 @@ class RegistryService:
         self._catalogue = catalogue
         self._http = http
         self._broker_name = broker_name
+        self._consent_key_id = consent_key_id
         self._timeout = manifest_timeout_seconds
         self._clock = clock
         # Per agency: its manifest as stored, and what the query flow takes from it.
@@ -263,6 +266,7 @@ class RegistryService:
             agency_id=agency_id,
             public_key=connector.public_key,
             audience=self._broker_name,
+            consent_key_id=self._consent_key_id,
             timeout_seconds=self._timeout,
         )
         return await asyncio.to_thread(
@@ -283,6 +287,7 @@ class RegistryService:
             agency_id=agency_id,
             public_key=current.public_key,
             audience=self._broker_name,
+            consent_key_id=self._consent_key_id,
             timeout_seconds=self._timeout,
         )
         return await asyncio.to_thread(

@@ -85,6 +85,7 @@ class FakeConnector:
     key: KeyPair = field(default_factory=KeyPair.generate)
     announced_agency: str | None = None
     announced_key: KeyPair | None = None
+    consent_key_id: str | None = None
     fields: list[FieldOffer] = field(default_factory=lambda: list(POLICE_FIELDS))
     audience: str = "broker"
     up: bool = True
@@ -102,6 +103,7 @@ class FakeConnector:
             public_key=public_key_to_b64(announced.public_key),
             key_id=announced.key_id,
             linkage_key_id="link-2026",
+            consent_key_id=self.consent_key_id,
             fields=self.fields,
         )
         return Signer(self.key, self.agency_id).seal(message, self.audience).to_bytes()

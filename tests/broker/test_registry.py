@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from broker.identity import Role
+from broker.subjects import consent_key_id_of
 from connectors.protocol.envelope import body_digest
 from connectors.protocol.keys import KeyPair
 from connectors.protocol.messages import FieldOffer, FieldType, Sensitivity
@@ -114,6 +115,8 @@ async def test_a_connector_is_registered_from_its_verified_manifest(
         tmp_path, dev_issuer, database_url=database_url, connectors={"police": police}
     ) as broker:
         await _agencies(broker)
+        # It holds the broker's consent key, so consent is found through its records.
+        police.consent_key_id = consent_key_id_of(broker.settings.consent_key_file())
         registered = await broker.client.put(
             "/v1/agencies/police/connector",
             json={"base_url": "http://police.test", "public_key": police.public_key},
@@ -124,6 +127,9 @@ async def test_a_connector_is_registered_from_its_verified_manifest(
         entries = broker.entries("registry_change")
     assert registered.status_code == 200, registered.text
     assert registered.json()["key_id"] == police.key.key_id
+    assert registered.json()["consent_key_id"] == police.consent_key_id
+    assert police.consent_key_id is not None
+    assert police.consent_key_id.startswith("ck-")
     assert agency.json()["connector"]["fields"][0]["name"] == "police.domestic_abuse_incidents_12m"
     [record] = records
     assert (record.agency_id, record.agency_type, record.base_url) == (
@@ -154,6 +160,14 @@ async def test_a_connector_is_registered_from_its_verified_manifest(
             ),
         ),
         ("other_announced_key", (422, "manifest-rejected", "register the key")),
+        (
+            "other_consent_key",
+            (
+                422,
+                "manifest-rejected",
+                "holds consent key ck-0123456789abcdef, not the broker's ck-",
+            ),
+        ),
         ("wrong_audience", (422, "manifest-rejected", "does not verify")),
         ("down", (502, "connector-unreachable", "cannot reach")),
         ("not_a_key", (422, "invalid-change", "public_key")),
@@ -176,6 +190,8 @@ async def test_a_connector_whose_manifest_does_not_check_out_is_refused(
         path = "/v1/agencies/council/connector"
     elif fault == "other_announced_key":
         police.announced_key = KeyPair.generate()
+    elif fault == "other_consent_key":
+        police.consent_key_id = "ck-0123456789abcdef"
     elif fault == "wrong_audience":
         police.audience = "another-broker"
     elif fault == "down":
