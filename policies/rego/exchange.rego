@@ -50,15 +50,17 @@ break_glass_active if break_glass
 
 # --- the sharing agreement --------------------------------------------------------------
 
-# [the agreement relied on as {"id", "version"}, or null; the fields it covers].
+# [the agreement relied on as {"id", "version"}, or null; the fields it covers; the code
+# that refuses the exchange for want of an agreement, or null].
 #
 # An agreement covers the exchange when it is active, names both agencies, the purpose and
 # the legal basis, and the request time falls inside its validity. Under break-glass no
-# agreement is relied on. (The test is written out in the comprehension rather than in a
-# function called per agreement: a call costs as much as several tests.)
-agreement_terms(provider, facts) := [null, []] if {
+# agreement is relied on and none is needed. (The test is written out in the
+# comprehension rather than in a function called per agreement: a call costs as much as
+# several tests.)
+agreement_terms(provider, facts) := [null, [], null] if {
 	facts.break_glass
-} else := [{"id": a.id, "version": a.version}, a.fields] if {
+} else := [{"id": a.id, "version": a.version}, a.fields, null] if {
 	requester := facts.requester
 	agency_id := provider.agency_id
 	purpose_id := facts.purpose
@@ -77,7 +79,42 @@ agreement_terms(provider, facts) := [null, []] if {
 	]
 	covering != []
 	a := pick_agreement(provider.agreements, covering)
-} else := [null, []]
+} else := [null, [], agreement_gap(provider, facts)]
+
+# Why no agreement covers the exchange, when one would but for its state: of the
+# agreements that name both agencies, the purpose and the legal basis and are active or
+# suspended (a draft has never been in force, an ended one has been ended for good), each
+# says "agreement_expired" when its end has passed, else "agreement_not_yet_in_force" when
+# its start is still to come, else "agreement_suspended". Where several say different
+# things the first in agreement_gaps wins, the one nearest to sharing: a suspension can be
+# lifted at any time, an agreement not yet in force starts by itself, an expired one needs
+# renewing. With none of them, "no_active_agreement". Only worked out for a refusal, so
+# an active agreement here is outside its dates: within them it would cover the exchange.
+agreement_gap(provider, facts) := [code | some code in agreement_gaps; code in found][0] if {
+	requester := facts.requester
+	agency_id := provider.agency_id
+	purpose_id := facts.purpose
+	basis := facts.basis_id
+	now := facts.now_ns
+	found := {code |
+		some a in provider.agreements
+		a.status in {"active", "suspended"}
+		requester in a.parties
+		agency_id in a.parties
+		purpose_id in a.purposes
+		basis in a.legal_bases
+		code := agreement_gap_code(a, now)
+	} | {"no_active_agreement"}
+}
+
+agreement_gaps := ["agreement_suspended", "agreement_not_yet_in_force", "agreement_expired", "no_active_agreement"]
+
+agreement_gap_code(a, now) := "agreement_expired" if {
+	a.valid_to != null
+	time.parse_rfc3339_ns(a.valid_to) <= now
+} else := "agreement_not_yet_in_force" if {
+	time.parse_rfc3339_ns(a.valid_from) > now
+} else := "agreement_suspended"
 
 # Several may cover: the lowest id wins, within one id the highest version, and among
 # identical (id, version) pairs the first listed. (Worked out with min/max rather than by
@@ -244,10 +281,7 @@ agency_context(provider, facts) := {
 	terms := agreement_terms(provider, facts)
 	denials := {"agency_type_not_in_purpose" |
 		not facts.field_allow[provider.agency_type]
-	} | {"no_active_agreement" |
-		not facts.break_glass
-		terms[0] == null
-	}
+	} | {code | code := terms[2]; code != null}
 
 	# The consent outcomes that let an exchange with this agency go ahead: none when the
 	# agency itself is refused.
@@ -319,6 +353,9 @@ lapsed(r, now) := 1 if {
 # The code every withheld field carries when the whole exchange is refused.
 pair_priority := [
 	"agency_type_not_in_purpose",
+	"agreement_suspended",
+	"agreement_not_yet_in_force",
+	"agreement_expired",
 	"no_active_agreement",
 	"consent_withdrawn",
 	"consent_refused",

@@ -182,19 +182,104 @@ test_no_agreement_refuses_the_exchange if {
 	codes(ex) == {f: "no_active_agreement" | some f in school.requested_fields}
 }
 
-test_agreement_not_yet_valid if {
+test_agreement_not_yet_in_force if {
 	ex := first_exchange(with_provider({"agreements": [object.union(agreement, {"valid_from": "2026-07-01T00:00:00+00:00"})]}, {}))
-	reason_codes(ex.reasons) == {"no_active_agreement"}
+	not ex.allow
+	reason_codes(ex.reasons) == {"agreement_not_yet_in_force"}
+	codes(ex) == {f: "agreement_not_yet_in_force" | some f in school.requested_fields}
+	ex.agreement == null
 }
 
-test_agreement_ended if {
+test_agreement_expired if {
 	ex := first_exchange(with_provider({"agreements": [object.union(agreement, {"valid_to": "2026-06-01T10:00:00+00:00"})]}, {}))
-	reason_codes(ex.reasons) == {"no_active_agreement"}
+	not ex.allow
+	reason_codes(ex.reasons) == {"agreement_expired"}
+	codes(ex) == {f: "agreement_expired" | some f in school.requested_fields}
 }
 
 test_suspended_agreement_does_not_count if {
 	ex := first_exchange(with_provider({"agreements": [object.union(agreement, {"status": "suspended"})]}, {}))
-	reason_codes(ex.reasons) == {"no_active_agreement"}
+	not ex.allow
+	reason_codes(ex.reasons) == {"agreement_suspended"}
+	codes(ex) == {f: "agreement_suspended" | some f in school.requested_fields}
+	ex.agreement == null
+}
+
+test_the_reason_an_agreement_is_not_in_force_is_explained if {
+	ex := first_exchange(with_provider({"agreements": [object.union(agreement, {"status": "suspended"})]}, {}))
+	texts := data.catalogue.reason_codes
+	[[r.code, r.text] | some r in ex.reasons] == [["agreement_suspended", texts.agreement_suspended]]
+	every w in ex.withheld {
+		w.text == texts.agreement_suspended
+	}
+}
+
+test_draft_and_ended_agreements_are_no_agreement if {
+	every status in ["draft", "ended"] {
+		ex := first_exchange(with_provider({"agreements": [object.union(agreement, {"status": status})]}, {}))
+		reason_codes(ex.reasons) == {"no_active_agreement"}
+	}
+}
+
+test_an_agreement_for_something_else_is_no_agreement_whatever_its_state if {
+	# Suspended, but for another purpose: resuming it would not cover this exchange.
+	elsewhere := object.union(agreement, {"status": "suspended", "purposes": ["early_help_assessment"]})
+	ex1 := first_exchange(with_provider({"agreements": [elsewhere]}, {}))
+	reason_codes(ex1.reasons) == {"no_active_agreement"}
+	unnamed := object.union(agreement, {"valid_to": "2026-05-01T00:00:00+00:00", "parties": ["la-other", "school-1"]})
+	ex2 := first_exchange(with_provider({"agreements": [unnamed]}, {}))
+	reason_codes(ex2.reasons) == {"no_active_agreement"}
+	other_basis := object.union(agreement, {"valid_from": "2026-07-01T00:00:00+00:00", "legal_bases": ["consent"]})
+	ex3 := first_exchange(with_provider({"agreements": [other_basis]}, {}))
+	reason_codes(ex3.reasons) == {"no_active_agreement"}
+}
+
+test_an_agreement_past_its_end_is_expired_even_if_suspended if {
+	# Resuming it would not help: it has to be renewed.
+	lapsed := object.union(agreement, {"status": "suspended", "valid_to": "2026-05-01T00:00:00+00:00"})
+	ex := first_exchange(with_provider({"agreements": [lapsed]}, {}))
+	reason_codes(ex.reasons) == {"agreement_expired"}
+}
+
+test_an_agreement_not_yet_started_says_so_even_if_suspended if {
+	early := object.union(agreement, {"status": "suspended", "valid_from": "2026-07-01T00:00:00+00:00"})
+	ex := first_exchange(with_provider({"agreements": [early]}, {}))
+	reason_codes(ex.reasons) == {"agreement_not_yet_in_force"}
+}
+
+test_suspended_outranks_not_yet_in_force_and_expired if {
+	expired := object.union(agreement, {"id": "dsa-a", "valid_to": "2026-05-01T00:00:00+00:00"})
+	early := object.union(agreement, {"id": "dsa-b", "valid_from": "2026-07-01T00:00:00+00:00"})
+	suspended := object.union(agreement, {"id": "dsa-c", "status": "suspended"})
+	ex := first_exchange(with_provider({"agreements": [expired, early, suspended]}, {}))
+	reason_codes(ex.reasons) == {"agreement_suspended"}
+	codes(ex) == {f: "agreement_suspended" | some f in school.requested_fields}
+}
+
+test_not_yet_in_force_outranks_expired if {
+	expired := object.union(agreement, {"id": "dsa-a", "valid_to": "2026-05-01T00:00:00+00:00"})
+	early := object.union(agreement, {"id": "dsa-b", "valid_from": "2026-07-01T00:00:00+00:00"})
+	ex := first_exchange(with_provider({"agreements": [early, expired]}, {}))
+	reason_codes(ex.reasons) == {"agreement_not_yet_in_force"}
+}
+
+test_an_agreement_in_force_wins_over_one_that_is_not if {
+	suspended := object.union(agreement, {"id": "dsa-a", "status": "suspended"})
+	ex := first_exchange(with_provider({"agreements": [suspended, agreement]}, {}))
+	ex.allow
+	ex.agreement == {"id": "dsa-school-csc", "version": 2}
+}
+
+test_break_glass_needs_no_agreement_in_force if {
+	ex := first_exchange(with_provider({"agreements": [object.union(agreement, {"status": "suspended"})]}, glass))
+	ex.allow
+	ex.agreement == null
+}
+
+test_the_agency_type_leads_a_suspended_agreement if {
+	ex := first_exchange(with_provider({"agreements": [object.union(agreement, {"status": "suspended"})], "agency_type": "dwp"}, {}))
+	[r.code | some r in ex.reasons] == ["agency_type_not_in_purpose", "agreement_suspended"]
+	codes(ex) == {f: "agency_type_not_in_purpose" | some f in school.requested_fields}
 }
 
 test_agreement_must_name_the_requester if {

@@ -195,7 +195,7 @@ async def test_an_unknown_purpose_is_refused(town: Region) -> None:
     assert "unknown_purpose" in [r["code"] for r in view["refusal"]]
 
 
-async def test_a_suspended_agreement_withholds_that_agency_only(town: Region) -> None:
+async def test_a_suspended_agreement_withholds_that_agency_saying_so(town: Region) -> None:
     admin = town.headers(Role.ADMIN, job_role=None, agency="broker")
     current = (await town.client.get("/v1/agreements/dsa-council-housing", headers=admin)).json()
     change = {k: current[k] for k in ("parties", "purposes", "legal_bases", "fields", "valid_from")}
@@ -207,7 +207,13 @@ async def test_a_suspended_agreement_withholds_that_agency_only(town: Region) ->
         view = await _ask(town, _query(_family_child(town)))
         housing = _status(view, "housing")
         assert housing["status"] == "withheld"
-        assert "no_active_agreement" in [r["code"] for r in housing["reasons"]]
+        assert housing["reasons"] == [
+            {
+                "code": "agreement_suspended",
+                "text": "The data sharing agreement between the two agencies for this purpose "
+                "and legal basis is suspended; nothing is shared until it is resumed.",
+            }
+        ]
         assert _status(view, "education")["status"] == "ok"
         assert "housing" not in _subject(view)["facts"]
     finally:

@@ -13,6 +13,9 @@ ORDINARY = "ordinary"
 CONSENT_PRECEDENCE = ["withdrawn", "refused", "given", "expired"]
 PAIR_PRIORITY = [
     "agency_type_not_in_purpose",
+    "agreement_suspended",
+    "agreement_not_yet_in_force",
+    "agreement_expired",
     "no_active_agreement",
     "consent_withdrawn",
     "consent_refused",
@@ -20,6 +23,13 @@ PAIR_PRIORITY = [
     "consent_not_sought",
     "consent_withdrawn_no_override",
     "consent_refused_no_override",
+]
+# Why no agreement covers an exchange, most helpful first.
+AGREEMENT_GAPS = [
+    "agreement_suspended",
+    "agreement_not_yet_in_force",
+    "agreement_expired",
+    "no_active_agreement",
 ]
 
 
@@ -131,20 +141,31 @@ class Oracle:
         }
 
     def _agreement(self, req, provider, now, basis_id):  # type: ignore[no-untyped-def]
-        covering = [
+        """The agreement relied on and None, or None and the code saying why there is none."""
+        fitting = [
             a
             for a in provider["agreements"]
-            if a["status"] == "active"
-            and req["requester"]["agency_id"] in a["parties"]
+            if req["requester"]["agency_id"] in a["parties"]
             and provider["agency_id"] in a["parties"]
             and req["purpose"] in a["purposes"]
             and basis_id in a["legal_bases"]
-            and _t(a["valid_from"]) <= now
-            and (a["valid_to"] is None or _t(a["valid_to"]) > now)
         ]
+        gaps = {"no_active_agreement"}
+        covering = []
+        for a in fitting:
+            if a["status"] not in ("active", "suspended"):
+                continue
+            if a["valid_to"] is not None and _t(a["valid_to"]) <= now:
+                gaps.add("agreement_expired")
+            elif _t(a["valid_from"]) > now:
+                gaps.add("agreement_not_yet_in_force")
+            elif a["status"] == "suspended":
+                gaps.add("agreement_suspended")
+            else:
+                covering.append(a)
         if not covering:
-            return None
-        return min(covering, key=lambda a: (a["id"], -a["version"]))
+            return None, next(c for c in AGREEMENT_GAPS if c in gaps)
+        return min(covering, key=lambda a: (a["id"], -a["version"])), None
 
     def _consent_state(self, req, provider, person, now):  # type: ignore[no-untyped-def]
         states = set()
@@ -187,14 +208,14 @@ class Oracle:
 
     def _pair(self, req, purpose, provider, person, now, basis_id, bg_obligations):  # type: ignore[no-untyped-def]  # noqa: PLR0917
         glass = req.get("break_glass") is not None
-        agreement = None if glass else self._agreement(req, provider, now, basis_id)
+        agreement, gap = (None, None) if glass else self._agreement(req, provider, now, basis_id)
         ref = {"id": agreement["id"], "version": agreement["version"]} if agreement else None
         state = self._consent_state(req, provider, person, now)
         denials = set()
         if provider["agency_type"] not in purpose["field_allow"]:
             denials.add("agency_type_not_in_purpose")
-        if not glass and agreement is None:
-            denials.add("no_active_agreement")
+        if gap is not None:
+            denials.add(gap)
         override = not _blank(req.get("override_reason")) or glass
         if req["legal_basis"] == "consent" and state != "given":
             denials.add(f"consent_{state}")
