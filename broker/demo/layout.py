@@ -5,13 +5,13 @@
 - ``town/``: the synthetic town's six agency databases and its ground truth (regenerated
   only when the size or seed changes);
 - ``keys/``: every agency's signing key and reference secret, the linkage key the
-  connectors share, the consent key they share with the broker, and the broker's
-  envelope and audit-log keys;
+  connectors share, and the broker's envelope key;
 - ``agencies/<agency>/agency.yaml``: each connector's configuration (its local audit log
   and state live beside it);
 - ``registry.yaml``: the agencies, their connectors and the data sharing agreements
   between the council (whose caseworkers ask) and each agency;
-- ``broker/``: the broker's data directory.
+- ``broker/``: the broker's data directory, with its audit-log key and the consent key
+  the connectors share with it.
 """
 
 from __future__ import annotations
@@ -111,7 +111,6 @@ class DemoLayout:
             "JUNCTION_AUDIT_ORIGIN": AUDIT_ORIGIN,
             "JUNCTION_NAME": BROKER_NAME,
             "JUNCTION_SIGNING_KEY": str(self.keys / "broker.key"),
-            "JUNCTION_CONSENT_KEY": str(self.keys / "consent.key"),
         }
 
 
@@ -149,7 +148,8 @@ def _keys(layout: DemoLayout) -> None:
     # The broker reads its audit-log key from its data directory.
     _key(layout.broker_data, "audit-log")
     _secret(layout.keys / "linkage.key")
-    _secret(layout.keys / "consent.key")
+    # ...and its consent key, which every connector is given a copy of (here: its path).
+    _secret(layout.broker_data / "consent.key")
     for agency in AGENCY_FILES:
         _key(layout.keys, agency)
         _secret(layout.keys / f"{agency}.refs")
@@ -163,7 +163,7 @@ def _agency_configs(layout: DemoLayout) -> None:
             "mapping": str(AGENCY_DIR / f"{stem}.yaml"),
             "signing_key": str(layout.keys / f"{agency}.key"),
             "linkage_key": str(layout.keys / "linkage.key"),
-            "consent_key": str(layout.keys / "consent.key"),
+            "consent_key": str(layout.broker_data / "consent.key"),
             "reference_secret": str(layout.keys / f"{agency}.refs"),
             "broker": {
                 "name": BROKER_NAME,

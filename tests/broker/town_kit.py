@@ -131,7 +131,6 @@ async def region(root: Path, people: int = 600, **settings: Any) -> AsyncIterato
                 data_dir=layout.broker_data,
                 audit_origin=AUDIT_ORIGIN,
                 signing_key=layout.keys / "broker.key",
-                consent_key=layout.keys / "consent.key",
                 public_url="http://broker.test",
                 **settings,
             )
