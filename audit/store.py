@@ -32,10 +32,16 @@ from audit.entry import PreparedEntry, leaf_bytes
 from audit.errors import EntryNotFound, StoreError
 from audit.merkle import CompactRange, NodeId, fold_frontier, perfect_cover
 
-__all__ = ["SQLITE_CHECKPOINT_PAGES", "Store", "sqlite_write_lock"]
+__all__ = ["SQLITE_CHECKPOINT_PAGES", "Store", "advisory_lock_key", "sqlite_write_lock"]
 
-# A fixed advisory lock key: "junction-audit" hashed to a signed 64-bit integer.
-_LOCK_KEY = int.from_bytes(hashlib.sha256(b"junction-audit").digest()[:8], "big", signed=True)
+
+def advisory_lock_key(name: str) -> int:
+    """The PostgreSQL advisory lock key of the lock called ``name``: the first eight
+    bytes of its SHA-256, as the signed 64-bit integer ``pg_advisory_xact_lock`` takes."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+_LOCK_KEY = advisory_lock_key("junction-audit")
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 SQLITE_CHECKPOINT_PAGES = 20_000

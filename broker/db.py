@@ -5,11 +5,14 @@ psycopg) in production. The broker's alembic history keeps its own version table
 ``broker_alembic_version``, because the audit log keeps its tables and its own history
 in the same database. Every driver error becomes ``StoreUnavailable`` or ``Conflict``
 here, and nowhere else. On SQLite, writes take the file's ``sqlite_write_lock``, which
-the log's own writer takes too.
+the log's own writer takes too. ``Database.exclusive`` makes every process on the
+database take turns, for work that must not interleave with another's.
 """
 
 from __future__ import annotations
 
+import fcntl
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
@@ -23,7 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from audit.store import SQLITE_CHECKPOINT_PAGES, sqlite_write_lock
+from audit.store import SQLITE_CHECKPOINT_PAGES, advisory_lock_key, sqlite_write_lock
 from broker.errors import ConfigurationError, Conflict, StoreUnavailable
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
 
 VERSION_TABLE = "broker_alembic_version"
 _MIGRATIONS = Path(__file__).with_name("migrations")
+_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for lock_timeout running out
 
 
 class Base(DeclarativeBase):
@@ -119,10 +123,13 @@ def upgrade(engine: Engine) -> None:
 class Database:
     """Sessions over one engine; translates driver errors in one place."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, lock_timeout_seconds: float = 30.0) -> None:
+        """``lock_timeout_seconds``: how long ``exclusive`` waits for its lock (by
+        default as long as a SQLite write waits for the file)."""
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._write_lock = sqlite_write_lock(engine)
+        self._lock_timeout = lock_timeout_seconds
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Database:
@@ -173,6 +180,69 @@ class Database:
                 yield session
         except sa.exc.SQLAlchemyError as exc:
             raise _translated(exc) from None
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold the lock called ``name`` until the block ends, against this and every
+        other process using the database: the block runs while no other holds it.
+
+        On PostgreSQL it is a transaction-scoped advisory lock (``pg_advisory_xact_lock``,
+        keyed by ``junction-<name>``) on a connection of its own, released by the end of
+        that transaction, so also when the process dies. On SQLite the file's write lock
+        cannot serve: the block may wait on the audit log's writer, which needs it; an
+        exclusive ``flock`` on ``<database file>-<name>.lock`` beside it serves instead.
+        Not re-entrant. Raises ``StoreUnavailable`` when the lock is not had within the
+        lock timeout (30 seconds unless told) or the database fails.
+        """
+        if self.engine.dialect.name == "sqlite":
+            with self._file_lock(name):
+                yield
+            return
+        try:
+            with self.engine.connect() as connection, connection.begin():
+                # In whole milliseconds, and at least one: 0 would mean no limit.
+                timeout = f"{max(1, round(self._lock_timeout * 1000))}ms"
+                connection.execute(sa.select(sa.func.set_config("lock_timeout", timeout, True)))
+                connection.execute(
+                    sa.select(sa.func.pg_advisory_xact_lock(advisory_lock_key(f"junction-{name}")))
+                )
+                yield
+        except sa.exc.OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+                raise self._held_too_long(name) from None
+            raise _translated(exc) from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise _translated(exc) from None
+
+    @contextmanager
+    def _file_lock(self, name: str) -> Iterator[None]:
+        path = Path(f"{self.engine.url.database}-{name}.lock")
+        deadline = time.monotonic() + self._lock_timeout
+        try:
+            file = path.open("a")
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"cannot open the {name} lock file {path}: {exc.strerror}; the broker must "
+                "be able to write beside its database"
+            ) from None
+        with file:
+            # flock has no timeout of its own: try, and wait a little between tries.
+            while True:
+                try:
+                    fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise self._held_too_long(name) from None
+                    time.sleep(0.005)
+            # Closing the file releases the lock.
+            yield
+
+    def _held_too_long(self, name: str) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"waited {self._lock_timeout:g} seconds for the {name} lock, which another broker "
+            "process holds; try again shortly, and if this persists look for a stuck one"
+        )
 
     def close(self) -> None:
         """Release every pooled connection."""

@@ -2,7 +2,8 @@
 
 Every change is one ``registry_change`` audit entry, written before the change is
 stored. Agreements are never altered: a change stores a new version, and the query
-flow reads the version in force at the time of the query.
+flow reads the version in force at the time of the query. Changes are made one at a
+time, across every broker process on the database.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ __all__ = ["ConnectorRecord", "ManifestField", "RegistryService"]
 _UNKNOWN_AGENCY = "no agency {!r} is registered; list them at /v1/agencies"
 
 
+# The database lock every broker process takes to change the registry.
+_LOCK = "registry"
+
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
@@ -59,7 +63,8 @@ def _one_at_a_time(
 ) -> Callable[Concatenate[RegistryService, _P], _T]:
     @functools.wraps(method)
     def serialised(self: RegistryService, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        with self._changes:
+        # This process's changes queue here, so only one of them waits on the database.
+        with self._changes, self._db.exclusive(_LOCK):
             return method(self, *args, **kwargs)
 
     return serialised
@@ -163,7 +168,8 @@ class RegistryService:
         self._agreements_lock = threading.Lock()
         # A change is checked, logged, then stored (the log must not be waited on while
         # a write holds the database). Two requests for the same change must not both
-        # pass the check and both be logged: changes through this service go one by one.
+        # pass the check and both be logged: changes go one by one, through this lock
+        # within the process and through the database's registry lock across processes.
         self._changes = threading.RLock()
         # A family query asks once per provider; within this window the COUNT is not
         # repeated. Changes made through this service are seen at once; changes made
