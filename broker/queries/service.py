@@ -530,10 +530,9 @@ class FamilyQueryService:
                     agency,
                     best.ref,
                     best.tokens,
-                    True,
-                    None,
-                    best.score,
-                    _consent_keys(best.consent_refs),
+                    is_subject=True,
+                    match_score=best.score,
+                    consent_keys=_consent_keys(best.consent_refs),
                 )
             )
             for member in best.household:
@@ -542,8 +541,7 @@ class FamilyQueryService:
                         agency,
                         member.ref,
                         member.tokens,
-                        False,
-                        member.relationship,
+                        relationship=member.relationship,
                         consent_keys=_consent_keys(member.consent_refs),
                     )
                 )
