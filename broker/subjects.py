@@ -113,6 +113,21 @@ class SubjectKeys:
         """The public name of the consent key, as connectors' manifests announce it."""
         return self._consent.key_id if self._consent else None
 
+    def held_reference(self, consent_ref: str) -> str:
+        """The subject reference the audit log files an agency's record under, made of a
+        consent reference the agency sent for an identifier the record holds: so an IG
+        officer asking by NHS number finds the exchanges about that person's records even
+        when the caseworker asked by name and date of birth."""
+        return subject_reference(self._key, "held_identifier", consent_ref)
+
+    def held_references(self, identifiers: Iterable[tuple[str, str]]) -> list[str]:
+        """``held_reference`` of each ``(kind, value)`` identifier that makes a consent
+        reference, sorted; none without a consent key."""
+        if self._consent is None:
+            return []
+        made = (self._consent.ref(kind, value) for kind, value in identifiers)
+        return sorted({self.held_reference(ref) for ref in made if ref is not None})
+
     def consent_keys(self, identifiers: Iterable[tuple[str, str]]) -> list[str]:
         """The consent register's keys for the consent references of ``(kind, value)``
         identifiers that name one person (a ``local_ref`` or a UPRN makes none), sorted;

@@ -158,11 +158,13 @@ class OversightService:
         return self._clock
 
     def references(self, identifiers: Sequence[Identifier]) -> list[str]:
-        """The keyed subject references of ``identifiers``. Raises ``InvalidRequest``."""
+        """The keyed subject references of ``identifiers``: the person's own, and those
+        of agencies' records holding them. Raises ``InvalidRequest``."""
         try:
             refs = [self._subjects.reference(i.kind, i.value) for i in identifiers]
         except InvalidChange as exc:  # a search changes nothing: the request is what is wrong
             raise InvalidRequest(exc.detail) from None
+        refs += self._subjects.held_references((i.kind, i.value) for i in identifiers)
         return list(dict.fromkeys(refs))
 
     # -- search ---------------------------------------------------------------------

@@ -50,6 +50,8 @@ from connectors.protocol.messages import (
     FetchRequest,
     FetchResponse,
     FetchStatus,
+    HouseholdMember,
+    MatchCandidate,
     MatchRequest,
     MatchResponse,
     MatchStatus,
@@ -95,6 +97,9 @@ class _Run:
     subject_refs: list[str]
     # The consent register's keys of the caseworker's identifiers for the subject.
     consent_keys: list[str] = field(default_factory=list)
+    # Per "agency:ref" of every record an agency answered with: the audit references of
+    # the identifiers it holds (from its consent references).
+    held: dict[str, list[str]] = field(default_factory=dict)
     entries: list[int] = field(default_factory=list)
     statuses: dict[str, AgencyStatusView] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
@@ -663,12 +668,19 @@ class FamilyQueryService:
         decision: FamilyDecision | None = None,
     ) -> Entry:
         released: tuple[str, ...] = ()
+        agency = connector.agency_id
         subjects = list(run.subject_refs) if kind is Kind.MATCH else []
+        if isinstance(outcome.message, MatchResponse):
+            # Every record the agency disclosed, filed under the identifiers it holds.
+            for record in _answered(outcome.message):
+                held = [self._subjects.held_reference(r) for r in record.consent_refs]
+                run.held[f"{agency}:{record.ref}"] = held
+                subjects += held
         if isinstance(outcome.message, FetchResponse):
             released = tuple(sorted({f.field for p in outcome.message.persons for f in p.facts}))
-            subjects += [
-                self._local_key(connector.agency_id, p.ref) for p in outcome.message.persons
-            ]
+            for person in outcome.message.persons:
+                subjects.append(self._local_key(agency, person.ref))
+                subjects += run.held.get(f"{agency}:{person.ref}", [])
         reasons = [status]
         reasons += [flag for flag in run.flags if flag.startswith(f"{connector.agency_id}:")]
         return Entry(
@@ -747,6 +759,15 @@ class _Between:
     query: FamilyQueryInput
     checkpoint: str | None
     proofs: dict[int, list[str]]
+
+
+def _answered(answer: MatchResponse) -> list[MatchCandidate | HouseholdMember]:
+    """Every record a match answer names: its candidates and their households."""
+    records: list[MatchCandidate | HouseholdMember] = []
+    for candidate in answer.candidates:
+        records.append(candidate)
+        records.extend(candidate.household)
+    return records
 
 
 def _consent_keys(consent_refs: Sequence[str]) -> tuple[str, ...]:

@@ -191,3 +191,33 @@ async def test_ready_when_everything_answers(town: Region) -> None:
     assert checks["database"] == "ok"
     assert checks["audit_log"].startswith("ok (")
     assert checks["policy"].startswith("ok (bundle ")
+
+
+async def test_a_query_by_name_and_birth_date_is_found_from_the_nhs_number(town: Region) -> None:
+    """The caseworker typed no identifier; the agencies that hold the person's NHS
+    number sent its consent reference, so the officer still finds the exchanges."""
+    person = next(
+        p
+        for p in known_to(town.truth, 3)
+        if p.get("nhs_number") and "health" in p["records"] and p is not _person(town)
+    )
+    body = {**_query(person), "subject": subject_of(person, identifiers=False)}
+    asked = await town.client.post("/v1/family-queries", json=body, headers=town.headers())
+    assert asked.status_code == 200, asked.text
+    view = asked.json()
+    assert any(r["agency_id"] == "health" for m in view["members"] for r in m["records"])
+
+    nhs = {"identifiers": [{"kind": "nhs_number", "value": person["nhs_number"]}]}
+    report = await town.client.post(
+        "/v1/oversight/subject-access", json=nhs, headers=_officer(town)
+    )
+    found = await town.client.post(
+        "/v1/audit/search", json={**nhs, "kind": "fetch"}, headers=_officer(town)
+    )
+
+    assert report.status_code == 200, report.text
+    # (Queries about the person's household find them too: the agencies disclosed them.)
+    assert view["query_id"] in {a["query_id"] for a in report.json()["accesses"]}
+    assert "health" in report.json()["by_agency"]
+    fetched = {e["counterparty_agency"] for e in found.json()["entries"]}
+    assert "health" in fetched
