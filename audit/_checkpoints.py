@@ -40,9 +40,10 @@ __all__ = [
 ]
 
 UNSIGNED_WINDOW = 300.0
-"""Seconds of entries (by their own times) that may wait for a checkpoint. The log signs
-one within 0.2 s of writing an entry by default and a connector's within at most 60 s,
-so a longer run of entries that no checkpoint covers was not left so by the log."""
+"""Seconds of entries (by their own times) that may wait for a checkpoint, by default.
+The log signs one within 0.2 s of writing an entry by default and a connector's within
+at most 60 s, so a longer run of entries that no checkpoint covers was not left so by
+the log."""
 _PINPOINT_LIMIT = 4096
 """Leaf hashes kept since the last checkpoint that matched, to name a rewritten entry."""
 
@@ -275,9 +276,9 @@ def _root_of(span: list[bytes], previous: int, read: NodeReader) -> bytes:
     return compact.root()
 
 
-def missing_checkpoints(report: Report) -> Finding | None:
-    """A finding if the entries no checkpoint covers were written over longer than the
-    log ever leaves entries unsigned (``UNSIGNED_WINDOW``).
+def missing_checkpoints(report: Report, max_span: float) -> Finding | None:
+    """A finding if the entries no checkpoint covers were written over more than
+    ``max_span`` seconds, longer than the log ever leaves entries unsigned.
 
     Only their own times say when they were written, and whoever rewrote them could
     have rewritten those too: this catches a tail rewritten with its times kept, after
@@ -288,7 +289,7 @@ def missing_checkpoints(report: Report) -> Finding | None:
     if not report.unsigned or times is None:
         return None
     seconds = (times[1] - times[0]) / 1_000_000
-    if seconds <= UNSIGNED_WINDOW:
+    if seconds <= max_span:
         return None
     first, last = report.signed_size, report.entries - 1
     detail = (

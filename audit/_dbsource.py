@@ -41,6 +41,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from audit._checkpoints import UNSIGNED_WINDOW
 from audit._chunks import (
     CHUNK_LEVEL,
     Checked,
@@ -427,9 +428,16 @@ def verify_store(
     origin: str | None = None,
     kept: Checkpoint | None = None,
     progress: Callable[[int], None] | None = None,
+    max_unsigned_span: float = UNSIGNED_WINDOW,
 ) -> Report:
     """Verify the log in ``store``, trusting only ``verifier``'s key, and against the
-    checkpoint ``kept`` outside it if given (see ``verify.verify_source``)."""
+    checkpoint ``kept`` outside it if given (see ``verify.verify_source``, and for what
+    it raises)."""
     return verify_source(
-        DatabaseSource(store), verifier, origin or verifier.name, kept=kept, progress=progress
+        DatabaseSource(store),
+        verifier,
+        origin or verifier.name,
+        kept=kept,
+        progress=progress,
+        max_unsigned_span=max_unsigned_span,
     )

@@ -24,6 +24,7 @@ Reading a log from a database is ``audit._dbsource``, from a bundle ``audit.expo
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Generator, Iterator
 from itertools import chain
@@ -103,15 +104,22 @@ def verify_source(
     *,
     kept: Checkpoint | None = None,
     progress: Callable[[int], None] | None = None,
+    max_unsigned_span: float = UNSIGNED_WINDOW,
 ) -> Report:
     """Verify a whole log from ``source``, trusting only ``verifier``'s key.
 
     ``kept`` is a checkpoint kept outside the log (already opened with the key): the
     entries are checked against it as against the log's own checkpoints, and the
     report carries the consistency proof from it to the newest one, built from the
-    entries (``Report.proof``). Never raises for a damaged log: every problem becomes a
-    ``Finding`` in the report.
+    entries (``Report.proof``). ``max_unsigned_span`` is how many seconds apart, by their
+    own times, the entries no signed checkpoint covers may have been written before
+    that is a finding (``CHECKPOINT_MISSING``).
+
+    Never raises for a damaged log: every problem becomes a ``Finding`` in the report.
+    Raises ``ValueError`` if ``max_unsigned_span`` is negative or not finite.
     """
+    if not 0 <= max_unsigned_span < math.inf:
+        raise ValueError(f"max_unsigned_span must be 0 or more seconds, not {max_unsigned_span}")
     started = time.perf_counter()
     report = Report()
     # Read before the entries, so that every checkpoint signs entries the scan sees.
@@ -153,7 +161,7 @@ def verify_source(
     # The times read are those of the entries after the newest stored size: they are
     # the unsigned ones when every checkpoint verified.
     if report.ok and report.signed_size == (sizes[-1] if sizes else 0):
-        missing = missing_checkpoints(report)
+        missing = missing_checkpoints(report, max_unsigned_span)
         if missing is not None:
             report.findings.append(missing)
     else:
