@@ -5,7 +5,7 @@ The full scan is the verifier's hot loop, so it talks to the driver's cursor dir
 entries that is most of the difference between reading and hashing.
 
 A large log is checked by worker processes, one per core: each opens its own read
-connection and checks a share of the aligned chunks (``verify.check_chunk``), and this
+connection and checks a share of the aligned chunks (``_chunks.check_chunk``), and this
 process folds their small results into the tree in index order, exactly as it folds the
 chunks it checks itself (small logs, or when workers cannot start).
 
@@ -41,20 +41,21 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from audit.checkpoint import Checkpoint, NoteVerifier
-from audit.store import Store
-from audit.verify import (
+from audit._checkpoints import UNSIGNED_WINDOW
+from audit._chunks import (
     CHUNK_LEVEL,
     Checked,
     Chunk,
-    Report,
     check_chunk,
     check_in_order,
     passes,
     sound_chunk,
     unsigned_times,
-    verify_source,
 )
+from audit._report import Report
+from audit.checkpoint import Checkpoint, NoteVerifier
+from audit.store import Store
+from audit.verify import verify_source
 
 __all__ = ["PARALLEL_FROM", "DatabaseSource", "verify_store"]
 
@@ -427,9 +428,16 @@ def verify_store(
     origin: str | None = None,
     kept: Checkpoint | None = None,
     progress: Callable[[int], None] | None = None,
+    max_unsigned_span: float = UNSIGNED_WINDOW,
 ) -> Report:
     """Verify the log in ``store``, trusting only ``verifier``'s key, and against the
-    checkpoint ``kept`` outside it if given (see ``verify.verify_source``)."""
+    checkpoint ``kept`` outside it if given (see ``verify.verify_source``, and for what
+    it raises)."""
     return verify_source(
-        DatabaseSource(store), verifier, origin or verifier.name, kept=kept, progress=progress
+        DatabaseSource(store),
+        verifier,
+        origin or verifier.name,
+        kept=kept,
+        progress=progress,
+        max_unsigned_span=max_unsigned_span,
     )

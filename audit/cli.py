@@ -7,6 +7,7 @@ Exit codes: 0 when everything checked out, 1 when the log (or a proof) failed a 
 from __future__ import annotations
 
 import base64
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,7 +29,7 @@ from audit.errors import AuditError, CheckpointError, EntryNotFound, ProofError
 from audit.export import BundleSource, export_bundle
 from audit.search import get_entry, get_leaf
 from audit.store import Store
-from audit.verify import Report, Source, verify_source
+from audit.verify import UNSIGNED_WINDOW, Report, Source, verify_source
 
 __all__ = ["app"]
 
@@ -52,6 +53,16 @@ KeyOption = Annotated[
 ]
 OriginOption = Annotated[
     str | None, typer.Option("--origin", help="The log's origin; read from the log if omitted.")
+]
+MaxUnsignedSpanOption = Annotated[
+    str,
+    typer.Option(
+        "--max-unsigned-span",
+        metavar="<seconds>",
+        help="How many seconds apart (by their own times) the entries that no signed"
+        " checkpoint covers may have been written; over that, verify reports"
+        " checkpoint_missing.",
+    ),
 ]
 
 
@@ -158,6 +169,19 @@ def _verifier(path: Path, origin: str) -> NoteVerifier:
     return verifier
 
 
+def _seconds(text: str, option: str, default: float) -> float:
+    """A span given on the command line: a number of seconds, 0 or more."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:  # also refuses nan
+        raise _fail(
+            f"{option}: {text!r} is not a number of seconds, 0 or more (the default is {default:g})"
+        )
+    return seconds
+
+
 def _latest(log: _Log, verifier: NoteVerifier) -> Checkpoint:
     checkpoints = log.checkpoints()
     if not checkpoints:
@@ -215,7 +239,12 @@ def _print_report(report: Report) -> None:
     _print_findings(report)
 
 
-def _verify(log: _Log, verifier: NoteVerifier, kept: Checkpoint | None = None) -> Report:
+def _verify(
+    log: _Log,
+    verifier: NoteVerifier,
+    kept: Checkpoint | None = None,
+    max_unsigned_span: float = UNSIGNED_WINDOW,
+) -> Report:
     """Verify the whole log, with a progress bar while it reads."""
     columns = (TextColumn("verifying"), BarColumn(), TextColumn("{task.completed} entries"))
     with Progress(*columns, TimeElapsedColumn(), transient=True) as progress:
@@ -226,6 +255,7 @@ def _verify(log: _Log, verifier: NoteVerifier, kept: Checkpoint | None = None) -
             log.origin,
             kept=kept,
             progress=lambda done: progress.update(task, completed=done),
+            max_unsigned_span=max_unsigned_span,
         )
 
 
@@ -235,12 +265,14 @@ def verify(
     db: DbOption = None,
     bundle: BundleOption = None,
     origin: OriginOption = None,
+    max_unsigned_span: MaxUnsignedSpanOption = f"{UNSIGNED_WINDOW:g}",
 ) -> None:
     """Recompute every leaf hash and the tree; check every checkpoint and erasure."""
+    window = _seconds(max_unsigned_span, "--max-unsigned-span", UNSIGNED_WINDOW)
     with _errors():
         log = _Log.open(db, bundle, origin)
         verifier = _verifier(public_key, log.origin)
-        report = _verify(log, verifier)
+        report = _verify(log, verifier, max_unsigned_span=window)
     _out.print(f"log {log.origin}, trusted log key hash {verifier.key_hash.hex()}")
     _print_report(report)
     raise typer.Exit(0 if report.ok else 1)

@@ -20,11 +20,11 @@ import orjson
 import sqlalchemy as sa
 
 from audit import _tables as t
+from audit._chunks import Chunk
 from audit._dbsource import DatabaseSource
 from audit.errors import AuditError
 from audit.merkle import NodeId, leaf_hash, subtree_levels
 from audit.store import Store
-from audit.verify import Chunk
 
 __all__ = ["BundleError", "BundleSource", "ExportSummary", "export_bundle"]
 

@@ -1,7 +1,9 @@
 """``junction connector``: run an agency's connector, or check its configuration.
 
-Mounted by ``broker.cli``. Errors a user can cause end in one line on stderr and a
-non-zero exit, never a traceback.
+Mounted by ``broker.cli``. Errors a user can cause end in one line on stderr, never a
+traceback, and exit status 2, as every ``junction`` command's do when it cannot run as
+configured: a config, mapping, key, local policy, source or audit database that cannot
+be used, here as in an unusable ``JUNCTION_CONNECTOR_*`` setting (``broker.cli.main``).
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ ConfigOption = Annotated[
 ]
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
+def _fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
+    return typer.Exit(2)
 
 
 def _environ() -> dict[str, str]:

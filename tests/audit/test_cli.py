@@ -94,6 +94,52 @@ def test_verify_reports_deleted_checkpoints_over_a_long_unsigned_tail(
     ) in " ".join(out.split())
 
 
+def _two_minute_unsigned_tail(tmp_path: Path, signer: NoteSigner) -> str:
+    """A log whose entries 10 to 22, written 10 s apart, no checkpoint covers."""
+    url = f"sqlite:///{tmp_path / 'tail.db'}"
+    start = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    with AuditLog.open(url, signer, checkpoint_interval=60, checkpoint_entries=10) as log:
+        for i in range(23):
+            log.append(make_entry(i, time=start + timedelta(seconds=10 * max(0, i - 10))))
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_checkpoints WHERE size > 10"))
+    engine.dispose()
+    return url
+
+
+def test_verify_max_unsigned_span_sets_how_long_entries_may_wait(
+    tmp_path: Path, signer: NoteSigner, keys: Path
+) -> None:
+    url = _two_minute_unsigned_tail(tmp_path, signer)
+    verify = ("verify", "--db", url, "--public-key", str(keys / "log.pub"))
+    code, out = _run(*verify)
+    assert code == 0, out
+    assert "entries 10 to 22 are not covered by a signed checkpoint" in " ".join(out.split())
+    code, out = _run(*verify, "--max-unsigned-span", "120")
+    assert code == 0, out
+    code, out = _run(*verify, "--max-unsigned-span", "60")
+    assert code == 1, out
+    assert (
+        "TAMPERED: checkpoint_missing at entry 10: entries 10 to 22, written over 2 min, are"
+        " covered by no signed checkpoint"
+    ) in " ".join(out.split())
+
+
+@pytest.mark.parametrize("value", ["-1", "five minutes", "nan", "inf", ""])
+def test_verify_refuses_a_max_unsigned_span_that_is_no_span(
+    db: str, keys: Path, value: str
+) -> None:
+    code, out = _run(
+        "verify", "--db", db, "--public-key", str(keys / "log.pub"), "--max-unsigned-span", value
+    )
+    assert code == 2, out
+    assert out.strip() == (
+        f"error: --max-unsigned-span: {value!r} is not a number of seconds, 0 or more"
+        " (the default is 300)"
+    )
+
+
 def test_verify_with_another_key_trusts_nothing(db: str, tmp_path: Path) -> None:
     generate_key_files(tmp_path / "other", "log")
     code, out = _run("verify", "--db", db, "--public-key", str(tmp_path / "other" / "log.pub"))

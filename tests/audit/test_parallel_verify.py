@@ -22,19 +22,11 @@ import pytest
 import sqlalchemy as sa
 
 from audit import _dbsource
+from audit._chunks import _opening_problems, _openings_match
 from audit.entry import leaf_bytes, prepare
 from audit.log import AuditLog
 from audit.merkle import NodeReader
-from audit.verify import (
-    Checked,
-    Chunk,
-    Report,
-    TamperKind,
-    _opening_problems,
-    _openings_match,
-    check_chunk,
-    verify_source,
-)
+from audit.verify import Checked, Chunk, Report, TamperKind, check_chunk, verify_source
 from tests.audit import test_tamper
 from tests.audit.conftest import make_entry
 from tests.audit.test_tamper import log as tamper_log  # noqa: F401 - a fixture for the cases

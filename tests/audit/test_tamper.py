@@ -228,6 +228,19 @@ def test_newest_entries_not_yet_signed_are_not_a_finding(open_log: OpenLog) -> N
     assert latest - earliest == 19_000_000
 
 
+def test_the_window_entries_may_wait_for_a_checkpoint_is_a_parameter(open_log: OpenLog) -> None:
+    log = _timed_log(open_log, 100)
+    _sql(log, "DELETE FROM audit_checkpoints WHERE size > 100")
+    # Entries 100 to 119 were written over 19 s: within the default window, not 10 s.
+    assert verify_store(log.store, log.verifier, max_unsigned_span=19).ok
+    report = verify_store(log.store, log.verifier, max_unsigned_span=10)
+    _assert_first(report, TamperKind.CHECKPOINT_MISSING, 100)
+    assert "entries 100 to 119, written over 19 s," in report.findings[0].detail
+    for refused in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="max_unsigned_span"):
+            verify_store(log.store, log.verifier, max_unsigned_span=refused)
+
+
 def _note(log: AuditLog, size: int) -> str:
     return log.store.checkpoint_at(size)
 

@@ -73,7 +73,7 @@ def test_a_file_that_is_not_utf8_is_named_with_its_first_bad_byte(
     path_of, name = CASES[case]
     _prepend(path_of(tmp_path))
     result = _check(setup)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr == f"error: {tmp_path / name} is not UTF-8 text (byte 0xe9 at offset 5)\n"
 
 
@@ -87,7 +87,7 @@ def test_a_csv_export_that_is_not_utf8_is_named_by_check(tmp_path: Path, town: P
     second_row = data.index(b"\n") + 1
     people.write_bytes(data[:second_row] + b"\xff" + data[second_row:])
     result = _check(setup)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr == (
         f"error: person.key: {people} is not UTF-8 text (byte 0xff at offset {second_row})\n"
     )
@@ -124,7 +124,7 @@ def test_a_source_url_that_is_not_a_url_names_the_setting(
     sql = "url: sqlite:///${JUNCTION_TOWN_DIR}/police.db"
     mapping.write_text(mapping.read_text().replace(sql, f'url: "{url}"'))
     result = _check(setup)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.startswith("error: source.url: not a valid SQLAlchemy URL; expected ")
     assert result.stderr.count("\n") == 1
     assert "s3cret" not in result.stderr
@@ -139,7 +139,7 @@ def test_a_source_url_override_that_is_not_a_url_names_the_variable(
         ["connector", "check", "--config", str(setup.config_path)],
         env={**setup.environ, "JUNCTION_CONNECTOR_SOURCE_URL": "not a url"},
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.startswith(
         "error: JUNCTION_CONNECTOR_SOURCE_URL: not a valid SQLAlchemy URL; expected "
     )
@@ -186,7 +186,7 @@ def test_check_refuses_an_audit_database_serve_could_not_use(tmp_path: Path, tow
         setup.config_path.write_text(good)
         _audit_url(setup, url)
         result = _check(setup)
-        assert result.exit_code == 1, url
+        assert result.exit_code == 2, url
         assert result.stderr.startswith(message), url
         assert result.stderr.count("\n") == 1, url
         assert "s3cret" not in result.stderr
@@ -209,7 +209,7 @@ def test_check_refuses_a_date_of_birth_format_the_data_does_not_have(
         _csv_source(tmp_path, town)
     _date_format(tmp_path / "police.yaml", "%Y-%m-%d")
     result = _check(setup)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.startswith("error: person.date_of_birth: ")
     assert "of PERSON.DOB_TXT do not match format '%Y-%m-%d' (one is shaped '99/99/9999')" in (
         result.stderr

@@ -136,7 +136,7 @@ def test_check_names_a_missing_table(tmp_path: Path, town: tuple[Path, dict[str,
     text = setup.config_path.read_text().replace(str(AGENCIES / "police.yaml"), "police.yaml")
     setup.config_path.write_text(text)
     result = _run(["connector", "check", "--config", str(setup.config_path)], setup.environ)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "table PEOPLE not found" in result.stderr
     assert "Traceback" not in result.stderr
@@ -150,7 +150,7 @@ def test_check_names_an_unreachable_database(
         ["connector", "check", "--config", str(setup.config_path)],
         {"JUNCTION_TOWN_DIR": str(tmp_path / "nowhere")},
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.startswith("error: ")
     assert "cannot reach" in result.stderr
     assert result.stderr.count("\n") == 1
@@ -162,7 +162,7 @@ def test_serve_refuses_a_missing_key_in_one_line(
     setup = configure_agency(tmp_path, town[0], "police")
     shutil.rmtree(tmp_path / "keys")
     result = _run(["connector", "serve", "--config", str(setup.config_path)], setup.environ)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: cannot read")
     assert "Traceback" not in result.stderr
 
@@ -171,7 +171,7 @@ def test_check_refuses_a_config_with_a_typo(tmp_path: Path) -> None:
     config = tmp_path / "agency.yaml"
     config.write_text("mapping: police.yaml\nsigning_kee: keys/police.key\n")
     result = _run(["connector", "check", "--config", str(config)], {})
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr == (
         f"error: {config}: signing_kee: not a known member; did you mean 'signing_key'?\n"
     )
