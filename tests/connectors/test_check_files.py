@@ -217,3 +217,22 @@ def test_check_refuses_a_date_of_birth_format_the_data_does_not_have(
     # Month and day the other way round: most of them fail too.
     _date_format(tmp_path / "police.yaml", "%m/%d/%Y", was="%Y-%m-%d")
     assert "do not match format '%m/%d/%Y'" in _check(setup).stderr
+
+
+def test_check_names_a_consent_key_the_connector_could_not_use(tmp_path: Path, town: Path) -> None:
+    setup = configure_agency(tmp_path, town, "police")
+    text = setup.config_path.read_text()
+    setup.config_path.write_text(text + "consent_key: keys/consent.key\n")
+    missing = _check(setup)
+    (tmp_path / "keys" / "consent.key").write_text("abcd\n")
+    short = _check(setup)
+    (tmp_path / "keys" / "consent.key").write_text("c0" * 32 + "\n")
+    good = _check(setup)
+    assert missing.exit_code == 2
+    assert missing.stderr.startswith("error: cannot read the consent key ")
+    assert short.exit_code == 2
+    assert short.stderr == (
+        f"error: the consent key {tmp_path / 'keys' / 'consent.key'} holds 2 bytes; "
+        "it needs 32 or more\n"
+    )
+    assert good.exit_code == 0, good.stderr
