@@ -13,6 +13,7 @@ with a reference to the log line, never a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Iterable
@@ -117,6 +118,7 @@ _STATUS_CODES = {
     404: ("not-found", "Nothing is here"),
     405: ("method-not-allowed", "This method is not allowed here"),
     406: ("not-acceptable", "No acceptable representation"),
+    408: ("request-timeout", "The request body did not arrive in time"),
     409: ("conflict", "The request conflicts with the current state"),
     413: ("body-too-large", "The request body is too large"),
     415: ("unsupported-media-type", "The request body has the wrong media type"),
@@ -247,8 +249,10 @@ _JSON_TYPES = ("application/json", "application/problem+json")
 
 
 class BodyLimitMiddleware:
-    """Refuses bodies over ``max_bytes`` (413), non-JSON bodies on JSON paths (415), and
-    JSON bodies carrying a NUL character (422).
+    """Refuses bodies over ``max_bytes`` (413), non-JSON bodies on JSON paths (415),
+    JSON bodies carrying a NUL character (422), and JSON bodies that do not arrive whole
+    within ``body_seconds`` (408: a Content-Length larger than what is sent would
+    otherwise hold the request open for as long as the client likes).
 
     The limit holds whether or not the client sends Content-Length: a streamed body is
     counted as it arrives and cut off at the limit, so memory stays bounded.
@@ -260,14 +264,20 @@ class BodyLimitMiddleware:
         *,
         max_bytes: int,
         json_prefixes: tuple[str, ...] = ("/v1/",),
+        body_seconds: float = 30.0,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.json_prefixes = json_prefixes
+        self.body_seconds = body_seconds
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, status: int) -> None:
         code, title = _STATUS_CODES[status]
         detail = {
+            408: (
+                f"The body did not arrive within {self.body_seconds:g} seconds; send it "
+                "whole, as long as its Content-Length says."
+            ),
             413: f"Send at most {self.max_bytes} bytes.",
             415: "Send the body as application/json.",
             422: "Remove the NUL characters (\\u0000) from the text: no member accepts them.",
@@ -304,8 +314,14 @@ class BodyLimitMiddleware:
         chunks: list[bytes] = []
         received = 0
         more = True
+        deadline = asyncio.get_running_loop().time() + self.body_seconds
         while more:
-            message = await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                await self._reject(scope, receive, send, 408)
+                return
             if message["type"] != "http.request":
                 return  # the client went away
             chunk = message.get("body", b"")
