@@ -6,13 +6,20 @@ Nothing may answer 5xx, no error may echo what was sent, nothing sent may be exe
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import uvicorn
+from fastapi import FastAPI
 from schemathesis.python import asgi
 
 from broker.identity.principal import Role
+from connectors.protocol.problems import BodyLimitMiddleware, install_problem_handlers
 from tests.hostile.hostile_kit import HostileRegion
 from tests.hostile.test_envelopes import family_query
 
@@ -279,3 +286,52 @@ def test_an_integer_too_large_for_any_store_is_refused(hostile_region: HostileRe
         "/v1/audit/search", json={"cursor": 2**63 - 1}, headers=officer
     )
     assert largest.status_code == 200
+
+
+def test_a_body_shorter_than_its_content_length_is_refused_in_time() -> None:
+    """Over a real socket: a client that declares 200 bytes and sends 20 is answered
+    408 when the body deadline passes, instead of holding the request open."""
+    app = FastAPI()
+    app.add_middleware(BodyLimitMiddleware, max_bytes=2048, body_seconds=0.5)
+    install_problem_handlers(app, ())
+
+    @app.post("/v1/orders")
+    async def create(order: dict[str, str]) -> dict[str, str]:
+        return order
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.02)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            started = time.monotonic()
+            conn.sendall(
+                b"POST /v1/orders HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 200\r\n\r\n{"name": "a", "cou'
+            )
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                part = conn.recv(4096)
+                if not part:
+                    break
+                answer += part
+            waited = time.monotonic() - started
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 ")
+    assert b"content-type: application/problem+json" in head.lower()
+    problem = json.loads(body)
+    assert problem["type"] == "urn:junction:problem:request-timeout"
+    assert "did not arrive within 0.5 seconds" in problem["detail"]
+    assert 0.4 < waited < 5
