@@ -48,7 +48,10 @@ class AgencyChange(_In):
     """What may change about an agency."""
 
     name: Name = Field(examples=["Riverside Borough Council"])
-    type: AgencyId = Field(examples=["local_authority"])
+    type: AgencyId = Field(
+        description="One of the agency types in the policy catalogue (agency_types.json).",
+        examples=["local_authority"],
+    )
 
 
 class AgencyIn(AgencyChange):
