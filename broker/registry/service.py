@@ -129,7 +129,8 @@ def _agreement_out(row: AgreementRow) -> AgreementOut:
 
 
 def _agreement_terms(row: AgreementRow) -> dict[str, Any]:
-    # A version stored before the date range was enforced is still compared, not refused.
+    # A version stored before the date range was enforced is still compared, not refused;
+    # one stored with its lists in the order sent compares as sorted, as new terms do.
     terms = AgreementIn.model_validate(row, from_attributes=True, context={"stored": True})
     return terms.model_dump(mode="json")
 
@@ -434,7 +435,8 @@ class RegistryService:
     ) -> AgreementOut:
         """Store ``terms`` as the next version; earlier versions stay as they were.
 
-        Unchanged terms store nothing. Raises ``NotFound`` or ``InvalidChange``.
+        Unchanged terms, whatever the order of their lists, store and log nothing.
+        Raises ``NotFound`` or ``InvalidChange``.
         """
         with self._db.session() as session:
             versions = repo.agreement_versions(session, agreement_id)
