@@ -48,7 +48,10 @@ class AgencyChange(_In):
     """What may change about an agency."""
 
     name: Name = Field(examples=["Riverside Borough Council"])
-    type: AgencyId = Field(examples=["local_authority"])
+    type: AgencyId = Field(
+        description="One of the agency types in the policy catalogue (agency_types.json).",
+        examples=["local_authority"],
+    )
 
 
 class AgencyIn(AgencyChange):
@@ -99,7 +102,11 @@ class AgencyOut(BaseModel):
 
 
 class AgreementIn(_In):
-    """One version of a data sharing agreement. Changing it stores a new version."""
+    """One version of a data sharing agreement. Changing it stores a new version.
+
+    Its lists are sets: they are kept sorted, each name once, so terms that differ only
+    in order are the same terms.
+    """
 
     parties: list[AgencyId] = Field(min_length=2, examples=[["council", "police"]])
     purposes: list[Slug] = Field(min_length=1, examples=[["early_help_assessment"]])
@@ -114,6 +121,16 @@ class AgreementIn(_In):
     valid_from: AwareDatetime
     valid_to: AwareDatetime | None = None
     status: AgreementStatus = "draft"
+
+    @field_validator("parties", "purposes", "legal_bases", "fields")
+    @classmethod
+    def _sorted_once_each(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        # Each list is a set. Kept in the order sent, the same terms reordered would
+        # compare as a change, and be stored and logged as a new version.
+        if info.field_name == "parties" and len(set(value)) != len(value):
+            # Two parties named, one of them twice, would be an agreement with itself.
+            raise ValueError("each party may appear only once")
+        return sorted(set(value))
 
     @field_validator("valid_from", "valid_to")
     @classmethod
@@ -138,8 +155,6 @@ class AgreementIn(_In):
     def _dates_in_order(self) -> AgreementIn:
         if self.valid_to is not None and self.valid_to <= self.valid_from:
             raise ValueError("valid_to must come after valid_from")
-        if len(set(self.parties)) != len(self.parties):
-            raise ValueError("each party may appear only once")
         return self
 
 

@@ -129,7 +129,8 @@ def _agreement_out(row: AgreementRow) -> AgreementOut:
 
 
 def _agreement_terms(row: AgreementRow) -> dict[str, Any]:
-    # A version stored before the date range was enforced is still compared, not refused.
+    # A version stored before the date range was enforced is still compared, not refused;
+    # one stored with its lists in the order sent compares as sorted, as new terms do.
     terms = AgreementIn.model_validate(row, from_attributes=True, context={"stored": True})
     return terms.model_dump(mode="json")
 
@@ -202,10 +203,15 @@ class RegistryService:
 
     @_one_at_a_time
     def create_agency(self, actor: Principal, agency: AgencyIn) -> AgencyOut:
-        """Register a new agency. Raises ``Conflict`` if its id is taken."""
+        """Register a new agency.
+
+        Raises ``Conflict`` if its id is taken, ``InvalidChange`` for a type the policy
+        catalogue does not list.
+        """
         with self._db.session() as session:
             if repo.agency(session, agency.id) is not None:
                 raise Conflict(f"agency {agency.id!r} is already registered; change it with PUT")
+        self._check_agency_type(agency.type)
         record_change(
             self._audit,
             Kind.REGISTRY_CHANGE,
@@ -224,11 +230,16 @@ class RegistryService:
 
     @_one_at_a_time
     def change_agency(self, actor: Principal, agency_id: str, change: AgencyChange) -> AgencyOut:
-        """Rename or retype an agency. Raises ``NotFound``."""
+        """Rename or retype an agency.
+
+        Unchanged, it stores nothing. Raises ``NotFound``, or ``InvalidChange`` for a type
+        the policy catalogue does not list.
+        """
         with self._db.session() as session:
             current = self._agency(session, agency_id)
             if (current.name, current.type) == (change.name, change.type):
                 return _agency_out(current, repo.connector(session, agency_id))
+        self._check_agency_type(change.type)
         record_change(
             self._audit,
             Kind.REGISTRY_CHANGE,
@@ -241,6 +252,19 @@ class RegistryService:
             row = self._agency(session, agency_id)
             row.name, row.type, row.updated_at = change.name, change.type, self._clock()
             return _agency_out(row, repo.connector(session, agency_id))
+
+    def _check_agency_type(self, agency_type: str) -> None:
+        """Refuse a type the policy catalogue in force does not list.
+
+        Policy names the fields a purpose may ask for per agency type: an agency of a
+        type it does not know would have every exchange withheld, and no one told why.
+        """
+        known = self._catalogue().get("agency_types")
+        if known is None:
+            # A bundle from before the catalogue listed agency types: there is nothing
+            # to check against, and refusing every type would stop all registration.
+            return
+        refuse_unknown("agency type", [agency_type], frozenset(known), "in the policy catalogue")
 
     @staticmethod
     def _agency(session: Session, agency_id: str) -> AgencyRow:
@@ -411,7 +435,8 @@ class RegistryService:
     ) -> AgreementOut:
         """Store ``terms`` as the next version; earlier versions stay as they were.
 
-        Unchanged terms store nothing. Raises ``NotFound`` or ``InvalidChange``.
+        Unchanged terms, whatever the order of their lists, store and log nothing.
+        Raises ``NotFound`` or ``InvalidChange``.
         """
         with self._db.session() as session:
             versions = repo.agreement_versions(session, agreement_id)

@@ -449,6 +449,14 @@ test_agency_type_outside_the_purpose_is_refused if {
 	"agency_type_not_in_purpose" in reason_codes(ex.reasons)
 }
 
+# The broker registers agencies only with the types the catalogue lists: a purpose naming
+# any other type would never apply to an agency.
+test_every_agency_type_a_purpose_names_is_in_the_catalogue if {
+	purposes := data.catalogue.purposes
+	named := {t | some p in purposes; some t, _ in p.field_allow} | {t | some p in purposes; some t, _ in p.tiers}
+	{t | some t in named; not data.catalogue.agency_types[t]} == set()
+}
+
 test_nothing_permitted_is_a_deny if {
 	ex := first_exchange(with_person({"restricted_fields": school.requested_fields}, {}))
 	not ex.allow

@@ -37,8 +37,12 @@ def consent(**changes: Any) -> dict[str, Any]:
 
 
 async def _agencies(broker: Broker) -> None:
-    for agency in ("council", "police", "school"):
-        body = {"id": agency, "name": agency.title(), "type": agency}
+    for agency, kind in (
+        ("council", "local_authority"),
+        ("police", "police"),
+        ("school", "school"),
+    ):
+        body = {"id": agency, "name": agency.title(), "type": kind}
         response = await broker.client.post(
             "/v1/agencies", json=body, headers=broker.as_(Role.ADMIN)
         )

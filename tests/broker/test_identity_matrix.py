@@ -98,8 +98,8 @@ async def test_every_role_reaches_only_the_endpoints_it_may(
         }
         assert routes == {(method, path) for method, path, _, _ in MATRIX}
         admin = broker.as_(ADMIN)
-        for agency in ("council", "police"):
-            body = {"id": agency, "name": agency.title(), "type": agency}
+        for agency, kind in (("council", "local_authority"), ("police", "police")):
+            body = {"id": agency, "name": agency.title(), "type": kind}
             await broker.client.post("/v1/agencies", json=body, headers=admin)
         connector = {"base_url": "http://police.test", "public_key": police.public_key}
         await broker.client.put("/v1/agencies/police/connector", json=connector, headers=admin)

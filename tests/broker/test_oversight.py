@@ -166,7 +166,7 @@ async def test_a_query_naming_an_nhs_number_with_hyphens_is_found_without_them(
         "case_reference": "EH-2026-0413",
         "justification": "School raised attendance and welfare concerns.",
     }
-    council = {"id": "council", "name": "Council", "type": "council"}
+    council = {"id": "council", "name": "Council", "type": "local_authority"}
     registered = await broker.client.post(
         "/v1/agencies", json=council, headers=broker.as_(Role.ADMIN)
     )

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from broker.db import Database
 from broker.identity import Role
+from broker.registry import repository as repo
+from broker.registry.models import AgreementRow
 from broker.subjects import consent_key_id_of
 from connectors.protocol.envelope import body_digest
 from connectors.protocol.keys import KeyPair
@@ -269,7 +273,7 @@ async def test_an_agreement_change_is_a_new_version_and_old_ones_stay(
     assert unchanged.json()["version"] == 2
     assert [v["fields"] for v in versions.json()] == [
         ["police.missing_episodes_12m"],
-        ["police.missing_episodes_12m", "police.callouts_12m"],
+        ["police.callouts_12m", "police.missing_episodes_12m"],
     ]
     assert [(a.id, a.version) for a in at_v1] == [("dsa-council-police", 1)]
     assert [(a.version, a.status, a.purposes) for a in now] == [
@@ -281,6 +285,85 @@ async def test_an_agreement_change_is_a_new_version_and_old_ones_stay(
         "agreement_created",
         "agreement_changed",
     ]
+
+
+async def test_the_same_terms_in_another_order_are_no_change(
+    tmp_path: Path, dev_issuer: IssuerServer, database_url: str
+):
+    terms = agreement(
+        parties=["police", "council"],
+        purposes=["early_help_assessment", "child_in_need_assessment"],
+        legal_bases=["consent", "ca2004_s10"],
+        fields=["police.missing_episodes_12m", "police.callouts_12m"],
+    )
+    del terms["id"]
+    reordered = {
+        **terms,
+        "parties": ["council", "police"],
+        "purposes": ["child_in_need_assessment", "early_help_assessment"],
+        "legal_bases": ["ca2004_s10", "consent", "consent"],
+        "fields": ["police.callouts_12m", "police.missing_episodes_12m", "police.callouts_12m"],
+    }
+    async with running_broker(tmp_path, dev_issuer, database_url=database_url) as broker:
+        admin = broker.as_(Role.ADMIN)
+        await _agencies(broker)
+        await broker.client.post("/v1/agreements", json=agreement(), headers=admin)
+        url = "/v1/agreements/dsa-council-police"
+        changed = await broker.client.put(url, json=terms, headers=admin)
+        again = await broker.client.put(url, json=reordered, headers=admin)
+        versions = await broker.client.get(f"{url}/versions", headers=admin)
+        entries = broker.entries("registry_change")
+    assert (changed.status_code, again.status_code) == (200, 200)
+    assert again.json() == changed.json()
+    assert [v["version"] for v in versions.json()] == [1, 2]
+    assert [e.fields["reasons"][0] for e in entries][2:] == [
+        "agreement_created",
+        "agreement_changed",
+    ]
+    # Stored, and logged, in one order and once each, whatever order they were sent in.
+    normalised = {
+        "parties": ["council", "police"],
+        "purposes": ["child_in_need_assessment", "early_help_assessment"],
+        "legal_bases": ["ca2004_s10", "consent"],
+        "fields": ["police.callouts_12m", "police.missing_episodes_12m"],
+    }
+    assert {name: changed.json()[name] for name in normalised} == normalised
+    logged = {"id": "dsa-council-police", "version": 2, **terms, **normalised, "valid_to": None}
+    assert entries[-1].fields["request_digest"] == body_digest(logged)
+
+
+async def test_a_version_stored_in_another_order_is_the_same_terms(
+    tmp_path: Path, dev_issuer: IssuerServer, database_url: str
+):
+    async with running_broker(tmp_path, dev_issuer, database_url=database_url) as broker:
+        admin = broker.as_(Role.ADMIN)
+        await _agencies(broker)
+        # As a broker that kept lists in the order they were sent stored it.
+        unsorted = AgreementRow(
+            id="dsa-council-police",
+            version=1,
+            parties=["police", "council"],
+            purposes=["early_help_assessment"],
+            legal_bases=["consent"],
+            fields=["police.missing_episodes_12m", "police.callouts_12m"],
+            valid_from=datetime(2026, 1, 1, tzinfo=UTC),
+            valid_to=None,
+            status="active",
+            created_at=datetime.now(UTC),
+            created_by="admin",
+        )
+        url = broker.settings.resolved_database_url()
+        with closing(Database.open(url)) as db, db.session(write=True) as session:
+            repo.add(session, unsorted)
+        terms = agreement(fields=["police.callouts_12m", "police.missing_episodes_12m"])
+        del terms["id"]
+        same = await broker.client.put(
+            "/v1/agreements/dsa-council-police", json=terms, headers=admin
+        )
+        entries = broker.entries("registry_change")
+    assert same.status_code == 200
+    assert same.json()["version"] == 1
+    assert [e.fields["reasons"][0] for e in entries] == ["agency_registered"] * 2
 
 
 @pytest.mark.parametrize(

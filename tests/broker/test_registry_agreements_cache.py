@@ -56,8 +56,8 @@ def replicas(tmp_path: Path) -> Iterator[tuple[RegistryService, RegistryService,
     second = RegistryService(
         db, log, http=http, broker_name="broker", catalogue=shipped_catalogue, monotonic=ticks
     )
-    for agency in ("council", "police"):
-        first.create_agency(ADMIN, AgencyIn(id=agency, name=agency, type=agency))
+    for agency, kind in (("council", "local_authority"), ("police", "police")):
+        first.create_agency(ADMIN, AgencyIn(id=agency, name=agency, type=kind))
     try:
         yield first, second, ticks
     finally:

@@ -155,8 +155,8 @@ def test_changes_from_several_processes_are_each_logged_once_and_stored(
     url = database_url or f"sqlite:///{tmp_path / 'broker.db'}"
     key_file = _log_key(tmp_path)
     with _broker(url, key_file) as (registry, log):
-        for agency in ("council", "police"):
-            registry.create_agency(ADMIN, AgencyIn(id=agency, name=agency, type=agency))
+        for agency, kind in (("council", "local_authority"), ("police", "police")):
+            registry.create_agency(ADMIN, AgencyIn(id=agency, name=agency, type=kind))
         registry.create_agreement(ADMIN, AgreementCreate.model_validate({**TERMS, "id": "dsa"}))
 
         context = multiprocessing.get_context("spawn")

@@ -247,7 +247,11 @@ def test_deeply_nested_json_is_refused_cleanly(
 @pytest.mark.parametrize(
     ("path", "role", "body"),
     [
-        ("/v1/agencies", Role.ADMIN, {"id": "nul-agency", "name": "a\u0000b", "type": "council"}),
+        (
+            "/v1/agencies",
+            Role.ADMIN,
+            {"id": "nul-agency", "name": "a\u0000b", "type": "local_authority"},
+        ),
         (
             "/v1/consents/search",
             Role.CASEWORKER,
