@@ -42,14 +42,16 @@ async def fetch_manifest(
     agency_id: str,
     public_key: str,
     audience: str,
+    agency_type: str | None = None,
     consent_key_id: str | None = None,
     timeout_seconds: float = 5.0,
 ) -> Manifest:
     """``GET {base_url}/v1/manifest``, verified under ``public_key`` as ``agency_id``.
 
-    Raises ``ManifestRejected`` for a bad key, a bad envelope, another agency's manifest
-    or a manifest announcing another key; ``ConnectorUnreachable`` when the connector
-    does not answer with an envelope.
+    Raises ``ManifestRejected`` for a bad key, a bad envelope, another agency's manifest,
+    a manifest announcing another key, another agency type than ``agency_type`` or
+    another consent key than ``consent_key_id``; ``ConnectorUnreachable`` when the
+    connector does not answer with an envelope.
     """
     try:
         key = public_key_from_b64(public_key)
@@ -87,6 +89,14 @@ async def fetch_manifest(
         raise ManifestRejected(
             f"the manifest announces key {manifest.key_id}, not the registered "
             f"{key_id_for(key)}; register the key the connector signs with"
+        )
+    if agency_type is not None and manifest.agency_type != agency_type:
+        # The policy decides by the registered type: a connector built for another kind
+        # of agency would be asked, and answer, under rules not meant for it.
+        raise ManifestRejected(
+            f"the connector says {agency_id} is a {manifest.agency_type!r} agency, but it is "
+            f"registered as {agency_type!r}; correct the agency's type or the connector's "
+            "mapping (agency.type)"
         )
     held = manifest.consent_key_id
     if consent_key_id is not None and held is not None and held != consent_key_id:

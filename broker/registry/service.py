@@ -289,13 +289,14 @@ class RegistryService:
             raise InvalidChange(f"public_key: {exc}") from None
         if connector.key_id is not None and connector.key_id != key_id:
             raise InvalidChange(f"key_id {connector.key_id!r} is not that of the key ({key_id})")
-        await asyncio.to_thread(self.get_agency, agency_id)
+        agency = await asyncio.to_thread(self.get_agency, agency_id)
         manifest = await fetch_manifest(
             self._http,
             base_url=connector.base_url,
             agency_id=agency_id,
             public_key=connector.public_key,
             audience=self._broker_name,
+            agency_type=agency.type,
             consent_key_id=self._consent_key_id,
             timeout_seconds=self._timeout,
         )
@@ -308,7 +309,8 @@ class RegistryService:
 
         Raises ``NotFound``, ``ManifestRejected`` or ``ConnectorUnreachable``.
         """
-        current = (await asyncio.to_thread(self.get_agency, agency_id)).connector
+        agency = await asyncio.to_thread(self.get_agency, agency_id)
+        current = agency.connector
         if current is None:
             raise NotFound(f"agency {agency_id!r} has no connector; register one first")
         manifest = await fetch_manifest(
@@ -317,6 +319,7 @@ class RegistryService:
             agency_id=agency_id,
             public_key=current.public_key,
             audience=self._broker_name,
+            agency_type=agency.type,
             consent_key_id=self._consent_key_id,
             timeout_seconds=self._timeout,
         )

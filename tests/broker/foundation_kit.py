@@ -84,6 +84,7 @@ class FakeConnector:
     agency_id: str
     key: KeyPair = field(default_factory=KeyPair.generate)
     announced_agency: str | None = None
+    announced_type: str | None = None
     announced_key: KeyPair | None = None
     consent_key_id: str | None = None
     fields: list[FieldOffer] = field(default_factory=lambda: list(POLICE_FIELDS))
@@ -99,7 +100,7 @@ class FakeConnector:
         message = Manifest(
             agency_id=self.announced_agency or self.agency_id,
             agency_name=f"{self.agency_id.title()} Service",
-            agency_type=self.agency_id,
+            agency_type=self.announced_type or self.agency_id,
             public_key=public_key_to_b64(announced.public_key),
             key_id=announced.key_id,
             linkage_key_id="link-2026",

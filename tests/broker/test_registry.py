@@ -165,6 +165,10 @@ async def test_a_connector_is_registered_from_its_verified_manifest(
         ),
         ("other_announced_key", (422, "manifest-rejected", "register the key")),
         (
+            "other_agency_type",
+            (422, "manifest-rejected", "says police is a 'health' agency, but it is registered"),
+        ),
+        (
             "other_consent_key",
             (
                 422,
@@ -194,6 +198,8 @@ async def test_a_connector_whose_manifest_does_not_check_out_is_refused(
         path = "/v1/agencies/council/connector"
     elif fault == "other_announced_key":
         police.announced_key = KeyPair.generate()
+    elif fault == "other_agency_type":
+        police.announced_type = "health"
     elif fault == "other_consent_key":
         police.consent_key_id = "ck-0123456789abcdef"
     elif fault == "wrong_audience":
