@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 import structlog
-import uvicorn
 from fastapi import FastAPI
 
 from connectors.observability import REDACTED, configure_logging
 from connectors.protocol.problems import install_problem_handlers
+from tests.live_server import serving
 
 
 @pytest.fixture(autouse=True)
@@ -110,23 +107,8 @@ def test_an_unexpected_error_is_logged_once_with_its_reference(
     def boom() -> None:
         raise RuntimeError("the store fell over")
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            time.sleep(0.02)
+    with serving(app) as port:
         response = httpx.get(f"http://127.0.0.1:{port}/boom")
-    finally:
-        server.should_exit = True
-        thread.join(10)
     err = capsys.readouterr().err
     reference = response.json()["detail"].split("reference ")[1].split(";")[0]
     assert response.status_code == 500

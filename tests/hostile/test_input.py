@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from schemathesis.python import asgi
 
@@ -22,6 +20,7 @@ from broker.identity.principal import Role
 from connectors.protocol.problems import BodyLimitMiddleware, install_problem_handlers
 from tests.hostile.hostile_kit import HostileRegion
 from tests.hostile.test_envelopes import family_query
+from tests.live_server import serving
 
 PAYLOADS = [
     "'; DROP TABLE agencies;--",
@@ -303,35 +302,22 @@ def test_a_body_shorter_than_its_content_length_is_refused_in_time() -> None:
     async def create(order: dict[str, str]) -> dict[str, str]:
         return order
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(200):
-            if server.started:
+    with (
+        serving(app) as port,
+        socket.create_connection(("127.0.0.1", port), timeout=10) as conn,
+    ):
+        started = time.monotonic()
+        conn.sendall(
+            b"POST /v1/orders HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 200\r\n\r\n{"name": "a", "cou'
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            part = conn.recv(4096)
+            if not part:
                 break
-            time.sleep(0.02)
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-            started = time.monotonic()
-            conn.sendall(
-                b"POST /v1/orders HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-                b'Content-Length: 200\r\n\r\n{"name": "a", "cou'
-            )
-            answer = b""
-            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
-                part = conn.recv(4096)
-                if not part:
-                    break
-                answer += part
-            waited = time.monotonic() - started
-    finally:
-        server.should_exit = True
-        thread.join(10)
+            answer += part
+        waited = time.monotonic() - started
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408 ")
     assert b"content-type: application/problem+json" in head.lower()
