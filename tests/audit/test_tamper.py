@@ -21,6 +21,7 @@ from audit.export import export_bundle
 from audit.log import AuditLog
 from audit.verify import Report
 from tests.audit.conftest import make_entry
+from tests.audit.tampering import rewrite_entry
 
 OpenLog = Callable[..., AuditLog]
 TARGET = 57
@@ -86,15 +87,7 @@ def test_payload_changed(log: AuditLog) -> None:
 
 
 def test_payload_and_its_hash_rewritten_together(log: AuditLog) -> None:
-    leaf = _leaf(log, TARGET).replace(b'"decision":"allow"', b'"decision":"deny"')
-    new_hash = hashlib.sha256(b"\x00" + leaf).digest()
-    _sql(
-        log,
-        "UPDATE audit_entries SET leaf = :l, leaf_hash = :h WHERE idx = :i",
-        l=leaf,
-        h=new_hash,
-        i=TARGET,
-    )
+    rewrite_entry(log.store.engine, TARGET, b'"decision":"allow"', b'"decision":"deny"')
     report = _verify(log)
     # Entries 56 and 57 share a parent node: the verifier names the pair.
     _assert_first(report, TamperKind.ENTRY_ALTERED, TARGET - 1)
@@ -198,16 +191,10 @@ def _timed_log(open_log: OpenLog, minutes_apart_until: int) -> AuditLog:
 def test_checkpoints_deleted_and_the_entries_after_them_rewritten(open_log: OpenLog) -> None:
     log = _timed_log(open_log, 120)
     _sql(log, "DELETE FROM audit_checkpoints WHERE size > 75")
+    allowed = b'"decision":"allow"'
     for index in range(75, 120):
-        leaf = _leaf(log, index).replace(b'"decision":"allow"', b'"decision":"deny"')
-        new_hash = hashlib.sha256(b"\x00" + leaf).digest()
-        _sql(
-            log,
-            "UPDATE audit_entries SET leaf = :l, leaf_hash = :h WHERE idx = :i",
-            l=leaf,
-            h=new_hash,
-            i=index,
-        )
+        if allowed in _leaf(log, index):
+            rewrite_entry(log.store.engine, index, allowed, b'"decision":"deny"')
     report = _verify(log)
     # Nothing signed covers entries 75 to 119, and they say they were written over 44
     # minutes: the log would have signed them within a second.
