@@ -61,11 +61,12 @@ def get_agency(agency_id: AgencyIdPath, _: Reader, service: Service) -> AgencyOu
 
 
 @router.put("/agencies/{agency_id}", description=_WRITE)
-def change_agency(
+async def change_agency(
     agency_id: AgencyIdPath, body: AgencyChange, principal: Writer, service: Service
 ) -> AgencyOut:
-    """Change an agency's name or type."""
-    return service.change_agency(principal, agency_id, body)
+    """Change an agency's name or type. An agency with a connector takes a new type only
+    if the connector's signed manifest announces it too (it is fetched again)."""
+    return await service.change_agency(principal, agency_id, body)
 
 
 @router.put("/agencies/{agency_id}/connector", description=_WRITE)

@@ -120,7 +120,7 @@ async def load_registry_file(service: RegistryService, actor: Principal, path: P
             service.create_agency(actor, AgencyIn(id=agency.id, name=agency.name, type=agency.type))
             changes += 1
         if before is not None and (before.name, before.type) != (agency.name, agency.type):
-            service.change_agency(
+            await service.change_agency(
                 actor, agency.id, AgencyChange(name=agency.name, type=agency.type)
             )
             changes += 1

@@ -84,6 +84,14 @@ class ManifestField:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectorManifest:
+    """A connector's manifest as fetched and checked from ``base_url``."""
+
+    base_url: str
+    manifest: Manifest
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectorRecord:
     """A registered connector, as the query flow needs it to match and fetch."""
 
@@ -228,18 +236,69 @@ class RegistryService:
             repo.add(session, row)
         return _agency_out(row, None)
 
-    @_one_at_a_time
-    def change_agency(self, actor: Principal, agency_id: str, change: AgencyChange) -> AgencyOut:
+    async def change_agency(
+        self, actor: Principal, agency_id: str, change: AgencyChange
+    ) -> AgencyOut:
         """Rename or retype an agency.
 
-        Unchanged, it stores nothing. Raises ``NotFound``, or ``InvalidChange`` for a type
-        the policy catalogue does not list.
+        Policy judges every exchange by the agency's type, so an agency with a connector
+        takes a new type only if the connector announces it too: its manifest is fetched
+        again and stored with the change. Unchanged, it stores nothing. Raises
+        ``NotFound``, ``InvalidChange`` for a type the policy catalogue does not list,
+        ``Conflict`` if the connector announces another type (or changed meanwhile),
+        ``ManifestRejected`` or ``ConnectorUnreachable``.
         """
+        current = await asyncio.to_thread(self.get_agency, agency_id)
+        manifest = None
+        if current.type != change.type and current.connector is not None:
+            await asyncio.to_thread(self._check_agency_type, change.type)
+            manifest = await self._manifest_announcing(current.connector, change.type)
+        return await asyncio.to_thread(self._change_agency, actor, agency_id, change, manifest)
+
+    async def _manifest_announcing(
+        self, connector: ConnectorOut, agency_type: str
+    ) -> ConnectorManifest:
+        """The connector's manifest, checked as at registration, if it announces
+        ``agency_type``. Raises ``Conflict`` if it announces another."""
+        manifest = await fetch_manifest(
+            self._http,
+            base_url=connector.base_url,
+            agency_id=connector.agency_id,
+            public_key=connector.public_key,
+            audience=self._broker_name,
+            consent_key_id=self._consent_key_id,
+            timeout_seconds=self._timeout,
+        )
+        if manifest.agency_type != agency_type:
+            raise Conflict(
+                f"agency {connector.agency_id!r} cannot become a {agency_type!r} agency while"
+                f" its connector at {connector.base_url} says it is a"
+                f" {manifest.agency_type!r} agency: set the connector's agency type to"
+                f" {agency_type!r} first, then change the agency's type again"
+            )
+        return ConnectorManifest(connector.base_url, manifest)
+
+    @_one_at_a_time
+    def _change_agency(
+        self,
+        actor: Principal,
+        agency_id: str,
+        change: AgencyChange,
+        confirmed: ConnectorManifest | None,
+    ) -> AgencyOut:
         with self._db.session() as session:
             current = self._agency(session, agency_id)
+            connector = repo.connector(session, agency_id)
             if (current.name, current.type) == (change.name, change.type):
-                return _agency_out(current, repo.connector(session, agency_id))
+                return _agency_out(current, connector)
+            retyped = current.type != change.type
+            connector_url = None if connector is None else connector.base_url
         self._check_agency_type(change.type)
+        if retyped and connector_url != (confirmed.base_url if confirmed else None):
+            raise Conflict(
+                f"agency {agency_id!r} had its connector changed while its type was being"
+                " changed; send the change again"
+            )
         record_change(
             self._audit,
             Kind.REGISTRY_CHANGE,
@@ -251,7 +310,9 @@ class RegistryService:
         with self._db.session(write=True) as session:
             row = self._agency(session, agency_id)
             row.name, row.type, row.updated_at = change.name, change.type, self._clock()
-            return _agency_out(row, repo.connector(session, agency_id))
+        if retyped and confirmed is not None:
+            self._save_connector(actor, agency_id, confirmed.base_url, confirmed.manifest)
+        return self.get_agency(agency_id)
 
     def _check_agency_type(self, agency_type: str) -> None:
         """Refuse a type the policy catalogue in force does not list.
@@ -331,6 +392,13 @@ class RegistryService:
     def _store_connector(
         self, actor: Principal, agency_id: str, base_url: str, manifest: Manifest
     ) -> ConnectorOut:
+        return self._save_connector(actor, agency_id, base_url, manifest)
+
+    def _save_connector(
+        self, actor: Principal, agency_id: str, base_url: str, manifest: Manifest
+    ) -> ConnectorOut:
+        """Store the connector and its manifest, if either changed (the caller holds
+        the registry's lock)."""
         manifest_json = manifest.model_dump(mode="json")
         with self._db.session() as session:
             self._agency(session, agency_id)

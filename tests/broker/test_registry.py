@@ -249,6 +249,62 @@ async def test_refreshing_a_manifest_picks_up_new_fields(tmp_path: Path, dev_iss
     ]
 
 
+async def test_an_agency_with_a_connector_is_retyped_only_when_the_connector_agrees(
+    tmp_path: Path, dev_issuer: IssuerServer
+):
+    police = FakeConnector("police")
+    async with running_broker(tmp_path, dev_issuer, connectors={"police": police}) as broker:
+        admin = broker.as_(Role.ADMIN)
+        await _agencies(broker)
+        body = {"base_url": "http://police.test", "public_key": police.public_key}
+        await broker.client.put("/v1/agencies/police/connector", json=body, headers=admin)
+        health = {"name": "Riverside Police", "type": "health"}
+        # The connector still says it is a police agency: policy would judge its
+        # exchanges by the rules for health, so the registry does not change.
+        refused = await broker.client.put("/v1/agencies/police", json=health, headers=admin)
+        police.up = False
+        unreachable = await broker.client.put("/v1/agencies/police", json=health, headers=admin)
+        renamed = await broker.client.put(
+            "/v1/agencies/police",
+            json={"name": "Riverside Constabulary", "type": "police"},
+            headers=admin,
+        )
+        police.up, police.announced_type = True, "health"
+        police.fields.append(
+            FieldOffer(
+                name="police.callouts_12m", type=FieldType.INTEGER, sensitivity=Sensitivity.ORDINARY
+            )
+        )
+        retyped = await broker.client.put(
+            "/v1/agencies/police",
+            json={"name": "Riverside Constabulary", "type": "health"},
+            headers=admin,
+        )
+        [record] = broker.app.state.registry.connectors_for_matching()
+        entries = broker.entries("registry_change")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["detail"] == (
+        "agency 'police' cannot become a 'health' agency while its connector at"
+        " http://police.test says it is a 'police' agency: set the connector's agency type"
+        " to 'health' first, then change the agency's type again"
+    )
+    assert unreachable.status_code == 502, unreachable.text
+    assert unreachable.json()["type"] == "urn:junction:problem:connector-unreachable"
+    # A new name needs no word from the connector.
+    assert renamed.status_code == 200, renamed.text
+    assert retyped.status_code == 200, retyped.text
+    assert (retyped.json()["name"], retyped.json()["type"]) == ("Riverside Constabulary", "health")
+    # The manifest that agreed is the one stored, with the change.
+    assert retyped.json()["connector"]["fields"][-1]["name"] == "police.callouts_12m"
+    assert (record.agency_type, record.fields[-1].name) == ("health", "police.callouts_12m")
+    assert [e.fields["reasons"][0] for e in entries][2:] == [
+        "connector_registered",
+        "agency_changed",
+        "agency_changed",
+        "connector_changed",
+    ]
+
+
 async def test_an_agreement_change_is_a_new_version_and_old_ones_stay(
     tmp_path: Path, dev_issuer: IssuerServer, database_url: str
 ):
