@@ -379,13 +379,16 @@ def _check_proof(kept: Checkpoint, report: Report) -> None:
 
 @app.command()
 def consistency(
+    *,
     old: Annotated[Path, typer.Option("--old", help="A checkpoint file you kept earlier.")],
     public_key: KeyOption,
     db: DbOption = None,
     bundle: BundleOption = None,
     origin: OriginOption = None,
+    max_unsigned_span: MaxUnsignedSpanOption = f"{UNSIGNED_WINDOW:g}",
 ) -> None:
     """Prove that the log only grew since a checkpoint you kept (no rewrite, no fork)."""
+    window = _seconds(max_unsigned_span, "--max-unsigned-span", UNSIGNED_WINDOW)
     with _errors():
         log = _Log.open(db, bundle, origin)
         verifier = _verifier(public_key, log.origin)
@@ -404,7 +407,7 @@ def consistency(
             )
         # The stored tree and leaf hashes could have been rewritten to match changed
         # entries: the proof is built from the entries themselves, as verify does.
-        report = _verify(log, verifier, kept)
+        report = _verify(log, verifier, kept, max_unsigned_span=window)
     if report.ok:
         try:
             _check_proof(kept, report)

@@ -269,6 +269,29 @@ def test_consistency_names_damage_after_the_kept_checkpoint(
     assert "error: the first 30 entries still match your checkpoint" in out
 
 
+def test_consistency_takes_the_unsigned_span_verify_takes(
+    tmp_path: Path, signer: NoteSigner, keys: Path
+) -> None:
+    url = _two_minute_unsigned_tail(tmp_path, signer)
+    kept = tmp_path / "kept.checkpoint"
+    assert _run("checkpoint", "--db", url, "--out", str(kept))[0] == 0
+    pub = str(keys / "log.pub")
+    consistency = ("consistency", "--old", str(kept), "--db", url, "--public-key", pub)
+    code, out = _run(*consistency)
+    assert code == 0, out
+    assert "extends your checkpoint of 10 entries" in out
+    code, out = _run(*consistency, "--max-unsigned-span", "60")
+    assert code == 1, out
+    assert "TAMPERED: checkpoint_missing at entry 10" in out
+    assert "error: the first 10 entries still match your checkpoint" in out
+    code, out = _run(*consistency, "--max-unsigned-span", "soon")
+    assert code == 2, out
+    assert out.strip() == (
+        "error: --max-unsigned-span: 'soon' is not a number of seconds, 0 or more"
+        " (the default is 300)"
+    )
+
+
 def test_usage_errors_are_one_line(db: str, keys: Path, tmp_path: Path) -> None:
     code, out = _run("verify", "--public-key", str(keys / "log.pub"))
     assert code == 2
