@@ -292,9 +292,10 @@ class RegistryService:
             if (current.name, current.type) == (change.name, change.type):
                 return _agency_out(current, connector)
             retyped = current.type != change.type
-            connector_url = None if connector is None else connector.base_url
+            stored = None if connector is None else (connector.base_url, connector.public_key)
         self._check_agency_type(change.type)
-        if retyped and connector_url != (confirmed.base_url if confirmed else None):
+        fetched = None if confirmed is None else (confirmed.base_url, confirmed.manifest.public_key)
+        if retyped and stored != fetched:
             raise Conflict(
                 f"agency {agency_id!r} had its connector changed while its type was being"
                 " changed; send the change again"
