@@ -65,6 +65,9 @@ class Kind(StrEnum):
     REGISTRY_CHANGE = "registry_change"
     ACCESS_REVIEW = "access_review"
     ERASURE = "erasure"
+    AUDIT_ACCESS = "audit_access"
+    """An IG officer read the audit records of a person (a search naming them, or a
+    subject access report)."""
 
 
 class Decision(StrEnum):

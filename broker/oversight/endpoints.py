@@ -64,11 +64,13 @@ Reports = Annotated[SubjectAccessReports, Depends(_reports)]
     "/search",
     description=_OFFICER + " Identifiers travel in the body, never the URL; a person is"
     " found through the keyed references of their identifiers. Fields released are names"
-    " only. Private values (justification, case reference) are shown unless erased.",
+    " only. Private values (justification, case reference) are shown unless erased. A"
+    " search that names a person is itself recorded, as an audit_access entry filed under"
+    " them.",
 )
-def search_audit(body: AuditSearch, _: Officer, service: Service) -> AuditPage:
+def search_audit(body: AuditSearch, principal: Officer, service: Service) -> AuditPage:
     """Search the audit log, newest first, one page at a time."""
-    return service.search(body)
+    return service.search(principal, body)
 
 
 @audit_router.get("/entries/{index}", description=_OFFICER)
@@ -106,7 +108,8 @@ def consistency_from_checkpoint(
 
 @oversight_router.post(
     "/subject-access",
-    description=_OFFICER + " `?format=html` returns a printable page instead of JSON.",
+    description=_OFFICER + " `?format=html` returns a printable page instead of JSON. The"
+    " report is itself recorded, as an audit_access entry filed under the person.",
     responses={200: {"content": {"text/html": {}}}},
     response_model=SubjectAccessReport,
 )

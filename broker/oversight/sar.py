@@ -48,6 +48,7 @@ _WHAT = {
     Kind.LINK_CONFIRMED.value: "records linked across agencies",
     Kind.ACCESS_REVIEW.value: "access reviewed by an IG officer",
     Kind.ERASURE.value: "record of an access erased",
+    Kind.AUDIT_ACCESS.value: "audit records searched by an IG officer",
 }
 
 
@@ -87,19 +88,28 @@ class SubjectAccessReports:
     def report(self, principal: Principal, body: SubjectAccessIn) -> SubjectAccessReport:
         """Every entry filed under any of the identifiers, oldest first.
 
-        Raises ``InvalidRequest`` for a malformed identifier, ``StoreUnavailable`` if the
-        log cannot be read.
+        The report is itself logged (``OversightService.record_access``) before it is
+        returned. Raises ``InvalidRequest`` for a malformed identifier,
+        ``StoreUnavailable`` if the log cannot be read or cannot record the report.
         """
         if body.since is not None and body.until is not None and body.since >= body.until:
             raise InvalidRequest("'since' must be earlier than 'until'")
         found: dict[int, StoredEntry] = {}
-        for ref in self._oversight.references(body.identifiers):
+        refs = self._oversight.references(body.identifiers)
+        for ref in refs:
             query = SearchQuery(subject=ref, since=body.since, until=body.until)
             found.update((e.index, e) for e in read_all(self._audit, query))
         rows = [_row(found[i]) for i in sorted(found)]
         with translate():
             latest = self._audit.latest_checkpoint()
         agencies: Counter[str] = Counter(r.agency for r in rows if r.agency and r.kind in _ASKED)
+        # Logged once the report is ready and before it is given: it lists no entry of its own.
+        self._oversight.record_access(
+            principal,
+            refs,
+            "subject_access_report",
+            body.model_dump(mode="json", exclude={"identifiers"}),
+        )
         return SubjectAccessReport(
             generated_at=self._oversight.clock(),
             generated_by=principal.subject,

@@ -4,14 +4,15 @@ use, and look at anomalies. Audit errors become broker errors here, and nowhere 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from audit import Report, merkle, verify_store
 from audit.checkpoint import Checkpoint, kept_note, open_checkpoint
-from audit.entry import Entry, Kind, StoredEntry
+from audit.entry import Decision, Entry, Kind, StoredEntry
 from audit.errors import (
     AuditError,
     CheckpointError,
@@ -55,6 +56,7 @@ from broker.oversight.schemas import (
     ReviewView,
 )
 from broker.subjects import SubjectKeys
+from connectors.protocol.envelope import body_digest
 
 __all__ = ["OversightService", "entry_view", "read_all", "translate"]
 
@@ -169,12 +171,14 @@ class OversightService:
 
     # -- search ---------------------------------------------------------------------
 
-    def search(self, body: AuditSearch) -> AuditPage:
+    def search(self, principal: Principal, body: AuditSearch) -> AuditPage:
         """One page of entries matching ``body``, newest first.
 
         A person's identifiers are searched as their keyed references; entries filed
-        under any of them are returned once. Raises ``InvalidRequest`` for a malformed
-        identifier or range, ``StoreUnavailable`` if the log cannot be read.
+        under any of them are returned once. A search that names a person is itself
+        logged (``record_access``) before its page is returned. Raises
+        ``InvalidRequest`` for a malformed identifier or range, ``StoreUnavailable`` if
+        the log cannot be read or cannot record the search.
         """
         if body.since and body.until and body.since >= body.until:
             raise InvalidRequest("'since' must be earlier than 'until'")
@@ -202,10 +206,45 @@ class OversightService:
         newest = sorted(merged.values(), key=lambda e: e.index, reverse=True)
         more = more or len(newest) > body.limit
         shown = newest[: body.limit]
+        if body.identifiers:
+            self.record_access(
+                principal,
+                [ref for ref in refs if ref is not None],
+                "audit_search",
+                body.model_dump(mode="json", exclude={"identifiers"}),
+            )
         return AuditPage(
             entries=[entry_view(e) for e in shown],
             next_cursor=shown[-1].index if more and shown else None,
         )
+
+    def record_access(
+        self, principal: Principal, refs: Sequence[str], action: str, request: Mapping[str, Any]
+    ) -> int:
+        """Log that ``principal`` read the audit records filed under ``refs`` (a person's
+        references) by ``action``; return the entry's index.
+
+        The entry is filed under the same references, so the next search or subject
+        access report for the person lists it. ``request`` is what was asked besides the
+        identifiers: its digest, with the references, goes in the leaf, and no
+        identifier does. Raises ``StoreUnavailable`` if the log cannot take the entry:
+        what was read must then not be shown.
+        """
+        entry = Entry(
+            kind=Kind.AUDIT_ACCESS,
+            actor=principal.subject,
+            actor_agency=principal.agency,
+            decision=Decision.ALLOW,
+            reasons=(action,),
+            subjects=tuple(refs),
+            request_digest=body_digest({**request, "subjects": list(refs)}),
+        )
+        try:
+            return self._audit.append(entry)
+        except AuditError as exc:
+            raise StoreUnavailable(
+                f"the audit log could not record this read, so nothing is shown: {exc}"
+            ) from None
 
     # -- proofs ---------------------------------------------------------------------
 

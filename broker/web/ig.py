@@ -71,9 +71,9 @@ class IgReader:
         self._reports = reports
         self._audit = audit
 
-    def search(self, body: AuditSearch) -> AuditPage:
+    def search(self, principal: Principal, body: AuditSearch) -> AuditPage:
         """One page of matching entries, newest first. Raises ``InvalidChange``."""
-        return self._oversight.search(body)
+        return self._oversight.search(principal, body)
 
     def entry(self, index: int) -> EntryWithProof:
         """Entry ``index`` with its proof. Raises ``NotFound``."""

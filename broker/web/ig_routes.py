@@ -103,7 +103,7 @@ async def audit_search(request: Request) -> Response:
                 errors.setdefault(name, "Choose a value from the list")
         else:
             try:
-                page = await asyncio.to_thread(pages.ig.search, body)
+                page = await asyncio.to_thread(pages.ig.search, principal, body)
             except InvalidChange as exc:
                 errors["until"] = exc.detail[0].upper() + exc.detail[1:]
     next_params = None

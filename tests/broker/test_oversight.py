@@ -11,10 +11,12 @@ import pytest
 
 from audit.checkpoint import Checkpoint, NoteSigner, NoteVerifier, open_checkpoint, sign_checkpoint
 from audit.entry import Decision, Kind
+from audit.errors import StoreError
 from audit.log import DEFAULT_ORIGIN
 from audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from audit.search import SearchQuery
 from broker.identity import Role
+from connectors.protocol.envelope import body_digest
 from tests.audit.tampering import rewrite_entry
 from tests.broker.foundation_kit import IssuerServer
 from tests.broker.oversight_kit import CASEWORKER, Desk, at, desk
@@ -110,6 +112,8 @@ async def test_search_by_person_from_identifiers(broker: Desk) -> None:
     assert by_nhs == [made["match"], made["fetch"]]
     by_local = await _search(broker, identifiers=[{"kind": "local_ref", "value": "police:P-2231"}])
     assert by_local == [made["fetch"]]
+    # That search is itself logged under the police reference (see below).
+    logged = broker.audit.search(SearchQuery(kind="audit_access")).entries[0].index
     both = await _search(
         broker,
         identifiers=[
@@ -117,7 +121,7 @@ async def test_search_by_person_from_identifiers(broker: Desk) -> None:
             {"kind": "nhs_number", "value": OTHER_NHS},
         ],
     )
-    assert both == [made["late"], made["other_actor"], made["fetch"]]
+    assert both == [logged, made["late"], made["other_actor"], made["fetch"]]
     bad = await broker.client.post(
         "/v1/audit/search",
         json={"identifiers": [{"kind": "local_ref", "value": "no colon"}]},
@@ -125,6 +129,59 @@ async def test_search_by_person_from_identifiers(broker: Desk) -> None:
     )
     assert bad.status_code == 422
     assert "'<agency>:<reference>'" in bad.json()["errors"][0]["message"]
+
+
+async def test_an_officers_search_for_a_person_and_report_on_them_are_logged(
+    broker: Desk,
+) -> None:
+    made = _fill(broker)
+    person = {"identifiers": [{"kind": "nhs_number", "value": NHS}]}
+    # A search that names nobody reads no one's record: it is not logged.
+    assert await _search(broker, kind="match") == [made["match"]]
+    assert broker.audit.search(SearchQuery(kind="audit_access")).entries == []
+    assert await _search(broker, **person) == [made["match"], made["fetch"]]
+    [search] = broker.audit.search(SearchQuery(kind="audit_access")).entries
+    assert search.fields["actor"].endswith("ivy.officer")
+    assert search.fields["actor_agency"] == "council"
+    assert search.fields["reasons"] == ["audit_search"]
+    assert broker.ref("nhs_number", NHS) in search.fields["subjects"]
+    # Filed under the person, it is found by the next search for them (each is logged
+    # once its answer is ready, before it is given: an answer never lists its own entry).
+    assert await _search(broker, **person) == [search.index, made["match"], made["fetch"]]
+    response = await broker.client.post(
+        "/v1/oversight/subject-access", json=person, headers=broker.officer()
+    )
+    assert response.status_code == 200, response.text
+    accesses = response.json()["accesses"]
+    assert [(a["kind"], a["what"]) for a in accesses[-2:]] == [
+        ("audit_access", "audit records searched by an IG officer"),
+        ("audit_access", "audit records searched by an IG officer"),
+    ]
+    report = broker.audit.search(SearchQuery(kind="audit_access")).entries[0]
+    assert report.fields["reasons"] == ["subject_access_report"]
+    # The identifier itself is in no leaf, not even as a digest of the request.
+    for entry in broker.audit.search(SearchQuery(kind="audit_access")).entries:
+        assert "9434765919" not in str(entry.fields)
+        assert entry.fields["request_digest"] != body_digest(person)
+
+
+async def test_a_search_for_a_person_the_log_cannot_record_shows_nothing(
+    broker: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fill(broker)
+
+    def full(entry: object) -> int:
+        raise StoreError("disk full")
+
+    monkeypatch.setattr(broker.audit, "append", full)
+    person = {"identifiers": [{"kind": "nhs_number", "value": NHS}]}
+    for path in ("/v1/audit/search", "/v1/oversight/subject-access"):
+        response = await broker.client.post(path, json=person, headers=broker.officer())
+        assert response.status_code == 503, response.text
+        assert response.json()["type"] == "urn:junction:problem:store-unavailable"
+        assert "could not record this read, so nothing is shown" in response.json()["detail"]
+        assert "accesses" not in response.text
+        assert "entries" not in response.text
 
 
 @pytest.mark.parametrize("path", ["/v1/audit/search", "/v1/oversight/subject-access"])
