@@ -29,8 +29,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from broker.identity import Principal, Role
 from broker.oversight.schemas import AuditSearch
 from tests.broker.town_kit import known_to, region
+
+OFFICER = Principal("bench:ig", "IG", Role.IG_OFFICER, "council")
 
 TARGET_MS = 300.0
 
@@ -145,7 +148,7 @@ async def run(people: int, repeat: int, queries: int) -> None:
 
             await sign_in("ig_officer", "")
             entry = (
-                (await asyncio.to_thread(ig_reader.search, AuditSearch(kind="release")))
+                (await asyncio.to_thread(ig_reader.search, OFFICER, AuditSearch(kind="release")))
                 .entries[0]
                 .index
             )
@@ -159,7 +162,9 @@ async def run(people: int, repeat: int, queries: int) -> None:
                     "audit search",
                     "/web/ig/audit?kind=fetch",
                     "oversight search",
-                    threaded(lambda: ig_reader.search(AuditSearch(kind="fetch", limit=25))),
+                    threaded(
+                        lambda: ig_reader.search(OFFICER, AuditSearch(kind="fetch", limit=25))
+                    ),
                 ),
                 (
                     "audit entry",
