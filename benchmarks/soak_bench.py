@@ -108,9 +108,12 @@ async def _health_baseline(url: str, count: int = 50) -> float:
         return (time.monotonic() - started) / count
 
 
-def growth(samples: list[tuple[float, float]], warm_up: float) -> tuple[float, float, float]:
-    """``(after warm-up MiB, at the end MiB, growth fraction)``."""
+def growth(samples: list[tuple[float, float]], warm_up: float) -> tuple[float, float, float] | None:
+    """``(after warm-up MiB, at the end MiB, growth fraction)``; None if no sample was
+    taken after the warm-up (a soak shorter than it)."""
     steady = [rss for at, rss in samples if at >= warm_up]
+    if not steady:
+        return None
     tail = steady[-max(1, len(steady) // 10) :]
     start, end = steady[0], statistics.fmean(tail)
     return start, end, (end - start) / start
@@ -177,15 +180,18 @@ def run(args: argparse.Namespace) -> list[str]:
     rows.append(
         f"| baseline: broker /health round trip (ms) | {health * 1000:.1f} | - | same run |"
     )
-    worst = 0.0
+    worst: float | None = None
     for name in sorted(soak.samples):
-        start, end, grew = growth(soak.samples[name], warm_up)
-        worst = max(worst, grew)
-        rows.append(
-            f"| soak: {name} RSS after warm-up -> end (MiB) | {start:.1f} -> {end:.1f} "
-            f"({grew:+.1%}) | < +10% | {setup} |"
-        )
-    rows.append(f"| soak: largest memory growth after warm-up | {worst:+.1%} | < +10% | {setup} |")
+        measured = growth(soak.samples[name], warm_up)
+        if measured is None:
+            value = f"not measured: the soak ended within its {warm_up:.0f} s warm-up"
+        else:
+            start, end, grew = measured
+            worst = grew if worst is None else max(worst, grew)
+            value = f"{start:.1f} -> {end:.1f} ({grew:+.1%})"
+        rows.append(f"| soak: {name} RSS after warm-up -> end (MiB) | {value} | < +10% | {setup} |")
+    largest = "not measured" if worst is None else f"{worst:+.1%}"
+    rows.append(f"| soak: largest memory growth after warm-up | {largest} | < +10% | {setup} |")
     return rows
 
 
@@ -200,6 +206,8 @@ def main() -> None:
         "--sample-every", type=float, default=5.0, help="seconds between RSS samples"
     )
     args = parser.parse_args()
+    if not args.minutes > 0:
+        parser.error(f"--minutes must be more than 0, not {args.minutes}")
     print("| figure | value | target | setup |")
     print("|---|---|---|---|")
     for row in run(args):
