@@ -41,7 +41,10 @@ def axe_source() -> str:
     return AXE.read_text()
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's synchronous API keeps an event loop registered as running in
+# this thread while the browser is open, so it must be closed before any other package's
+# asynchronous tests start (whatever order the packages run in).
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(
