@@ -14,6 +14,9 @@ fired. The thresholds are documented in ``Thresholds`` and returned with every r
   every agency asked answered ``no_record`` (someone trying names until one hits).
 - ``frequent_break_glass``: ``break_glass_count`` or more break-glass uses within
   ``break_glass_days`` days.
+- ``officer_look_ups``: the ``volume`` rule, with the same thresholds, over an IG
+  officer's look-ups of people's audit records (``audit_access`` entries: searches
+  naming a person, subject access reports), so the officers' own reads are watched too.
 """
 
 from __future__ import annotations
@@ -31,6 +34,18 @@ from broker.oversight.schemas import AnomalyFlag
 __all__ = ["Thresholds", "detect"]
 
 _QUERY_KINDS = frozenset({Kind.QUERY_SUBMITTED.value, Kind.REFUSAL.value})
+
+
+@dataclass(frozen=True, slots=True)
+class _Counted:
+    """What the volume rule counts: the rule's name, and what its reason calls them."""
+
+    rule: str
+    noun: str
+
+
+_QUERIES = _Counted("volume", "queries")
+_LOOK_UPS = _Counted("officer_look_ups", "look-ups of people's audit records")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +80,10 @@ def detect(
     # A refused query carries its query id; a refusal without one is a page or an
     # endpoint the caller's role does not open, which is no query.
     queries = [e for e in ordered if e.kind in _QUERY_KINDS and e.fields.get("query_id")]
+    look_ups = [e for e in ordered if e.kind == Kind.AUDIT_ACCESS.value]
     flags = [
         *_volume(queries, since, until, thresholds, zone),
+        *_volume(look_ups, since, until, thresholds, zone, counted=_LOOK_UPS),
         *_out_of_hours(queries, since, until, thresholds, zone),
         *_no_match(ordered, queries, (since, until), thresholds, zone),
         *_break_glass(ordered, since, until, thresholds),
@@ -96,6 +113,8 @@ def _volume(
     until: datetime,
     limits: Thresholds,
     zone: ZoneInfo,
+    *,
+    counted: _Counted = _QUERIES,
 ) -> list[AnomalyFlag]:
     flags = []
     for actor, mine in _by_actor(queries).items():
@@ -114,11 +133,11 @@ def _volume(
             if count > limits.volume_factor * median and count > limits.volume_minimum:
                 flags.append(
                     _flag(
-                        "volume",
+                        counted.rule,
                         actor,
                         that_day,
                         (
-                            f"{count} queries on {day.isoformat()}, more than"
+                            f"{count} {counted.noun} on {day.isoformat()}, more than"
                             f" {limits.volume_factor:g}x their median of {median:g} over"
                             f" {len(history)} active days in the {limits.volume_history_days}"
                             f" days before, and more than {limits.volume_minimum}"

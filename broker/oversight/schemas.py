@@ -400,7 +400,9 @@ class AnomalyFlag(BaseModel):
         }
     )
 
-    rule: Literal["volume", "out_of_hours", "repeated_no_match", "frequent_break_glass"]
+    rule: Literal[
+        "volume", "out_of_hours", "repeated_no_match", "frequent_break_glass", "officer_look_ups"
+    ]
     actor: str
     actor_agency: str | None
     evidence: list[int] = Field(description="Indexes of the entries that show it.")

@@ -438,6 +438,7 @@ class OversightService:
             Kind.REFUSAL: volume_history,
             Kind.MATCH: since,
             Kind.BREAK_GLASS: since - timedelta(days=limits.break_glass_days),
+            Kind.AUDIT_ACCESS: volume_history,
         }
         entries: list[StoredEntry] = []
         for kind, start in starts.items():

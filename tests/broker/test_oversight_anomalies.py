@@ -89,6 +89,36 @@ async def test_volume_far_above_their_own_norm(broker: Desk) -> None:
     assert "median of 4" in flags[0]["reason"]
 
 
+def _look_ups(broker: Desk, officer: str, day: str, count: int) -> list[int]:
+    """``count`` searches for people by an IG officer on ``day``, ten minutes apart."""
+    start = at(f"{day} 09:00")
+    return [
+        broker.append(
+            Kind.AUDIT_ACCESS,
+            actor=f"dev:council:{officer}",
+            purpose=None,
+            legal_basis=None,
+            reasons=("audit_search",),
+            subjects=(broker.ref("local_ref", f"police:P-{i}"),),
+            time=start + timedelta(minutes=10 * i),
+        )
+        for i in range(count)
+    ]
+
+
+async def test_an_officer_looking_up_people_far_above_their_own_norm(broker: Desk) -> None:
+    for day in HISTORY:
+        _look_ups(broker, "watcher", day, 3)
+        _look_ups(broker, "auditor", day, 10)
+    watched = _look_ups(broker, "watcher", "2026-11-17", 24)
+    _look_ups(broker, "auditor", "2026-11-17", 24)  # 2.4x their norm: not flagged
+    flags = await _flags(broker)
+    assert [(f["rule"], f["actor"]) for f in flags] == [("officer_look_ups", "dev:council:watcher")]
+    assert flags[0]["evidence"] == watched
+    assert "24 look-ups of people's audit records on 2026-11-17" in flags[0]["reason"]
+    assert "median of 3" in flags[0]["reason"]
+
+
 async def test_out_of_hours_access(broker: Desk) -> None:
     late = [
         _query(broker, "owl", at("2026-11-17 06:30")),
