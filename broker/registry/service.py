@@ -260,14 +260,8 @@ class RegistryService:
     ) -> ConnectorManifest:
         """The connector's manifest, checked as at registration, if it announces
         ``agency_type``. Raises ``Conflict`` if it announces another."""
-        manifest = await fetch_manifest(
-            self._http,
-            base_url=connector.base_url,
-            agency_id=connector.agency_id,
-            public_key=connector.public_key,
-            audience=self._broker_name,
-            consent_key_id=self._consent_key_id,
-            timeout_seconds=self._timeout,
+        manifest = await self._manifest(
+            connector.base_url, connector.agency_id, connector.public_key, None
         )
         if manifest.agency_type != agency_type:
             raise Conflict(
@@ -352,15 +346,8 @@ class RegistryService:
         if connector.key_id is not None and connector.key_id != key_id:
             raise InvalidChange(f"key_id {connector.key_id!r} is not that of the key ({key_id})")
         agency = await asyncio.to_thread(self.get_agency, agency_id)
-        manifest = await fetch_manifest(
-            self._http,
-            base_url=connector.base_url,
-            agency_id=agency_id,
-            public_key=connector.public_key,
-            audience=self._broker_name,
-            agency_type=agency.type,
-            consent_key_id=self._consent_key_id,
-            timeout_seconds=self._timeout,
+        manifest = await self._manifest(
+            connector.base_url, agency_id, connector.public_key, agency.type
         )
         return await asyncio.to_thread(
             self._store_connector, actor, agency_id, connector.base_url, manifest
@@ -375,18 +362,27 @@ class RegistryService:
         current = agency.connector
         if current is None:
             raise NotFound(f"agency {agency_id!r} has no connector; register one first")
-        manifest = await fetch_manifest(
-            self._http,
-            base_url=current.base_url,
-            agency_id=agency_id,
-            public_key=current.public_key,
-            audience=self._broker_name,
-            agency_type=agency.type,
-            consent_key_id=self._consent_key_id,
-            timeout_seconds=self._timeout,
+        manifest = await self._manifest(
+            current.base_url, agency_id, current.public_key, agency.type
         )
         return await asyncio.to_thread(
             self._store_connector, actor, agency_id, current.base_url, manifest
+        )
+
+    async def _manifest(
+        self, base_url: str, agency_id: str, public_key: str, agency_type: str | None
+    ) -> Manifest:
+        """The connector's signed manifest, fetched and checked (``agency_type``: the
+        type it must announce; None leaves that to the caller)."""
+        return await fetch_manifest(
+            self._http,
+            base_url=base_url,
+            agency_id=agency_id,
+            public_key=public_key,
+            audience=self._broker_name,
+            agency_type=agency_type,
+            consent_key_id=self._consent_key_id,
+            timeout_seconds=self._timeout,
         )
 
     @_one_at_a_time

@@ -224,13 +224,20 @@ async def test_a_connector_whose_manifest_does_not_check_out_is_refused(
     assert [e.fields["reasons"] for e in entries] == [["agency_registered"]] * 2
 
 
+async def _police_connector(broker: Broker, police: FakeConnector) -> dict[str, str]:
+    """Register the agencies and the police connector; the admin's headers."""
+    admin = broker.as_(Role.ADMIN)
+    await _agencies(broker)
+    body = {"base_url": "http://police.test", "public_key": police.public_key}
+    registered = await broker.client.put("/v1/agencies/police/connector", json=body, headers=admin)
+    assert registered.status_code == 200, registered.text
+    return admin
+
+
 async def test_refreshing_a_manifest_picks_up_new_fields(tmp_path: Path, dev_issuer: IssuerServer):
     police = FakeConnector("police")
     async with running_broker(tmp_path, dev_issuer, connectors={"police": police}) as broker:
-        admin = broker.as_(Role.ADMIN)
-        await _agencies(broker)
-        body = {"base_url": "http://police.test", "public_key": police.public_key}
-        await broker.client.put("/v1/agencies/police/connector", json=body, headers=admin)
+        admin = await _police_connector(broker, police)
         unchanged = await broker.client.post("/v1/agencies/police/connector/refresh", headers=admin)
         police.fields.append(
             FieldOffer(
@@ -254,10 +261,7 @@ async def test_an_agency_with_a_connector_is_retyped_only_when_the_connector_agr
 ):
     police = FakeConnector("police")
     async with running_broker(tmp_path, dev_issuer, connectors={"police": police}) as broker:
-        admin = broker.as_(Role.ADMIN)
-        await _agencies(broker)
-        body = {"base_url": "http://police.test", "public_key": police.public_key}
-        await broker.client.put("/v1/agencies/police/connector", json=body, headers=admin)
+        admin = await _police_connector(broker, police)
         health = {"name": "Riverside Police", "type": "health"}
         # The connector still says it is a police agency: policy would judge its
         # exchanges by the rules for health, so the registry does not change.
