@@ -60,12 +60,20 @@ def _masked(identifier: Identifier) -> str:
     return f"{identifier.kind} ending {value[-4:]}" if len(value) > 4 else identifier.kind
 
 
+def _what(entry: StoredEntry) -> str:
+    if entry.kind == Kind.AUDIT_ACCESS.value and "subject_access_report" in entry.fields.get(
+        "reasons", ()
+    ):
+        return "subject access report made by an IG officer"
+    return _WHAT.get(entry.kind, entry.kind)
+
+
 def _row(entry: StoredEntry) -> SubjectAccessRow:
     fields = entry.fields
     return SubjectAccessRow(
         index=entry.index,
         time=entry.time,
-        what=_WHAT.get(entry.kind, entry.kind),
+        what=_what(entry),
         kind=entry.kind,
         who=str(fields["actor"]),
         who_agency=fields.get("actor_agency"),

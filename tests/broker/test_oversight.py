@@ -159,6 +159,10 @@ async def test_an_officers_search_for_a_person_and_report_on_them_are_logged(
     ]
     report = broker.audit.search(SearchQuery(kind="audit_access")).entries[0]
     assert report.fields["reasons"] == ["subject_access_report"]
+    again = await broker.client.post(
+        "/v1/oversight/subject-access", json=person, headers=broker.officer()
+    )
+    assert again.json()["accesses"][-1]["what"] == "subject access report made by an IG officer"
     # The identifier itself is in no leaf, not even as a digest of the request.
     for entry in broker.audit.search(SearchQuery(kind="audit_access")).entries:
         assert "9434765919" not in str(entry.fields)
