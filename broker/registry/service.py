@@ -302,11 +302,19 @@ class RegistryService:
             change={"id": agency_id, **change.model_dump(mode="json")},
             counterparty_agency=agency_id,
         )
+        manifest_changed = (
+            retyped
+            and confirmed is not None
+            and self._log_connector(
+                actor, agency_id, connector, confirmed.base_url, confirmed.manifest
+            )
+        )
+        # The new type and the manifest announcing it are stored together, or neither is.
         with self._db.session(write=True) as session:
             row = self._agency(session, agency_id)
             row.name, row.type, row.updated_at = change.name, change.type, self._clock()
-        if retyped and confirmed is not None:
-            self._save_connector(actor, agency_id, confirmed.base_url, confirmed.manifest)
+            if manifest_changed and confirmed is not None:
+                self._put_connector(session, agency_id, confirmed.base_url, confirmed.manifest)
         return self.get_agency(agency_id)
 
     def _check_agency_type(self, agency_type: str) -> None:
@@ -389,23 +397,32 @@ class RegistryService:
     def _store_connector(
         self, actor: Principal, agency_id: str, base_url: str, manifest: Manifest
     ) -> ConnectorOut:
-        return self._save_connector(actor, agency_id, base_url, manifest)
-
-    def _save_connector(
-        self, actor: Principal, agency_id: str, base_url: str, manifest: Manifest
-    ) -> ConnectorOut:
-        """Store the connector and its manifest, if either changed (the caller holds
-        the registry's lock)."""
-        manifest_json = manifest.model_dump(mode="json")
+        """Store the connector and its manifest, if either changed."""
         with self._db.session() as session:
             self._agency(session, agency_id)
             existing = repo.connector(session, agency_id)
-            if (
-                existing is not None
-                and existing.base_url == base_url
-                and existing.manifest == manifest_json
-            ):
-                return _connector_out(existing)
+        if not self._log_connector(actor, agency_id, existing, base_url, manifest):
+            assert existing is not None  # noqa: S101 - only a stored one can be unchanged
+            return _connector_out(existing)
+        with self._db.session(write=True) as session:
+            return _connector_out(self._put_connector(session, agency_id, base_url, manifest))
+
+    def _log_connector(
+        self,
+        actor: Principal,
+        agency_id: str,
+        existing: ConnectorRow | None,
+        base_url: str,
+        manifest: Manifest,
+    ) -> bool:
+        """Log the connector's registration or change, if it is one; whether it is."""
+        manifest_json = manifest.model_dump(mode="json")
+        if (
+            existing is not None
+            and existing.base_url == base_url
+            and existing.manifest == manifest_json
+        ):
+            return False
         record_change(
             self._audit,
             Kind.REGISTRY_CHANGE,
@@ -414,19 +431,20 @@ class RegistryService:
             change={"agency_id": agency_id, "base_url": base_url, "manifest": manifest_json},
             counterparty_agency=agency_id,
         )
+        return True
+
+    def _put_connector(
+        self, session: Session, agency_id: str, base_url: str, manifest: Manifest
+    ) -> ConnectorRow:
+        """The connector's row, added or changed in ``session`` (logged already)."""
         now = self._clock()
-        with self._db.session(write=True) as session:
-            row = repo.connector(session, agency_id)
-            if row is None:
-                row = ConnectorRow(agency_id=agency_id, registered_at=now)
-                repo.add(session, row)
-            row.base_url, row.public_key, row.key_id = (
-                base_url,
-                manifest.public_key,
-                manifest.key_id,
-            )
-            row.manifest, row.manifest_fetched_at = manifest_json, now
-            return _connector_out(row)
+        row = repo.connector(session, agency_id)
+        if row is None:
+            row = ConnectorRow(agency_id=agency_id, registered_at=now)
+            repo.add(session, row)
+        row.base_url, row.public_key, row.key_id = base_url, manifest.public_key, manifest.key_id
+        row.manifest, row.manifest_fetched_at = manifest.model_dump(mode="json"), now
+        return row
 
     def connectors_for_matching(self) -> list[ConnectorRecord]:
         """Every registered connector with its manifest's fields. Raises ``StoreUnavailable``."""

@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from broker.db import Database
 from broker.identity import Role
 from broker.registry import repository as repo
 from broker.registry.models import AgreementRow
+from broker.registry.service import RegistryService
 from broker.subjects import consent_key_id_of
 from connectors.protocol.envelope import body_digest
 from connectors.protocol.keys import KeyPair
@@ -307,6 +309,28 @@ async def test_an_agency_with_a_connector_is_retyped_only_when_the_connector_agr
         "agency_changed",
         "connector_changed",
     ]
+
+
+async def test_a_retype_whose_manifest_cannot_be_stored_leaves_the_type_as_it_was(
+    tmp_path: Path, dev_issuer: IssuerServer, monkeypatch: pytest.MonkeyPatch
+):
+    police = FakeConnector("police")
+    async with running_broker(tmp_path, dev_issuer, connectors={"police": police}) as broker:
+        admin = await _police_connector(broker, police)
+        police.announced_type = "health"
+
+        def failing(*_: object) -> None:
+            raise sa.exc.OperationalError("UPDATE connectors", {}, Exception("disk I/O error"))
+
+        monkeypatch.setattr(RegistryService, "_put_connector", failing)
+        retype = {"name": "Riverside Police", "type": "health"}
+        failed = await broker.client.put("/v1/agencies/police", json=retype, headers=admin)
+        stored = await broker.client.get("/v1/agencies/police", headers=admin)
+        [record] = broker.app.state.registry.connectors_for_matching()
+    assert failed.status_code == 503, failed.text
+    # Neither the type nor the manifest changed: they still agree.
+    assert stored.json()["type"] == "police"
+    assert record.agency_type == "police"
 
 
 async def test_an_agreement_change_is_a_new_version_and_old_ones_stay(
