@@ -68,6 +68,8 @@ class Kind(StrEnum):
     AUDIT_ACCESS = "audit_access"
     """An IG officer read the audit records of a person (a search naming them, or a
     subject access report)."""
+    CONSENT_LOOKUP = "consent_lookup"
+    """Someone searched the consent register for a person."""
 
 
 class Decision(StrEnum):

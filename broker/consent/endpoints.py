@@ -42,10 +42,14 @@ def record_consent(body: ConsentIn, principal: Writer, service: Service) -> Cons
     return service.record(principal, body)
 
 
-@router.post("/search", description=_READ + " Identifiers travel in the body, never the URL.")
-def search_consents(body: ConsentSearch, _: Reader, service: Service) -> list[ConsentOut]:
+@router.post(
+    "/search",
+    description=_READ + " Identifiers travel in the body, never the URL. Each search is"
+    " recorded, as a consent_lookup audit entry filed under the person.",
+)
+def search_consents(body: ConsentSearch, principal: Reader, service: Service) -> list[ConsentOut]:
     """Every consent recorded for the person the identifiers name, with its history."""
-    return service.search(body)
+    return service.search(principal, body)
 
 
 @router.get("/{consent_id}", description=_READ)

@@ -16,7 +16,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from audit.entry import Kind
+from audit.entry import Decision, Entry, Kind
+from audit.errors import AuditError
 from audit.log import AuditLog
 from broker._audit import record_change
 from broker.consent import repository as repo
@@ -32,9 +33,10 @@ from broker.consent.schemas import (
 )
 from broker.consent.vocabulary import VocabularySource
 from broker.db import Database
-from broker.errors import Conflict, InvalidChange, NotFound
+from broker.errors import Conflict, InvalidChange, NotFound, StoreUnavailable
 from broker.identity.principal import Principal
 from broker.subjects import CONSENT_KEY_PREFIX, SubjectKeys
+from connectors.protocol.envelope import body_digest
 from policies.model import ConsentRecord
 
 __all__ = ["TRANSITIONS", "ConsentService"]
@@ -246,14 +248,40 @@ class ConsentService:
             rows = repo.states(session, [consent_id])[consent_id]
         return self._out(row, rows, self._clock())
 
-    def search(self, query: ConsentSearch) -> list[ConsentOut]:
-        """Every consent recorded for the person the identifiers name, oldest first."""
+    def search(self, actor: Principal, query: ConsentSearch) -> list[ConsentOut]:
+        """Every consent recorded for the person the identifiers name, oldest first.
+
+        The look-up is logged (``consent_lookup``, filed under the person, with the
+        purpose asked about) once the answer is ready and before it is given, whether or
+        not anything was found. Raises ``InvalidChange`` for a malformed identifier,
+        ``StoreUnavailable`` if the register cannot be read or the log cannot record
+        the look-up.
+        """
         keys = self.person_keys(query.identifiers)
         now = self._clock()
         with self._db.session() as session:
             rows = repo.find(session, keys, purpose=query.purpose)
             states = repo.states(session, [r.id for r in rows])
-        return [self._out(row, states[row.id], now) for row in rows]
+        found = [self._out(row, states[row.id], now) for row in rows]
+        request = query.model_dump(mode="json", exclude={"identifiers"})
+        try:
+            self._audit.append(
+                Entry(
+                    kind=Kind.CONSENT_LOOKUP,
+                    actor=actor.subject,
+                    actor_agency=actor.agency,
+                    purpose=query.purpose,
+                    decision=Decision.ALLOW,
+                    reasons=("consent_search",),
+                    subjects=tuple(keys),
+                    request_digest=body_digest({**request, "subjects": keys}),
+                )
+            )
+        except AuditError as exc:
+            raise StoreUnavailable(
+                f"the audit log could not record this look-up, so nothing is shown: {exc}"
+            ) from None
+        return found
 
     def restrictions_for(
         self, person_keys: Collection[str], purpose: str, at: datetime

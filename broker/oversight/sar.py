@@ -49,6 +49,7 @@ _WHAT = {
     Kind.ACCESS_REVIEW.value: "access reviewed by an IG officer",
     Kind.ERASURE.value: "record of an access erased",
     Kind.AUDIT_ACCESS.value: "audit records searched by an IG officer",
+    Kind.CONSENT_LOOKUP.value: "consent records looked up",
 }
 
 

@@ -385,7 +385,7 @@ async def search_consents(request: Request) -> Response:
             found=None,
             status=422,
         )
-    found = await asyncio.to_thread(pages.foundation.consent.search, query)
+    found = await asyncio.to_thread(pages.foundation.consent.search, principal, query)
     return pages.render(
         request,
         "consents.html",

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from audit.errors import StoreError
 from broker.consent import repository as repo
 from broker.consent.schemas import ConsentIn, ConsentTransition
 from broker.identity import Role
@@ -191,6 +192,69 @@ async def test_consent_is_found_by_any_of_the_persons_identifiers(
     assert by_nhs.json() == by_local.json()
     assert other_purpose.json() == []
     assert nobody.json() == []
+
+
+async def test_looking_up_a_persons_consents_is_logged_under_them(
+    tmp_path: Path, dev_issuer: IssuerServer
+):
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        await _agencies(broker)
+        caseworker = broker.as_(Role.CASEWORKER, agency="school")
+        recorded = await broker.client.post(
+            "/v1/consents", json=consent(), headers=broker.as_(Role.CASEWORKER)
+        )
+        assert recorded.status_code == 201, recorded.text
+        before = broker.entries("consent_lookup")
+        found = await broker.client.post(
+            "/v1/consents/search",
+            json={"identifiers": [NHS], "purpose": "early_help_assessment"},
+            headers=caseworker,
+        )
+        # Finding nothing is a look-up all the same.
+        nothing = await broker.client.post(
+            "/v1/consents/search",
+            json={"identifiers": [{"kind": "nhs_number", "value": "0000000000"}]},
+            headers=broker.as_(Role.IG_OFFICER),
+        )
+        lookups = broker.entries("consent_lookup")
+        report = await broker.client.post(
+            "/v1/oversight/subject-access",
+            json={"identifiers": [NHS]},
+            headers=broker.as_(Role.IG_OFFICER),
+        )
+    assert (found.status_code, nothing.status_code) == (200, 200)
+    assert len(found.json()) == 1
+    assert before == []
+    first, second = lookups
+    assert first.fields["actor"] == "dev:school:sam.okafor"
+    assert first.fields["actor_agency"] == "school"
+    assert first.fields["reasons"] == ["consent_search"]
+    assert first.fields["purpose"] == "early_help_assessment"
+    assert first.fields["subjects"] == [_keys(broker).reference(NHS["kind"], NHS["value"])]
+    assert "9434765919" not in str(first.fields)
+    assert second.fields["subjects"] == [_keys(broker).reference("nhs_number", "0000000000")]
+    whats = [(a["kind"], a["what"], a["who"]) for a in report.json()["accesses"]]
+    assert ("consent_lookup", "consent records looked up", "dev:school:sam.okafor") in whats
+
+
+async def test_a_consent_look_up_the_log_cannot_record_shows_nothing(
+    tmp_path: Path, dev_issuer: IssuerServer, monkeypatch: pytest.MonkeyPatch
+):
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        await _agencies(broker)
+        caseworker = broker.as_(Role.CASEWORKER)
+        await broker.client.post("/v1/consents", json=consent(), headers=caseworker)
+
+        def full(entry: object) -> int:
+            raise StoreError("disk full")
+
+        monkeypatch.setattr(broker.audit, "append", full)
+        response = await broker.client.post(
+            "/v1/consents/search", json={"identifiers": [NHS]}, headers=caseworker
+        )
+    assert response.status_code == 503, response.text
+    assert "could not record this look-up, so nothing is shown" in response.json()["detail"]
+    assert "J.M." not in response.text
 
 
 @pytest.mark.parametrize(
