@@ -11,6 +11,7 @@ from broker.registry.schemas import (
     AgencyChange,
     AgencyIn,
     AgencyOut,
+    AgencyUpdate,
     AgreementCreate,
     AgreementIn,
     AgreementOut,
@@ -62,11 +63,13 @@ def get_agency(agency_id: AgencyIdPath, _: Reader, service: Service) -> AgencyOu
 
 @router.put("/agencies/{agency_id}", description=_WRITE)
 async def change_agency(
-    agency_id: AgencyIdPath, body: AgencyChange, principal: Writer, service: Service
+    agency_id: AgencyIdPath, body: AgencyUpdate, principal: Writer, service: Service
 ) -> AgencyOut:
     """Change an agency's name or type. An agency with a connector takes a new type only
-    if the connector's signed manifest announces it too (it is fetched again)."""
-    return await service.change_agency(principal, agency_id, body)
+    if the connector's signed manifest announces it too (it is fetched again); a
+    connector given with the new type replaces the registered one."""
+    change = AgencyChange(name=body.name, type=body.type)
+    return await service.change_agency(principal, agency_id, change, body.connector)
 
 
 @router.put("/agencies/{agency_id}/connector", description=_WRITE)

@@ -73,6 +73,19 @@ class ConnectorIn(_In):
     )
 
 
+class AgencyUpdate(AgencyChange):
+    """A change to an agency, with the connector that confirms a new type."""
+
+    connector: ConnectorIn | None = Field(
+        default=None,
+        description=(
+            "Only with a new type, when the agency's connector moves at the same time: the"
+            " new connector, which must announce the new type, registered with it. Without"
+            " it, the registered connector is asked."
+        ),
+    )
+
+
 class ConnectorOut(BaseModel):
     agency_id: str
     base_url: str

@@ -120,8 +120,9 @@ async def load_registry_file(service: RegistryService, actor: Principal, path: P
             service.create_agency(actor, AgencyIn(id=agency.id, name=agency.name, type=agency.type))
             changes += 1
         if before is not None and (before.name, before.type) != (agency.name, agency.type):
+            # A connector that moves with the new type is the one asked to confirm it.
             await service.change_agency(
-                actor, agency.id, AgencyChange(name=agency.name, type=agency.type)
+                actor, agency.id, AgencyChange(name=agency.name, type=agency.type), agency.connector
             )
             changes += 1
         if agency.connector is not None:

@@ -85,10 +85,12 @@ class ManifestField:
 
 @dataclass(frozen=True, slots=True)
 class ConnectorManifest:
-    """A connector's manifest as fetched and checked from ``base_url``."""
+    """A connector's manifest as fetched and checked from ``base_url``, and the
+    registered connector's ``(base_url, public_key)`` when it was fetched."""
 
     base_url: str
     manifest: Manifest
+    replaces: tuple[str, str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,40 +239,53 @@ class RegistryService:
         return _agency_out(row, None)
 
     async def change_agency(
-        self, actor: Principal, agency_id: str, change: AgencyChange
+        self,
+        actor: Principal,
+        agency_id: str,
+        change: AgencyChange,
+        connector: ConnectorIn | None = None,
     ) -> AgencyOut:
         """Rename or retype an agency.
 
         Policy judges every exchange by the agency's type, so an agency with a connector
         takes a new type only if the connector announces it too: its manifest is fetched
-        again and stored with the change. Unchanged, it stores nothing. Raises
-        ``NotFound``, ``InvalidChange`` for a type the policy catalogue does not list,
-        ``Conflict`` if the connector announces another type (or changed meanwhile),
+        again and stored with the change. ``connector``, with a new type, is a connector
+        replacing the registered one: it is asked instead, and registered with the new
+        type. Unchanged, it stores nothing. Raises ``NotFound``, ``InvalidChange`` for a
+        type the policy catalogue does not list or a bad key, ``Conflict`` if the
+        connector announces another type (or the registered one changed meanwhile),
         ``ManifestRejected`` or ``ConnectorUnreachable``.
         """
         current = await asyncio.to_thread(self.get_agency, agency_id)
-        manifest = None
-        if current.type != change.type and current.connector is not None:
+        confirmed = None
+        asked = connector or current.connector
+        if current.type != change.type and asked is not None:
             await asyncio.to_thread(self._check_agency_type, change.type)
-            manifest = await self._manifest_announcing(current.connector, change.type)
-        return await asyncio.to_thread(self._change_agency, actor, agency_id, change, manifest)
+            if connector is not None:
+                self._check_key(connector)
+            manifest = await self._manifest(asked.base_url, agency_id, asked.public_key, None)
+            if manifest.agency_type != change.type:
+                raise Conflict(
+                    f"agency {agency_id!r} cannot become a {change.type!r} agency while its"
+                    f" connector at {asked.base_url} says it is a {manifest.agency_type!r}"
+                    f" agency: set the connector's agency type to {change.type!r} first,"
+                    " then change the agency's type again"
+                )
+            registered = current.connector
+            replaces = None if registered is None else (registered.base_url, registered.public_key)
+            confirmed = ConnectorManifest(asked.base_url, manifest, replaces)
+        return await asyncio.to_thread(self._change_agency, actor, agency_id, change, confirmed)
 
-    async def _manifest_announcing(
-        self, connector: ConnectorOut, agency_type: str
-    ) -> ConnectorManifest:
-        """The connector's manifest, checked as at registration, if it announces
-        ``agency_type``. Raises ``Conflict`` if it announces another."""
-        manifest = await self._manifest(
-            connector.base_url, connector.agency_id, connector.public_key, None
-        )
-        if manifest.agency_type != agency_type:
-            raise Conflict(
-                f"agency {connector.agency_id!r} cannot become a {agency_type!r} agency while"
-                f" its connector at {connector.base_url} says it is a"
-                f" {manifest.agency_type!r} agency: set the connector's agency type to"
-                f" {agency_type!r} first, then change the agency's type again"
-            )
-        return ConnectorManifest(connector.base_url, manifest)
+    @staticmethod
+    def _check_key(connector: ConnectorIn) -> None:
+        """Raises ``InvalidChange`` for a key that is not an Ed25519 key or does not
+        match ``key_id``."""
+        try:
+            key_id = key_id_for(public_key_from_b64(connector.public_key))
+        except KeyFileError as exc:
+            raise InvalidChange(f"public_key: {exc}") from None
+        if connector.key_id is not None and connector.key_id != key_id:
+            raise InvalidChange(f"key_id {connector.key_id!r} is not that of the key ({key_id})")
 
     @_one_at_a_time
     def _change_agency(
@@ -288,8 +303,7 @@ class RegistryService:
             retyped = current.type != change.type
             stored = None if connector is None else (connector.base_url, connector.public_key)
         self._check_agency_type(change.type)
-        fetched = None if confirmed is None else (confirmed.base_url, confirmed.manifest.public_key)
-        if retyped and stored != fetched:
+        if retyped and stored != (confirmed.replaces if confirmed else None):
             raise Conflict(
                 f"agency {agency_id!r} had its connector changed while its type was being"
                 " changed; send the change again"
@@ -347,12 +361,7 @@ class RegistryService:
         Raises ``NotFound``, ``InvalidChange`` for a key that is not an Ed25519 key or
         does not match ``key_id``, ``ManifestRejected`` or ``ConnectorUnreachable``.
         """
-        try:
-            key_id = key_id_for(public_key_from_b64(connector.public_key))
-        except KeyFileError as exc:
-            raise InvalidChange(f"public_key: {exc}") from None
-        if connector.key_id is not None and connector.key_id != key_id:
-            raise InvalidChange(f"key_id {connector.key_id!r} is not that of the key ({key_id})")
+        self._check_key(connector)
         agency = await asyncio.to_thread(self.get_agency, agency_id)
         manifest = await self._manifest(
             connector.base_url, agency_id, connector.public_key, agency.type

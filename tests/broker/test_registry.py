@@ -311,6 +311,34 @@ async def test_an_agency_with_a_connector_is_retyped_only_when_the_connector_agr
     ]
 
 
+async def test_an_agency_moving_to_a_new_connector_is_retyped_with_it(
+    tmp_path: Path, dev_issuer: IssuerServer
+):
+    police, moved = FakeConnector("police"), FakeConnector("police")
+    moved.announced_type = "youth_justice"
+    connectors = {"police": police, "police2": moved}
+    async with running_broker(tmp_path, dev_issuer, connectors=connectors) as broker:
+        admin = await _police_connector(broker, police)
+        police.up = False  # the old system is switched off as the new one starts
+        body = {
+            "name": "Riverside Youth Justice",
+            "type": "youth_justice",
+            "connector": {"base_url": "http://police2.test", "public_key": moved.public_key},
+        }
+        retyped = await broker.client.put("/v1/agencies/police", json=body, headers=admin)
+        [record] = broker.app.state.registry.connectors_for_matching()
+        entries = broker.entries("registry_change")
+    assert retyped.status_code == 200, retyped.text
+    assert retyped.json()["type"] == "youth_justice"
+    assert retyped.json()["connector"]["base_url"] == "http://police2.test"
+    assert (record.agency_type, record.key_id) == ("youth_justice", moved.key.key_id)
+    assert [e.fields["reasons"][0] for e in entries][2:] == [
+        "connector_registered",
+        "agency_changed",
+        "connector_changed",
+    ]
+
+
 async def test_a_retype_whose_manifest_cannot_be_stored_leaves_the_type_as_it_was(
     tmp_path: Path, dev_issuer: IssuerServer, monkeypatch: pytest.MonkeyPatch
 ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -19,6 +20,7 @@ from tests.broker.foundation_kit import FakeConnector, IssuerServer, running_bro
 
 pytestmark = pytest.mark.anyio
 
+FIELDS = ["police.missing_episodes_12m"]
 SEEDER = Principal(subject="cli:ops", name="ops", role=Role.ADMIN, agency="broker")
 
 
@@ -79,6 +81,32 @@ async def test_seeding_registers_everything_once_and_then_only_changes(
     assert [v.version for v in versions] == [1, 2]
     assert len(entries) == 7
     assert {e.fields["actor"] for e in entries} == {"cli:ops"}
+
+
+async def test_a_seed_moving_an_agency_to_a_new_connector_and_type_registers_both(
+    tmp_path: Path, dev_issuer: IssuerServer
+):
+    police, moved = FakeConnector("police"), FakeConnector("police")
+    moved.announced_type = "youth_justice"
+    connectors = {"police": police, "police2": moved}
+    path = tmp_path / "registry.yaml"
+    path.write_text(yaml.safe_dump(registry_yaml({"police": police}, FIELDS)))
+    async with running_broker(tmp_path, dev_issuer, connectors=connectors) as broker:
+        registry = broker.app.state.registry
+        await load_registry_file(registry, SEEDER, path)
+        police.up = False
+        seed = registry_yaml({"police": police}, FIELDS)
+        agencies: list[dict[str, Any]] = seed["agencies"]  # type: ignore[assignment]
+        agencies[1].update(
+            type="youth_justice",
+            connector={"base_url": "http://police2.test", "public_key": moved.public_key},
+        )
+        path.write_text(yaml.safe_dump(seed))
+        report = await load_registry_file(registry, SEEDER, path)
+        [record] = registry.connectors_for_matching()
+    # The type and the connector announcing it.
+    assert report.changes == 2
+    assert (record.agency_type, record.base_url) == ("youth_justice", "http://police2.test")
 
 
 @pytest.mark.parametrize(
