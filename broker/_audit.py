@@ -1,14 +1,17 @@
-"""Writing one audit entry for a change to the registry or the consent register.
+"""Writing one audit entry for a change to the registry or the consent register, or
+for a read of a person's records.
 
-The entry is written BEFORE the change is stored, so no change is ever unlogged; a
-change that then fails to store leaves an entry for an attempt, and the caller is told.
-Writing it inside the database transaction is not an option: on SQLite the audit writer
-shares the file and would wait on the transaction's own write lock.
+A change's entry is written BEFORE the change is stored, so no change is ever unlogged;
+a change that then fails to store leaves an entry for an attempt, and the caller is
+told. Writing it inside the database transaction is not an option: on SQLite the audit
+writer shares the file and would wait on the transaction's own write lock. A read's
+entry is written once the answer is ready and before it is given, so nothing is shown
+that the log does not hold.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from audit.entry import Decision, Entry, Kind
@@ -18,7 +21,7 @@ from broker.errors import StoreUnavailable
 from broker.identity.principal import Principal
 from connectors.protocol.envelope import body_digest
 
-__all__ = ["record_change"]
+__all__ = ["record_change", "record_read"]
 
 
 def record_change(
@@ -56,4 +59,40 @@ def record_change(
     except AuditError as exc:
         raise StoreUnavailable(
             f"the audit log could not record this change, so it was not made: {exc}"
+        ) from None
+
+
+def record_read(
+    log: AuditLog,
+    kind: Kind,
+    actor: Principal,
+    *,
+    action: str,
+    subjects: Sequence[str],
+    request: Mapping[str, Any],
+    purpose: str | None = None,
+) -> int:
+    """Append the entry for ``actor`` reading the records of the person whose keyed
+    references are ``subjects``; return its index.
+
+    The entry is filed under ``subjects``; ``request`` is what was asked besides the
+    identifiers, digested with the references (no identifier goes in the leaf). Raises
+    ``StoreUnavailable`` if the log cannot take the entry: what was read must then not
+    be shown.
+    """
+    entry = Entry(
+        kind=kind,
+        actor=actor.subject,
+        actor_agency=actor.agency,
+        purpose=purpose,
+        decision=Decision.ALLOW,
+        reasons=(action,),
+        subjects=tuple(subjects),
+        request_digest=body_digest({**request, "subjects": list(subjects)}),
+    )
+    try:
+        return log.append(entry)
+    except AuditError as exc:
+        raise StoreUnavailable(
+            f"the audit log could not record this read, so nothing is shown: {exc}"
         ) from None

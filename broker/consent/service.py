@@ -16,10 +16,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from audit.entry import Decision, Entry, Kind
-from audit.errors import AuditError
+from audit.entry import Kind
 from audit.log import AuditLog
-from broker._audit import record_change
+from broker._audit import record_change, record_read
 from broker.consent import repository as repo
 from broker.consent.models import ConsentRow, ConsentStateRow
 from broker.consent.schemas import (
@@ -33,10 +32,9 @@ from broker.consent.schemas import (
 )
 from broker.consent.vocabulary import VocabularySource
 from broker.db import Database
-from broker.errors import Conflict, InvalidChange, NotFound, StoreUnavailable
+from broker.errors import Conflict, InvalidChange, NotFound
 from broker.identity.principal import Principal
 from broker.subjects import CONSENT_KEY_PREFIX, SubjectKeys
-from connectors.protocol.envelope import body_digest
 from policies.model import ConsentRecord
 
 __all__ = ["TRANSITIONS", "ConsentService"]
@@ -263,24 +261,15 @@ class ConsentService:
             rows = repo.find(session, keys, purpose=query.purpose)
             states = repo.states(session, [r.id for r in rows])
         found = [self._out(row, states[row.id], now) for row in rows]
-        request = query.model_dump(mode="json", exclude={"identifiers"})
-        try:
-            self._audit.append(
-                Entry(
-                    kind=Kind.CONSENT_LOOKUP,
-                    actor=actor.subject,
-                    actor_agency=actor.agency,
-                    purpose=query.purpose,
-                    decision=Decision.ALLOW,
-                    reasons=("consent_search",),
-                    subjects=tuple(keys),
-                    request_digest=body_digest({**request, "subjects": keys}),
-                )
-            )
-        except AuditError as exc:
-            raise StoreUnavailable(
-                f"the audit log could not record this look-up, so nothing is shown: {exc}"
-            ) from None
+        record_read(
+            self._audit,
+            Kind.CONSENT_LOOKUP,
+            actor,
+            action="consent_search",
+            subjects=keys,
+            request=query.model_dump(mode="json", exclude={"identifiers"}),
+            purpose=query.purpose,
+        )
         return found
 
     def restrictions_for(

@@ -12,7 +12,7 @@ from typing import Any
 
 from audit import Report, merkle, verify_store
 from audit.checkpoint import Checkpoint, kept_note, open_checkpoint
-from audit.entry import Decision, Entry, Kind, StoredEntry
+from audit.entry import Entry, Kind, StoredEntry
 from audit.errors import (
     AuditError,
     CheckpointError,
@@ -23,6 +23,7 @@ from audit.errors import (
 )
 from audit.log import AuditLog
 from audit.search import SearchQuery, get_leaf
+from broker._audit import record_read
 from broker.db import Database
 from broker.errors import (
     BrokerError,
@@ -56,7 +57,6 @@ from broker.oversight.schemas import (
     ReviewView,
 )
 from broker.subjects import SubjectKeys
-from connectors.protocol.envelope import body_digest
 
 __all__ = ["OversightService", "entry_view", "read_all", "translate"]
 
@@ -230,21 +230,14 @@ class OversightService:
         identifier does. Raises ``StoreUnavailable`` if the log cannot take the entry:
         what was read must then not be shown.
         """
-        entry = Entry(
-            kind=Kind.AUDIT_ACCESS,
-            actor=principal.subject,
-            actor_agency=principal.agency,
-            decision=Decision.ALLOW,
-            reasons=(action,),
-            subjects=tuple(refs),
-            request_digest=body_digest({**request, "subjects": list(refs)}),
+        return record_read(
+            self._audit,
+            Kind.AUDIT_ACCESS,
+            principal,
+            action=action,
+            subjects=refs,
+            request=request,
         )
-        try:
-            return self._audit.append(entry)
-        except AuditError as exc:
-            raise StoreUnavailable(
-                f"the audit log could not record this read, so nothing is shown: {exc}"
-            ) from None
 
     # -- proofs ---------------------------------------------------------------------
 

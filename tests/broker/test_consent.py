@@ -253,7 +253,7 @@ async def test_a_consent_look_up_the_log_cannot_record_shows_nothing(
             "/v1/consents/search", json={"identifiers": [NHS]}, headers=caseworker
         )
     assert response.status_code == 503, response.text
-    assert "could not record this look-up, so nothing is shown" in response.json()["detail"]
+    assert "could not record this read, so nothing is shown" in response.json()["detail"]
     assert "J.M." not in response.text
 
 
