@@ -17,6 +17,8 @@ fired. The thresholds are documented in ``Thresholds`` and returned with every r
 - ``officer_look_ups``: the ``volume`` rule, with the same thresholds, over an IG
   officer's look-ups of people's audit records (``audit_access`` entries: searches
   naming a person, subject access reports), so the officers' own reads are watched too.
+- ``consent_look_ups``: the same over anyone's searches of the consent register for
+  people (``consent_lookup`` entries).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class _Counted:
 
 _QUERIES = _Counted("volume", "queries")
 _LOOK_UPS = _Counted("officer_look_ups", "look-ups of people's audit records")
+_CONSENT_LOOK_UPS = _Counted("consent_look_ups", "look-ups of people's consents")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +84,11 @@ def detect(
     # endpoint the caller's role does not open, which is no query.
     queries = [e for e in ordered if e.kind in _QUERY_KINDS and e.fields.get("query_id")]
     look_ups = [e for e in ordered if e.kind == Kind.AUDIT_ACCESS.value]
+    consents = [e for e in ordered if e.kind == Kind.CONSENT_LOOKUP.value]
     flags = [
         *_volume(queries, since, until, thresholds, zone),
         *_volume(look_ups, since, until, thresholds, zone, counted=_LOOK_UPS),
+        *_volume(consents, since, until, thresholds, zone, counted=_CONSENT_LOOK_UPS),
         *_out_of_hours(queries, since, until, thresholds, zone),
         *_no_match(ordered, queries, (since, until), thresholds, zone),
         *_break_glass(ordered, since, until, thresholds),

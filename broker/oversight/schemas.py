@@ -401,7 +401,12 @@ class AnomalyFlag(BaseModel):
     )
 
     rule: Literal[
-        "volume", "out_of_hours", "repeated_no_match", "frequent_break_glass", "officer_look_ups"
+        "volume",
+        "out_of_hours",
+        "repeated_no_match",
+        "frequent_break_glass",
+        "officer_look_ups",
+        "consent_look_ups",
     ]
     actor: str
     actor_agency: str | None

@@ -432,6 +432,7 @@ class OversightService:
             Kind.MATCH: since,
             Kind.BREAK_GLASS: since - timedelta(days=limits.break_glass_days),
             Kind.AUDIT_ACCESS: volume_history,
+            Kind.CONSENT_LOOKUP: volume_history,
         }
         entries: list[StoredEntry] = []
         for kind, start in starts.items():

@@ -91,13 +91,30 @@ def _look_ups(broker: Desk, officer: str, day: str, count: int) -> list[int]:
     ]
 
 
+def _consent_look_ups(broker: Desk, actor: str, day: str, count: int) -> list[int]:
+    """``count`` searches of the consent register for people by ``actor`` on ``day``."""
+    start = at(f"{day} 09:00")
+    return [
+        broker.append(
+            Kind.CONSENT_LOOKUP,
+            actor=f"dev:council:{actor}",
+            legal_basis=None,
+            reasons=("consent_search",),
+            subjects=(broker.ref("local_ref", f"council:C-{i}"),),
+            time=start + timedelta(minutes=10 * i),
+        )
+        for i in range(count)
+    ]
+
+
 @pytest.mark.parametrize(
     ("work", "rule", "noun"),
     [
         (_workday, "volume", "queries"),
         (_look_ups, "officer_look_ups", "look-ups of people's audit records"),
+        (_consent_look_ups, "consent_look_ups", "look-ups of people's consents"),
     ],
-    ids=["caseworker queries", "officer look-ups"],
+    ids=["caseworker queries", "officer look-ups", "consent look-ups"],
 )
 async def test_volume_far_above_their_own_norm(
     broker: Desk, work: Callable[[Desk, str, str, int], list[int]], rule: str, noun: str
