@@ -205,17 +205,12 @@ async def test_looking_up_a_persons_consents_is_logged_under_them(
         )
         assert recorded.status_code == 201, recorded.text
         before = broker.entries("consent_lookup")
-        found = await broker.client.post(
-            "/v1/consents/search",
-            json={"identifiers": [NHS], "purpose": "early_help_assessment"},
-            headers=caseworker,
-        )
+        search = {"identifiers": [NHS], "purpose": "early_help_assessment"}
+        found = await broker.client.post("/v1/consents/search", json=search, headers=caseworker)
         # Finding nothing is a look-up all the same.
-        nothing = await broker.client.post(
-            "/v1/consents/search",
-            json={"identifiers": [{"kind": "nhs_number", "value": "0000000000"}]},
-            headers=broker.as_(Role.IG_OFFICER),
-        )
+        nobody = {"identifiers": [{"kind": "nhs_number", "value": "0000000000"}]}
+        officer = broker.as_(Role.IG_OFFICER)
+        nothing = await broker.client.post("/v1/consents/search", json=nobody, headers=officer)
         lookups = broker.entries("consent_lookup")
         report = await broker.client.post(
             "/v1/oversight/subject-access",

@@ -74,45 +74,42 @@ async def test_normal_work_raises_no_flag(broker: Desk) -> None:
     assert await _flags(broker) == []
 
 
-def _look_ups(broker: Desk, officer: str, day: str, count: int) -> list[int]:
-    """``count`` searches for people by an IG officer on ``day``, ten minutes apart."""
-    start = at(f"{day} 09:00")
-    return [
-        broker.append(
-            Kind.AUDIT_ACCESS,
-            actor=f"dev:council:{officer}",
-            purpose=None,
-            legal_basis=None,
-            reasons=("audit_search",),
-            subjects=(broker.ref("local_ref", f"police:P-{i}"),),
-            time=start + timedelta(minutes=10 * i),
-        )
-        for i in range(count)
-    ]
+def _reads(kind: Kind, reason: str) -> Callable[[Desk, str, str, int], list[int]]:
+    """Entries of ``count`` look-ups of different people by ``actor`` on ``day``, ten
+    minutes apart, each of ``kind`` for ``reason``."""
 
+    def read(broker: Desk, actor: str, day: str, count: int) -> list[int]:
+        start = at(f"{day} 09:00")
+        return [
+            broker.append(
+                kind,
+                actor=f"dev:council:{actor}",
+                purpose=None,
+                legal_basis=None,
+                reasons=(reason,),
+                subjects=(broker.ref("local_ref", f"police:P-{i}"),),
+                time=start + timedelta(minutes=10 * i),
+            )
+            for i in range(count)
+        ]
 
-def _consent_look_ups(broker: Desk, actor: str, day: str, count: int) -> list[int]:
-    """``count`` searches of the consent register for people by ``actor`` on ``day``."""
-    start = at(f"{day} 09:00")
-    return [
-        broker.append(
-            Kind.CONSENT_LOOKUP,
-            actor=f"dev:council:{actor}",
-            legal_basis=None,
-            reasons=("consent_search",),
-            subjects=(broker.ref("local_ref", f"council:C-{i}"),),
-            time=start + timedelta(minutes=10 * i),
-        )
-        for i in range(count)
-    ]
+    return read
 
 
 @pytest.mark.parametrize(
     ("work", "rule", "noun"),
     [
         (_workday, "volume", "queries"),
-        (_look_ups, "officer_look_ups", "look-ups of people's audit records"),
-        (_consent_look_ups, "consent_look_ups", "look-ups of people's consents"),
+        (
+            _reads(Kind.AUDIT_ACCESS, "audit_search"),
+            "officer_look_ups",
+            "look-ups of people's audit records",
+        ),
+        (
+            _reads(Kind.CONSENT_LOOKUP, "consent_search"),
+            "consent_look_ups",
+            "look-ups of people's consents",
+        ),
     ],
     ids=["caseworker queries", "officer look-ups", "consent look-ups"],
 )
