@@ -39,17 +39,7 @@ from audit._checkpoints import (
     refine,
     with_kept,
 )
-from audit._chunks import (
-    CHUNK_LEVEL,
-    Checked,
-    Chunk,
-    check_chunk,
-    check_in_order,
-    passes,
-    sound_chunk,
-    unsigned_times,
-    widen,
-)
+from audit._chunks import CHUNK_LEVEL, Checked, Chunk, check_chunk, check_in_order, widen
 from audit._report import Finding, Report, TamperKind
 from audit.checkpoint import Checkpoint, NoteVerifier
 from audit.merkle import NodeReader
@@ -66,11 +56,7 @@ __all__ = [
     "TamperKind",
     "check_chunk",
     "check_in_order",
-    "passes",
-    "sound_chunk",
-    "unsigned_times",
     "verify_source",
-    "widen",
 ]
 
 
