@@ -31,6 +31,7 @@ from broker.web.graph import layout
 from broker.web.oidc import CodeFlow, SignInFailed
 from broker.web.pages import Pages, WebRoute, pages_of
 from broker.web.session import SessionCodec, WebSession, check_csrf, signed_in
+from broker.web.sign_outs import SignOuts
 
 __all__ = ["install_web", "open_web", "router"]
 
@@ -72,7 +73,10 @@ def open_web(app: FastAPI, foundation: Foundation, settings: BrokerSettings) -> 
             secure=secure,
         )
     app.state.web = Pages.build(
-        foundation, SessionCodec(secret, secure=secure), Catalogue.load(), code_flow
+        foundation,
+        SessionCodec(secret, secure=secure, sign_outs=SignOuts(foundation.db)),
+        Catalogue.load(),
+        code_flow,
     )
 
 
@@ -252,6 +256,7 @@ async def sign_out(request: Request) -> Response:
     form = await _form(request)
     if session is not None:
         check_csrf(session, form.get("csrf"))
+        await pages.codec.end(session)
     response = pages.render(request, "signed_out.html")
     pages.codec.clear(response)
     return response

@@ -27,9 +27,6 @@ class SignOutRow(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
-_TABLE = SignOutRow.__table__
-
-
 class SignOuts:
     """The sessions that were signed out and whose cookies would still be taken."""
 
@@ -45,10 +42,12 @@ class SignOuts:
         """
         try:
             with self._db.write() as connection:
-                connection.execute(sa.delete(_TABLE).where(_TABLE.c.expires_at < self._clock()))
-                connection.execute(sa.delete(_TABLE).where(_TABLE.c.session_id == session_id))
                 connection.execute(
-                    sa.insert(_TABLE).values(session_id=session_id, expires_at=until)
+                    sa.delete(SignOutRow).where(SignOutRow.expires_at < self._clock())
+                )
+                connection.execute(sa.delete(SignOutRow).where(SignOutRow.session_id == session_id))
+                connection.execute(
+                    sa.insert(SignOutRow).values(session_id=session_id, expires_at=until)
                 )
         except Conflict:
             pass  # signed out twice at once: the other sign-out recorded it
@@ -57,6 +56,6 @@ class SignOuts:
         """Whether ``session_id`` was signed out. Raises ``StoreUnavailable``."""
         with self._db.read() as connection:
             found = connection.execute(
-                sa.select(_TABLE.c.session_id).where(_TABLE.c.session_id == session_id)
+                sa.select(SignOutRow.session_id).where(SignOutRow.session_id == session_id)
             ).first()
         return found is not None

@@ -1,0 +1,62 @@
+"""The web session: what its cookie shows, and that signing out ends it everywhere."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import zlib
+from typing import Any
+
+from fastapi import Response
+from playwright.sync_api import expect
+
+from broker.web.session import COOKIE, SessionCodec, WebSession
+from tests.web.conftest import Visitor
+
+
+def _readable(value: str) -> bytes:
+    """Every text a cookie value gives away to whoever holds it: its dot-separated parts
+    decoded as base64 and, where they are compressed, decompressed."""
+    found = [value.encode()]
+    for part in value.split("."):
+        try:
+            raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        except (binascii.Error, ValueError):
+            continue
+        found.append(raw)
+        with contextlib.suppress(zlib.error):
+            found.append(zlib.decompress(raw))
+    return b"\n".join(found)
+
+
+def test_the_session_cookie_does_not_show_the_access_token() -> None:
+    token = "eyJhbGciOiJFZERTQSJ9.the-caseworkers-access-token.c2lnbmF0dXJl"
+    response = Response()
+    SessionCodec(b"k" * 32).write(response, WebSession.start(token))
+    value = response.headers["set-cookie"].split(";", 1)[0].split("=", 1)[1]
+    assert b"the-caseworkers-access-token" not in _readable(value)
+
+
+def test_a_copy_of_the_session_cookie_is_refused_once_its_owner_signs_out(
+    visitor_factory: Any, live: Any
+) -> None:
+    owner: Visitor = visitor_factory()
+    owner.sign_in("Sam Caseworker", "caseworker")
+    assert owner.go("/web/queries/new").status == 200
+    kept = next(c for c in owner.page.context.cookies() if c["name"] == COOKIE)["value"]
+
+    owner.go("/web/home")
+    owner.page.get_by_role("button", name="Sign out").click()
+    expect(owner.page.get_by_role("heading", name="You have signed out")).to_be_visible()
+
+    copy: Visitor = visitor_factory()
+    copy.page.context.add_cookies([{"name": COOKIE, "value": kept, "url": live.url + "/web"}])
+    response = copy.go("/web/queries/new")
+    assert response.status == 401
+    expect(copy.page.get_by_role("heading", name="Please sign in")).to_be_visible()
+    expect(copy.page.get_by_text("This sign-in was ended by signing out")).to_be_visible()
+
+    # Signing in again starts a new session, which works.
+    owner.sign_in("Sam Caseworker", "caseworker")
+    assert owner.go("/web/queries/new").status == 200
