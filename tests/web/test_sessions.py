@@ -6,12 +6,19 @@ import base64
 import binascii
 import contextlib
 import zlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
+import sqlalchemy as sa
 from fastapi import Response
 from playwright.sync_api import expect
 
+from broker.db import Database
 from broker.web.session import COOKIE, SessionCodec, WebSession
+from broker.web.sign_outs import SignOutRow, SignOuts
+from tests.broker.foundation_kit import reset_postgres
 from tests.web.conftest import Visitor
 
 
@@ -60,3 +67,29 @@ def test_a_copy_of_the_session_cookie_is_refused_once_its_owner_signs_out(
     # Signing in again starts a new session, which works.
     owner.sign_in("Sam Caseworker", "caseworker")
     assert owner.go("/web/queries/new").status == 200
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_signed_out_session_is_kept_until_its_cookie_would_expire_then_forgotten(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'broker.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+        reset_postgres(url)
+    db = Database.open(url)
+    now = [datetime(2026, 11, 22, 9, 0, tzinfo=UTC)]
+    sign_outs = SignOuts(db, clock=lambda: now[0])
+    try:
+        sign_outs.end("morning", now[0] + timedelta(hours=12))
+        sign_outs.end("morning", now[0] + timedelta(hours=12))  # signed out twice: no error
+        assert sign_outs.ended("morning")
+        assert not sign_outs.ended("afternoon")
+        now[0] += timedelta(hours=13)
+        sign_outs.end("afternoon", now[0] + timedelta(hours=12))
+        with db.read() as connection:
+            kept = connection.execute(sa.select(SignOutRow.session_id)).scalars().all()
+        assert kept == ["afternoon"]
+    finally:
+        db.close()
