@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -15,6 +15,7 @@ from pydantic import (
     field_validator,
 )
 
+from broker._instants import SPAN, comparable, in_utc
 from connectors.protocol.identifiers import canonical
 
 __all__ = [
@@ -129,7 +130,16 @@ class ConsentIn(_In):
     @field_validator("expires_at")
     @classmethod
     def _in_utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else value.astimezone(UTC)
+        if value is None:
+            return None
+        utc = in_utc(value)
+        if not comparable(utc):
+            # Policy compares a given consent's expiry with the time now; one outside
+            # its range fails the decision about the person on some engines.
+            raise ValueError(
+                f"expires_at must fall {SPAN}; a consent that does not expire has none"
+            )
+        return utc
 
     @field_validator("note")
     @classmethod

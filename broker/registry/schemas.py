@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from broker._instants import SPAN, comparable, in_utc
 from connectors.protocol.messages import FieldOffer
 
 __all__ = [
@@ -35,9 +36,6 @@ Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.-]{0,62}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 FieldName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")]
 AgreementStatus = Literal["draft", "active", "suspended", "ended"]
-# The times policy can compare (nanoseconds since 1970 in 64 bits), in round years.
-_EARLIEST = datetime(1678, 1, 1, tzinfo=UTC)
-_AFTER_LATEST = datetime(2262, 1, 1, tzinfo=UTC)
 
 
 class _In(BaseModel):
@@ -150,17 +148,12 @@ class AgreementIn(_In):
     def _in_utc(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
         if value is None:
             return None
-        try:
-            utc = value.astimezone(UTC)
-        except OverflowError:
-            utc = None
+        utc = in_utc(value)
         stored = isinstance(info.context, dict) and info.context.get("stored", False)
-        if not stored and (utc is None or not _EARLIEST <= utc < _AFTER_LATEST):
-            # Policy compares times as nanoseconds since 1970 in 64 bits: a time outside
-            # that range would make an agreement silently never apply.
+        if not stored and not comparable(utc):
+            # A time policy cannot compare would make an agreement silently never apply.
             raise ValueError(
-                f"{info.field_name} must fall between 1678-01-01 and 2261-12-31 in UTC; "
-                "an agreement without an end has no valid_to"
+                f"{info.field_name} must fall {SPAN}; an agreement without an end has no valid_to"
             )
         return value if utc is None else utc
 

@@ -328,6 +328,35 @@ async def test_bad_consent_is_refused_with_the_reason(
     assert entries == []
 
 
+@pytest.mark.parametrize(
+    "expires_at",
+    # Past year 9999 or before year 1 once in UTC, and past the times policy can compare.
+    ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+14:00", "2262-01-01T00:00:00Z"],
+)
+async def test_an_expiry_policy_cannot_compare_is_refused_naming_the_member(
+    tmp_path: Path, dev_issuer: IssuerServer, expires_at: str
+):
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        await _agencies(broker)
+        response = await broker.client.post(
+            "/v1/consents",
+            json=consent(expires_at=expires_at),
+            headers=broker.as_(Role.CASEWORKER),
+        )
+        entries = broker.entries("consent_change")
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["type"] == "urn:junction:problem:invalid-request"
+    assert problem["errors"] == [
+        {
+            "location": "expires_at",
+            "message": "Value error, expires_at must fall between 1678-01-01 and 2261-12-31"
+            " in UTC; a consent that does not expire has none",
+        }
+    ]
+    assert entries == []
+
+
 @pytest.mark.parametrize("path", ["/v1/consents", "/v1/consents/search"])
 async def test_an_nhs_number_failing_its_check_digit_is_refused_naming_the_member(
     tmp_path: Path, dev_issuer: IssuerServer, path: str
