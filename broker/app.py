@@ -86,7 +86,9 @@ def create_app(
         responses=PROBLEM_RESPONSES,
     )
     app.state.settings = settings
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, media_type_required=True
+    )
     install_problem_handlers(app, (BrokerError, ProtocolError))
     app.include_router(registry_router)
     app.include_router(consent_router)

@@ -255,7 +255,9 @@ class BodyLimitMiddleware:
     otherwise hold the request open for as long as the client likes).
 
     The limit holds whether or not the client sends Content-Length: a streamed body is
-    counted as it arrives and cut off at the limit, so memory stays bounded.
+    counted as it arrives and cut off at the limit, so memory stays bounded. With
+    ``media_type_required``, a body on a JSON path that names no media type at all is
+    refused too (415), instead of reaching the app as something that is not an object.
     """
 
     def __init__(
@@ -265,11 +267,13 @@ class BodyLimitMiddleware:
         max_bytes: int,
         json_prefixes: tuple[str, ...] = ("/v1/",),
         body_seconds: float = 30.0,
+        media_type_required: bool = False,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.json_prefixes = json_prefixes
         self.body_seconds = body_seconds
+        self.media_type_required = media_type_required
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, status: int) -> None:
         code, title = _STATUS_CODES[status]
@@ -279,7 +283,7 @@ class BodyLimitMiddleware:
                 "whole, as long as its Content-Length says."
             ),
             413: f"Send at most {self.max_bytes} bytes.",
-            415: "Send the body as application/json.",
+            415: "Send the body as application/json (and say so in its Content-Type).",
             422: "Remove the NUL characters (\\u0000) from the text: no member accepts them.",
         }[status]
         response = problem_response(status, code, title, detail, instance=scope.get("path"))
@@ -300,8 +304,8 @@ class BodyLimitMiddleware:
                 await self._reject(scope, receive, send, 413)
                 return
         path: str = scope["path"]
+        media = headers.get(b"content-type", b"").split(b";")[0].strip().decode("latin-1")
         if path.startswith(self.json_prefixes) and (length is None or length != b"0"):
-            media = headers.get(b"content-type", b"").split(b";")[0].strip().decode("latin-1")
             if media and not (media in _JSON_TYPES or media.endswith("+json")):
                 await self._reject(scope, receive, send, 415)
                 return
@@ -332,6 +336,9 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             more = bool(message.get("more_body", False))
         body = b"".join(chunks)
+        if json_path and self.media_type_required and not media and body.strip():
+            await self._reject(scope, receive, send, 415)
+            return
         if json_path and _has_nul(body):
             await self._reject(scope, receive, send, 422)
             return

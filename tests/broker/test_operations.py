@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from broker.identity.principal import Role
 from tests.broker.foundation_kit import IssuerServer
 from tests.broker.oversight_kit import desk
 
@@ -77,3 +78,25 @@ async def test_metrics_are_prometheus_text_without_sign_in(
         ):
             assert f"# HELP {name} " in text
         assert "python_gc" not in text, "a registry of its own, not the global one"
+
+
+async def test_a_json_body_sent_without_a_media_type_is_told_to_say_application_json(
+    tmp_path: Path, dev_issuer: IssuerServer
+) -> None:
+    async with desk(tmp_path, dev_issuer) as broker:
+        body = b'{"identifiers": [{"kind": "nhs_number", "value": "9434765919"}]}'
+        headers = broker.as_(Role.CASEWORKER)
+        bare = await broker.client.post("/v1/consents/search", content=body, headers=headers)
+        assert bare.status_code == 415, bare.text
+        assert bare.headers["content-type"].startswith("application/problem+json")
+        assert bare.json()["type"].endswith("unsupported-media-type")
+        assert "Content-Type" in bare.json()["detail"]
+
+        headers = {**headers, "content-type": "application/json"}
+        said = await broker.client.post("/v1/consents/search", content=body, headers=headers)
+        assert said.status_code == 200, said.text
+        # A POST without a body needs no media type.
+        empty = await broker.client.post(
+            "/v1/agencies/police/connector/refresh", headers=broker.as_(Role.ADMIN)
+        )
+        assert empty.status_code != 415
