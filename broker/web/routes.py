@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 
 from broker.errors import BrokerError, IssuerUnavailable
 from broker.foundation import Foundation, load_or_create_secret
@@ -328,6 +329,22 @@ async def submit_query(request: Request) -> Response:
 @router.get("/queries/{query_id}")
 async def query_result(request: Request, query_id: QueryId) -> Response:
     pages, principal, session = await _caseworker(request)
+    return await _result(
+        pages, request, principal, session, query_id, decided=request.query_params.get("decided")
+    )
+
+
+async def _result(
+    pages: Pages,
+    request: Request,
+    principal: Principal,
+    session: WebSession,
+    query_id: str,
+    *,
+    decided: str | None = None,
+    link_error: str | None = None,
+) -> Response:
+    """The answer kept for ``query_id``; 422 when it comes back with ``link_error``."""
     kept = session.answers.get(query_id)
     view = await kept_answer(pages.foundation, principal, *kept) if kept else None
     if view is None:
@@ -341,16 +358,30 @@ async def query_result(request: Request, query_id: QueryId) -> Response:
         session=session,
         view=view,
         graph=layout(view),
-        decided=request.query_params.get("decided"),
+        decided=decided,
+        link_error=link_error,
+        status=422 if link_error else 200,
     )
 
 
 @router.post("/queries/{query_id}/links")
 async def decide_link(request: Request, query_id: QueryId) -> Response:
-    pages, principal, _, form = await _caseworker_post(request)
-    decision = LinkDecisionIn.model_validate(
-        {"link_id": str(form.get("link_id") or ""), "decision": str(form.get("decision") or "")}
-    )
+    pages, principal, session, form = await _caseworker_post(request)
+    try:
+        decision = LinkDecisionIn.model_validate(
+            {"link_id": str(form.get("link_id") or ""), "decision": str(form.get("decision") or "")}
+        )
+    except ValidationError:
+        # Only a form sent without its button, or altered, gets here: the page's own
+        # buttons send one of the links it lists and confirm or reject.
+        return await _result(
+            pages,
+            request,
+            principal,
+            session,
+            query_id,
+            link_error="Choose Confirm or Reject beside one of the links to check",
+        )
     await pages.foundation.follow_up.decide_link(principal, query_id, decision)
     return _see_other(f"/web/queries/{query_id}?decided={decision.decision}")
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
@@ -134,3 +136,50 @@ def query_id_of(url: str) -> str:
     found = re.search(r"/web/queries/([0-9a-f]{32})", url)
     assert found, f"not a result page: {url}"
     return found.group(1)
+
+
+def form_token(page: str) -> str:
+    """The CSRF token a page's forms carry."""
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None, page
+    return found.group(1)
+
+
+def error_beside(page: httpx.Response, name: str) -> str:
+    """The message shown beside the input called ``name``."""
+    found = re.search(rf'id="{name}-error"><span[^>]*>Error:</span> ([^<]+)</p>', page.text)
+    assert found is not None, f"no error beside {name}: {page.status_code} {page.text[:2000]}"
+    return html.unescape(found.group(1))
+
+
+@pytest.fixture
+def caller_factory(live: LiveRegion) -> Iterator[Callable[..., httpx.Client]]:
+    """Signed-in people who send the pages' forms as a browser would, without one: for
+    what a form does with the values sent, where nothing needs drawing."""
+    clients: list[httpx.Client] = []
+
+    def make(
+        name: str = "Sam Caseworker",
+        role: str = "caseworker",
+        agency: str = "council",
+        job: str = "social_worker",
+    ) -> httpx.Client:
+        client = httpx.Client(base_url=live.url, timeout=60)
+        clients.append(client)
+        token = form_token(client.get("/web/sign-in").text)
+        signed = client.post(
+            "/web/sign-in",
+            data={
+                "csrf": token,
+                "name": name,
+                "role": role,
+                "agency": agency,
+                "job_role": job if role == "caseworker" else "",
+            },
+        )
+        assert signed.status_code == 303, signed.text
+        return client
+
+    yield make
+    for client in clients:
+        client.close()

@@ -3,17 +3,46 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
+import httpx
 from playwright.sync_api import expect
 
 from broker.queries.render import link_id
 from tests.broker.town_kit import known_to
-from tests.web.conftest import Visitor, query_id_of
+from tests.web.conftest import Visitor, form_token, query_id_of
+
+Caller = Callable[..., httpx.Client]
 
 
 def _subject(live: Any) -> dict[str, Any]:
     return next(p for p in known_to(live.region.truth, 4) if p.get("nhs_number"))
+
+
+def query_form_of(person: dict[str, Any]) -> dict[str, str]:
+    """The query form as ``fill_query`` fills it, for sending without a browser."""
+    return {
+        "given_name": person["given_name"],
+        "family_name": person["family_name"],
+        "date_of_birth": person["date_of_birth"],
+        "postcode": person["postcode"],
+        "nhs_number": person["nhs_number"],
+        "purpose": "early_help_assessment",
+        "legal_basis": "public_task",
+        "gateway": "ca2004_s10",
+        "justification": "School raised attendance and welfare concerns.",
+    }
+
+
+def send_query(client: httpx.Client, form: dict[str, str]) -> httpx.Response:
+    """Open a new query form and send it with ``form``'s answers, as one click would."""
+    page = client.get("/web/queries/new").text
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', page)
+    assert key is not None
+    return client.post(
+        "/web/queries", data={**form, "csrf": form_token(page), "idempotency_key": key.group(1)}
+    )
 
 
 def fill_query(
@@ -166,6 +195,24 @@ def test_an_uncertain_link_can_be_confirmed(visitor_factory: Any, live: Any) -> 
     )
     assert again.status == 404
     assert "is not an open link" in again.text()
+
+
+def test_a_link_decision_without_a_choice_shows_the_result_again(
+    caller_factory: Caller, live: Any
+) -> None:
+    client = caller_factory()
+    sent = send_query(client, query_form_of(_subject(live)))
+    assert sent.status_code == 303
+    result = sent.headers["location"]
+    csrf = form_token(client.get(result).text)
+    for link, decision in [("", ""), ("nope", "maybe"), ("x" * 10000, "reject")]:
+        page = client.post(
+            result + "/links", data={"csrf": csrf, "link_id": link, "decision": decision}
+        )
+        assert page.status_code == 422, (link[:10], decision)
+        assert "Family query result" in page.text
+        assert "There is a problem" in page.text
+        assert "This answer has no links to check." in page.text
 
 
 def test_unknown_addresses_get_a_page_not_a_traceback(visitor_factory: Any) -> None:
