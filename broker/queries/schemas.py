@@ -59,12 +59,28 @@ class SubjectIdentifiers(TypedDict, total=False):
     uprn: Annotated[Uprn, Field(examples=["100023336956"])]
 
 
+# No one living was born before this; a date before it is a mistyped year.
+EARLIEST_BIRTH = dt.date(1880, 1, 1)
+
+
+def _born(value: dt.date) -> dt.date:
+    """A date of birth someone could have: not before 1880, not after today (UTC today
+    and a day, since a person's today may be ahead of it)."""
+    if value < EARLIEST_BIRTH:
+        raise ValueError(
+            f"a date of birth before {EARLIEST_BIRTH.year} is not possible: check the year"
+        )
+    if value > dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1):
+        raise ValueError("a date of birth cannot be in the future: check the year")
+    return value
+
+
 class SubjectIn(_In):
     """What the caseworker knows about the person the query is about."""
 
     given_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     family_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
-    date_of_birth: dt.date | None = None
+    date_of_birth: Annotated[dt.date, AfterValidator(_born)] | None = None
     sex: Literal["F", "M", "X"] | None = None
     postcode: Annotated[str, StringConstraints(max_length=10)] | None = None
     identifiers: SubjectIdentifiers = Field(default_factory=SubjectIdentifiers)

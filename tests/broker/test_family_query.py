@@ -189,6 +189,26 @@ async def test_a_missing_case_reference_is_refused(town: Region) -> None:
     assert [r["code"] for r in view["refusal"]] == ["case_reference_required"]
 
 
+@pytest.mark.parametrize(
+    ("born", "says"),
+    [("2999-01-01", "cannot be in the future"), ("1500-01-01", "before 1880 is not possible")],
+)
+async def test_a_date_of_birth_no_one_could_have_is_refused_before_any_agency_is_asked(
+    town: Region, born: str, says: str
+) -> None:
+    person = _family_child(town)
+    before = town.foundation.audit.store.size()
+    body = _query(person, subject={**subject_of(person), "date_of_birth": born})
+    response = await town.client.post("/v1/family-queries", json=body, headers=town.headers())
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["type"].endswith("invalid-request")
+    [error] = problem["errors"]
+    assert error["location"] == "subject.date_of_birth"
+    assert says in error["message"]
+    assert town.foundation.audit.store.size() == before, "nothing was asked, so nothing is logged"
+
+
 async def test_an_unknown_purpose_is_refused(town: Region) -> None:
     view = await _ask(town, _query(_family_child(town), purpose="curiosity"))
     assert view["status"] == "refused"
