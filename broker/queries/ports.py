@@ -7,9 +7,9 @@ the application gives it the registry, the consent register and the link registe
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
 from broker.queries.schemas import FamilyView
 from policies.model import ConsentRecord, FamilyDecision, FamilyQueryInput, SharingAgreement
@@ -112,6 +112,11 @@ class PolicyDecider(Protocol):
 
     @property
     def digest(self) -> str: ...
+
+    @property
+    def catalogue(self) -> Mapping[str, Any]:
+        """The catalogue of the bundle in force (purposes, conditions, reasons, ...)."""
+        ...
 
 
 class QueryMetrics(Protocol):

@@ -45,6 +45,7 @@ from broker.queries.ports import (
 from broker.queries.render import ViewBuilder
 from broker.queries.schemas import AgencyStatusView, FamilyQueryRequest, FamilyView, ReasonView
 from broker.subjects import IDENTIFIER_KINDS, SubjectKeys, consent_register_key
+from broker.vocabulary import refuse_unknown
 from connectors.protocol.messages import (
     FetchPerson,
     FetchRequest,
@@ -157,7 +158,13 @@ class FamilyQueryService:
     # -- the flow -----------------------------------------------------------------------
 
     async def run(self, principal: Principal, request: FamilyQueryRequest) -> FamilyView:
-        """Answer one family query. Raises ``BrokerError`` only if nothing can be audited."""
+        """Answer one family query.
+
+        Raises ``InvalidChange`` for a condition or reason the policy catalogue does not
+        know (a misspelt one would otherwise read as none named), before anything is
+        asked or logged; any other ``BrokerError`` only if nothing can be audited.
+        """
+        self._check_names(request)
         run = _Run(
             query_id=uuid.uuid4().hex,
             principal=principal,
@@ -171,6 +178,16 @@ class FamilyQueryService:
         )
         async with self._policy.pinned() as policy:
             return await self._run(run, policy)
+
+    def _check_names(self, request: FamilyQueryRequest) -> None:
+        catalogue = self._policy.catalogue
+        where = "in the policy catalogue"
+        refuse_unknown(
+            "condition", request.conditions, frozenset(catalogue.get("conditions", {})), where
+        )
+        if request.consent_not_sought_reason is not None:
+            reasons = frozenset(catalogue.get("consent_not_sought_reasons", {}))
+            refuse_unknown("reason", [request.consent_not_sought_reason], reasons, where)
 
     async def _run(self, run: _Run, policy: BundleDecider) -> FamilyView:
         request = run.request

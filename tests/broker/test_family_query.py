@@ -209,6 +209,34 @@ async def test_a_date_of_birth_no_one_could_have_is_refused_before_any_agency_is
     assert town.foundation.audit.store.size() == before, "nothing was asked, so nothing is logged"
 
 
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        (
+            {"conditions": ["art9_2_g_para81"]},
+            "condition 'art9_2_g_para81' is not in the policy catalogue; did you mean"
+            " 'art9_2_g_para18'?",
+        ),
+        (
+            {"consent_not_sought_reason": "would_prejudice"},
+            "reason 'would_prejudice' is not in the policy catalogue; did you mean"
+            " 'would_prejudice_protection'?",
+        ),
+    ],
+)
+async def test_a_misspelt_condition_or_reason_is_refused_naming_it_before_any_agency_is_asked(
+    town: Region, changes: dict[str, Any], says: str
+) -> None:
+    before = town.foundation.audit.store.size()
+    body = _query(_family_child(town), **changes)
+    response = await town.client.post("/v1/family-queries", json=body, headers=town.headers())
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["type"].endswith("invalid-change")
+    assert says in problem["detail"]
+    assert town.foundation.audit.store.size() == before, "nothing was asked, so nothing is logged"
+
+
 async def test_an_unknown_purpose_is_refused(town: Region) -> None:
     view = await _ask(town, _query(_family_child(town), purpose="curiosity"))
     assert view["status"] == "refused"
