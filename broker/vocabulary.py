@@ -15,12 +15,19 @@ __all__ = ["refuse_unknown"]
 
 
 def refuse_unknown(
-    what: str, names: Iterable[str], known: frozenset[str], where: str, *, hint: str = ""
+    what: str,
+    names: Iterable[str],
+    known: frozenset[str],
+    where: str,
+    *,
+    hint: str = "",
+    location: str | None = None,
 ) -> None:
     """Raise ``InvalidChange`` for the first of ``names`` not in ``known``.
 
     The message reads "<what> '<name>' is not <where>", then the nearest known name,
-    or all of them when there are few.
+    or all of them when there are few. ``location``, the request member the names come
+    from, goes with it, so a form can mark the input concerned.
     """
     for name in names:
         if name in known:
@@ -36,4 +43,4 @@ def refuse_unknown(
             advice = ""
         if hint and not close:
             advice += f" ({hint})"
-        raise InvalidChange(f"{what} {name!r} is not {where}{advice}")
+        raise InvalidChange(f"{what} {name!r} is not {where}{advice}", location=location)

@@ -104,12 +104,15 @@ class ConsentService:
         """Record a consent statement (given, refused or not sought).
 
         Raises ``InvalidChange`` for an identifier that is not well formed, a purpose,
-        agency or field that does not exist, or an expiry in the past;
+        agency or field that does not exist, or an expiry in the past (with the member
+        concerned as ``location``);
         ``StoreUnavailable`` if it cannot be logged or stored.
         """
         now = self._clock()
         if consent.expires_at is not None and consent.expires_at <= now:
-            raise InvalidChange("expires_at is in the past; give a future date or none")
+            raise InvalidChange(
+                "expires_at is in the past; give a future date or none", location="expires_at"
+            )
         self._vocabulary().check(consent.purpose, consent.scope, consent.restricted_fields)
         keys = self.person_keys(consent.identifiers)
         filed = self.register_keys(consent.identifiers)

@@ -28,12 +28,22 @@ class ConsentVocabulary:
     fields: frozenset[str]
 
     def check(self, purpose: str, scope: Collection[str] | str, fields: Iterable[str]) -> None:
-        """Raise ``InvalidChange`` naming the first unknown purpose, agency or field."""
-        refuse_unknown("purpose", [purpose], self.purposes, "in the policy catalogue")
+        """Raise ``InvalidChange`` naming the first unknown purpose, agency or field, and
+        (as ``location``) the member of the statement it is in."""
+        refuse_unknown(
+            "purpose", [purpose], self.purposes, "in the policy catalogue", location="purpose"
+        )
         if not isinstance(scope, str):
-            refuse_unknown("agency", scope, self.agencies, "registered", hint="or scope 'all'")
+            refuse_unknown(
+                "agency",
+                scope,
+                self.agencies,
+                "registered",
+                hint="or scope 'all'",
+                location="scope",
+            )
         where = "offered by any agency or allowed for any purpose"
-        refuse_unknown("field", fields, self.fields, where)
+        refuse_unknown("field", fields, self.fields, where, location="restricted_fields")
 
 
 VocabularySource = Callable[[], ConsentVocabulary]

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from broker.consent.schemas import ConsentIn, ConsentSearch, ConsentTransition
+from broker.errors import InvalidChange
 from broker.oversight.schemas import SubjectAccessIn
 from broker.queries.schemas import FamilyQueryRequest
 from broker.web.errors import BadForm
@@ -20,6 +21,7 @@ from broker.web.errors import BadForm
 __all__ = [
     "IDENTIFIER_KINDS",
     "consent_form",
+    "consent_refusal",
     "consent_search_form",
     "query_form",
     "subject_access_form",
@@ -170,6 +172,7 @@ _FRIENDLY = {
     "identifiers": "Name at least one identifier",
     "channel": "Choose how the person gave their answer",
     "scope": "Choose which agencies the consent covers",
+    "expires_on": "Enter a real expiry date, such as 2027-11-21, or leave it empty",
 }
 
 
@@ -198,7 +201,9 @@ def consent_form(form: Mapping[str, Any]) -> ConsentIn:
         "given_by": _text(form, "given_by") or "person",
         "channel": _text(form, "channel"),
         "evidence_reference": _optional(form, "evidence_reference"),
-        "expires_at": f"{expires}T00:00:00Z" if expires else None,
+        # A consent given until a day holds to the end of it: one picked as expiring
+        # today is in force until midnight, not already past.
+        "expires_at": f"{expires}T23:59:59Z" if expires else None,
         "note": _optional(form, "note"),
         "restricted_fields": [str(v) for v in form.get("restricted_fields", []) if v],
     }
@@ -207,6 +212,35 @@ def consent_form(form: Mapping[str, Any]) -> ConsentIn:
         return ConsentIn.model_validate(body)
     except ValidationError as exc:
         raise BadForm("Check the answers marked below.", _friendly(_errors(exc, names))) from None
+
+
+# What the form says, beside which input, when the register refuses a statement: the
+# register names the member of the statement (``location``) in its own terms.
+_CONSENT_REFUSALS = {
+    "expires_at": (
+        "expires_on",
+        "The expiry date must be today or later; leave it empty if the consent does not expire",
+    ),
+    "purpose": ("purpose", "Choose a purpose from the list"),
+    "scope": (
+        "scope",
+        "Choose agencies from the list: one you ticked is not taking part in Junction",
+    ),
+    "restricted_fields": (
+        "restricted_fields",
+        "Choose items from the list: one you ticked is not an item any agency shares",
+    ),
+}
+
+
+def consent_refusal(exc: InvalidChange) -> dict[str, str]:
+    """The consent form's errors for a statement the register refused with ``exc``."""
+    location = exc.extensions.get("location")
+    if location in _CONSENT_REFUSALS:
+        name, message = _CONSENT_REFUSALS[location]
+        return {name: message}
+    # Otherwise it is the identifier: one the register cannot file under.
+    return {"identifier_value": exc.detail[0].upper() + exc.detail[1:]}
 
 
 def consent_search_form(form: Mapping[str, Any]) -> ConsentSearch:

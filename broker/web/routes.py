@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
-from broker.errors import BrokerError, IssuerUnavailable
+from broker.errors import BrokerError, InvalidChange, IssuerUnavailable
 from broker.foundation import Foundation, load_or_create_secret
 from broker.identity.principal import Principal, Role
 from broker.queries.schemas import LinkDecisionIn
@@ -24,6 +24,7 @@ from broker.web.errors import BadForm, PageNotFound, SignInRequired
 from broker.web.forms import (
     IDENTIFIER_KINDS,
     consent_form,
+    consent_refusal,
     consent_search_form,
     query_form,
     withdraw_form,
@@ -472,7 +473,12 @@ async def record_consent(request: Request) -> Response:
         return await _consent_form(
             pages, request, principal, session, errors=exc.fields, values=form
         )
-    recorded = await asyncio.to_thread(pages.foundation.consent.record, principal, consent)
+    try:
+        recorded = await asyncio.to_thread(pages.foundation.consent.record, principal, consent)
+    except InvalidChange as exc:
+        return await _consent_form(
+            pages, request, principal, session, errors=consent_refusal(exc), values=form
+        )
     return _see_other(f"/web/consents/{recorded.id}?recorded=1")
 
 

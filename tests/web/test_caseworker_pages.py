@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +12,7 @@ from playwright.sync_api import expect
 
 from broker.queries.render import link_id
 from tests.broker.town_kit import known_to
-from tests.web.conftest import Visitor, form_token, query_id_of
+from tests.web.conftest import Visitor, error_beside, form_token, query_id_of
 
 Caller = Callable[..., httpx.Client]
 
@@ -213,6 +214,56 @@ def test_a_link_decision_without_a_choice_shows_the_result_again(
         assert "Family query result" in page.text
         assert "There is a problem" in page.text
         assert "This answer has no links to check." in page.text
+
+
+def consent_form_of(client: httpx.Client, person: dict[str, Any]) -> dict[str, str]:
+    """A filled-in record-consent form for ``person``, with the session's CSRF token."""
+    return {
+        "csrf": form_token(client.get("/web/consents/new").text),
+        "identifier_kind": "nhs_number",
+        "identifier_value": person["nhs_number"],
+        "label": "K.P.",
+        "purpose": "early_help_assessment",
+        "scope": "all",
+        "given_by": "parent",
+        "channel": "paper",
+        "state": "given",
+        "evidence_reference": "Form EH-1 #88",
+    }
+
+
+def test_a_consent_the_register_refuses_comes_back_marked_with_the_answers_kept(
+    caller_factory: Caller, live: Any
+) -> None:
+    client = caller_factory()
+    form = consent_form_of(client, _subject(live))
+    refusals = [
+        ({"expires_on": "2001-01-01"}, "expires_on", "The expiry date must be today or later"),
+        ({"purpose": "early_help"}, "purpose", "Choose a purpose from the list"),
+        (
+            {"scope": "some", "scope_agencies": ["police", "polise"]},
+            "scope",
+            "Choose agencies from the list",
+        ),
+        (
+            {"restricted_fields": ["health.shoe_size"]},
+            "restricted_fields",
+            "Choose items from the list",
+        ),
+    ]
+    for change, name, words in refusals:
+        page = client.post("/web/consents", data={**form, **change})
+        assert page.status_code == 422, name
+        assert error_beside(page, name).startswith(words)
+        assert 'value="Form EH-1 #88"' in page.text, "the answers are kept"
+        assert 'value="K.P."' in page.text
+        assert "expires_at" not in page.text
+
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    recorded = client.post("/web/consents", data={**form, "expires_on": today})
+    assert recorded.status_code == 303, "a consent may run to the end of today"
+    page = client.get(recorded.headers["location"]).text
+    assert re.search(r"<dt>Expires</dt><dd>[^<]* 23:59 UTC</dd>", page)
 
 
 def test_unknown_addresses_get_a_page_not_a_traceback(visitor_factory: Any) -> None:
