@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
+import httpx
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -60,7 +62,11 @@ class ConnectorIn(_In):
     """Where an agency's connector answers, and the key its envelopes are signed with."""
 
     base_url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=500)] = Field(
-        examples=["https://junction.council.example"]
+        description=(
+            "http(s)://host[:port][/path], with no query or fragment: the broker appends"
+            " /v1/manifest and its other paths to it."
+        ),
+        examples=["https://junction.council.example"],
     )
     public_key: str = Field(
         description="The agency's Ed25519 public key, raw 32 bytes in base64.",
@@ -69,6 +75,43 @@ class ConnectorIn(_In):
     key_id: str | None = Field(
         default=None, description="Optional; if given it must be the key id of public_key."
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _usable(cls, value: str) -> str:
+        # The pattern lets through what no request can be sent to; it would otherwise
+        # fail only when the manifest is fetched, with the HTTP client's own error.
+        problem = _url_problem(value)
+        if problem is not None:
+            raise ValueError(f"base_url is not a usable URL: {problem}")
+        return value
+
+
+def _url_problem(url: str) -> str | None:
+    """What makes ``url`` (matching ``https?://\\S+``) unusable as a connector's base
+    URL, in words that do not repeat it; ``None`` if it is usable."""
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in url):
+        return "it holds a control character"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "an IPv6 address goes in brackets, e.g. http://[::1]:8080"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return "the port must be a number from 1 to 65535"
+    if not parts.hostname:
+        return "it names no host"
+    if parts.query or parts.fragment:
+        # The broker appends its paths (/v1/manifest, ...) to the base URL.
+        return "a base URL takes no query (?) or fragment (#)"
+    try:
+        httpx.URL(url)
+    except (httpx.InvalidURL, ValueError):
+        return "write it as http(s)://host[:port][/path]"
+    return None
 
 
 class AgencyUpdate(AgencyChange):

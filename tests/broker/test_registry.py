@@ -226,6 +226,48 @@ async def test_a_connector_whose_manifest_does_not_check_out_is_refused(
     assert [e.fields["reasons"] for e in entries] == [["agency_registered"]] * 2
 
 
+_PORT = "the port must be a number from 1 to 65535"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "problem"),
+    [
+        ("http://police.test:abc", _PORT),
+        ("http://police.test:99999", _PORT),
+        ("http://police.test:0", _PORT),
+        ("http://[::1", "an IPv6 address goes in brackets, e.g. http://[::1]:8080"),
+        ("http://police.test?x=\u0001", "it holds a control character"),
+        ("http://:8080", "it names no host"),
+        ("http://police.test/?x=1", "a base URL takes no query (?) or fragment (#)"),
+    ],
+)
+@pytest.mark.parametrize("path", ["/v1/agencies/police/connector", "/v1/agencies/police"])
+async def test_a_base_url_no_request_can_be_sent_to_is_refused_naming_it(
+    tmp_path: Path, dev_issuer: IssuerServer, base_url: str, problem: str, path: str
+):
+    police = FakeConnector("police")
+    connector = {"base_url": base_url, "public_key": police.public_key}
+    retype = {"name": "Riverside Police", "type": "youth_justice", "connector": connector}
+    body, location = (
+        (connector, "base_url") if path.endswith("/connector") else (retype, "connector.base_url")
+    )
+    async with running_broker(tmp_path, dev_issuer, connectors={"police": police}) as broker:
+        admin = await _police_connector(broker, police)
+        response = await broker.client.put(path, json=body, headers=admin)
+        stored = await broker.client.get("/v1/agencies/police", headers=admin)
+        entries = broker.entries("registry_change")
+    assert response.status_code == 422, response.text
+    assert response.json()["type"] == "urn:junction:problem:invalid-request"
+    assert response.json()["errors"] == [
+        {"location": location, "message": f"Value error, base_url is not a usable URL: {problem}"}
+    ]
+    assert (stored.json()["type"], stored.json()["connector"]["base_url"]) == (
+        "police",
+        "http://police.test",
+    )
+    assert len(entries) == 3
+
+
 async def _police_connector(broker: Broker, police: FakeConnector) -> dict[str, str]:
     """Register the agencies and the police connector; the admin's headers."""
     admin = broker.as_(Role.ADMIN)
