@@ -13,20 +13,25 @@ from typing import Any
 from pydantic import ValidationError
 
 from broker.consent.schemas import ConsentIn, ConsentSearch, ConsentTransition
-from broker.errors import InvalidChange
+from broker.errors import Conflict, InvalidChange
 from broker.oversight.schemas import SubjectAccessIn
 from broker.queries.schemas import FamilyQueryRequest
 from broker.web.errors import BadForm
 
 __all__ = [
     "IDENTIFIER_KINDS",
+    "NOTE_LENGTH",
     "consent_form",
     "consent_refusal",
     "consent_search_form",
     "query_form",
     "subject_access_form",
     "withdraw_form",
+    "withdrawal_refusal",
 ]
+
+NOTE_LENGTH = 500
+"""The most characters a consent's note may hold (as the register's ``Text``)."""
 
 IDENTIFIER_KINDS = {
     "nhs_number": "NHS number",
@@ -277,5 +282,20 @@ def withdraw_form(form: Mapping[str, Any]) -> ConsentTransition:
         return ConsentTransition.model_validate(
             {"state": "withdrawn", "note": _optional(form, "note")}
         )
-    except ValidationError as exc:
-        raise BadForm("Check the note.", _errors(exc, {})) from None
+    except ValidationError:
+        # The note is optional: only its length can be wrong.
+        raise BadForm(
+            "Check the note.", {"note": f"The note can be up to {NOTE_LENGTH} characters"}
+        ) from None
+
+
+def withdrawal_refusal(exc: InvalidChange | Conflict) -> str:
+    """What the consent page says when the register will not record a withdrawal."""
+    if isinstance(exc, Conflict):
+        return "Someone changed this consent at the same moment: read it again below"
+    state = str(exc.extensions.get("current_state", "")).replace("_", " ")
+    if state == "withdrawn":
+        return "This consent is already withdrawn"
+    if state:
+        return f"This consent is {state} now, so there is nothing to withdraw"
+    return exc.detail[0].upper() + exc.detail[1:]

@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
-from broker.errors import BrokerError, InvalidChange, IssuerUnavailable
+from broker.errors import BrokerError, Conflict, InvalidChange, IssuerUnavailable
 from broker.foundation import Foundation, load_or_create_secret
 from broker.identity.principal import Principal, Role
 from broker.queries.schemas import LinkDecisionIn
@@ -23,11 +23,13 @@ from broker.web.catalogue import Catalogue
 from broker.web.errors import BadForm, PageNotFound, SignInRequired
 from broker.web.forms import (
     IDENTIFIER_KINDS,
+    NOTE_LENGTH,
     consent_form,
     consent_refusal,
     consent_search_form,
     query_form,
     withdraw_form,
+    withdrawal_refusal,
 )
 from broker.web.graph import layout
 from broker.web.oidc import CodeFlow, SignInFailed
@@ -41,6 +43,7 @@ router = APIRouter(prefix="/web", route_class=WebRoute, include_in_schema=False)
 # Mounted last, so it answers only addresses under /web that no page has.
 _fallback = APIRouter(prefix="/web", route_class=WebRoute, include_in_schema=False)
 QueryId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
+ConsentId = Annotated[str, Path(max_length=64)]
 CASEWORKER = (Role.CASEWORKER,)
 _JOBS = ("social_worker", "early_help_worker", "duty_social_worker", "team_manager", "yot_officer")
 
@@ -483,30 +486,57 @@ async def record_consent(request: Request) -> Response:
 
 
 @router.get("/consents/{consent_id}")
-async def view_consent(
-    request: Request, consent_id: Annotated[str, Path(max_length=64)]
-) -> Response:
+async def view_consent(request: Request, consent_id: ConsentId) -> Response:
     pages, principal, session = await _caseworker(request)
+    notice = (request.query_params.get("recorded") and "Consent recorded.") or (
+        request.query_params.get("withdrawn") and "Consent withdrawn."
+    )
+    return await _consent_page(
+        pages, request, principal, session, consent_id, errors={}, values={}, notice=notice
+    )
+
+
+async def _consent_page(
+    pages: Pages,
+    request: Request,
+    principal: Principal,
+    session: WebSession,
+    consent_id: str,
+    *,
+    errors: dict[str, str],
+    values: dict[str, Any],
+    notice: str | None = None,
+) -> Response:
+    """One consent and its history, with the withdrawal form; 422 with ``errors``."""
     consent = await asyncio.to_thread(pages.foundation.consent.get, consent_id)
-    return pages.render(
+    return pages.render_form(
         request,
         "consent.html",
         principal=principal,
         session=session,
         consent=consent,
-        notice=(request.query_params.get("recorded") and "Consent recorded.")
-        or (request.query_params.get("withdrawn") and "Consent withdrawn."),
+        notice=notice,
+        errors=errors,
+        values=values,
+        note_length=NOTE_LENGTH,
     )
 
 
 @router.post("/consents/{consent_id}/withdraw")
-async def withdraw_consent(
-    request: Request, consent_id: Annotated[str, Path(max_length=64)]
-) -> Response:
-    pages, principal, _, form = await _caseworker_post(request)
-    change = withdraw_form(form)
-    await asyncio.to_thread(pages.foundation.consent.transition, principal, consent_id, change)
-    return _see_other(f"/web/consents/{consent_id}?withdrawn=1")
+async def withdraw_consent(request: Request, consent_id: ConsentId) -> Response:
+    pages, principal, session, form = await _caseworker_post(request)
+    try:
+        change = withdraw_form(form)
+        await asyncio.to_thread(pages.foundation.consent.transition, principal, consent_id, change)
+    except BadForm as exc:
+        errors = exc.fields
+    except (InvalidChange, Conflict) as exc:
+        errors = {"state": withdrawal_refusal(exc)}
+    else:
+        return _see_other(f"/web/consents/{consent_id}?withdrawn=1")
+    return await _consent_page(
+        pages, request, principal, session, consent_id, errors=errors, values=form
+    )
 
 
 @_fallback.api_route("/{rest:path}", methods=["GET", "POST"])

@@ -266,6 +266,29 @@ def test_a_consent_the_register_refuses_comes_back_marked_with_the_answers_kept(
     assert re.search(r"<dt>Expires</dt><dd>[^<]* 23:59 UTC</dd>", page)
 
 
+def test_a_withdrawal_the_register_cannot_take_keeps_the_note_and_says_why(
+    caller_factory: Caller, live: Any
+) -> None:
+    client = caller_factory()
+    recorded = client.post("/web/consents", data=consent_form_of(client, _subject(live)))
+    consent = recorded.headers["location"].split("?")[0]
+    page = client.get(consent)
+    assert 'maxlength="500"' in page.text
+    long_note = " ".join(["Mother phoned the front desk."] * 20)
+    withdraw = consent + "/withdraw"
+    csrf = form_token(page.text)
+    page = client.post(withdraw, data={"csrf": csrf, "note": long_note})
+    assert page.status_code == 422
+    assert error_beside(page, "note") == "The note can be up to 500 characters"
+    assert f'value="{long_note}"' in page.text, "the note is kept"
+    assert "Withdraw consent" in page.text
+
+    assert client.post(withdraw, data={"csrf": csrf, "note": "Phoned"}).status_code == 303
+    again = client.post(withdraw, data={"csrf": csrf, "note": "Phoned"})
+    assert again.status_code == 422
+    assert error_beside(again, "state") == "This consent is already withdrawn"
+
+
 def test_unknown_addresses_get_a_page_not_a_traceback(visitor_factory: Any) -> None:
     v: Visitor = visitor_factory()
     v.sign_in("Sam Caseworker", "caseworker")
