@@ -36,6 +36,7 @@ _FILTERS = (
     "query_id",
 )
 _MAX_CHECKPOINT_BYTES = 8192
+_REVIEW_NOTE_LENGTH = 2000  # as ``ReviewIn.note`` allows
 _QUEUES = {"pending": "Waiting for review", "reviewed": "Reviewed", "all": "All"}
 
 
@@ -219,8 +220,13 @@ async def break_glass(request: Request) -> Response:
 
 
 async def _break_glass(
-    request: Request, errors: dict[str, str] | None = None, notice: str = ""
+    request: Request,
+    errors: dict[str, str] | None = None,
+    notice: str = "",
+    values: dict[str, Any] | None = None,
 ) -> Response:
+    """The queue; ``values`` are a review sent back with ``errors``, shown again on the
+    form of the entry they were for."""
     pages, principal, session = await _officer(request)
     state = request.query_params.get("state", "pending")
     if state not in _QUEUES:
@@ -236,6 +242,8 @@ async def _break_glass(
         queues=_QUEUES,
         errors=errors,
         notice=notice,
+        values=values or {},
+        note_length=_REVIEW_NOTE_LENGTH,
     )
 
 
@@ -247,13 +255,18 @@ async def review_break_glass(request: Request, index: Index) -> Response:
             {"outcome": form.get("outcome") or "", "note": form.get("note") or ""}
         )
     except ValidationError as exc:
-        fields = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+        problems = {str(e["loc"][0]): e["type"] for e in exc.errors() if e["loc"]}
         errors = {}
-        if "outcome" in fields:
+        if "outcome" in problems:
             errors[f"outcome-{index}"] = "Choose whether the use was justified"
-        if "note" in fields:
-            errors[f"note-{index}"] = "Write what you found (up to 2,000 characters)"
-        return await _break_glass(request, errors)
+        if problems.get("note") == "string_too_long":
+            errors[f"note-{index}"] = (
+                f"What you found can be up to {_REVIEW_NOTE_LENGTH:,} characters: shorten it"
+            )
+        elif "note" in problems:
+            errors[f"note-{index}"] = "Write what you found"
+        values = {"index": index, "outcome": form.get("outcome"), "note": form.get("note")}
+        return await _break_glass(request, errors, values=values)
     done = await asyncio.to_thread(pages.ig.review, principal, index, body)
     return await _break_glass(
         request,

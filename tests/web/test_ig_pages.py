@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
 from typing import Any
 
+import httpx
 from fastapi import Response
 from playwright.sync_api import expect
 
 from broker.foundation import load_or_create_secret
 from broker.identity import DevIssuer, load_or_create_key
 from broker.web.session import COOKIE, SessionCodec, WebSession
-from tests.web.conftest import Visitor, query_id_of
-from tests.web.test_caseworker_pages import _subject, fill_query
+from tests.web.conftest import Visitor, error_beside, form_token, query_id_of
+from tests.web.test_caseworker_pages import _subject, fill_query, query_form_of, send_query
+
+Caller = Callable[..., httpx.Client]
 
 IG_PAGES = [
     ("/web/ig", "Information governance"),
@@ -198,3 +203,42 @@ def test_break_glass_use_is_queued_and_reviewed(visitor_factory: Any, live: Any)
     expect(page.get_by_role("status")).to_contain_text("recorded (justified)")
     ig.go("/web/ig/break-glass?state=reviewed")
     expect(page.locator("section.member").first).to_contain_text("Justified by")
+
+
+def test_a_review_sent_back_keeps_the_officers_note_and_outcome(
+    caller_factory: Caller, live: Any
+) -> None:
+    manager = caller_factory("Bea Breakglass", job="team_manager")
+    emergency = {
+        "break_glass": "yes",
+        "break_glass_reason": "missing_child",
+        "break_glass_text": "Child missing since last night.",
+    }
+    assert send_query(manager, {**query_form_of(_subject(live)), **emergency}).status_code == 303
+
+    officer = caller_factory("Iris Governance", role="ig_officer")
+    queue = officer.get("/web/ig/break-glass").text
+    found = re.search(
+        r'aria-labelledby="bg-(\d+)">(?:(?!</section>).)*dev:council:bea\.breakglass', queue, re.S
+    )
+    assert found is not None
+    index = found.group(1)
+    review = f"/web/ig/break-glass/{index}/review"
+    finding = "Spoke to the manager: the child had been missing overnight."
+
+    page = officer.post(review, data={"csrf": form_token(queue), "note": finding})
+    assert page.status_code == 422
+    assert error_beside(page, f"outcome-{index}") == "Choose whether the use was justified"
+    assert f">{finding}</textarea>" in page.text
+
+    too_long = finding + " More." * 400
+    page = officer.post(
+        review, data={"csrf": form_token(queue), "outcome": "escalated", "note": too_long}
+    )
+    assert page.status_code == 422
+    assert error_beside(page, f"note-{index}").startswith(
+        "What you found can be up to 2,000 characters"
+    )
+    assert f">{too_long}</textarea>" in page.text
+    assert re.search(rf'id="outcome-{index}-escalated" [^>]*checked', page.text)
+    assert 'maxlength="2000"' in page.text
