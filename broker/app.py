@@ -23,6 +23,7 @@ from broker.registry.endpoints import router as registry_router
 from broker.settings import BrokerSettings
 from broker.web import install_web, open_web
 from connectors.protocol.errors import ProtocolError
+from connectors.protocol.methods import HeadAsGetMiddleware
 from connectors.protocol.problems import (
     PROBLEM_RESPONSES,
     BodyLimitMiddleware,
@@ -89,6 +90,7 @@ def create_app(
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, media_type_required=True
     )
+    app.add_middleware(HeadAsGetMiddleware)
     install_problem_handlers(app, (BrokerError, ProtocolError))
     app.include_router(registry_router)
     app.include_router(consent_router)

@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connectors.observability import mark_logged
+from connectors.protocol.methods import allowed_methods
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
@@ -194,15 +195,20 @@ def install_problem_handlers(app: FastAPI, error_bases: Iterable[type[Exception]
         detail = exc.detail if isinstance(exc.detail, str) else title
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is no resource at {request.url.path}; check the address."
-        elif exc.status_code == 405:
-            detail = f"{request.method} is not supported on {request.url.path}."
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+            detail = (
+                f"{request.method} is not supported on {request.url.path}; it takes"
+                f" {headers['Allow']}."
+            )
         return problem_response(
             exc.status_code,
             code,
             title,
             detail,
             instance=request.url.path,
-            headers=dict(exc.headers) if exc.headers else None,
+            headers=headers or None,
         )
 
     async def unexpected_error(request: Request, exc: Exception) -> ProblemResponse:
@@ -305,10 +311,10 @@ class BodyLimitMiddleware:
                 return
         path: str = scope["path"]
         media = headers.get(b"content-type", b"").split(b";")[0].strip().decode("latin-1")
-        if path.startswith(self.json_prefixes) and (length is None or length != b"0"):
-            if media and not (media in _JSON_TYPES or media.endswith("+json")):
-                await self._reject(scope, receive, send, 415)
-                return
+        json_type = media in _JSON_TYPES or media.endswith("+json")
+        if path.startswith(self.json_prefixes) and length != b"0" and media and not json_type:
+            await self._reject(scope, receive, send, 415)
+            return
         json_path = path.startswith(self.json_prefixes)
         if length is not None and not json_path:
             await self.app(scope, receive, send)

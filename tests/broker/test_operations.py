@@ -100,3 +100,28 @@ async def test_a_json_body_sent_without_a_media_type_is_told_to_say_application_
             "/v1/agencies/police/connector/refresh", headers=broker.as_(Role.ADMIN)
         )
         assert empty.status_code != 415
+
+
+async def test_a_method_a_resource_lacks_is_told_every_method_it_has_and_head_answers_as_get(
+    tmp_path: Path, dev_issuer: IssuerServer
+) -> None:
+    async with desk(tmp_path, dev_issuer) as broker:
+        admin = broker.as_(Role.ADMIN)
+        for path, allowed in (
+            ("/v1/agencies", {"GET", "HEAD", "POST"}),
+            ("/v1/agencies/police", {"GET", "HEAD", "PUT"}),
+            ("/health", {"GET", "HEAD"}),
+        ):
+            response = await broker.client.delete(path, headers=admin)
+            assert response.status_code == 405, path
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert {m.strip() for m in response.headers["allow"].split(",")} == allowed, path
+
+        for path in ("/health", "/ready"):
+            got = await broker.client.get(path)
+            head = await broker.client.head(path)
+            assert head.status_code == got.status_code == 200, path
+            assert head.content == b""
+            assert head.headers["content-type"] == got.headers["content-type"]
+        refused = await broker.client.head("/v1/agencies")
+        assert refused.status_code == 401, "HEAD is as guarded as GET"
