@@ -72,7 +72,7 @@ class IgReader:
         self._audit = audit
 
     def search(self, principal: Principal, body: AuditSearch) -> AuditPage:
-        """One page of matching entries, newest first. Raises ``InvalidChange``."""
+        """One page of matching entries, newest first. Raises ``InvalidRequest``."""
         return self._oversight.search(principal, body)
 
     def entry(self, index: int) -> EntryWithProof:

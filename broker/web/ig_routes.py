@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from audit.entry import Decision, Kind
-from broker.errors import InvalidChange
+from broker.errors import InvalidChange, InvalidRequest
 from broker.identity.principal import Principal, Role
 from broker.oversight.schemas import AuditSearch, ReviewIn
 from broker.web.errors import BadForm
@@ -83,6 +83,8 @@ async def audit_search(request: Request) -> Response:
     errors: dict[str, str] = {}
     since = _day(values["since"], "since", errors)
     until = _day(values["until"], "until", errors, end=True)
+    if since and until and since >= until:
+        errors["until"] = "The end date must be on or after the start date"
     cursor = params.get("cursor", "")
     if cursor and not cursor.isdigit():
         errors["cursor"] = "The page cursor must be a number"
@@ -105,7 +107,7 @@ async def audit_search(request: Request) -> Response:
         else:
             try:
                 page = await asyncio.to_thread(pages.ig.search, principal, body)
-            except InvalidChange as exc:
+            except InvalidRequest as exc:
                 errors["until"] = exc.detail[0].upper() + exc.detail[1:]
     next_params = None
     if page is not None and page.next_cursor is not None:

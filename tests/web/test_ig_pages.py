@@ -242,3 +242,20 @@ def test_a_review_sent_back_keeps_the_officers_note_and_outcome(
     assert f">{too_long}</textarea>" in page.text
     assert re.search(rf'id="outcome-{index}-escalated" [^>]*checked', page.text)
     assert 'maxlength="2000"' in page.text
+
+
+def test_an_audit_search_ending_before_it_starts_is_marked_with_the_dates_kept(
+    caller_factory: Caller,
+) -> None:
+    officer = caller_factory("Iris Governance", role="ig_officer")
+    page = officer.get("/web/ig/audit", params={"since": "2026-11-30", "until": "2026-11-01"})
+    assert page.status_code == 422
+    assert error_beside(page, "until") == "The end date must be on or after the start date"
+    assert 'value="2026-11-30"' in page.text
+    assert 'value="2026-11-01"' in page.text
+    assert (
+        officer.get(
+            "/web/ig/audit", params={"since": "2026-11-01", "until": "2026-11-01"}
+        ).status_code
+        == 200
+    ), "one day is a range"
