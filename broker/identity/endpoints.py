@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
@@ -19,7 +20,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
-from broker.errors import InvalidChange
+from broker.errors import InvalidChange, InvalidRequest
 from broker.identity.dev_issuer import CodeRefused, DevIssuer
 from broker.identity.principal import Role
 
@@ -93,18 +94,29 @@ def token(
     if grant_type is not None:
         return _oauth_error("unsupported_grant_type", f"grant type {grant_type!r} is not offered")
     if role is None or agency is None or name is None:
-        raise InvalidChange("a development token needs a role, an agency and a name")
+        raise InvalidRequest("a development token needs a role, an agency and a name")
+    _refuse_control_characters(agency=agency, name=name)
     try:
         signed = issuer.mint(
             role=role, agency=agency, name=name, ttl_seconds=ttl_seconds, job_role=job_role
         )
     except ValueError as exc:
-        raise InvalidChange(str(exc)) from None
+        raise InvalidRequest(str(exc)) from None
     return DevToken(access_token=signed, expires_in=ttl_seconds)
 
 
 # A sign-in through the code flow lasts a working day, as the web sign-in does.
 _CODE_TOKEN_SECONDS = 8 * 3600
+
+
+def _refuse_control_characters(**members: str) -> None:
+    """Raise ``InvalidRequest`` naming the first member holding a control character: the
+    broker could not record a caller named so (PostgreSQL cannot store NUL)."""
+    for member, value in members.items():
+        if any(unicodedata.category(c) == "Cc" for c in value):
+            raise InvalidRequest(
+                f"{member} holds a control character; send the {member} without it"
+            )
 
 
 def _oauth_error(error: str, detail: str) -> JSONResponse:
@@ -210,6 +222,7 @@ def authorize(
         problem = "job_role must be a lower-case job name such as social_worker"
     if problem is not None:
         raise InvalidChange(problem)
+    _refuse_control_characters(agency=agency, name=name)
     issuer = _issuer(request)
     try:
         signed = issuer.mint(
@@ -220,7 +233,7 @@ def authorize(
             job_role=job_role or None,
         )
     except ValueError as exc:
-        raise InvalidChange(str(exc)) from None
+        raise InvalidRequest(str(exc)) from None
     code = issuer.grant(
         client_id=client_id, redirect_uri=redirect_uri, challenge=code_challenge, token=signed
     )

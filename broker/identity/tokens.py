@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,9 @@ ALGORITHMS = ("EdDSA", "RS256", "ES256")
 
 _VERIFIED_KEPT = 4096
 _JOB = re.compile(r"[a-z][a-z0-9_]{1,62}")
+# The broker records who did what by the token's subject and agency, in columns of 200
+# and 63 characters (an agency id's length); a display name is held to the subject's.
+_SUBJECT_MOST, _AGENCY_MOST, _NAME_MOST = 200, 63, 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +154,17 @@ class TokenVerifier:
             ) from None
         if not isinstance(agency, str) or not agency:
             raise BadToken(f"the token has no {names.agency!r} claim naming the caller's agency")
-        subject = str(claims["sub"])
+        _storable(agency, names.agency, _AGENCY_MOST)
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject.strip():
+            raise BadToken(
+                "the token's 'sub' claim is empty, so the broker cannot record who acts;"
+                " the identity provider must name the caller"
+            )
+        _storable(subject, "sub", _SUBJECT_MOST)
         name = claims.get(names.name)
+        if isinstance(name, str) and name:
+            _storable(name, names.name, _NAME_MOST)
         job = claims.get(names.job_role)
         if job is not None and not (isinstance(job, str) and _JOB.fullmatch(job)):
             raise BadToken(f"the token's {names.job_role!r} claim must be a lower-case job name")
@@ -197,6 +210,22 @@ class TokenVerifier:
             except jwt.PyJWTError:
                 continue  # a key type we do not use (e.g. an encryption key)
         return keys
+
+
+def _storable(value: str, claim: str, most: int) -> None:
+    """Raise ``BadToken`` if the claim named ``claim`` cannot be recorded as it is: longer
+    than ``most`` characters, or holding a control character (PostgreSQL cannot store
+    NUL, and none belongs in a name)."""
+    if len(value) > most:
+        raise BadToken(
+            f"the token's {claim!r} claim is longer than the {most} characters the broker"
+            " can record; shorten it at the identity provider"
+        )
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise BadToken(
+            f"the token's {claim!r} claim holds a control character, which the broker"
+            " cannot record; correct it at the identity provider"
+        )
 
 
 async def fetch_discovery(http: httpx.AsyncClient, issuer: str) -> dict[str, Any]:

@@ -144,6 +144,42 @@ async def test_garbage_and_unknown_roles_are_refused(tmp_path: Path, dev_issuer:
     assert "caseworker, ig_officer, admin, connector" in _problem(role, 401, "bad-token")["detail"]
 
 
+@pytest.mark.parametrize(
+    ("claims", "words"),
+    [
+        ({"sub": ""}, "the token's 'sub' claim is empty, so the broker cannot record who acts"),
+        ({"sub": "dev:council:" + "s" * 200}, "'sub' claim is longer than the 200 characters"),
+        ({"agency": "c" * 64}, "'agency' claim is longer than the 63 characters"),
+        ({"name": "N" * 201}, "'name' claim is longer than the 200 characters"),
+        ({"sub": "dev:council:sam\u0000okafor"}, "'sub' claim holds a control character"),
+        ({"agency": "coun\u0000cil"}, "'agency' claim holds a control character"),
+        ({"name": "Sam\u001bOkafor"}, "'name' claim holds a control character"),
+    ],
+)
+async def test_a_token_naming_the_caller_in_claims_no_record_can_hold_is_refused(
+    tmp_path: Path, dev_issuer: IssuerServer, claims: dict[str, str], words: str
+):
+    key = _issuer_key(dev_issuer)
+    signed = jwt.decode(
+        dev_issuer.issuer.mint(role=Role.CASEWORKER, agency="council", name="Sam Okafor"),
+        options={"verify_signature": False},
+    )
+    token = jwt.encode(
+        {**signed, **claims}, key.private_key, algorithm="EdDSA", headers={"kid": key.key_id}
+    )
+    body = {
+        "identifiers": [{"kind": "nhs_number", "value": "9434765919"}],
+        "purpose": "early_help_assessment",
+        "scope": "all",
+        "channel": "phone",
+    }
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        response = await broker.client.post("/v1/consents", json=body, headers=_bearer(token))
+        entries = broker.entries("consent_change")
+    assert words in _problem(response, 401, "bad-token")["detail"]
+    assert entries == []
+
+
 async def test_a_role_not_allowed_is_403(tmp_path: Path, dev_issuer: IssuerServer):
     async with running_broker(tmp_path, dev_issuer) as broker:
         response = await broker.client.post(
@@ -191,6 +227,24 @@ async def test_the_token_endpoint_signs_in_over_http(tmp_path: Path, dev_issuer:
         "Priya Shah",
     )
     assert allowed.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("form", "words"),
+    [
+        ({"agency": "council", "name": "Sam\u0000Okafor"}, "name holds a control character"),
+        ({"agency": "coun\u0000cil", "name": "Sam Okafor"}, "agency holds a control character"),
+        ({"agency": "council", "name": "Sam\tOkafor"}, "name holds a control character"),
+        ({"agency": "", "name": "Sam Okafor"}, "needs a role, an agency and a name"),
+        ({"agency": "council", "name": "   "}, "needs an agency and a display name"),
+    ],
+)
+async def test_the_token_endpoint_refuses_a_user_no_record_can_name(
+    dev_issuer: IssuerServer, form: dict[str, str], words: str
+):
+    async with httpx.AsyncClient() as http:
+        response = await http.post(f"{dev_issuer.url}/token", data={"role": "caseworker", **form})
+    assert words in _problem(response, 422, "invalid-request")["detail"]
 
 
 def test_dev_token_command_prints_a_token_the_broker_accepts(
