@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
 
 from audit.entry import Decision, Kind
 from broker.errors import InvalidChange, InvalidRequest
@@ -37,6 +38,7 @@ _FILTERS = (
 )
 _MAX_CHECKPOINT_BYTES = 8192
 _REVIEW_NOTE_LENGTH = 2000  # as ``ReviewIn.note`` allows
+_CURSOR = "The page cursor is not one an Older entries link gives: start the search again"
 _QUEUES = {"pending": "Waiting for review", "reviewed": "Reviewed", "all": "All"}
 
 
@@ -86,8 +88,9 @@ async def audit_search(request: Request) -> Response:
     if since and until and since >= until:
         errors["until"] = "The end date must be on or after the start date"
     cursor = params.get("cursor", "")
-    if cursor and not cursor.isdigit():
-        errors["cursor"] = "The page cursor must be a number"
+    # isdigit alone takes digits int() does not read, such as a superscript two.
+    if cursor and not (cursor.isascii() and cursor.isdigit()):
+        errors["cursor"] = _CURSOR
     page = None
     if not errors:
         try:
@@ -103,7 +106,9 @@ async def audit_search(request: Request) -> Response:
         except ValidationError as exc:
             for error in exc.errors():
                 name = str(error["loc"][0]) if error["loc"] else "kind"
-                errors.setdefault(name, "Choose a value from the list")
+                errors.setdefault(
+                    name, _CURSOR if name == "cursor" else "Choose a value from the list"
+                )
         else:
             try:
                 page = await asyncio.to_thread(pages.ig.search, principal, body)
@@ -184,7 +189,15 @@ async def integrity(request: Request) -> Response:
 @router.post("/integrity/consistency")
 async def consistency(request: Request) -> Response:
     pages, _, session = await _officer(request)
-    async with request.form(max_files=1) as form:
+    try:
+        form = await request.form(max_files=1)
+    except HTTPException:
+        # Starlette refuses a form with two files (or a part over a megabyte) before the
+        # route sees it.
+        return await _integrity(
+            request, errors={"checkpoint_file": "Choose one checkpoint file, or paste one"}
+        )
+    try:
         check_csrf(session, form.get("csrf"))
         pasted = str(form.get("checkpoint") or "")
         upload = form.get("checkpoint_file")
@@ -198,6 +211,8 @@ async def consistency(request: Request) -> Response:
                     pasted = raw.decode("utf-8")
                 except UnicodeDecodeError:
                     problem = "The file is not text; choose the checkpoint file you saved"
+    finally:
+        await form.close()
     if problem:
         return await _integrity(request, errors={"checkpoint_file": problem})
     if not pasted.strip():

@@ -259,3 +259,25 @@ def test_an_audit_search_ending_before_it_starts_is_marked_with_the_dates_kept(
         ).status_code
         == 200
     ), "one day is a range"
+
+
+def test_a_crafted_cursor_or_two_checkpoint_files_are_answered_with_what_to_do(
+    caller_factory: Caller,
+) -> None:
+    officer = caller_factory("Iris Governance", role="ig_officer")
+    for cursor in ("\u00b2", "99999999999999999999999999"):
+        page = officer.get("/web/ig/audit", params={"cursor": cursor})
+        assert page.status_code == 422, cursor
+        assert "The page cursor is not one an Older entries link gives" in page.text
+
+    csrf = form_token(officer.get("/web/ig/integrity").text)
+    page = officer.post(
+        "/web/ig/integrity/consistency",
+        data={"csrf": csrf},
+        files=[
+            ("checkpoint_file", ("a.txt", b"one", "text/plain")),
+            ("checkpoint_file", ("b.txt", b"two", "text/plain")),
+        ],
+    )
+    assert page.status_code == 422
+    assert error_beside(page, "checkpoint_file") == "Choose one checkpoint file, or paste one"
