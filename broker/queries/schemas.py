@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from functools import partial
 from typing import Annotated, Literal
 
@@ -75,6 +76,17 @@ def _born(value: dt.date) -> dt.date:
     return value
 
 
+# A UK postcode, whole or its outward part alone (the district): "NB1 4QT", "NB14QT",
+# "NB1". Case and the space do not matter.
+_POSTCODE = re.compile(r"(?:[A-Z]{1,2}[0-9][A-Z0-9]?(?: ?[0-9][A-Z]{2})?|GIR ?0AA)", re.I)
+
+
+def _postcode(value: str) -> str:
+    if value and not _POSTCODE.fullmatch(value):
+        raise ValueError("enter a UK postcode such as NB1 4QT, or its first part (NB1)")
+    return value
+
+
 class SubjectIn(_In):
     """What the caseworker knows about the person the query is about."""
 
@@ -82,7 +94,9 @@ class SubjectIn(_In):
     family_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     date_of_birth: Annotated[dt.date, AfterValidator(_born)] | None = None
     sex: Literal["F", "M", "X"] | None = None
-    postcode: Annotated[str, StringConstraints(max_length=10)] | None = None
+    postcode: Annotated[str, StringConstraints(max_length=10), AfterValidator(_postcode)] | None = (
+        None
+    )
     identifiers: SubjectIdentifiers = Field(default_factory=SubjectIdentifiers)
 
     def identifier_values(self) -> dict[str, str]:

@@ -190,21 +190,26 @@ async def test_a_missing_case_reference_is_refused(town: Region) -> None:
 
 
 @pytest.mark.parametrize(
-    ("born", "says"),
-    [("2999-01-01", "cannot be in the future"), ("1500-01-01", "before 1880 is not possible")],
+    ("member", "value", "says"),
+    [
+        ("date_of_birth", "2999-01-01", "cannot be in the future"),
+        ("date_of_birth", "1500-01-01", "before 1880 is not possible"),
+        ("postcode", "!!!!", "enter a UK postcode such as NB1 4QT"),
+        ("postcode", "12345", "enter a UK postcode such as NB1 4QT"),
+    ],
 )
-async def test_a_date_of_birth_no_one_could_have_is_refused_before_any_agency_is_asked(
-    town: Region, born: str, says: str
+async def test_a_birth_date_or_postcode_no_one_could_have_is_refused_before_any_agency_is_asked(
+    town: Region, member: str, value: str, says: str
 ) -> None:
     person = _family_child(town)
     before = town.foundation.audit.store.size()
-    body = _query(person, subject={**subject_of(person), "date_of_birth": born})
+    body = _query(person, subject={**subject_of(person), member: value})
     response = await town.client.post("/v1/family-queries", json=body, headers=town.headers())
     assert response.status_code == 422, response.text
     problem = response.json()
     assert problem["type"].endswith("invalid-request")
     [error] = problem["errors"]
-    assert error["location"] == "subject.date_of_birth"
+    assert error["location"] == f"subject.{member}"
     assert says in error["message"]
     assert town.foundation.audit.store.size() == before, "nothing was asked, so nothing is logged"
 
