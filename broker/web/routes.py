@@ -45,6 +45,8 @@ _fallback = APIRouter(prefix="/web", route_class=WebRoute, include_in_schema=Fal
 QueryId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 ConsentId = Annotated[str, Path(max_length=64)]
 CASEWORKER = (Role.CASEWORKER,)
+# The pages serve caseworkers and IG officers; administrators and connectors use the API.
+_SIGN_IN_ROLES = {role.value: role for role in (Role.CASEWORKER, Role.IG_OFFICER)}
 _JOBS = ("social_worker", "early_help_worker", "duty_social_worker", "team_manager", "yot_officer")
 
 
@@ -180,13 +182,15 @@ async def sign_in(request: Request) -> Response:
         job = str(form.get("job_role") or "").strip() or None
         if not name:
             errors["name"] = "Enter your name"
+        registered = await asyncio.to_thread(pages.foundation.registry.list_agencies)
         if not agency:
             errors["agency"] = "Choose your agency"
+        elif agency not in {a.id for a in registered}:
+            errors["agency"] = "Choose your agency from the list"
         if job is not None and job not in _JOBS:
             errors["job_role"] = "Choose a job from the list"
-        try:
-            role = Role(str(form.get("role")))
-        except ValueError:
+        role = _SIGN_IN_ROLES.get(str(form.get("role")))
+        if role is None:
             errors["role"] = "Choose caseworker or IG officer"
         if not errors:
             token = issuer.mint(

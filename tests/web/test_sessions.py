@@ -93,3 +93,25 @@ def test_a_signed_out_session_is_kept_until_its_cookie_would_expire_then_forgott
         assert kept == ["afternoon"]
     finally:
         db.close()
+
+
+def test_the_development_sign_in_takes_only_the_roles_and_agencies_it_offers(
+    visitor_factory: Any, live: Any
+) -> None:
+    v: Visitor = visitor_factory()
+    v.go("/web/sign-in")
+    offered = v.page.locator("#agency option").evaluate_all("os => os.map(o => o.value)")
+    assert len(offered) == len(set(offered)), "each agency is offered once"
+    assert "council" in offered
+    csrf = v.page.locator("input[name=csrf]").first.get_attribute("value")
+    fields = {"csrf": csrf, "name": "Sam Caseworker", "job_role": "social_worker"}
+    for changes, says in (
+        ({"role": "admin", "agency": "council"}, "Choose caseworker or IG officer"),
+        ({"role": "caseworker", "agency": "narnia"}, "Choose your agency from the list"),
+    ):
+        response = v.page.context.request.post(
+            live.url + "/web/sign-in", form={**fields, **changes}, max_redirects=0
+        )
+        assert response.status == 422, changes
+        assert says in response.text(), changes
+    assert v.go("/web/home").status == 401, "no sign-in was made"
