@@ -86,8 +86,13 @@ class AuditSearch(_In):
     actor: Name | None = Field(default=None, description="The caseworker's token subject.")
     identifiers: list[Identifier] | None = Field(
         default=None,
+        # An empty list would name nobody, and the search would return every entry.
+        min_length=1,
         max_length=20,
-        description="A person: entries filed under ANY of these identifiers are returned.",
+        description=(
+            "A person: entries filed under ANY of these identifiers are returned. At least"
+            " one; leave the member out to search without naming a person."
+        ),
     )
     actor_agency: Name | None = Field(default=None, description="The agency that asked.")
     counterparty_agency: Name | None = Field(default=None, description="The agency that was asked.")

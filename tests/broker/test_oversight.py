@@ -131,6 +131,23 @@ async def test_search_by_person_from_identifiers(broker: Desk) -> None:
     assert "'<agency>:<reference>'" in bad.json()["errors"][0]["message"]
 
 
+async def test_a_search_for_a_person_naming_no_identifier_is_refused(broker: Desk) -> None:
+    _fill(broker)
+    response = await broker.client.post(
+        "/v1/audit/search", json={"identifiers": [], "limit": 3}, headers=broker.officer()
+    )
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["type"] == "urn:junction:problem:invalid-request"
+    assert problem["errors"] == [
+        {
+            "location": "identifiers",
+            "message": "List should have at least 1 item after validation, not 0",
+        }
+    ]
+    assert "entries" not in problem
+
+
 async def test_an_officers_search_for_a_person_and_report_on_them_are_logged(
     broker: Desk,
 ) -> None:
