@@ -7,6 +7,7 @@ is mapped back to the input it concerns so the page can show it beside that inpu
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = [
     "consent_refusal",
     "consent_search_form",
     "query_form",
+    "shown_again",
     "subject_access_form",
     "withdraw_form",
     "withdrawal_refusal",
@@ -91,6 +93,50 @@ def _errors(exc: ValidationError, names: Mapping[tuple[str, ...], str]) -> dict[
     return fields
 
 
+# The query form's typed answers, as a sentence names them. A paste from another system
+# can carry control characters (NUL and the like), which agencies refuse: the form
+# refuses them first, so an agency is never reported unavailable for what was typed.
+_TYPED = {
+    "given_name": "first name",
+    "family_name": "last name",
+    "date_of_birth": "date of birth",
+    "postcode": "postcode",
+    "nhs_number": "NHS number",
+    "upn": "unique pupil number",
+    "ni_number": "National Insurance number",
+    "case_reference": "case reference",
+    "justification": "reason you need this information",
+    "break_glass_text": "description of the emergency",
+}
+_TEXT_AREAS = frozenset({"justification", "break_glass_text"})
+
+
+def _unwanted(name: str, char: str) -> bool:
+    """Whether ``char`` may not be typed in the input ``name``: a control character,
+    other than a tab or line break in a text area."""
+    return unicodedata.category(char) == "Cc" and not (name in _TEXT_AREAS and char in "\t\r\n")
+
+
+def _invisible_characters(form: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        name: f"The {words} held invisible characters, now taken out: check it and send "
+        "the form again"
+        for name, words in _TYPED.items()
+        if isinstance(value := form.get(name), str)
+        and any(_unwanted(name, c) for c in value.strip())
+    }
+
+
+def shown_again(form: Mapping[str, Any]) -> dict[str, Any]:
+    """A sent form's values as the page shows them back: without control characters."""
+    return {
+        name: "".join(c for c in value if not _unwanted(name, c))
+        if isinstance(value, str)
+        else value
+        for name, value in form.items()
+    }
+
+
 def query_form(form: Mapping[str, Any]) -> FamilyQueryRequest:
     """The family query a submitted form asks. Raises ``BadForm`` naming each bad field."""
     fields: dict[str, str] = {}
@@ -137,10 +183,13 @@ def query_form(form: Mapping[str, Any]) -> FamilyQueryRequest:
         for name, message in _errors(exc, _QUERY_FIELDS).items():
             fields.setdefault(name, message)
         request = None
-    if fields or request is None:
+    invisible = _invisible_characters(form)
+    if fields or invisible or request is None:
+        # Invisible characters explain any other problem with the same answer.
+        fields = {**_friendly(fields), **invisible}
         # The summary lists problems in the order the form asks its questions.
         ordered = sorted(fields.items(), key=lambda item: _ORDER.get(item[0], len(_ORDER)))
-        raise BadForm("Check the answers marked below.", _friendly(dict(ordered)))
+        raise BadForm("Check the answers marked below.", dict(ordered))
     return request
 
 

@@ -28,6 +28,7 @@ from broker.web.forms import (
     consent_refusal,
     consent_search_form,
     query_form,
+    shown_again,
     withdraw_form,
     withdrawal_refusal,
 )
@@ -326,7 +327,9 @@ async def submit_query(request: Request) -> Response:
     try:
         body = query_form(form)
     except BadForm as exc:
-        return _query_form(pages, request, principal, session, errors=exc.fields, values=form)
+        return _query_form(
+            pages, request, principal, session, errors=exc.fields, values=shown_again(form)
+        )
     key = str(form.get("idempotency_key") or secrets.token_urlsafe(18))[:128]
     view = await run_query(pages.foundation, principal, body, key)
     response = _see_other(f"/web/queries/{view.query_id}")

@@ -216,6 +216,31 @@ def test_a_link_decision_without_a_choice_shows_the_result_again(
         assert "This answer has no links to check." in page.text
 
 
+def test_invisible_characters_in_a_query_are_refused_on_the_form(
+    caller_factory: Caller, live: Any
+) -> None:
+    client = caller_factory()
+    person = _subject(live)
+    form = query_form_of(person)
+    name, postcode = person["family_name"], person["postcode"]
+    pasted = {
+        "family_name": name[:2] + "\x00" + name[2:],
+        "postcode": postcode.replace(" ", "\x1b "),
+        "justification": "Attendance concerns.\r\nSchool\tcalled\x07 today.",
+    }
+    page = send_query(client, {**form, **pasted})
+    assert page.status_code == 422, "nothing is asked of any agency"
+    assert error_beside(page, "family_name") == (
+        "The last name held invisible characters, now taken out: check it and send the form again"
+    )
+    assert error_beside(page, "postcode").startswith("The postcode held invisible characters")
+    assert error_beside(page, "justification").startswith("The reason you need this information")
+    assert f'value="{name}"' in page.text
+    assert f'value="{postcode}"' in page.text
+    assert ">Attendance concerns.\r\nSchool\tcalled today.</textarea>" in page.text
+    assert "given_name-error" not in page.text
+
+
 def consent_form_of(client: httpx.Client, person: dict[str, Any]) -> dict[str, str]:
     """A filled-in record-consent form for ``person``, with the session's CSRF token."""
     return {
