@@ -216,10 +216,11 @@ def kept_note(text: str) -> str:
     """A signed note as somebody kept it, in the form ``open_checkpoint`` reads.
 
     Keeping a note (a file, a terminal, a web form, an e-mail) may change its line
-    endings, drop its final newline or add blank lines after it; none of that is signed,
-    so it is undone here. Whatever else changed still fails to open.
+    endings, drop its final newline, or add blank lines or spaces before or after it;
+    none of that is signed (a note starts with its origin and ends with a signature), so
+    it is undone here. Whatever else changed still fails to open.
     """
-    return text.replace("\r\n", "\n").rstrip("\n") + "\n"
+    return text.replace("\r\n", "\n").strip() + "\n"
 
 
 def open_checkpoint(note: str, verifier: NoteVerifier, *, origin: str | None = None) -> Checkpoint:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import time
 from collections.abc import Callable
@@ -281,3 +282,21 @@ def test_a_crafted_cursor_or_two_checkpoint_files_are_answered_with_what_to_do(
     )
     assert page.status_code == 422
     assert error_beside(page, "checkpoint_file") == "Choose one checkpoint file, or paste one"
+
+
+def test_a_checkpoint_pasted_with_blank_lines_or_spaces_around_it_is_checked(
+    caller_factory: Caller,
+) -> None:
+    officer = caller_factory("Iris Governance", role="ig_officer")
+    page = officer.get("/web/ig/integrity").text
+    kept = re.search(r'<pre class="note" id="latest-checkpoint">(.*?)</pre>', page, re.S)
+    assert kept is not None
+    note = html.unescape(kept.group(1))
+    for pasted in ("\n" + note, " " + note, "\n\n  " + note.strip() + "  \n\n"):
+        checked = officer.post(
+            "/web/ig/integrity/consistency", data={"csrf": form_token(page), "checkpoint": pasted}
+        )
+        assert checked.status_code == 200, repr(pasted[:5])
+        result = re.search(r'id="consistency-result">\s*<h3>([^<]*)</h3>', checked.text)
+        assert result is not None
+        assert result.group(1).endswith("Consistent"), html.unescape(checked.text)[-3000:]
