@@ -104,7 +104,8 @@ class ConsentService:
         """Record a consent statement (given, refused or not sought).
 
         Raises ``InvalidChange`` for an identifier that is not well formed, a purpose,
-        agency or field that does not exist, or an expiry in the past (with the member
+        agency or field that does not exist (a local_ref's agency included), or an
+        expiry in the past (with the member
         concerned as ``location``);
         ``StoreUnavailable`` if it cannot be logged or stored.
         """
@@ -113,7 +114,12 @@ class ConsentService:
             raise InvalidChange(
                 "expires_at is in the past; give a future date or none", location="expires_at"
             )
-        self._vocabulary().check(consent.purpose, consent.scope, consent.restricted_fields)
+        local_refs = [
+            (place, i.value) for place, i in enumerate(consent.identifiers) if i.kind == "local_ref"
+        ]
+        self._vocabulary().check(
+            consent.purpose, consent.scope, consent.restricted_fields, local_refs
+        )
         keys = self.person_keys(consent.identifiers)
         filed = self.register_keys(consent.identifiers)
         consent_id = str(uuid.uuid4())

@@ -1,11 +1,12 @@
 """What a consent statement may name: purposes, agencies and fields that exist.
 
-A statement naming a purpose, an agency or a field nobody uses would be recorded and
-then never match: a refusal with a misspelt purpose lets every agency share. So the
-register refuses such a statement and names what it knows instead. What is known comes
-from the policy catalogue in force (purposes, and the fields any purpose may release)
-and the registry (agencies, and the fields their connectors offer), read at each change
-so a new agency or a policy reload counts at once.
+A statement naming a purpose, an agency or a field nobody uses, or filed under the
+reference of an agency that does not exist, would be recorded and then never match: a
+refusal with a misspelt purpose lets every agency share. So the register refuses such a
+statement and names what it knows instead. What is known comes from the policy catalogue
+in force (purposes, and the fields any purpose may release) and the registry (agencies,
+and the fields their connectors offer), read at each change so a new agency or a policy
+reload counts at once.
 """
 
 from __future__ import annotations
@@ -27,9 +28,20 @@ class ConsentVocabulary:
     agencies: frozenset[str]
     fields: frozenset[str]
 
-    def check(self, purpose: str, scope: Collection[str] | str, fields: Iterable[str]) -> None:
+    def check(
+        self,
+        purpose: str,
+        scope: Collection[str] | str,
+        fields: Iterable[str],
+        local_refs: Iterable[tuple[int, str]] = (),
+    ) -> None:
         """Raise ``InvalidChange`` naming the first unknown purpose, agency or field, and
-        (as ``location``) the member of the statement it is in."""
+        (as ``location``) the member of the statement it is in.
+
+        ``local_refs`` are the statement's ``local_ref`` identifiers with their places
+        in its list: each must be an agency's that is registered, or no record of any
+        agency would ever carry it.
+        """
         refuse_unknown(
             "purpose", [purpose], self.purposes, "in the policy catalogue", location="purpose"
         )
@@ -44,6 +56,15 @@ class ConsentVocabulary:
             )
         where = "offered by any agency or allowed for any purpose"
         refuse_unknown("field", fields, self.fields, where, location="restricted_fields")
+        for place, reference in local_refs:
+            agency = reference.split(":", 1)[0]
+            refuse_unknown(
+                "local_ref agency",
+                [agency],
+                self.agencies,
+                "registered",
+                location=f"identifiers.{place}.value",
+            )
 
 
 VocabularySource = Callable[[], ConsentVocabulary]

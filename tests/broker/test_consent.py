@@ -329,6 +329,36 @@ async def test_bad_consent_is_refused_with_the_reason(
 
 
 @pytest.mark.parametrize(
+    ("reference", "detail"),
+    [
+        ("polce:PN0500003", "local_ref agency 'polce' is not registered; did you mean 'police'?"),
+        (
+            "housing:H-17",
+            "local_ref agency 'housing' is not registered; use one of council, police, school",
+        ),
+    ],
+)
+async def test_a_consent_filed_under_an_unregistered_agencys_reference_is_refused(
+    tmp_path: Path, dev_issuer: IssuerServer, reference: str, detail: str
+):
+    identifiers = [NHS, {"kind": "local_ref", "value": reference}]
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        await _agencies(broker)
+        response = await broker.client.post(
+            "/v1/consents",
+            json=consent(identifiers=identifiers, state="refused"),
+            headers=broker.as_(Role.CASEWORKER),
+        )
+        entries = broker.entries("consent_change")
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["type"] == "urn:junction:problem:invalid-change"
+    assert problem["detail"] == detail
+    assert problem["location"] == "identifiers.1.value"
+    assert entries == []
+
+
+@pytest.mark.parametrize(
     "expires_at",
     # Past year 9999 or before year 1 once in UTC, and past the times policy can compare.
     ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+14:00", "2262-01-01T00:00:00Z"],
