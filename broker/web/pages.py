@@ -24,7 +24,7 @@ from broker.errors import BrokerError
 from broker.foundation import Foundation
 from broker.identity.principal import Principal
 from broker.web.catalogue import Catalogue
-from broker.web.errors import SignInRequired, WebError
+from broker.web.errors import PageNotFound, SignInRequired, WebError
 from broker.web.ig import IgReader
 from broker.web.oidc import CodeFlow
 from broker.web.session import SessionCodec, WebSession, role_name
@@ -161,15 +161,16 @@ class Pages:
     def error(self, request: Request, exc: Exception) -> HTMLResponse:
         """The page shown for ``exc``: what happened and what to do next."""
         if isinstance(exc, WebError | BrokerError):
-            title, detail, status = exc.title, exc.detail, exc.status
+            title, detail, status, code = exc.title, exc.detail, exc.status, exc.code
         elif isinstance(exc, RequestValidationError):
-            title, status = "Page not found", 404
+            # A path part of the wrong shape (an id that cannot be one) names no page.
+            title, status, code = PageNotFound.title, PageNotFound.status, PageNotFound.code
             detail = "The address does not name a page Junction has. Check it, or start again."
         else:
             _log.exception("web page failed", path=request.url.path)
             title = "Something went wrong"
             detail = "The page could not be shown. Try again; if it keeps happening, tell support."
-            status = 500
+            status, code = 500, "internal-error"
         return self.render(
             request,
             "error.html",
@@ -177,7 +178,7 @@ class Pages:
             title=title,
             detail=detail,
             sign_in=isinstance(exc, SignInRequired),
-            code=getattr(exc, "code", "internal-error"),
+            code=code,
         )
 
 

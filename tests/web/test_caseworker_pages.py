@@ -323,3 +323,20 @@ def test_unknown_addresses_get_a_page_not_a_traceback(visitor_factory: Any) -> N
         expect(v.page.locator("h1")).to_have_text(re.compile("not found|nothing was found", re.I))
         expect(v.page.locator(".lead")).not_to_be_empty()
     v.assert_accessible("33-not-found")
+
+
+def test_an_address_with_a_malformed_id_is_not_found_with_its_reference(
+    caller_factory: Caller,
+) -> None:
+    caseworker = caller_factory()
+    officer = caller_factory("Iris Governance", role="ig_officer")
+    for client, path in [
+        (caseworker, "/web/queries/XYZ"),
+        (caseworker, "/web/consents/" + "c" * 65),
+        (officer, "/web/ig/audit/abc"),
+        (officer, "/web/ig/audit/-1"),
+    ]:
+        page = client.get(path)
+        assert page.status_code == 404, path
+        assert "Page not found" in page.text
+        assert "Reference: page-not-found" in page.text, path
