@@ -33,7 +33,7 @@ from broker.consent.schemas import (
 from broker.consent.vocabulary import VocabularySource
 from broker.db import Database
 from broker.errors import Conflict, InvalidChange, NotFound
-from broker.identity.principal import Principal
+from broker.identity.principal import Principal, agency_not_registered
 from broker.subjects import CONSENT_KEY_PREFIX, SubjectKeys
 from policies.model import ConsentRecord
 
@@ -103,13 +103,16 @@ class ConsentService:
     def record(self, actor: Principal, consent: ConsentIn) -> ConsentOut:
         """Record a consent statement (given, refused or not sought).
 
-        Raises ``InvalidChange`` for an identifier that is not well formed, a purpose,
-        agency or field that does not exist (a local_ref's agency included), or an
-        expiry in the past (with the member
-        concerned as ``location``);
-        ``StoreUnavailable`` if it cannot be logged or stored.
+        Raises ``Forbidden`` if the actor's agency is not registered; ``InvalidChange``
+        for an identifier that is not well formed, a purpose, agency or field that does
+        not exist (a local_ref's agency included), or an expiry in the past (with the
+        member concerned as ``location``); ``StoreUnavailable`` if it cannot be logged
+        or stored.
         """
         now = self._clock()
+        vocabulary = self._vocabulary()
+        if actor.agency not in vocabulary.agencies:
+            raise agency_not_registered(actor)
         if consent.expires_at is not None and consent.expires_at <= now:
             raise InvalidChange(
                 "expires_at is in the past; give a future date or none", location="expires_at"
@@ -117,9 +120,7 @@ class ConsentService:
         local_refs = [
             (place, i.value) for place, i in enumerate(consent.identifiers) if i.kind == "local_ref"
         ]
-        self._vocabulary().check(
-            consent.purpose, consent.scope, consent.restricted_fields, local_refs
-        )
+        vocabulary.check(consent.purpose, consent.scope, consent.restricted_fields, local_refs)
         keys = self.person_keys(consent.identifiers)
         filed = self.register_keys(consent.identifiers)
         consent_id = str(uuid.uuid4())
@@ -180,9 +181,12 @@ class ConsentService:
     ) -> ConsentOut:
         """Move a consent to a new state (e.g. withdraw it); the old states stay.
 
-        Raises ``NotFound``, ``InvalidChange`` for a transition the state does not allow
-        (naming those it does), ``Conflict`` if someone changed it at the same moment.
+        Raises ``Forbidden`` if the actor's agency is not registered; ``NotFound``,
+        ``InvalidChange`` for a transition the state does not allow (naming those it
+        does), ``Conflict`` if someone changed it at the same moment.
         """
+        if actor.agency not in self._vocabulary().agencies:
+            raise agency_not_registered(actor)
         now = self._clock()
         with self._db.session() as session:
             row = self._consent(session, consent_id)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["Principal", "Role"]
+from broker.errors import Forbidden
+
+__all__ = ["Principal", "Role", "agency_not_registered"]
 
 
 class Role(StrEnum):
@@ -35,3 +37,18 @@ class Principal:
     def policy_role(self) -> str:
         """The role policy checks against a purpose: the job if known, else the role."""
         return self.job_role or self.role.value
+
+
+def agency_not_registered(principal: Principal) -> Forbidden:
+    """The refusal for a caller acting for an agency the registry does not hold.
+
+    Consent is recorded, and a family query asked, for the caller's agency: policy judges
+    a query by that agency's type and agreements, and a consent statement binds every
+    agency's answer. A token may name any agency, so one never registered may do neither.
+    """
+    return Forbidden(
+        f"your agency {principal.agency!r} is not registered in Junction, so you may not"
+        " record consent or ask about a family for it; ask an administrator to register"
+        " it, or sign in with your agency's registered id",
+        agency=principal.agency,
+    )

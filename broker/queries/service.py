@@ -28,10 +28,10 @@ import structlog
 from audit.entry import Decision, Entry, Kind
 from audit.errors import AuditError
 from audit.log import AuditLog
-from broker.errors import BrokerError
+from broker.errors import BrokerError, NotFound
 from broker.federation.client import CallOutcome, CallStatus, ConnectorClient, ConnectorEndpoint
 from broker.federation.linking import Linkage, LinkDecisions, LinkRecord, link_records
-from broker.identity.principal import Principal
+from broker.identity.principal import Principal, agency_not_registered
 from broker.queries.ports import (
     BundleDecider,
     ConnectorInfo,
@@ -120,8 +120,12 @@ class _Run:
         return self._agreements[agency]
 
     def requester_type(self, registry: RegistryReader) -> str:
+        """The type of the caller's agency. Raises ``Forbidden`` if it is not registered."""
         if self._requester_type is None:
-            self._requester_type = registry.agency_type(self.principal.agency)
+            try:
+                self._requester_type = registry.agency_type(self.principal.agency)
+            except NotFound:
+                raise agency_not_registered(self.principal) from None
         return self._requester_type
 
 
@@ -161,8 +165,9 @@ class FamilyQueryService:
         """Answer one family query.
 
         Raises ``InvalidChange`` for a condition or reason the policy catalogue does not
-        know (a misspelt one would otherwise read as none named), before anything is
-        asked or logged; any other ``BrokerError`` only if nothing can be audited.
+        know (a misspelt one would otherwise read as none named), and ``Forbidden`` if
+        the caller's agency is not registered, before anything is asked or logged; any
+        other ``BrokerError`` only if nothing can be audited.
         """
         self._check_names(request)
         run = _Run(

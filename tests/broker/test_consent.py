@@ -328,6 +328,36 @@ async def test_bad_consent_is_refused_with_the_reason(
     assert entries == []
 
 
+async def test_a_caseworker_of_an_agency_not_registered_may_not_record_or_change_consent(
+    tmp_path: Path, dev_issuer: IssuerServer
+):
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        await _agencies(broker)
+        recorded = await broker.client.post(
+            "/v1/consents", json=consent(), headers=broker.as_(Role.CASEWORKER)
+        )
+        nowhere = broker.as_(Role.CASEWORKER, agency="nowhere")
+        refusal = await broker.client.post(
+            "/v1/consents", json=consent(state="refused"), headers=nowhere
+        )
+        withdrawal = await broker.client.post(
+            f"/v1/consents/{recorded.json()['id']}/transitions",
+            json={"state": "withdrawn"},
+            headers=nowhere,
+        )
+        entries = broker.entries("consent_change")
+    detail = (
+        "your agency 'nowhere' is not registered in Junction, so you may not record consent"
+        " or ask about a family for it; ask an administrator to register it, or sign in"
+        " with your agency's registered id"
+    )
+    for response in (refusal, withdrawal):
+        assert response.status_code == 403
+        assert response.json()["type"] == "urn:junction:problem:forbidden"
+        assert response.json()["detail"] == detail
+    assert len(entries) == 1
+
+
 @pytest.mark.parametrize(
     ("reference", "detail"),
     [

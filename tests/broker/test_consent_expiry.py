@@ -37,7 +37,8 @@ def parts(tmp_path: Path) -> Iterator[tuple[ConsentService, Clock, AuditLog]]:
     log = AuditLog.open(f"sqlite:///{tmp_path / 'audit.db'}", NoteSigner.generate(DEFAULT_ORIGIN))
     vocabulary = ConsentVocabulary(
         purposes=frozenset({"early_help_assessment"}),
-        agencies=frozenset({"police", "school"}),
+        # The caseworker's own agency is registered: no other may record consent.
+        agencies=frozenset({"council", "police", "school"}),
         fields=frozenset(),
     )
     service = ConsentService(

@@ -183,6 +183,22 @@ async def test_a_job_the_purpose_does_not_allow_is_refused_and_audited(town: Reg
     assert entries[0].fields["decision"] == "deny"
 
 
+async def test_a_caseworker_of_an_agency_not_registered_is_refused_before_anything_is_asked(
+    town: Region,
+) -> None:
+    before = len(town.entries())
+    response = await town.client.post(
+        "/v1/family-queries",
+        json=_query(_family_child(town)),
+        headers=town.headers(agency="nowhere"),
+    )
+    assert response.status_code == 403
+    problem = response.json()
+    assert problem["type"] == "urn:junction:problem:forbidden"
+    assert problem["detail"].startswith("your agency 'nowhere' is not registered in Junction")
+    assert len(town.entries()) == before
+
+
 async def test_a_missing_case_reference_is_refused(town: Region) -> None:
     view = await _ask(town, _query(_family_child(town), case_reference=None))
     assert view["status"] == "refused"
