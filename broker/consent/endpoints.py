@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, status
+from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
+from pydantic import StringConstraints
 
 from broker.consent.schemas import ConsentIn, ConsentOut, ConsentSearch, ConsentTransition
 from broker.consent.service import ConsentService
@@ -32,14 +33,35 @@ async def _service(request: Request) -> ConsentService:
 
 
 Service = Annotated[ConsentService, Depends(_service)]
+# As the family query takes it: printable ASCII, without spaces.
+IdempotencyKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
+]
 # A consent id is a UUID; a longer one names nothing, and is not echoed back in a 404.
 ConsentIdPath = Annotated[str, Path(max_length=64)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, description=_WRITE)
-def record_consent(body: ConsentIn, principal: Writer, service: Service) -> ConsentOut:
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    description=_WRITE + " Send an `Idempotency-Key` header so a statement sent again (a"
+    " retry, a double click) is answered with the consent recorded the first time rather"
+    " than recorded twice.",
+)
+def record_consent(
+    body: ConsentIn,
+    principal: Writer,
+    service: Service,
+    response: Response,
+    idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
+) -> ConsentOut:
     """Record that a person gave, refused, or was not asked for consent."""
-    return service.record(principal, body)
+    if idempotency_key is None:
+        return service.record(principal, body)
+    recorded, replayed = service.record_once(principal, body, idempotency_key)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return recorded
 
 
 @router.post(

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from broker.db import Base, UTCDateTime
 
-__all__ = ["ConsentRow", "ConsentStateRow", "ConsentSubjectRow"]
+__all__ = ["ConsentIdempotencyRow", "ConsentRow", "ConsentStateRow", "ConsentSubjectRow"]
 
 
 class ConsentRow(Base):
@@ -52,3 +52,20 @@ class ConsentStateRow(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     by: Mapped[str] = mapped_column(sa.String(200))
     note: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+
+
+class ConsentIdempotencyRow(Base):
+    """An idempotency key a statement was recorded under, for a while: the same statement
+    sent again with it is answered with that consent instead of recording another.
+
+    ``key`` is a hash of the caller and their key; ``request_hash`` one of the statement,
+    with the person named by subject references only.
+    """
+
+    __tablename__ = "broker_consent_idempotency"
+
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(sa.String(64))
+    # None while the first statement sent with the key is being recorded.
+    consent_id: Mapped[str | None] = mapped_column(sa.String(36), nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -11,7 +11,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from broker.consent.models import ConsentRow, ConsentStateRow, ConsentSubjectRow
+from broker.consent.models import (
+    ConsentIdempotencyRow,
+    ConsentRow,
+    ConsentStateRow,
+    ConsentSubjectRow,
+)
 from broker.db import UTCDateTime
 from broker.registry.models import AgencyRow
 
@@ -19,8 +24,11 @@ __all__ = [
     "add_consent",
     "add_state",
     "agency_ids",
+    "claim_idempotency_key",
     "consent",
     "find",
+    "idempotency_row",
+    "release_idempotency_key",
     "state_rows_for",
     "states",
     "subjects",
@@ -35,6 +43,22 @@ def add_consent(session: Session, row: ConsentRow, person_keys: Collection[str])
 
 def add_state(session: Session, row: ConsentStateRow) -> None:
     session.add(row)
+
+
+def idempotency_row(session: Session, key: str, now: datetime) -> ConsentIdempotencyRow | None:
+    """The statement recorded under ``key``, once expired keys are forgotten."""
+    session.execute(sa.delete(ConsentIdempotencyRow).where(ConsentIdempotencyRow.expires_at < now))
+    return session.get(ConsentIdempotencyRow, key)
+
+
+def claim_idempotency_key(session: Session, row: ConsentIdempotencyRow) -> None:
+    """Insert the key; a concurrent claim of the same key fails on the primary key."""
+    session.add(row)
+    session.flush()
+
+
+def release_idempotency_key(session: Session, key: str) -> None:
+    session.execute(sa.delete(ConsentIdempotencyRow).where(ConsentIdempotencyRow.key == key))
 
 
 def consent(session: Session, consent_id: str) -> ConsentRow | None:

@@ -9,9 +9,10 @@ audit entry carrying the subject references, with free text only as private valu
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Collection, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -20,7 +21,7 @@ from audit.entry import Kind
 from audit.log import AuditLog
 from broker._audit import record_change, record_read
 from broker.consent import repository as repo
-from broker.consent.models import ConsentRow, ConsentStateRow
+from broker.consent.models import ConsentIdempotencyRow, ConsentRow, ConsentStateRow
 from broker.consent.schemas import (
     ConsentIn,
     ConsentOut,
@@ -48,6 +49,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "withdrawn": frozenset(),
     "expired": frozenset(),
 }
+
+_STILL_RECORDING = (
+    "a consent statement sent with this Idempotency-Key is still being recorded; retry shortly"
+)
 
 
 def _utc_now() -> datetime:
@@ -79,9 +84,12 @@ class ConsentService:
         *,
         vocabulary: VocabularySource,
         clock: Callable[[], datetime] = _utc_now,
+        key_lifetime: timedelta = timedelta(days=1),
     ) -> None:
-        """``vocabulary`` says, at each change, which purposes, agencies and fields exist."""
+        """``vocabulary`` says, at each change, which purposes, agencies and fields exist;
+        ``key_lifetime`` how long ``record_once`` remembers an idempotency key."""
         self._db = db
+        self._key_lifetime = key_lifetime
         self._vocabulary = vocabulary
         self._audit = audit
         self._keys = subject_keys
@@ -175,6 +183,61 @@ class ConsentService:
             session.flush()
             repo.add_state(session, state)
         return self._out(row, [state], now)
+
+    def record_once(
+        self, actor: Principal, consent: ConsentIn, key: str
+    ) -> tuple[ConsentOut, bool]:
+        """Record ``consent`` once for the caller's idempotency ``key``.
+
+        The same statement sent again with the key, for a day, is answered with the
+        consent recorded the first time (and ``True``: a replay); nothing more is
+        recorded or logged. Raises as ``record`` (which frees the key for a retry), and
+        ``Conflict`` if the key was used for another statement or its first statement is
+        still being recorded.
+        """
+        scoped = hashlib.sha256(f"{actor.subject}\x00{key}".encode()).hexdigest()
+        # The statement as the register would file it: the person by subject references.
+        statement = consent.model_dump_json(exclude={"identifiers"})
+        hashed = hashlib.sha256(
+            "\x00".join([*self.person_keys(consent.identifiers), statement]).encode()
+        ).hexdigest()
+        now = self._clock()
+        try:
+            with self._db.session(write=True) as session:
+                held = repo.idempotency_row(session, scoped, now)
+                if held is None:
+                    repo.claim_idempotency_key(
+                        session,
+                        ConsentIdempotencyRow(
+                            key=scoped,
+                            request_hash=hashed,
+                            consent_id=None,
+                            expires_at=now + self._key_lifetime,
+                        ),
+                    )
+        except Conflict:
+            # The same key claimed at the same moment, by a statement still being recorded.
+            raise Conflict(_STILL_RECORDING) from None
+        if held is not None:
+            if held.request_hash != hashed:
+                raise Conflict(
+                    "this Idempotency-Key was used for a different consent statement; use a "
+                    "new key for a new statement"
+                )
+            if held.consent_id is None:
+                raise Conflict(_STILL_RECORDING)
+            return self.get(held.consent_id), True
+        try:
+            recorded = self.record(actor, consent)
+        except BaseException:
+            with self._db.session(write=True) as session:
+                repo.release_idempotency_key(session, scoped)
+            raise
+        with self._db.session(write=True) as session:
+            row = repo.idempotency_row(session, scoped, now)
+            if row is not None:
+                row.consent_id = recorded.id
+        return recorded, False
 
     def transition(
         self, actor: Principal, consent_id: str, change: ConsentTransition

@@ -34,6 +34,7 @@ from broker.web.forms import (
 )
 from broker.web.graph import layout
 from broker.web.oidc import CodeFlow, SignInFailed
+from broker.web.once import form_key, once
 from broker.web.pages import Pages, WebRoute, pages_of
 from broker.web.session import SessionCodec, WebSession, check_csrf, signed_in
 from broker.web.sign_outs import SignOuts
@@ -48,6 +49,8 @@ ConsentId = Annotated[str, Path(max_length=64)]
 CASEWORKER = (Role.CASEWORKER,)
 # The pages serve caseworkers and IG officers; administrators and connectors use the API.
 _SIGN_IN_ROLES = {role.value: role for role in (Role.CASEWORKER, Role.IG_OFFICER)}
+# How long a consent form sent twice at once waits for its first sending to be recorded.
+_CONSENT_PATIENCE = 10.0
 _JOBS = ("social_worker", "early_help_worker", "duty_social_worker", "team_manager", "yot_officer")
 
 
@@ -461,8 +464,9 @@ async def _consent_form(
     *,
     errors: dict[str, str],
     values: dict[str, Any],
+    notice: str | None = None,
 ) -> Response:
-    return pages.render_form(
+    response = pages.render_form(
         request,
         "consent_form.html",
         principal=principal,
@@ -471,7 +475,12 @@ async def _consent_form(
         values=values,
         kinds=IDENTIFIER_KINDS,
         agencies=await asyncio.to_thread(pages.foundation.registry.list_agencies),
+        key=values.get("idempotency_key") or secrets.token_urlsafe(18),
+        notice=notice,
     )
+    if notice:
+        response.status_code = 202
+    return response
 
 
 @router.post("/consents")
@@ -483,12 +492,31 @@ async def record_consent(request: Request) -> Response:
         return await _consent_form(
             pages, request, principal, session, errors=exc.fields, values=form
         )
+    page_key = str(form.get("idempotency_key") or secrets.token_urlsafe(18))
+    key = form_key(page_key, consent.model_dump_json())
     try:
-        recorded = await asyncio.to_thread(pages.foundation.consent.record, principal, consent)
+        done = await once(
+            lambda: asyncio.to_thread(
+                pages.foundation.consent.record_once, principal, consent, key
+            ),
+            patience=_CONSENT_PATIENCE,
+        )
     except InvalidChange as exc:
         return await _consent_form(
             pages, request, principal, session, errors=consent_refusal(exc), values=form
         )
+    if done is None:
+        return await _consent_form(
+            pages,
+            request,
+            principal,
+            session,
+            errors={},
+            values=form,
+            notice="The consent is still being recorded. Send the form again in a moment "
+            "to see it: it will not be recorded twice.",
+        )
+    recorded, _ = done
     return _see_other(f"/web/consents/{recorded.id}?recorded=1")
 
 

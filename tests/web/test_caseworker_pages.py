@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -242,9 +243,14 @@ def test_invisible_characters_in_a_query_are_refused_on_the_form(
 
 
 def consent_form_of(client: httpx.Client, person: dict[str, Any]) -> dict[str, str]:
-    """A filled-in record-consent form for ``person``, with the session's CSRF token."""
+    """A filled-in record-consent form for ``person``, with the session's CSRF token and
+    the form's one-time key."""
+    page = client.get("/web/consents/new").text
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', page)
+    assert key is not None
     return {
-        "csrf": form_token(client.get("/web/consents/new").text),
+        "csrf": form_token(page),
+        "idempotency_key": key.group(1),
         "identifier_kind": "nhs_number",
         "identifier_value": person["nhs_number"],
         "label": "K.P.",
@@ -340,3 +346,30 @@ def test_an_address_with_a_malformed_id_is_not_found_with_its_reference(
         assert page.status_code == 404, path
         assert "Page not found" in page.text
         assert "Reference: page-not-found" in page.text, path
+
+
+def test_a_consent_form_sent_twice_records_one_consent(caller_factory: Caller, live: Any) -> None:
+    client = caller_factory()
+    person = _subject(live)
+    form = {**consent_form_of(client, person), "label": "Sent twice"}
+    first = client.post("/web/consents", data=form)
+    again = client.post("/web/consents", data=form)
+    assert first.status_code == again.status_code == 303
+    assert again.headers["location"] == first.headers["location"]
+
+    form = {**consent_form_of(client, person), "label": "Clicked twice"}
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(lambda _: client.post("/web/consents", data=form), range(2)))
+    assert [r.status_code for r in both] == [303, 303]
+    assert both[0].headers["location"] == both[1].headers["location"]
+
+    found = client.post(
+        "/web/consents/search",
+        data={
+            "csrf": form["csrf"],
+            "identifier_kind": "nhs_number",
+            "identifier_value": person["nhs_number"],
+        },
+    )
+    assert found.text.count("<td>Sent twice</td>") == 1
+    assert found.text.count("<td>Clicked twice</td>") == 1
