@@ -311,9 +311,10 @@ def _query_form(
     *,
     errors: dict[str, str],
     values: dict[str, Any],
+    notice: str | None = None,
 ) -> Response:
     key = values.get("idempotency_key") or secrets.token_urlsafe(18)
-    return pages.render_form(
+    response = pages.render_form(
         request,
         "query_form.html",
         principal=principal,
@@ -321,7 +322,11 @@ def _query_form(
         errors=errors,
         values=values,
         key=key,
+        notice=notice,
     )
+    if notice:
+        response.status_code = 202
+    return response
 
 
 @router.post("/queries")
@@ -333,10 +338,22 @@ async def submit_query(request: Request) -> Response:
         return _query_form(
             pages, request, principal, session, errors=exc.fields, values=shown_again(form)
         )
-    key = str(form.get("idempotency_key") or secrets.token_urlsafe(18))[:128]
+    hashed = request_hash(body)
+    key = form_key(str(form.get("idempotency_key") or secrets.token_urlsafe(18)), hashed)
     view = await run_query(pages.foundation, principal, body, key)
+    if view is None:
+        return _query_form(
+            pages,
+            request,
+            principal,
+            session,
+            errors={},
+            values=form,
+            notice="Your query is still running. Send the form again in a moment to see its "
+            "answer: it will not run twice.",
+        )
     response = _see_other(f"/web/queries/{view.query_id}")
-    pages.codec.write(response, session.with_answer(view.query_id, key, request_hash(body)))
+    pages.codec.write(response, session.with_answer(view.query_id, key, hashed))
     return response
 
 

@@ -373,3 +373,25 @@ def test_a_consent_form_sent_twice_records_one_consent(caller_factory: Caller, l
     )
     assert found.text.count("<td>Sent twice</td>") == 1
     assert found.text.count("<td>Clicked twice</td>") == 1
+
+
+def test_a_query_form_clicked_twice_shows_the_one_answer(caller_factory: Caller, live: Any) -> None:
+    client = caller_factory()
+    page = client.get("/web/queries/new").text
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', page)
+    assert key is not None
+    form = {
+        **query_form_of(_subject(live)),
+        "csrf": form_token(page),
+        "idempotency_key": key.group(1),
+    }
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(lambda _: client.post("/web/queries", data=form), range(2)))
+    assert [r.status_code for r in both] == [303, 303], [r.text[-2000:] for r in both]
+    assert both[0].headers["location"] == both[1].headers["location"]
+
+    # The same form changed (Back, edit, send) asks something new: it is run, not refused.
+    edited = client.post("/web/queries", data={**form, "case_reference": "EH-2231"})
+    assert edited.status_code == 303, edited.text
+    assert edited.headers["location"] != both[0].headers["location"]
+    assert "Idempotency-Key" not in client.get(edited.headers["location"]).text
