@@ -245,8 +245,9 @@ class ConsentService:
         """Move a consent to a new state (e.g. withdraw it); the old states stay.
 
         Raises ``Forbidden`` if the actor's agency is not registered; ``NotFound``,
-        ``InvalidChange`` for a transition the state does not allow (naming those it
-        does), ``Conflict`` if someone changed it at the same moment.
+        ``InvalidChange`` for a record past its expiry or a transition the state does
+        not allow (naming those it does), ``Conflict`` if someone changed it at the same
+        moment.
         """
         if actor.agency not in self._vocabulary().agencies:
             raise agency_not_registered(actor)
@@ -259,6 +260,15 @@ class ConsentService:
         keys = sorted(k for k in filed if not k.startswith(CONSENT_KEY_PREFIX))
         current = _effective(row, rows, now)
         state = current[0] if current is not None else "not_sought"
+        if row.expires_at is not None and row.expires_at <= now:
+            # Whatever it says, a record past its expiry takes no new answer: consent
+            # given now would read as expired at once, and a refusal would outlive the
+            # period the record was made for.
+            expired_on = row.expires_at.isoformat().replace("+00:00", "Z")
+            raise InvalidChange(
+                f"this record expired on {expired_on}; record a new consent",
+                current_state=state,
+            )
         if change.state not in TRANSITIONS[state]:
             allowed = ", ".join(sorted(TRANSITIONS[state])) or "none; record a new consent"
             raise InvalidChange(

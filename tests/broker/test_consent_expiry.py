@@ -72,9 +72,39 @@ def test_a_given_consent_reads_expired_after_its_expiry(
     assert read.state == "expired"
     assert [(h.state, h.automatic) for h in read.history] == [("given", False), ("expired", True)]
     assert read.history[1].at == START + timedelta(days=30)
-    with pytest.raises(InvalidChange, match="expired cannot become withdrawn"):
+    with pytest.raises(InvalidChange, match="expired on 2026-03-31T09:00:00Z; record a new"):
         service.transition(CASEWORKER, recorded.id, ConsentTransition(state="withdrawn"))
     # Reading an expired consent records nothing: expiry is no one's act.
+    assert len(log.search(SearchQuery(kind="consent_change")).entries) == 1
+
+
+@pytest.mark.parametrize(("first", "then"), [("refused", "given"), ("not_sought", "refused")])
+def test_a_record_past_its_expiry_takes_no_new_answer_whatever_it_says(
+    parts: tuple[ConsentService, Clock, AuditLog], first: str, then: str
+):
+    service, clock, log = parts
+    recorded = service.record(
+        CASEWORKER,
+        ConsentIn(
+            identifiers=[Identifier(kind="upn", value="B801200005001")],
+            purpose="early_help_assessment",
+            scope="all",
+            state=first,
+            channel="phone",
+            note="Not asked yet: visit booked",
+            expires_at=START + timedelta(days=30),
+        ),
+    )
+    clock.now = START + timedelta(days=31)
+    with pytest.raises(InvalidChange) as refused:
+        service.transition(
+            CASEWORKER, recorded.id, ConsentTransition(state=then, note="Mother now agrees")
+        )
+    assert (refused.value.status, refused.value.code) == (422, "invalid-change")
+    assert refused.value.detail == (
+        "this record expired on 2026-03-31T09:00:00Z; record a new consent"
+    )
+    assert [h.state for h in service.get(recorded.id).history] == [first]
     assert len(log.search(SearchQuery(kind="consent_change")).entries) == 1
 
 
