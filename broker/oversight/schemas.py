@@ -102,14 +102,17 @@ class AuditSearch(_In):
     query_id: Name | None = None
     since: AwareDatetime | None = Field(default=None, description="Entries at or after this.")
     until: AwareDatetime | None = Field(default=None, description="Entries before this.")
+    # Strict: a JSON true, 1.0 or "1" is not a cursor or a limit, however lax parsing
+    # would read it.
     cursor: int | None = Field(
         default=None,
+        strict=True,
         ge=0,
         # An index is a 64-bit integer in every store; a larger cursor is not one we gave.
         le=2**63 - 1,
         description="The previous page's next_cursor, for the next page.",
     )
-    limit: int = Field(default=50, ge=1, le=200)
+    limit: int = Field(default=50, strict=True, ge=1, le=200)
 
 
 class Digests(BaseModel):

@@ -131,6 +131,22 @@ async def test_search_by_person_from_identifiers(broker: Desk) -> None:
     assert "'<agency>:<reference>'" in bad.json()["errors"][0]["message"]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [{"cursor": True}, {"cursor": 1.0}, {"limit": "5"}, {"limit": 5.0}],
+    ids=["cursor true", "cursor 1.0", "limit '5'", "limit 5.0"],
+)
+async def test_a_cursor_or_limit_that_is_not_a_whole_number_is_refused_not_read_as_one(
+    broker: Desk, body: dict[str, object]
+) -> None:
+    _fill(broker)
+    response = await broker.client.post("/v1/audit/search", json=body, headers=broker.officer())
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert error["location"] == next(iter(body))
+    assert error["message"] == "Input should be a valid integer"
+
+
 async def test_a_search_for_a_person_naming_no_identifier_is_refused(broker: Desk) -> None:
     _fill(broker)
     response = await broker.client.post(
