@@ -196,7 +196,7 @@ async def sign_in(request: Request) -> Response:
         role = _SIGN_IN_ROLES.get(str(form.get("role")))
         if role is None:
             errors["role"] = "Choose caseworker or IG officer"
-        if not errors:
+        if not errors and role is not None:
             token = issuer.mint(
                 role=role, agency=agency, name=name, job_role=job, ttl_seconds=8 * 3600
             )
