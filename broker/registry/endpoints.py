@@ -67,7 +67,8 @@ async def change_agency(
 ) -> AgencyOut:
     """Change an agency's name or type. An agency with a connector takes a new type only
     if the connector's signed manifest announces it too (it is fetched again); a
-    connector given with the new type replaces the registered one."""
+    connector given with the new type replaces the registered one, and one given without
+    a new type is refused."""
     change = AgencyChange(name=body.name, type=body.type)
     return await service.change_agency(principal, agency_id, change, body.connector)
 

@@ -122,7 +122,8 @@ class AgencyUpdate(AgencyChange):
         description=(
             "Only with a new type, when the agency's connector moves at the same time: the"
             " new connector, which must announce the new type, registered with it. Without"
-            " it, the registered connector is asked."
+            " it, the registered connector is asked. With the type unchanged it is refused:"
+            " register a connector with PUT /v1/agencies/{agency_id}/connector."
         ),
     )
 

@@ -121,8 +121,9 @@ async def load_registry_file(service: RegistryService, actor: Principal, path: P
             changes += 1
         if before is not None and (before.name, before.type) != (agency.name, agency.type):
             # A connector that moves with the new type is the one asked to confirm it.
+            moved = agency.connector if before.type != agency.type else None
             await service.change_agency(
-                actor, agency.id, AgencyChange(name=agency.name, type=agency.type), agency.connector
+                actor, agency.id, AgencyChange(name=agency.name, type=agency.type), moved
             )
             changes += 1
         if agency.connector is not None:

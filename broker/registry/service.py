@@ -252,11 +252,19 @@ class RegistryService:
         again and stored with the change. ``connector``, with a new type, is a connector
         replacing the registered one: it is asked instead, and registered with the new
         type. Unchanged, it stores nothing. Raises ``NotFound``, ``InvalidChange`` for a
-        type the policy catalogue does not list or a bad key, ``Conflict`` if the
-        connector announces another type (or the registered one changed meanwhile),
-        ``ManifestRejected`` or ``ConnectorUnreachable``.
+        type the policy catalogue does not list, a bad key, or a ``connector`` without a
+        new type, ``Conflict`` if the connector announces another type (or the
+        registered one changed meanwhile), ``ManifestRejected`` or
+        ``ConnectorUnreachable``.
         """
         current = await asyncio.to_thread(self.get_agency, agency_id)
+        if connector is not None and current.type == change.type:
+            # Taken only to confirm a new type; dropped otherwise, it would read as
+            # registered when nothing was.
+            raise InvalidChange(
+                "connector is taken only with a new type, to confirm it; to register or"
+                f" replace {agency_id}'s connector, use PUT /v1/agencies/{agency_id}/connector"
+            )
         confirmed = None
         asked = connector or current.connector
         if current.type != change.type and asked is not None:

@@ -381,6 +381,35 @@ async def test_an_agency_moving_to_a_new_connector_is_retyped_with_it(
     ]
 
 
+async def test_a_connector_sent_with_an_agency_change_but_no_new_type_is_refused(
+    tmp_path: Path, dev_issuer: IssuerServer
+):
+    police, moved = FakeConnector("police"), FakeConnector("police")
+    connectors = {"police": police, "police2": moved}
+    async with running_broker(tmp_path, dev_issuer, connectors=connectors) as broker:
+        admin = await _police_connector(broker, police)
+        body = {
+            "name": "Riverside Constabulary",
+            "type": "police",
+            "connector": {"base_url": "http://police2.test", "public_key": moved.public_key},
+        }
+        response = await broker.client.put("/v1/agencies/police", json=body, headers=admin)
+        stored = await broker.client.get("/v1/agencies/police", headers=admin)
+        entries = broker.entries("registry_change")
+    assert response.status_code == 422, response.text
+    assert response.json()["type"] == "urn:junction:problem:invalid-change"
+    assert response.json()["detail"] == (
+        "connector is taken only with a new type, to confirm it; to register or replace"
+        " police's connector, use PUT /v1/agencies/police/connector"
+    )
+    # Neither the name nor the connector changed: nothing reads as done that was not.
+    assert (stored.json()["name"], stored.json()["connector"]["base_url"]) == (
+        "Riverside Police",
+        "http://police.test",
+    )
+    assert len(entries) == 3
+
+
 async def test_a_retype_whose_manifest_cannot_be_stored_leaves_the_type_as_it_was(
     tmp_path: Path, dev_issuer: IssuerServer, monkeypatch: pytest.MonkeyPatch
 ):

@@ -109,6 +109,27 @@ async def test_a_seed_moving_an_agency_to_a_new_connector_and_type_registers_bot
     assert (record.agency_type, record.base_url) == ("youth_justice", "http://police2.test")
 
 
+async def test_a_seed_renaming_an_agency_listed_with_its_connector_renames_it(
+    tmp_path: Path, dev_issuer: IssuerServer
+):
+    police = FakeConnector("police")
+    path = tmp_path / "registry.yaml"
+    path.write_text(yaml.safe_dump(registry_yaml({"police": police}, FIELDS)))
+    async with running_broker(tmp_path, dev_issuer, connectors={"police": police}) as broker:
+        registry = broker.app.state.registry
+        await load_registry_file(registry, SEEDER, path)
+        seed = registry_yaml({"police": police}, FIELDS)
+        agencies: list[dict[str, Any]] = seed["agencies"]  # type: ignore[assignment]
+        agencies[1].update(name="Riverside Constabulary")
+        path.write_text(yaml.safe_dump(seed))
+        report = await load_registry_file(registry, SEEDER, path)
+        agency = registry.get_agency("police")
+    assert report.changes == 1
+    assert agency.name == "Riverside Constabulary"
+    assert agency.connector is not None
+    assert agency.connector.base_url == "http://police.test"
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [
