@@ -45,17 +45,20 @@ def create_app(
     audit_log: AuditLog | None = None,
     connector_transport: httpx.AsyncBaseTransport | None = None,
     oidc_transport: httpx.AsyncBaseTransport | None = None,
+    opened: Foundation | None = None,
 ) -> FastAPI:
     """Build the broker application from ``settings``.
 
     ``audit_log`` replaces the broker's own log (which is otherwise opened at start-up
     from settings); the transports are how tests reach connectors and the identity
-    provider.
+    provider. ``opened`` is a foundation already opened, served instead of one opened
+    at start-up and closed at shutdown: ``broker serve`` opens it before it starts, so
+    that a setting that cannot work ends the command with one line.
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        foundation = Foundation.open(
+        foundation = opened or Foundation.open(
             settings,
             audit_log=audit_log,
             connector_transport=connector_transport,

@@ -52,8 +52,13 @@ app.add_typer(policy_cli.app, name="policy")
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print a one-line error to stderr and return the exit to raise."""
-    typer.echo(f"error: {message}", err=True)
+    """Print a one-line error to stderr and return the exit to raise.
+
+    A message that spans lines (a database driver's hint on a second line) is joined
+    into one.
+    """
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    typer.echo(f"error: {line}", err=True)
     return typer.Exit(code)
 
 
@@ -115,11 +120,12 @@ def broker_serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
     """Start the broker's HTTP service (settings from JUNCTION_* variables)."""
-    import uvicorn
-
     from broker.app import create_app
+    from broker.errors import BrokerError
+    from broker.foundation import Foundation
     from broker.settings import BrokerSettings
     from connectors.observability import configure_logging
+    from connectors.serving import ListenError, listening, serve
 
     settings = BrokerSettings()
     if host is not None:
@@ -127,7 +133,19 @@ def broker_serve(
     if port is not None:
         settings.port = port
     configure_logging(json_output=settings.log_json, level=settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    # The address, the database, the keys and the policy bundle are all tried before
+    # the server starts: a setting that cannot work is one line and exit 2, not a
+    # start-up traceback.
+    try:
+        with listening(settings.host, settings.port) as sockets:
+            try:
+                foundation = Foundation.open(settings)
+            except BrokerError as exc:
+                raise fail(exc.detail) from None
+            app = create_app(settings, opened=foundation)
+            serve(app, sockets, host=settings.host, port=settings.port)
+    except ListenError as exc:
+        raise fail(exc.detail) from None
 
 
 def _env_prefix(settings_name: str) -> str | None:

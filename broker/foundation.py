@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,23 @@ __all__ = [
     "open_audit_log",
     "open_dev_issuer",
     "open_policy",
+    "prepare_data_dir",
 ]
+
+
+def prepare_data_dir(settings: BrokerSettings) -> Path:
+    """``JUNCTION_DATA_DIR``, created if missing.
+
+    Raises ``ConfigurationError`` if it cannot be created (a read-only or missing
+    parent, say); ``BrokerSettings`` has already refused one that is a file.
+    """
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"JUNCTION_DATA_DIR {settings.data_dir} cannot be created: {exc.strerror}"
+        ) from None
+    return settings.data_dir
 
 
 def open_audit_log(settings: BrokerSettings) -> AuditLog:
@@ -57,8 +74,9 @@ def open_audit_log(settings: BrokerSettings) -> AuditLog:
     Raises ``ConfigurationError`` for an unusable key, ``StoreUnavailable`` if the
     database cannot hold the log.
     """
+    prepare_data_dir(settings)
     path = settings.audit_key_file()
-    load_or_create_key(path)
+    load_or_create_key(path, "the audit log's key")
     try:
         signer = NoteSigner.from_pem(path, settings.audit_origin)
         return AuditLog.open(settings.resolved_database_url(), signer, origin=settings.audit_origin)
@@ -142,6 +160,7 @@ def load_or_create_secret(path: Path) -> bytes:
 
 def open_dev_issuer(settings: BrokerSettings) -> DevIssuer:
     """The development issuer, with its key in data_dir. Raises ``ConfigurationError``."""
+    prepare_data_dir(settings)
     key = load_or_create_key(settings.dev_issuer_key_file())
     return DevIssuer(key, settings.dev_issuer_url(), settings.oidc_audience)
 
@@ -184,19 +203,28 @@ class Foundation:
         ``audit_log`` is used if given (and left open by ``close``); otherwise the
         broker's own log is opened. The transports are the seams tests use to reach
         connectors and the identity provider. Raises ``ConfigurationError`` or
-        ``StoreUnavailable``.
+        ``StoreUnavailable``, having closed what it opened.
         """
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = Database.open(settings.resolved_database_url())
-        owns = audit_log is None
-        try:
-            audit = audit_log if audit_log is not None else open_audit_log(settings)
-        except BaseException:
-            db.close()
-            raise
+        prepare_data_dir(settings)
+        # The key files first: a wrong one is found before the database is migrated.
+        signer = Signer(
+            load_or_create_key(settings.signing_key_file(), "JUNCTION_SIGNING_KEY"),
+            settings.name,
+        )
+        sealing_secret = load_or_create_secret(settings.sealing_key_file())
         subject_keys = SubjectKeys.load_or_create(
             settings.subject_key_file(), settings.consent_key_file()
         )
+        dev_issuer = open_dev_issuer(settings) if settings.dev_issuer else None
+        owns = audit_log is None
+        with ExitStack() as opened:
+            db = Database.open(settings.resolved_database_url())
+            opened.callback(db.close)
+            audit = audit_log if audit_log is not None else open_audit_log(settings)
+            if owns:
+                opened.callback(audit.close)
+            policy = open_policy(settings, audit)
+            opened.pop_all()
         http = httpx.AsyncClient(transport=connector_transport, timeout=10.0)
         oidc_http = httpx.AsyncClient(transport=oidc_transport, timeout=10.0)
         verifier = TokenVerifier(
@@ -211,7 +239,6 @@ class Foundation:
             jwks_ttl_seconds=settings.oidc_jwks_ttl_seconds,
             leeway_seconds=settings.oidc_leeway_seconds,
         )
-        policy = open_policy(settings, audit)
         registry = RegistryService(
             db,
             audit,
@@ -224,12 +251,8 @@ class Foundation:
         consent = ConsentService(
             db, audit, subject_keys, vocabulary=lambda: _consent_vocabulary(policy, registry)
         )
-        client = ConnectorClient(
-            Signer(load_or_create_key(settings.signing_key_file()), settings.name),
-            KeyRing(),
-            transport=connector_transport,
-        )
-        store = QueryStore(db, load_or_create_secret(settings.sealing_key_file()))
+        client = ConnectorClient(signer, KeyRing(), transport=connector_transport)
+        store = QueryStore(db, sealing_secret)
         metrics = BrokerMetrics()
         oversight = OversightService(
             audit=audit,
@@ -261,7 +284,7 @@ class Foundation:
             consent=consent,
             subject_keys=subject_keys,
             token_verifier=verifier,
-            dev_issuer=open_dev_issuer(settings) if settings.dev_issuer else None,
+            dev_issuer=dev_issuer,
             policy=policy,
             connector_client=client,
             query_store=store,

@@ -50,20 +50,23 @@ class _Grant:
     expires: float
 
 
-def load_or_create_key(path: Path) -> KeyPair:
+def load_or_create_key(path: Path, what: str = "the development issuer key") -> KeyPair:
     """The Ed25519 key at ``path``, created (mode 0600) if missing.
 
-    Raises ``ConfigurationError`` if the file exists but is not an Ed25519 PEM key.
+    Raises ``ConfigurationError``, naming the key as ``what``, if the file cannot be
+    created or exists but is not an Ed25519 PEM key.
     """
     if not path.exists():
         try:
             return generate_key_files(path.parent, path.stem)
         except KeyFileError:
             pass  # another process created it first; read theirs
+        except OSError as exc:
+            raise ConfigurationError(f"cannot create {what} {path}: {exc.strerror}") from None
     try:
         return load_private_key(path)
     except KeyFileError as exc:
-        raise ConfigurationError(f"the development issuer key is unusable: {exc}") from None
+        raise ConfigurationError(f"{what} is unusable: {exc}") from None
 
 
 def _b64url(data: bytes) -> str:
