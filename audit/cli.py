@@ -23,6 +23,7 @@ from sqlalchemy import exc as sa_exc
 
 from audit import merkle
 from audit._dbsource import DatabaseSource
+from audit._newfile import new_file
 from audit.checkpoint import Checkpoint, NoteVerifier, kept_note, open_checkpoint
 from audit.entry import parse_leaf
 from audit.errors import AuditError, CheckpointError, EntryNotFound, ProofError
@@ -278,10 +279,16 @@ def verify(
     raise typer.Exit(0 if report.ok else 1)
 
 
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Replace the --out file if there is one already.")
+]
+
+
 @app.command()
 def export(
     db: Annotated[str, typer.Option("--db", help="Database URL of the log.")],
     out: Annotated[Path, typer.Option("--out", help="File to write (.jsonl or .jsonl.gz).")],
+    force: ForceOption = False,
 ) -> None:
     """Write the whole log (entries, checkpoints, log key) to one file to carry away."""
     with _errors():
@@ -289,7 +296,7 @@ def export(
         with Progress(transient=True) as progress:
             task = progress.add_task("exporting", total=store.size())
             summary = export_bundle(
-                store, out, progress=lambda n: progress.update(task, completed=n)
+                store, out, replace=force, progress=lambda n: progress.update(task, completed=n)
             )
     _out.print(f"exported {summary.entries} entries and {summary.checkpoints} checkpoints to {out}")
 
@@ -298,14 +305,17 @@ def export(
 def checkpoint(
     db: Annotated[str, typer.Option("--db", help="Database URL of the log.")],
     out: Annotated[Path | None, typer.Option("--out", help="Also save it to this file.")] = None,
+    force: ForceOption = False,
 ) -> None:
     """Print the latest signed checkpoint, to keep for a later consistency check."""
     with _errors():
-        latest = Store.open(db, migrate=False).latest_checkpoint()
+        store = Store.open(db, migrate=False)
+        latest = store.latest_checkpoint()
         if latest is None:
             raise _fail("the log has no signed checkpoint yet", 1)
         if out is not None:
-            out.write_text(latest[1])
+            with new_file(out, replace=force, protected=store.database_files()) as kept:
+                kept.write(latest[1].encode())
     typer.echo(latest[1], nl=False)
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "EntryError",
     "EntryNotFound",
     "LogClosed",
+    "OutputError",
     "ProofError",
     "ReceiptTimeout",
     "StoreError",
@@ -103,6 +104,14 @@ class StoreError(AuditError):
     code = "audit-store-unavailable"
     title = "Audit store unavailable"
     status = 503
+
+
+class OutputError(AuditError):
+    """A file was not written: it exists, it is the log's own database, or writing failed."""
+
+    code = "audit-output-refused"
+    title = "File not written"
+    status = 409
 
 
 class LogClosed(AuditError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ import sqlalchemy as sa
 from audit import _tables as t
 from audit._chunks import Chunk
 from audit._dbsource import DatabaseSource
+from audit._newfile import new_file
 from audit.errors import AuditError
 from audit.merkle import NodeId, leaf_hash, subtree_levels
 from audit.store import Store
@@ -49,16 +51,46 @@ class ExportSummary:
     path: Path
 
 
-def _open(path: Path, mode: str) -> IO[bytes]:
+def _open(path: Path) -> IO[bytes]:
     if path.suffix == ".gz":
-        return gzip.open(path, mode + "b")  # type: ignore[return-value]
-    return path.open(mode + "b")
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
+
+
+@contextmanager
+def _compressed(stream: IO[bytes], path: Path) -> Iterator[IO[bytes]]:
+    """``stream``, gzip-compressed if ``path`` ends in ``.gz``."""
+    if path.suffix != ".gz":
+        yield stream
+        return
+    # Named after the bundle, not the temporary file it is written to.
+    with gzip.GzipFile(filename=path.name, mode="wb", fileobj=stream) as packed:
+        yield packed  # type: ignore[misc]
 
 
 def export_bundle(
-    store: Store, path: Path, *, progress: Callable[[int], None] | None = None
+    store: Store,
+    path: Path,
+    *,
+    replace: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> ExportSummary:
-    """Write the whole log at ``store`` to ``path``. Raises ``StoreError`` or ``OSError``."""
+    """Write the whole log at ``store`` to ``path``, which appears only once complete.
+
+    An existing file is replaced only if ``replace``, and never one of the log's own
+    database files. Raises ``OutputError`` for a file that may not or cannot be
+    written, ``StoreError`` if the log cannot be read; either leaves ``path`` as it was.
+    """
+    with (
+        new_file(path, replace=replace, protected=store.database_files()) as stream,
+        _compressed(stream, path) as out,
+    ):
+        return _write_bundle(store, out, path, progress)
+
+
+def _write_bundle(
+    store: Store, out: IO[bytes], path: Path, progress: Callable[[int], None] | None
+) -> ExportSummary:
     origin = store.get_meta("origin")
     checkpoints = store.checkpoints()
     with store.read() as conn:
@@ -71,32 +103,31 @@ def export_bundle(
         "exported_at": datetime.now(UTC).isoformat(),
     }
     count = 0
-    with _open(path, "w") as out:
-        out.write(orjson.dumps(header) + b"\n")
-        for size, note in checkpoints:
-            out.write(orjson.dumps({"checkpoint": note, "size": size}) + b"\n")
-        for chunk in DatabaseSource(store).chunks(1 << 14):
-            lines = []
-            private: dict[int, list[list[str]]] = {}
-            for index, name, salt, value in chunk.openings:
-                private.setdefault(index, []).append([name, bytes(salt).hex(), value])
-            for index, leaf, hash_ in zip(chunk.indexes, chunk.leaves, chunk.hashes, strict=True):
-                line: dict[str, Any] = {"i": index, "leaf": leaf.decode(), "hash": hash_.hex()}
-                if index in private:
-                    line["private"] = private[index]
-                erasure = erasures.get(index)
-                if erasure is not None:
-                    line["erased"] = {
-                        "by": erasure.erased_by,
-                        "at_us": erasure.erased_at_us,
-                        "reason": erasure.reason,
-                        "entry": erasure.erasure_idx,
-                    }
-                lines.append(orjson.dumps(line))
-            out.write(b"\n".join(lines) + b"\n")
-            count += len(lines)
-            if progress is not None:
-                progress(count)
+    out.write(orjson.dumps(header) + b"\n")
+    for size, note in checkpoints:
+        out.write(orjson.dumps({"checkpoint": note, "size": size}) + b"\n")
+    for chunk in DatabaseSource(store).chunks(1 << 14):
+        lines = []
+        private: dict[int, list[list[str]]] = {}
+        for index, name, salt, value in chunk.openings:
+            private.setdefault(index, []).append([name, bytes(salt).hex(), value])
+        for index, leaf, hash_ in zip(chunk.indexes, chunk.leaves, chunk.hashes, strict=True):
+            line: dict[str, Any] = {"i": index, "leaf": leaf.decode(), "hash": hash_.hex()}
+            if index in private:
+                line["private"] = private[index]
+            erasure = erasures.get(index)
+            if erasure is not None:
+                line["erased"] = {
+                    "by": erasure.erased_by,
+                    "at_us": erasure.erased_at_us,
+                    "reason": erasure.reason,
+                    "entry": erasure.erasure_idx,
+                }
+            lines.append(orjson.dumps(line))
+        out.write(b"\n".join(lines) + b"\n")
+        count += len(lines)
+        if progress is not None:
+            progress(count)
     return ExportSummary(count, len(checkpoints), path)
 
 
@@ -108,7 +139,7 @@ class BundleSource:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            with _open(path, "r") as handle:
+            with _open(path) as handle:
                 self.header = self._parse(handle.readline(), 1)
                 self._checkpoints = []
                 for number, raw in enumerate(handle, start=2):
@@ -142,7 +173,7 @@ class BundleSource:
     def entry_lines(self) -> Iterator[dict[str, Any]]:
         """Every entry line of the bundle, in file order."""
         try:
-            with _open(self.path, "r") as handle:
+            with _open(self.path) as handle:
                 for number, raw in enumerate(handle, start=1):
                     line = self._parse(raw, number)
                     if "i" in line:

@@ -295,6 +295,15 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def database_files(self) -> list[Path]:
+        """The files that hold the log: on SQLite the database and the journals beside
+        it (whether or not they exist now); none on PostgreSQL."""
+        database = self.engine.url.database
+        if self.is_postgres or not database:
+            return []
+        path = Path(database)
+        return [path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal"))]
+
     # -- metadata ------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
