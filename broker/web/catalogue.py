@@ -1,4 +1,5 @@
-"""What the query form offers: purposes, legal bases, gateways and break-glass reasons.
+"""What the query form offers: purposes, legal bases, gateways, the conditions for special
+category and criminal offence data, reasons consent was not sought, break-glass reasons.
 
 Read from the policy bundle's catalogue (the same data the policy decides with), so the
 form never offers a purpose policy does not know.
@@ -32,6 +33,7 @@ class PurposeChoice:
     consent_allowed: bool
     roles: tuple[str, ...]
     case_reference_required: bool
+    conditions: tuple[str, ...] = ()
 
     @property
     def hint(self) -> str:
@@ -48,6 +50,9 @@ class Catalogue:
     purposes: tuple[PurposeChoice, ...]
     legal_bases: tuple[Choice, ...]
     gateways: tuple[Choice, ...]
+    conditions: tuple[Choice, ...]
+    reasons_needed: frozenset[str]
+    not_sought_reasons: tuple[Choice, ...]
     break_glass_reasons: tuple[Choice, ...]
     break_glass_roles: tuple[str, ...]
     reason_texts: Mapping[str, str]
@@ -73,9 +78,11 @@ class Catalogue:
                 consent_allowed="consent" in item["legal_bases"],
                 roles=tuple(item.get("roles", ())),
                 case_reference_required=bool(item.get("case_reference_required")),
+                conditions=tuple(item.get("conditions", ())),
             )
             for code, item in data["purposes"].items()
         )
+        conditions = data.get("conditions", {})
         glass = data.get("break_glass", {})
         return cls(
             purposes=purposes,
@@ -84,6 +91,19 @@ class Catalogue:
                 for code, item in data["legal_bases"].items()
             ),
             gateways=tuple(gateways.values()),
+            conditions=tuple(
+                Choice(code, item["title"], _condition_hint(code, item, purposes))
+                for code, item in conditions.items()
+            ),
+            reasons_needed=frozenset(
+                code
+                for code, item in conditions.items()
+                if item.get("requires_reason_without_consent")
+            ),
+            not_sought_reasons=tuple(
+                Choice(code, item["text"].rstrip("."))
+                for code, item in data.get("consent_not_sought_reasons", {}).items()
+            ),
             break_glass_reasons=tuple(
                 Choice(code, item["text"]) for code, item in glass.get("reason_codes", {}).items()
             ),
@@ -99,3 +119,15 @@ class Catalogue:
             return cls.from_data(bundle.data["catalogue"])
         except (KeyError, TypeError) as exc:
             raise PolicyError(f"the policy catalogue is incomplete: missing {exc}") from None
+
+
+def _condition_hint(code: str, item: Mapping[str, Any], purposes: tuple[PurposeChoice, ...]) -> str:
+    """The line under a condition: its article, the purposes it serves, and whether a
+    public task needs the reason consent was not sought (policy's
+    ``requires_reason_without_consent``)."""
+    names = [p.title.split(" (")[0].lower() for p in purposes if code in p.conditions]
+    serves = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
+    hint = f"{item['article']}. For {serves or 'no purpose'}."
+    if item.get("requires_reason_without_consent"):
+        hint += " On a public task, also choose why consent was not sought."
+    return hint

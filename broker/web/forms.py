@@ -17,6 +17,7 @@ from broker.consent.schemas import ConsentIn, ConsentSearch, ConsentTransition
 from broker.errors import Conflict, InvalidChange
 from broker.oversight.schemas import SubjectAccessIn
 from broker.queries.schemas import FamilyQueryRequest
+from broker.web.catalogue import Catalogue
 from broker.web.errors import BadForm
 
 __all__ = [
@@ -53,6 +54,7 @@ _QUERY_FIELDS = {
     ("subject", "identifiers", "ni_number"): "ni_number",
     ("break_glass", "reason_code"): "break_glass_reason",
     ("break_glass", "text"): "break_glass_text",
+    ("conditions",): "conditions",
 }
 
 
@@ -63,6 +65,13 @@ def _text(form: Mapping[str, Any], name: str) -> str:
 
 def _optional(form: Mapping[str, Any], name: str) -> str | None:
     return _text(form, name) or None
+
+
+def _ticked(form: Mapping[str, Any], name: str) -> list[str]:
+    """The values of the boxes ticked among those called ``name``."""
+    value = form.get(name)
+    values = [value] if isinstance(value, str) else value or []
+    return [str(v) for v in values if v]
 
 
 # The identifier forms ask for one identifier: its kind and its value.
@@ -84,7 +93,8 @@ def _errors(exc: ValidationError, names: Mapping[tuple[str, ...], str]) -> dict[
     fields: dict[str, str] = {}
     for error in exc.errors():
         loc = tuple(str(part) for part in error["loc"])
-        name = names.get(loc) or names.get(loc[:2]) or (loc[-1] if loc else "form")
+        name = names.get(loc) or names.get(loc[:2]) or names.get(loc[:1])
+        name = name or (loc[-1] if loc else "form")
         message = str(error["msg"]).removeprefix("Value error, ")
         kind, _, rest = message.partition(" ")
         if kind in _KIND_WORDS:
@@ -105,10 +115,11 @@ _TYPED = {
     "upn": "unique pupil number",
     "ni_number": "National Insurance number",
     "case_reference": "case reference",
+    "override_reason": "reason for sharing despite a refusal",
     "justification": "reason you need this information",
     "break_glass_text": "description of the emergency",
 }
-_TEXT_AREAS = frozenset({"justification", "break_glass_text"})
+_TEXT_AREAS = frozenset({"justification", "override_reason", "break_glass_text"})
 
 
 def _unwanted(name: str, char: str) -> bool:
@@ -137,8 +148,11 @@ def shown_again(form: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def query_form(form: Mapping[str, Any]) -> FamilyQueryRequest:
-    """The family query a submitted form asks. Raises ``BadForm`` naming each bad field."""
+def query_form(form: Mapping[str, Any], catalogue: Catalogue) -> FamilyQueryRequest:
+    """The family query a submitted form asks, its choices those ``catalogue`` offers.
+
+    Raises ``BadForm`` naming each bad field.
+    """
     fields: dict[str, str] = {}
     identifiers = {k: _text(form, k) for k in ("nhs_number", "upn", "ni_number") if _text(form, k)}
     born = _text(form, "date_of_birth")
@@ -161,6 +175,10 @@ def query_form(form: Mapping[str, Any]) -> FamilyQueryRequest:
         }
         if not break_glass["reason_code"]:
             fields["break_glass_reason"] = "Choose why emergency access is needed"
+    public_task = legal_basis == "public_task"
+    conditions = _ticked(form, "conditions")
+    not_sought = _optional(form, "consent_not_sought_reason")
+    fields.update(_special_category(catalogue, conditions, not_sought, public_task=public_task))
     body: dict[str, Any] = {
         "subject": {
             "given_name": _text(form, "given_name"),
@@ -172,9 +190,13 @@ def query_form(form: Mapping[str, Any]) -> FamilyQueryRequest:
         },
         "purpose": _text(form, "purpose") or "unknown",
         "legal_basis": legal_basis,
-        "gateway": gateway if legal_basis == "public_task" else None,
+        "gateway": gateway if public_task else None,
         "case_reference": _optional(form, "case_reference"),
         "justification": _text(form, "justification"),
+        "conditions": conditions,
+        # Policy reads these two only on a public task, as it does the gateway.
+        "consent_not_sought_reason": not_sought if public_task else None,
+        "override_reason": _optional(form, "override_reason") if public_task else None,
         "break_glass": break_glass,
     }
     try:
@@ -193,6 +215,24 @@ def query_form(form: Mapping[str, Any]) -> FamilyQueryRequest:
     return request
 
 
+def _special_category(
+    catalogue: Catalogue, conditions: list[str], not_sought: str | None, *, public_task: bool
+) -> dict[str, str]:
+    """What is wrong with the conditions and the reason consent was not sought."""
+    fields: dict[str, str] = {}
+    if not set(conditions) <= {c.code for c in catalogue.conditions}:
+        fields["conditions"] = "Choose conditions from the list"
+    if not_sought is not None and not_sought not in {r.code for r in catalogue.not_sought_reasons}:
+        fields["consent_not_sought_reason"] = "Choose a reason from the list"
+    elif not_sought is None and public_task and catalogue.reasons_needed & set(conditions):
+        # Policy meets a safeguarding condition on a public task only with the reason:
+        # without it the condition would be named and every such item still withheld.
+        fields["consent_not_sought_reason"] = (
+            "Choose why consent was not sought: a safeguarding condition needs it on a public task"
+        )
+    return fields
+
+
 _ORDER = {
     name: i
     for i, name in enumerate(
@@ -208,6 +248,9 @@ _ORDER = {
             "purpose",
             "legal_basis",
             "gateway",
+            "conditions",
+            "consent_not_sought_reason",
+            "override_reason",
             "case_reference",
             "justification",
             "break_glass_reason",
@@ -223,6 +266,8 @@ _FRIENDLY = {
     "legal_basis": "Choose the legal basis: consent, or a public task",
     "justification": "Say why you need this information (at least 10 characters)",
     "break_glass_text": "Describe the emergency (at least 10 characters)",
+    "conditions": "Choose conditions from the list",
+    "override_reason": "The reason for sharing despite a refusal can be up to 1,000 characters",
     "identifiers": "Name at least one identifier",
     "channel": "Choose how the person gave their answer",
     "scope": "Choose which agencies the consent covers",

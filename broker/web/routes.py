@@ -99,6 +99,7 @@ async def _form(request: Request) -> dict[str, Any]:
     data: dict[str, Any] = {key: form.get(key) for key in form}
     data["scope_agencies"] = form.getlist("scope_agencies")
     data["restricted_fields"] = form.getlist("restricted_fields")
+    data["conditions"] = form.getlist("conditions")
     return data
 
 
@@ -333,7 +334,7 @@ def _query_form(
 async def submit_query(request: Request) -> Response:
     pages, principal, session, form = await _caseworker_post(request)
     try:
-        body = query_form(form)
+        body = query_form(form, pages.catalogue)
     except BadForm as exc:
         return _query_form(
             pages, request, principal, session, errors=exc.fields, values=shown_again(form)

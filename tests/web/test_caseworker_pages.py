@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -395,3 +396,97 @@ def test_a_query_form_clicked_twice_shows_the_one_answer(caller_factory: Caller,
     assert edited.status_code == 303, edited.text
     assert edited.headers["location"] != both[0].headers["location"]
     assert "Idempotency-Key" not in client.get(edited.headers["location"]).text
+
+
+# A withheld item's row on a result page: what, which agency, and why.
+_WITHHELD_ROW = re.compile(r'<tr><th scope="row">([^<]+)</th><td>([^<]+)</td><td>([^<]+)</td></tr>')
+
+
+def _special_category_withheld(page: str) -> set[tuple[str, str]]:
+    return {
+        (what, agency)
+        for what, agency, why in _WITHHELD_ROW.findall(page)
+        if why.startswith("This is special category data")
+    }
+
+
+def test_a_query_naming_a_condition_and_why_consent_was_not_sought_shares_those_items(
+    caller_factory: Caller, live: Any
+) -> None:
+    client = caller_factory()
+    form = query_form_of(_subject(live))
+    plain = client.get(send_query(client, form).headers["location"]).text
+    withheld = _special_category_withheld(plain)
+    assert withheld, "without a condition, special category items are withheld"
+
+    safeguarding = {
+        "conditions": ["art9_2_g_para18"],
+        "consent_not_sought_reason": "would_prejudice_protection",
+    }
+    sent = send_query(client, {**form, **safeguarding})
+    assert sent.status_code == 303, sent.text
+    page = client.get(sent.headers["location"]).text
+    assert _special_category_withheld(page) == set()
+    for what, agency in withheld:
+        shown = rf'<tr><th scope="row">{re.escape(what)}</th><td>[^<]*</td><td>{agency}</td>'
+        assert re.search(shown, page), f"{what} from {agency} is now shared"
+
+
+def test_the_query_form_offers_the_conditions_and_marks_a_missing_reason(
+    visitor_factory: Any, live: Any
+) -> None:
+    v: Visitor = visitor_factory()
+    v.sign_in("Sam Caseworker", "caseworker")
+    page = v.page
+    v.go("/web/queries/new")
+    expect(
+        page.get_by_role("heading", name="Special category and criminal offence data")
+    ).to_be_visible()
+    expect(page.get_by_label("Health or social care", exact=True)).to_be_visible()
+    expect(page.get_by_label("Why you share despite a refusal (public task)")).to_be_visible()
+
+    person = _subject(live)
+    page.get_by_label("First name").fill(person["given_name"])
+    page.get_by_label("Last name").fill(person["family_name"])
+    page.get_by_label("Early help assessment (Supporting Families)").check()
+    page.get_by_label("Statutory gateway (for a public task)").select_option("ca2004_s10")
+    page.get_by_label("Why you need this information").fill("Police reported a concern today.")
+    page.get_by_label("Safeguarding of children and individuals at risk", exact=True).check()
+    page.get_by_role("button", name="Ask the agencies").click()
+    reason = page.get_by_label("Why consent was not sought (public task)")
+    expect(reason).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#consent_not_sought_reason-error")).to_contain_text(
+        "Choose why consent was not sought"
+    )
+    expect(
+        page.get_by_label("Safeguarding of children and individuals at risk", exact=True)
+    ).to_be_checked()
+    v.assert_accessible("03b-query-form-condition-without-reason")
+
+    reason.select_option("would_prejudice_protection")
+    page.get_by_role("button", name="Ask the agencies").click()
+    expect(page.get_by_role("heading", name="Family query result")).to_be_visible()
+    expect(page.get_by_text("This is special category data")).to_have_count(0)
+    v.assert_accessible("05b-result-with-a-condition")
+
+
+def test_a_refusal_is_overridden_from_the_form_with_the_reason_recorded(
+    caller_factory: Caller, live: Any
+) -> None:
+    client = caller_factory()
+    # Not the other tests' person: a refusal would change what their queries see.
+    person = [p for p in known_to(live.region.truth, 4) if p.get("nhs_number")][3]
+    refusal = {**consent_form_of(client, person), "state": "refused", "label": "Refused"}
+    assert client.post("/web/consents", data=refusal).status_code == 303
+    form = query_form_of(person)
+    refused = client.get(send_query(client, form).headers["location"]).text
+    assert "The person has refused consent; sharing anyway" in html.unescape(refused)
+    assert "<caption>Education</caption>" not in refused
+
+    override = {"override_reason": "Risk of significant harm outweighs the refusal."}
+    sent = send_query(client, {**form, **override})
+    assert sent.status_code == 303, sent.text
+    page = html.unescape(client.get(sent.headers["location"]).text)
+    assert "The person has refused consent" not in page
+    assert "the reason for sharing anyway must be recorded on the case" in page
+    assert "<caption>Education</caption>" in page

@@ -10,12 +10,14 @@ from fastapi import Response
 from starlette.requests import Request
 
 from broker.queries.schemas import FamilyView, MemberView
+from broker.web.catalogue import Catalogue
 from broker.web.chart import stack
 from broker.web.errors import BadForm
 from broker.web.forms import consent_form, consent_search_form, query_form
 from broker.web.graph import layout
 from broker.web.session import COOKIE, SessionCodec, WebSession
 
+CATALOGUE = Catalogue.load()
 GOOD = {
     "given_name": "Amelia",
     "family_name": "Okafor",
@@ -29,7 +31,7 @@ GOOD = {
 
 
 def test_a_good_query_form_becomes_the_api_request() -> None:
-    request = query_form(GOOD)
+    request = query_form(GOOD, CATALOGUE)
     assert request.subject.identifiers == {"nhs_number": "9434765919"}
     assert request.gateway == "ca2004_s10"
     assert request.break_glass is None
@@ -39,7 +41,7 @@ def test_a_bad_query_form_names_each_field_in_plain_words() -> None:
     form = {**GOOD, "given_name": "", "date_of_birth": "2 May 2014", "gateway": ""}
     form["justification"] = "short"
     with pytest.raises(BadForm) as caught:
-        query_form(form)
+        query_form(form, CATALOGUE)
     fields = caught.value.fields
     assert fields["given_name"] == "Enter the person's first name"
     assert fields["date_of_birth"].startswith("Enter the date of birth as YYYY-MM-DD")
@@ -60,13 +62,14 @@ def test_a_query_form_with_a_bad_identifier_names_that_input(
     name: str, typed: str, words: str
 ) -> None:
     with pytest.raises(BadForm) as caught:
-        query_form({**GOOD, name: typed})
+        query_form({**GOOD, name: typed}, CATALOGUE)
     assert caught.value.fields[name].startswith(words)
 
 
 def test_a_query_form_takes_identifiers_typed_with_hyphens_or_in_lower_case() -> None:
     request = query_form(
-        {**GOOD, "nhs_number": "943-476-5919", "upn": "b801200005001", "ni_number": "ab123456c"}
+        {**GOOD, "nhs_number": "943-476-5919", "upn": "b801200005001", "ni_number": "ab123456c"},
+        CATALOGUE,
     )
     assert request.subject.identifiers == {
         "nhs_number": "9434765919",
@@ -75,9 +78,47 @@ def test_a_query_form_takes_identifiers_typed_with_hyphens_or_in_lower_case() ->
     }
 
 
+def test_a_query_form_names_the_conditions_and_reasons_only_a_public_task_reads() -> None:
+    special = {
+        "conditions": ["art9_2_g_para18", "art10_para18"],
+        "consent_not_sought_reason": "would_prejudice_protection",
+        "override_reason": "Risk of significant harm outweighs the refusal.",
+    }
+    request = query_form({**GOOD, **special}, CATALOGUE)
+    assert request.conditions == ["art9_2_g_para18", "art10_para18"]
+    assert request.consent_not_sought_reason == "would_prejudice_protection"
+    assert request.override_reason == "Risk of significant harm outweighs the refusal."
+    consent = query_form({**GOOD, **special, "legal_basis": "consent"}, CATALOGUE)
+    assert consent.conditions == ["art9_2_g_para18", "art10_para18"]
+    assert (consent.consent_not_sought_reason, consent.override_reason) == (None, None)
+
+
+def test_a_query_form_marks_conditions_and_reasons_beside_their_inputs() -> None:
+    with pytest.raises(BadForm) as caught:
+        query_form(
+            {
+                **GOOD,
+                "conditions": ["art9_2_g_para18", "art9_99"],
+                "override_reason": "R" * 1001,
+            },
+            CATALOGUE,
+        )
+    assert caught.value.fields == {
+        "conditions": "Choose conditions from the list",
+        "consent_not_sought_reason": "Choose why consent was not sought: a safeguarding "
+        "condition needs it on a public task",
+        "override_reason": "The reason for sharing despite a refusal can be up to 1,000 characters",
+    }
+    with pytest.raises(BadForm) as caught:
+        query_form({**GOOD, "consent_not_sought_reason": "too_busy"}, CATALOGUE)
+    assert caught.value.fields == {"consent_not_sought_reason": "Choose a reason from the list"}
+
+
 def test_break_glass_needs_a_reason_code() -> None:
     with pytest.raises(BadForm) as caught:
-        query_form({**GOOD, "break_glass": "yes", "break_glass_text": "Child missing now."})
+        query_form(
+            {**GOOD, "break_glass": "yes", "break_glass_text": "Child missing now."}, CATALOGUE
+        )
     assert "break_glass_reason" in caught.value.fields
 
 
@@ -184,6 +225,6 @@ def test_a_tampered_session_cookie_is_ignored() -> None:
 
 def test_form_problems_are_listed_in_the_order_the_form_asks() -> None:
     with pytest.raises(BadForm) as caught:
-        query_form({"legal_basis": "public_task"})
+        query_form({"legal_basis": "public_task"}, CATALOGUE)
     names = list(caught.value.fields)
     assert names.index("given_name") < names.index("purpose") < names.index("justification")
