@@ -13,7 +13,7 @@ import httpx
 from playwright.sync_api import expect
 
 from broker.queries.render import link_id
-from tests.broker.town_kit import known_to
+from tests.broker.town_kit import known_to, subject_of
 from tests.web.conftest import Visitor, error_beside, form_token, query_id_of
 
 Caller = Callable[..., httpx.Client]
@@ -490,3 +490,48 @@ def test_a_refusal_is_overridden_from_the_form_with_the_reason_recorded(
     assert "The person has refused consent" not in page
     assert "the reason for sharing anyway must be recorded on the case" in page
     assert "<caption>Education</caption>" in page
+
+
+def test_a_result_shows_each_records_agency_reference_for_consent(
+    caller_factory: Caller, live: Any
+) -> None:
+    client = caller_factory()
+    person = _subject(live)
+    form = query_form_of(person)
+    page = client.get(send_query(client, form).headers["location"]).text
+    asked = {
+        "subject": subject_of(person),
+        "purpose": form["purpose"],
+        "legal_basis": form["legal_basis"],
+        "gateway": form["gateway"],
+        "justification": form["justification"],
+    }
+    api = httpx.post(
+        live.url + "/v1/family-queries", json=asked, headers=live.region.headers(), timeout=60
+    )
+    assert api.status_code == 200, api.text
+    references = [
+        f"{record['agency_id']}:{record['ref']}"
+        for member in api.json()["members"]
+        for record in member["records"]
+    ]
+    assert references
+    for reference in references:
+        assert f'<code class="reference">{reference}</code>' in page
+
+    consent = {
+        **consent_form_of(client, person),
+        "identifier_kind": "local_ref",
+        "identifier_value": references[0],
+        "label": "By reference",
+    }
+    assert client.post("/web/consents", data=consent).status_code == 303
+    found = client.post(
+        "/web/consents/search",
+        data={
+            "csrf": consent["csrf"],
+            "identifier_kind": "local_ref",
+            "identifier_value": references[0],
+        },
+    )
+    assert "<td>By reference</td>" in found.text
