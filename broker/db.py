@@ -97,7 +97,13 @@ def create_engine(url: str) -> Engine:
             raise ConfigurationError("the broker needs a SQLite file, not an in-memory database")
         database = engine.url.database
         if database:
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot create {folder}, the SQLite file's folder: {exc.strerror}"
+                ) from None
         _sqlite_pragmas(engine)
     elif engine.dialect.name != "postgresql":
         raise ConfigurationError(

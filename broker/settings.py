@@ -111,6 +111,27 @@ class BrokerSettings(BaseSettings):
     )
     anomaly_break_glass_days: int = Field(default=7, ge=1, description="...within this many days.")
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir_named(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            # Path("") is the current directory: keys would land wherever one stands.
+            raise ValueError("is empty: name a folder, or unset it for ./var")
+        return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir_a_folder(cls, value: Path) -> Path:
+        # The nearest part of the path that exists must be a folder; the rest is
+        # created at start-up.
+        for existing in (value, *value.parents):
+            if existing.exists():
+                if not existing.is_dir():
+                    where = "" if existing == value else f" ({existing} is a file)"
+                    raise ValueError(f"{value} is not a folder{where}")
+                break
+        return value
+
     @field_validator("anomaly_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

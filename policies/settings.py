@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["DEFAULT_BUNDLE_DIR", "EngineName", "PolicySettings"]
 
@@ -32,7 +34,29 @@ class PolicySettings(BaseSettings):
     )
     opa_url: str = Field(default="http://127.0.0.1:8181", description="Base URL of the OPA server.")
     opa_timeout_seconds: float = Field(default=5.0, gt=0)
-    bundle_dirs: list[Path] = Field(
+    bundle_dirs: Annotated[list[Path], NoDecode] = Field(
         default_factory=lambda: [DEFAULT_BUNDLE_DIR],
-        description="Directories holding rego/*.rego and data/**/*.json.",
+        description=(
+            "Directories holding rego/*.rego and data/**/*.json: a JSON list, one folder, "
+            "or folders separated by os.pathsep (':')."
+        ),
     )
+
+    @field_validator("bundle_dirs", mode="before")
+    @classmethod
+    def _folders(cls, value: object) -> object:
+        """Read the variable as a JSON list if it looks like one, else as folders."""
+        if not isinstance(value, str):
+            return value
+        if value.lstrip().startswith("["):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError:
+                raise ValueError(
+                    "not a JSON list of folders (e.g. '[\"/etc/junction/policy\"]');"
+                    " a single folder may be given as it is"
+                ) from None
+        folders = [part for part in value.split(os.pathsep) if part.strip()]
+        if not folders:
+            raise ValueError("names no folder; unset it for the bundle shipped with Junction")
+        return folders

@@ -24,7 +24,7 @@ def seed(
     import httpx
 
     from broker.db import Database
-    from broker.foundation import open_audit_log
+    from broker.foundation import open_audit_log, prepare_data_dir
     from broker.identity.principal import Principal, Role
     from broker.registry.seed import load_registry_file, read_registry_file
     from broker.registry.service import RegistryService
@@ -47,6 +47,7 @@ def seed(
             catalogue = load_bundle(PolicySettings().bundle_dirs).data.get("catalogue", {})
         except PolicyError as exc:
             raise ConfigurationError(f"cannot read the policy catalogue: {exc}") from None
+        prepare_data_dir(settings)
         db = Database.open(settings.resolved_database_url())
         try:
             audit = open_audit_log(settings)

@@ -11,8 +11,10 @@ import pytest
 
 
 def _junction(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The command run in ``tmp_path``, so that nothing it writes lands elsewhere."""
     return subprocess.run(
         [sys.executable, "-m", "broker.cli", *args],
+        cwd=tmp_path,
         env={**os.environ, "JUNCTION_DATA_DIR": str(tmp_path), **env},
         capture_output=True,
         text=True,
@@ -71,3 +73,81 @@ def test_an_unusable_connector_setting_names_the_connector_variable(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: a JUNCTION_CONNECTOR_* setting cannot be used: ")
     assert says in lines[0]
+
+
+_COMMANDS = {
+    "dev-token": ["dev-token", "--role", "caseworker", "--agency", "council"],
+    "broker seed": ["broker", "seed", "--file", "registry.yaml"],
+    "broker serve": ["broker", "serve", "--port", "1"],
+}
+
+
+@pytest.fixture
+def registry_file(tmp_path: Path) -> Path:
+    path = tmp_path / "registry.yaml"
+    path.write_text("agencies: []\n")
+    return path
+
+
+def _one_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", _COMMANDS)
+def test_a_data_dir_that_is_a_file_is_one_line_in_every_command(
+    tmp_path: Path, registry_file: Path, command: str
+) -> None:
+    taken = tmp_path / "notes.txt"
+    taken.write_text("not a folder\n")
+    result = _junction(tmp_path, *_COMMANDS[command], JUNCTION_DATA_DIR=str(taken))
+    assert _one_line(result) == (
+        f"error: a JUNCTION_* setting cannot be used: JUNCTION_DATA_DIR: {taken} is not a folder"
+    )
+    assert taken.read_text() == "not a folder\n"
+
+
+@pytest.mark.parametrize("command", _COMMANDS)
+def test_a_data_dir_that_cannot_be_created_is_one_line_in_every_command(
+    tmp_path: Path, registry_file: Path, command: str
+) -> None:
+    # Not even root may make a folder in /proc.
+    nowhere = Path("/proc/junction-data")
+    result = _junction(tmp_path, *_COMMANDS[command], JUNCTION_DATA_DIR=str(nowhere))
+    assert _one_line(result) == (
+        f"error: JUNCTION_DATA_DIR {nowhere} cannot be created: No such file or directory"
+    )
+
+
+def test_an_empty_data_dir_is_refused_not_taken_as_the_current_one(tmp_path: Path) -> None:
+    result = _junction(tmp_path, *_COMMANDS["dev-token"], JUNCTION_DATA_DIR="")
+    assert _one_line(result).startswith(
+        "error: a JUNCTION_* setting cannot be used: JUNCTION_DATA_DIR: is empty"
+    )
+    assert not list(tmp_path.glob("dev-oidc.*"))
+
+
+@pytest.mark.parametrize(
+    "command", [["policy", "digest"], ["policy", "test"], _COMMANDS["broker seed"]]
+)
+def test_bundle_dirs_that_are_no_json_list_are_one_line(
+    tmp_path: Path, registry_file: Path, command: list[str]
+) -> None:
+    result = _junction(tmp_path, *command, JUNCTION_POLICY_BUNDLE_DIRS='["/etc/junction"')
+    assert _one_line(result).startswith(
+        "error: a JUNCTION_POLICY_* setting cannot be used: JUNCTION_POLICY_BUNDLE_DIRS: "
+        "not a JSON list of folders"
+    )
+
+
+def test_a_sqlite_file_whose_folder_cannot_be_created_is_one_line(
+    tmp_path: Path, registry_file: Path
+) -> None:
+    url = "sqlite:////proc/junction-data/broker.db"
+    result = _junction(tmp_path, *_COMMANDS["broker seed"], JUNCTION_DATABASE_URL=url)
+    assert _one_line(result) == (
+        "error: cannot create /proc/junction-data, the SQLite file's folder: "
+        "No such file or directory"
+    )

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from policies.bundle import load_bundle
 from policies.cli import app
 from policies.opa_standin import OpaStandin
-from policies.settings import DEFAULT_BUNDLE_DIR
+from policies.settings import DEFAULT_BUNDLE_DIR, PolicySettings
 from tests.policies.factories import copy_bundle
 
 EXAMPLE = DEFAULT_BUNDLE_DIR / "examples" / "family_query.json"
@@ -81,3 +83,20 @@ def test_explain_rejects_a_bad_input_file_in_one_line(tmp_path: Path) -> None:
     missing = runner.invoke(app, ["explain", "--input", str(tmp_path / "missing.json")])
     assert missing.exit_code == 2
     assert missing.stderr.startswith("error: cannot read")
+
+
+def test_bundle_dirs_may_name_one_folder_as_it_is(tmp_path: Path) -> None:
+    root = copy_bundle(tmp_path)
+    result = runner.invoke(app, ["digest"], env={"JUNCTION_POLICY_BUNDLE_DIRS": str(root)})
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == load_bundle([root]).digest
+
+
+def test_bundle_dirs_may_be_a_json_list_or_folders_separated_by_pathsep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    monkeypatch.setenv("JUNCTION_POLICY_BUNDLE_DIRS", f"{first}{os.pathsep}{second}")
+    assert PolicySettings().bundle_dirs == [first, second]
+    monkeypatch.setenv("JUNCTION_POLICY_BUNDLE_DIRS", json.dumps([str(first), str(second)]))
+    assert PolicySettings().bundle_dirs == [first, second]
