@@ -36,6 +36,11 @@ class PurposeChoice:
     conditions: tuple[str, ...] = ()
 
     @property
+    def name(self) -> str:
+        """The purpose in the middle of a sentence: "child in need assessment"."""
+        return self.title.split(" (")[0].lower()
+
+    @property
     def hint(self) -> str:
         """The plain-language help shown under the purpose's radio button."""
         who = ", ".join(role.replace("_", " ") for role in self.roles)
@@ -111,6 +116,17 @@ class Catalogue:
             reason_texts=dict(data.get("reason_codes", {})),
         )
 
+    def needs_case_reference(self, code: str) -> bool:
+        """Whether policy refuses a query for purpose ``code`` without a case reference
+        (the purpose's ``case_reference_required``)."""
+        return any(p.code == code and p.case_reference_required for p in self.purposes)
+
+    @property
+    def case_reference_hint(self) -> str:
+        """The line under the case reference: the purposes that need one."""
+        needing = _listed([p.name for p in self.purposes if p.case_reference_required])
+        return f"Required for {needing}." if needing else "Optional."
+
     @classmethod
     def load(cls, settings: PolicySettings | None = None) -> Catalogue:
         """The catalogue of the configured policy bundle. Raises ``PolicyError``."""
@@ -125,9 +141,13 @@ def _condition_hint(code: str, item: Mapping[str, Any], purposes: tuple[PurposeC
     """The line under a condition: its article, the purposes it serves, and whether a
     public task needs the reason consent was not sought (policy's
     ``requires_reason_without_consent``)."""
-    names = [p.title.split(" (")[0].lower() for p in purposes if code in p.conditions]
-    serves = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
+    serves = _listed([p.name for p in purposes if code in p.conditions])
     hint = f"{item['article']}. For {serves or 'no purpose'}."
     if item.get("requires_reason_without_consent"):
         hint += " On a public task, also choose why consent was not sought."
     return hint
+
+
+def _listed(names: list[str]) -> str:
+    """``["a", "b", "c"]`` as "a, b and c"."""
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)

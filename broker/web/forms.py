@@ -163,6 +163,11 @@ def query_form(form: Mapping[str, Any], catalogue: Catalogue) -> FamilyQueryRequ
             fields["date_of_birth"] = "Enter the date of birth as YYYY-MM-DD, e.g. 2014-05-02"
     if not _text(form, "purpose"):
         fields["purpose"] = "Choose the purpose of this query"
+    elif catalogue.needs_case_reference(_text(form, "purpose")) and not _text(
+        form, "case_reference"
+    ):
+        # Policy would refuse the query, after it was audited, for want of one.
+        fields["case_reference"] = "Enter the case reference: this purpose needs one"
     legal_basis = _text(form, "legal_basis")
     gateway = _optional(form, "gateway")
     if legal_basis == "public_task" and gateway is None:

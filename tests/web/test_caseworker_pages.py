@@ -535,3 +535,25 @@ def test_a_result_shows_each_records_agency_reference_for_consent(
         },
     )
     assert "<td>By reference</td>" in found.text
+
+
+def test_a_purpose_that_needs_a_case_reference_is_marked_on_the_form_and_nothing_audited(
+    caller_factory: Caller, live: Any
+) -> None:
+    client = caller_factory("Cass Noref")
+    form = {
+        **query_form_of(_subject(live)),
+        "purpose": "child_in_need_assessment",
+        "gateway": "ca1989_s17",
+    }
+    page = send_query(client, {**form, "case_reference": "  "})
+    assert page.status_code == 422
+    assert error_beside(page, "case_reference") == (
+        "Enter the case reference: this purpose needs one"
+    )
+    assert re.search(r'id="purpose-child_in_need_assessment"[^>]* checked', page.text)
+    assert live.region.entries(actor="dev:council:cass.noref") == [], "nothing is asked"
+
+    assert send_query(client, {**form, "case_reference": "CIN-2231"}).status_code == 303
+    early_help = {**query_form_of(_subject(live)), "justification": "No case open yet here."}
+    assert send_query(client, early_help).status_code == 303, "early help needs none"
