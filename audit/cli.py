@@ -157,7 +157,7 @@ class _BundleLog(_Log):
 def _store(db: str | None) -> Store:
     if db is None:
         raise _fail("give --db URL")
-    return Store.open(db, migrate=False)
+    return Store.open_read_only(db)
 
 
 def _verifier(path: Path, origin: str) -> NoteVerifier:
@@ -292,7 +292,7 @@ def export(
 ) -> None:
     """Write the whole log (entries, checkpoints, log key) to one file to carry away."""
     with _errors():
-        store = Store.open(db, migrate=False)
+        store = Store.open_read_only(db)
         with Progress(transient=True) as progress:
             task = progress.add_task("exporting", total=store.size())
             summary = export_bundle(
@@ -309,7 +309,7 @@ def checkpoint(
 ) -> None:
     """Print the latest signed checkpoint, to keep for a later consistency check."""
     with _errors():
-        store = Store.open(db, migrate=False)
+        store = Store.open_read_only(db)
         latest = store.latest_checkpoint()
         if latest is None:
             raise _fail("the log has no signed checkpoint yet", 1)

@@ -28,6 +28,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from audit import _tables as t
+from audit._readonly import read_only_engine, sqlite_file
 from audit.entry import PreparedEntry, leaf_bytes
 from audit.errors import EntryNotFound, StoreError
 from audit.merkle import CompactRange, NodeId, fold_frontier, perfect_cover
@@ -114,6 +115,25 @@ def _values(columns: int, rows: int, numbered: bool) -> str:
     return ", ".join(
         "(" + ", ".join(marks[start : start + columns]) + ")" for start in range(0, count, columns)
     )
+
+
+def _create_engine(url: str) -> Engine:
+    """An engine for ``url`` on SQLite or PostgreSQL. Raises ``StoreError``."""
+    try:
+        # Statement values are entries' private values: keep them out of error messages.
+        engine = sa.create_engine(url, hide_parameters=True)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise StoreError(f"cannot use database URL {url!r}: {exc}") from None
+    if engine.dialect.name not in ("sqlite", "postgresql"):
+        raise StoreError(f"the audit log runs on SQLite or PostgreSQL, not {engine.dialect.name}")
+    return engine
+
+
+def _sqlite_path(engine: Engine) -> Path:
+    path = sqlite_file(engine.url)
+    if path is None:
+        raise StoreError("an audit log needs a file, not an in-memory SQLite database")
+    return path
 
 
 class _Stale(Exception):
@@ -222,33 +242,45 @@ class Store:
         """
         if sqlite_synchronous not in ("FULL", "NORMAL"):
             raise StoreError("sqlite_synchronous must be FULL or NORMAL")
-        try:
-            # Statement values are entries' private values: keep them out of error messages.
-            engine = sa.create_engine(url, hide_parameters=True)
-        except (sa.exc.ArgumentError, ImportError) as exc:
-            raise StoreError(f"cannot use database URL {url!r}: {exc}") from None
+        engine = _create_engine(url)
         if engine.dialect.name == "sqlite":
-            database = engine.url.database
-            if not database or database == ":memory:":
-                raise StoreError("an audit log needs a file, not an in-memory SQLite database")
-            if not migrate and not Path(database).is_file():
-                raise StoreError(f"there is no audit database at {database}")
+            path = _sqlite_path(engine)
+            if not migrate and not path.is_file():
+                raise StoreError(f"there is no audit database at {path}")
             _sqlite_pragmas(engine, sqlite_synchronous)
-        elif engine.dialect.name != "postgresql":
-            raise StoreError(
-                f"the audit log runs on SQLite or PostgreSQL, not {engine.dialect.name}"
-            )
         store = cls(engine)
         if migrate:
             store.migrate()
         else:
-            try:
-                present = sa.inspect(engine).has_table(t.meta.name)
-            except sa.exc.OperationalError as exc:
-                raise StoreError(f"cannot reach the audit database: {exc.orig}") from None
-            if not present:
-                raise StoreError("that database holds no audit log: check the URL")
+            store._require_log()
         return store
+
+    @classmethod
+    def open_read_only(cls, url: str) -> Store:
+        """Connect to the log at ``url`` to examine it, never changing it. Raises
+        ``StoreError``.
+
+        On SQLite the file is opened read-only (see ``audit._readonly``), so it may be on
+        read-only storage and is left byte for byte as it was, whatever it holds.
+        """
+        engine = _create_engine(url)
+        if engine.dialect.name == "sqlite":
+            path = _sqlite_path(engine)
+            engine.dispose()
+            if not path.is_file():
+                raise StoreError(f"there is no audit database at {path}")
+            engine = read_only_engine(path)
+        store = cls(engine)
+        store._require_log()
+        return store
+
+    def _require_log(self) -> None:
+        try:
+            present = sa.inspect(self.engine).has_table(t.meta.name)
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"cannot reach the audit database: {exc.orig}") from None
+        if not present:
+            raise StoreError("that database holds no audit log: check the URL")
 
     def migrate(self) -> None:
         """Apply any pending alembic migration. Raises ``StoreError``."""
@@ -298,10 +330,9 @@ class Store:
     def database_files(self) -> list[Path]:
         """The files that hold the log: on SQLite the database and the journals beside
         it (whether or not they exist now); none on PostgreSQL."""
-        database = self.engine.url.database
-        if self.is_postgres or not database:
+        path = None if self.is_postgres else sqlite_file(self.engine.url)
+        if path is None:
             return []
-        path = Path(database)
         return [path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal"))]
 
     # -- metadata ------------------------------------------------------------------
