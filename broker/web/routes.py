@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import secrets
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path, Request
@@ -123,6 +124,28 @@ async def _caseworker_post(
 
 def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
+
+
+def _done(pages: Pages, session: WebSession, url: str, notice: str) -> RedirectResponse:
+    """Send the browser to ``url``, which is to say ``notice`` once: what was just done
+    there. It travels in the session, never in the address, so a link or a bookmark
+    cannot claim something was done."""
+    response = _see_other(url)
+    pages.codec.write(response, replace(session, notice=(url, notice)))
+    return response
+
+
+def _notice(request: Request, session: WebSession) -> str | None:
+    """The notice left for this page by what was just done there, if any."""
+    if session.notice is not None and session.notice[0] == request.url.path:
+        return session.notice[1]
+    return None
+
+
+def _said(pages: Pages, response: Response, session: WebSession) -> Response:
+    """``response``, with the session's notice forgotten once a page has said it."""
+    pages.codec.write(response, replace(session, notice=None))
+    return response
 
 
 # -- signing in ---------------------------------------------------------------------------
@@ -361,9 +384,9 @@ async def submit_query(request: Request) -> Response:
 @router.get("/queries/{query_id}")
 async def query_result(request: Request, query_id: QueryId) -> Response:
     pages, principal, session = await _caseworker(request)
-    return await _result(
-        pages, request, principal, session, query_id, decided=request.query_params.get("decided")
-    )
+    notice = _notice(request, session)
+    page = await _result(pages, request, principal, session, query_id, notice=notice)
+    return _said(pages, page, session) if notice else page
 
 
 async def _result(
@@ -373,7 +396,7 @@ async def _result(
     session: WebSession,
     query_id: str,
     *,
-    decided: str | None = None,
+    notice: str | None = None,
     link_error: str | None = None,
 ) -> Response:
     """The answer kept for ``query_id``; 422 when it comes back with ``link_error``."""
@@ -390,7 +413,7 @@ async def _result(
         session=session,
         view=view,
         graph=layout(view),
-        decided=decided,
+        notice=notice,
         link_error=link_error,
         status=422 if link_error else 200,
     )
@@ -415,7 +438,14 @@ async def decide_link(request: Request, query_id: QueryId) -> Response:
             link_error="Choose Confirm or Reject beside one of the links to check",
         )
     await pages.foundation.follow_up.decide_link(principal, query_id, decision)
-    return _see_other(f"/web/queries/{query_id}?decided={decision.decision}")
+    done = "confirmed" if decision.decision == "confirm" else "rejected"
+    return _done(
+        pages,
+        session,
+        f"/web/queries/{query_id}",
+        f"You {done} the link. It is recorded in the audit log, and later queries use your "
+        "decision; run the query again to see the family joined with it.",
+    )
 
 
 # -- consent --------------------------------------------------------------------------------
@@ -535,18 +565,17 @@ async def record_consent(request: Request) -> Response:
             "to see it: it will not be recorded twice.",
         )
     recorded, _ = done
-    return _see_other(f"/web/consents/{recorded.id}?recorded=1")
+    return _done(pages, session, f"/web/consents/{recorded.id}", "Consent recorded.")
 
 
 @router.get("/consents/{consent_id}")
 async def view_consent(request: Request, consent_id: ConsentId) -> Response:
     pages, principal, session = await _caseworker(request)
-    notice = (request.query_params.get("recorded") and "Consent recorded.") or (
-        request.query_params.get("withdrawn") and "Consent withdrawn."
-    )
-    return await _consent_page(
+    notice = _notice(request, session)
+    page = await _consent_page(
         pages, request, principal, session, consent_id, errors={}, values={}, notice=notice
     )
+    return _said(pages, page, session) if notice else page
 
 
 async def _consent_page(
@@ -586,7 +615,7 @@ async def withdraw_consent(request: Request, consent_id: ConsentId) -> Response:
     except (InvalidChange, Conflict) as exc:
         errors = {"state": withdrawal_refusal(exc)}
     else:
-        return _see_other(f"/web/consents/{consent_id}?withdrawn=1")
+        return _done(pages, session, f"/web/consents/{consent_id}", "Consent withdrawn.")
     return await _consent_page(
         pages, request, principal, session, consent_id, errors=errors, values=form
     )

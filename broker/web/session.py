@@ -55,13 +55,15 @@ class WebSession:
 
     ``answers`` maps a query id to the idempotency key and request hash its answer is
     kept under, so the result page can be shown again for a while without running the
-    query (and auditing it) twice.
+    query (and auditing it) twice. ``notice`` is what a form just did, as the address of
+    the page to say it on and the words: that page says it once, then forgets it.
     """
 
     token: str
     csrf: str
     id: str
     answers: dict[str, tuple[str, str]] = field(default_factory=dict)
+    notice: tuple[str, str] | None = None
 
     @classmethod
     def start(cls, token: str) -> WebSession:
@@ -119,11 +121,19 @@ class SessionCodec:
             for query, pair in answers.items()
             if isinstance(pair, list) and len(pair) == 2
         }
-        return WebSession(token=token, csrf=csrf, id=sid, answers=kept)
+        said = data.get("n")
+        notice = (str(said[0]), str(said[1])) if isinstance(said, list) and len(said) == 2 else None
+        return WebSession(token=token, csrf=csrf, id=sid, answers=kept, notice=notice)
 
     def write(self, response: Response, session: WebSession) -> None:
         value = self._seal(
-            {"t": session.token, "c": session.csrf, "i": session.id, "q": session.answers}
+            {
+                "t": session.token,
+                "c": session.csrf,
+                "i": session.id,
+                "q": session.answers,
+                "n": session.notice,
+            }
         )
         response.set_cookie(
             COOKIE,

@@ -557,3 +557,30 @@ def test_a_purpose_that_needs_a_case_reference_is_marked_on_the_form_and_nothing
     assert send_query(client, {**form, "case_reference": "CIN-2231"}).status_code == 303
     early_help = {**query_form_of(_subject(live)), "justification": "No case open yet here."}
     assert send_query(client, early_help).status_code == 303, "early help needs none"
+
+
+def test_a_notice_says_something_was_done_only_just_after_it_was(
+    caller_factory: Caller, live: Any
+) -> None:
+    client = caller_factory()
+    person = _subject(live)
+    recorded = client.post("/web/consents", data=consent_form_of(client, person))
+    consent = recorded.headers["location"]
+    assert "Consent recorded." in client.get(consent).text
+    assert "Consent recorded." not in client.get(consent).text, "shown once"
+    for address in (consent + "?recorded=1", consent + "?withdrawn=1"):
+        page = client.get(address).text
+        assert "Consent recorded." not in page, address
+        assert "Consent withdrawn." not in page, address
+
+    withdrawn = client.post(
+        consent.split("?")[0] + "/withdraw",
+        data={"csrf": form_token(client.get(consent).text), "note": "Phoned"},
+    )
+    assert "Consent withdrawn." in client.get(withdrawn.headers["location"]).text
+    assert "Consent withdrawn." not in client.get(withdrawn.headers["location"]).text
+
+    result = send_query(client, query_form_of(person)).headers["location"]
+    for decided in ("reject", "confirm", "anything"):
+        page = client.get(result, params={"decided": decided}).text
+        assert "the link. It is recorded in the audit log" not in page, decided
