@@ -117,7 +117,9 @@ def keys_show(
 @broker_app.command("serve")
 def broker_serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (1-65535).", min=1, max=65535)
+    ] = None,
 ) -> None:
     """Start the broker's HTTP service (settings from JUNCTION_* variables)."""
     from broker.app import create_app
@@ -173,7 +175,20 @@ def settings_problem(exc: ValidationError, prefix: str = "JUNCTION_") -> str:
 def main() -> None:
     """Entry point of the ``junction`` console script."""
     try:
-        app()
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        # A usage error (an option's value of the wrong type or out of range, an
+        # unknown or missing option) is one line too, not a boxed usage text. Asked for
+        # nothing, a group has printed its help already and says nothing more.
+        message = exc.format_message()
+        if message:
+            context = getattr(exc, "ctx", None)
+            hint = f" (see {context.command_path} --help)" if context is not None else ""
+            fail(message.rstrip(".") + hint)
+        raise SystemExit(exc.exit_code) from None
+    except typer.Abort:
+        typer.echo("Aborted!", err=True)
+        raise SystemExit(1) from None
     except ValidationError as exc:
         # Settings are read from the environment when a command starts; a value that
         # cannot work is the operator's to fix, so it gets a line, not a traceback,
@@ -183,6 +198,7 @@ def main() -> None:
             raise
         typer.echo(f"error: {settings_problem(exc, prefix)}", err=True)
         raise SystemExit(2) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -65,36 +65,43 @@ def check(config: ConfigOption) -> None:
 def serve(
     config: ConfigOption,
     host: Annotated[str | None, typer.Option(help="Overrides listen.host.")] = None,
-    port: Annotated[int | None, typer.Option(help="Overrides listen.port.")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Overrides listen.port (1-65535).", min=1, max=65535)
+    ] = None,
 ) -> None:
     """Serve the connector's HTTP API (manifest, match, fetch, health, ready, metrics)."""
-    import uvicorn
-
     from connectors.observability import configure_logging
     from connectors.service.wiring import build_connector
+    from connectors.serving import ListenError, listening, serve
     from connectors.settings import ConnectorSettings
 
     settings = ConnectorSettings()
     configure_logging(json_output=settings.log_json, level=settings.log_level)
     try:
         service_config = load_service_config(config)
-        built = build_connector(service_config, settings, environ=_environ())
     except ConnectorError as exc:
-        raise _fail(exc.detail) from None
-    except AuditError as exc:
-        raise _fail(f"the local audit log: {exc}") from None
-    try:
-        built.agency.check()
-    except ConnectorError as exc:
-        built.close()
         raise _fail(exc.detail) from None
     listen = service_config.listen
+    host = host or settings.host or listen.host
+    port = port or settings.port or listen.port
     try:
-        uvicorn.run(
-            built.app,
-            host=host or settings.host or listen.host,
-            port=port or settings.port or listen.port,
-            log_config=None,
-        )
-    finally:
-        built.close()
+        # The address is taken first: in use, it stops the command before the local
+        # audit log or the agency's system is opened.
+        with listening(host, port) as sockets:
+            try:
+                built = build_connector(service_config, settings, environ=_environ())
+            except ConnectorError as exc:
+                raise _fail(exc.detail) from None
+            except AuditError as exc:
+                raise _fail(f"the local audit log: {exc}") from None
+            try:
+                built.agency.check()
+            except ConnectorError as exc:
+                built.close()
+                raise _fail(exc.detail) from None
+            try:
+                serve(built.app, sockets, host=host, port=port)
+            finally:
+                built.close()
+    except ListenError as exc:
+        raise _fail(exc.detail) from None

@@ -113,3 +113,51 @@ def test_an_unusable_consent_key_is_one_line(tmp_path: Path) -> None:
     error = _the_error(_serve(tmp_path / "var", JUNCTION_CONSENT_KEY=str(key)))
     assert error.startswith(f"error: cannot read the consent key {key}: ")
     assert not (tmp_path / "var" / "broker.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("port", "says"),
+    [
+        ("70000", "Input should be less than or equal to 65535"),
+        ("0", "Input should be greater than or equal to 1"),
+        ("-1", "Input should be greater than or equal to 1"),
+        ("eighty", "Input should be a valid integer"),
+    ],
+)
+@pytest.mark.parametrize(
+    "command", [["broker", "serve"], ["connector", "serve", "--config", "agency.yaml"]]
+)
+def test_a_port_that_is_no_port_is_refused_before_anything_starts(
+    tmp_path: Path, command: list[str], port: str, says: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "broker.cli", *command, "--port", port],
+        cwd=tmp_path,
+        env={**os.environ, "JUNCTION_DATA_DIR": str(tmp_path / "var")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: Invalid value for '--port': {says}")
+    assert lines[0].endswith(f"{' '.join(command[:2])} --help)")
+    assert not (tmp_path / "var").exists()
+
+
+def test_a_port_in_use_is_named_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _serve(tmp_path / "var", "--port", str(port))
+    assert _the_error(result) == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert not (tmp_path / "var").exists()
+
+
+def test_a_host_that_does_not_resolve_is_one_line(tmp_path: Path) -> None:
+    result = _serve(tmp_path / "var", "--host", "999.1.1.1")
+    assert _the_error(result).startswith("error: cannot listen on 999.1.1.1:")
+    assert not (tmp_path / "var").exists()
