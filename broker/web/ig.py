@@ -168,6 +168,12 @@ class IgReader:
         """Break-glass uses, newest first: ``pending``, ``reviewed`` or ``all``."""
         return self._oversight.break_glass_queue(state, 200)
 
+    def review_of(self, index: int) -> ReviewView | None:
+        """The review recorded for break-glass entry ``index``; ``None`` if there is none
+        (or it is older than the last ``_SCAN_LIMIT`` reviews)."""
+        queue = self._oversight.break_glass_queue("reviewed", _SCAN_LIMIT)
+        return next((item.review for item in queue.items if item.entry.index == index), None)
+
     def review(self, principal: Principal, index: int, body: ReviewIn) -> ReviewView:
         """Record an officer's finding on a break-glass use. Raises ``BrokerError``."""
         return self._oversight.review(principal, index, body)

@@ -13,7 +13,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 
 from audit.entry import Decision, Kind
-from broker.errors import InvalidChange, InvalidRequest
+from broker.errors import Conflict, InvalidChange, InvalidRequest
 from broker.identity.principal import Principal, Role
 from broker.oversight.schemas import AuditSearch, ReviewIn
 from broker.web.errors import BadForm
@@ -284,12 +284,30 @@ async def review_break_glass(request: Request, index: Index) -> Response:
             errors[f"note-{index}"] = "Write what you found"
         values = {"index": index, "outcome": form.get("outcome"), "note": form.get("note")}
         return await _break_glass(request, errors, values=values)
-    done = await asyncio.to_thread(pages.ig.review, principal, index, body)
+    try:
+        done = await asyncio.to_thread(pages.ig.review, principal, index, body)
+    except Conflict as exc:
+        # Sent twice, or another officer recorded a finding first: the queue as it is now.
+        return await _break_glass(request, notice=await _already_reviewed(pages, index, exc))
     return await _break_glass(
         request,
         notice=f"Review of entry {index} recorded ({done.outcome.replace('_', ' ')}) as audit "
         f"entry {done.review_entry}.",
     )
+
+
+async def _already_reviewed(pages: Pages, index: int, exc: Conflict) -> str:
+    """What the queue says when a finding on entry ``index`` came after another one."""
+    earlier = await asyncio.to_thread(pages.ig.review_of, index)
+    if earlier is None:
+        said = exc.detail[0].upper() + exc.detail[1:]
+    else:
+        said = (
+            f"Entry {index} was already reviewed ({earlier.outcome.replace('_', ' ')}) by "
+            f"{earlier.reviewed_by} on {earlier.reviewed_at.strftime('%d %b %Y at %H:%M UTC')}"
+            f" (audit entry {earlier.review_entry})"
+        )
+    return f"{said}. Your finding was not recorded."
 
 
 @router.get("/anomalies")

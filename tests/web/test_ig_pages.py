@@ -300,3 +300,49 @@ def test_a_checkpoint_pasted_with_blank_lines_or_spaces_around_it_is_checked(
         result = re.search(r'id="consistency-result">\s*<h3>([^<]*)</h3>', checked.text)
         assert result is not None
         assert result.group(1).endswith("Consistent"), html.unescape(checked.text)[-3000:]
+
+
+def test_a_review_sent_again_shows_the_queue_saying_who_reviewed_it(
+    caller_factory: Caller, visitor_factory: Any, live: Any
+) -> None:
+    manager = caller_factory("Gil Glass", job="team_manager")
+    emergency = {
+        "break_glass": "yes",
+        "break_glass_reason": "missing_child",
+        "break_glass_text": "Child missing since this morning.",
+    }
+    assert send_query(manager, {**query_form_of(_subject(live)), **emergency}).status_code == 303
+
+    ig: Visitor = visitor_factory()
+    ig.sign_in("Iris Governance", "ig_officer")
+    ig.go("/web/ig/break-glass")
+    use = ig.page.locator("section.member").filter(has_text="dev:council:gil.glass").first
+    index = (use.get_attribute("aria-labelledby") or "").removeprefix("bg-")
+    use.get_by_label("Escalated", exact=True).check()
+    use.get_by_label("What you found").fill("Escalating to the head of service.")
+
+    # Another officer records a finding on the same entry first (or the same form is
+    # sent twice).
+    other = caller_factory("Rhea Reviewer", role="ig_officer")
+    review = {
+        "csrf": form_token(other.get("/web/ig/break-glass").text),
+        "outcome": "justified",
+        "note": "Confirmed by phone.",
+    }
+    assert other.post(f"/web/ig/break-glass/{index}/review", data=review).status_code == 200
+
+    with ig.page.expect_navigation() as sent:
+        use.get_by_role("button", name="Record the review").click()
+    assert sent.value.status == 200
+    expect(ig.page.get_by_role("heading", name="Break-glass review", exact=True)).to_be_visible()
+    expect(ig.page.get_by_role("status")).to_contain_text(
+        f"Entry {index} was already reviewed (justified) by dev:council:rhea.reviewer"
+    )
+    expect(ig.page.get_by_role("status")).to_contain_text("Your finding was not recorded")
+    ig.assert_accessible("29b-break-glass-already-reviewed")
+    reviews = [
+        e
+        for e in live.region.entries(kind="access_review")
+        if f"reviewed_entry:{index}" in e.fields["reasons"]
+    ]
+    assert len(reviews) == 1
