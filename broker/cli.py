@@ -7,9 +7,11 @@ one-line message and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
+import structlog
 import typer
 from pydantic import ValidationError
 
@@ -174,6 +176,9 @@ def settings_problem(exc: ValidationError, prefix: str = "JUNCTION_") -> str:
 
 def main() -> None:
     """Entry point of the ``junction`` console script."""
+    # A command's standard output is its answer (JSON, a token, a digest) and nothing
+    # else: log lines go to standard error, as the services' do once configured.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
     try:
         code = app(standalone_mode=False)
     except typer.TyperException as exc:

@@ -110,8 +110,11 @@ def explain(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
 ) -> None:
-    """Decide a family query from an input file and print every reason."""
-    from policies.decide import FAMILY_ENTRYPOINT, decide_family
+    """Decide a family query from an input file and print every reason.
+
+    Exits with status 1 if the bundle could not decide it (every reason policy_error).
+    """
+    from policies.decide import FAMILY_ENTRYPOINT, POLICY_ERROR, decide_family
     from policies.engine import create_engine
 
     settings = PolicySettings()
@@ -138,3 +141,10 @@ def explain(
         typer.echo(json.dumps(decision.model_dump(mode="json"), indent=2))
     else:
         _print_decision(decision)
+    if POLICY_ERROR in decision.submit.reasons:
+        typer.echo(
+            "error: the policy could not decide this input, so it refuses everything"
+            " (policy_error); the log line before this one says why",
+            err=True,
+        )
+        raise typer.Exit(1)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,3 +103,34 @@ def test_bundle_dirs_may_be_a_json_list_or_folders_separated_by_pathsep(
     assert PolicySettings().bundle_dirs == [first, second]
     monkeypatch.setenv("JUNCTION_POLICY_BUNDLE_DIRS", json.dumps([str(first), str(second)]))
     assert PolicySettings().bundle_dirs == [first, second]
+
+
+def test_explain_json_is_only_json_and_a_bundle_that_cannot_decide_exits_1(
+    tmp_path: Path,
+) -> None:
+    # Without its catalogues the rules cannot decide: every exchange is a policy error.
+    root = copy_bundle(tmp_path)
+    shutil.rmtree(root / "data")
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "broker.cli", "policy", "explain", "--json"),
+            *("--input", str(EXAMPLE), "--bundle", str(root)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    decision = json.loads(result.stdout)
+    assert [reason["code"] for reason in decision["submit"]["reasons"]] == ["policy_error"]
+    assert "policy evaluation failed" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith(
+        "error: the policy could not decide this input"
+    )
+
+
+def test_explain_of_a_decision_exits_0_whatever_it_decides() -> None:
+    result = runner.invoke(app, ["explain", "--input", str(EXAMPLE), "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["submit"]["allow"] is True
