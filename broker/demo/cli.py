@@ -20,20 +20,27 @@ def demo(
         Path, typer.Option("--dir", help="Where the town, keys and databases live.")
     ] = Path("var/demo"),
     people: Annotated[int, typer.Option(help="Size of the synthetic town.", min=50)] = 20_000,
-    port: Annotated[int, typer.Option(help="The broker's port.")] = 8000,
+    port: Annotated[int, typer.Option(help="The broker's port.", min=1, max=65535)] = 8000,
     first_connector_port: Annotated[
-        int, typer.Option(help="The first of six consecutive connector ports.")
+        int,
+        typer.Option(help="The first of six consecutive connector ports.", min=1, max=65535),
     ] = 8101,
 ) -> None:
     """Generate (or reuse) a synthetic town and run six agency connectors and the broker.
 
     The town is made once and reused on the next run. Stop everything with Ctrl-C.
     """
-    from broker.demo.launcher import DemoProcesses, LaunchError
+    from broker.demo.launcher import DemoProcesses, LaunchError, check_ports
     from broker.demo.layout import DemoPorts, prepare
     from connectors.errors import ConnectorError
     from connectors.synth import SynthError
 
+    ports = DemoPorts(port, first_connector_port)
+    try:
+        check_ports(ports)
+    except LaunchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     console = Console(stderr=True)
     try:
         with Progress(
@@ -44,9 +51,7 @@ def demo(
             def advance(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            layout = prepare(
-                directory, people, ports=DemoPorts(port, first_connector_port), progress=advance
-            )
+            layout = prepare(directory, people, ports=ports, progress=advance)
     except (SynthError, ConnectorError, OSError) as exc:
         typer.echo(f"error: cannot prepare the demo in {directory}: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,13 +20,50 @@ from pathlib import Path
 
 import httpx
 
-from broker.demo.layout import AGENCY_FILES, DemoLayout
+from broker.demo.layout import AGENCY_FILES, DemoLayout, DemoPorts
 
-__all__ = ["DemoProcesses", "LaunchError"]
+__all__ = ["DemoProcesses", "LaunchError", "check_ports"]
 
 
 class LaunchError(Exception):
     """A demo process did not start; the message says which and where its log is."""
+
+
+def check_ports(ports: DemoPorts) -> None:
+    """Raise ``LaunchError`` unless every port the demo listens on is free.
+
+    Checked before anything starts: a server already on one of them (another demo,
+    say) would answer the demo's health checks and registry seeding in its place.
+    """
+    count = len(AGENCY_FILES)
+    last = ports.first_connector + count - 1
+    if last > 65535:
+        raise LaunchError(
+            f"--first-connector-port {ports.first_connector} leaves no room for {count}"
+            f" connector ports (the last would be {last}); pick one up to {65536 - count}"
+        )
+    if ports.first_connector <= ports.broker <= last:
+        raise LaunchError(
+            f"--port {ports.broker} is one of the connectors' ports"
+            f" {ports.first_connector}-{last}; pick another"
+        )
+    wanted = {ports.broker: ("the broker", "--port")}
+    for offset, agency in enumerate(AGENCY_FILES):
+        wanted[ports.first_connector + offset] = (
+            f"the {agency} connector",
+            "--first-connector-port",
+        )
+    for port, (user, option) in wanted.items():
+        with socket.socket() as probe:
+            # As the servers bind: a port left in TIME_WAIT by a stopped demo is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise LaunchError(
+                    f"port {port}, for {user}, cannot be used ({exc.strerror}; another"
+                    f" Junction?); pick another with {option}"
+                ) from None
 
 
 def _junction() -> list[str]:
@@ -59,9 +97,12 @@ class DemoProcesses:
         process = self.processes[name]
         while time.monotonic() < deadline:
             if process.poll() is not None:
+                log = self.log_dir / (name + ".log")
+                said = _last_error(log)
                 raise LaunchError(
-                    f"{name} exited with code {process.returncode}; see "
-                    f"{self.log_dir / (name + '.log')}"
+                    f"{name} exited with code {process.returncode}"
+                    + (f" ({said})" if said else "")
+                    + f"; see {log}"
                 )
             try:
                 if httpx.get(url + "/health", timeout=1.0).status_code == 200:
@@ -167,3 +208,13 @@ class DemoProcesses:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def _last_error(log: Path) -> str | None:
+    """The one-line ``error:`` a junction command ended with, if its log holds one."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    last = lines[-1].strip() if lines else ""
+    return last if last.startswith("error: ") else None
