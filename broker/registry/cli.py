@@ -76,6 +76,9 @@ def seed(
     try:
         summary = asyncio.run(run())
     except BrokerError as exc:
-        typer.echo(f"error: {exc.detail}", err=True)
+        # One line, with what the seed notes (the changes it made before the error).
+        said = "; ".join([exc.detail, *getattr(exc, "__notes__", [])])
+        line = " ".join(part.strip() for part in said.splitlines() if part.strip())
+        typer.echo(f"error: {line}", err=True)
         raise typer.Exit(2) from None
     typer.echo(summary)

@@ -21,6 +21,12 @@ The file lists agencies (each optionally with its connector) and agreements::
 Seeding is repeatable: what is already registered as the file says is left alone, an
 agency or agreement that differs is changed (an agreement gets a new version), and each
 change is audited like the same change made through the API.
+
+Every connector in the file is asked for its manifest before the first change, so one
+that is not running, or signs with another key, changes nothing. A change refused later
+(an agreement naming a purpose policy does not know, say) stops the seed with the changes
+before it recorded: each is in the audit log already, which no one can take back. The
+error says how many; seeding the corrected file again makes the rest.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from broker.errors import InvalidChange, NotFound
+from broker.errors import BrokerError, InvalidChange, NotFound
 from broker.identity.principal import Principal
 from broker.registry.schemas import (
     AgencyChange,
@@ -106,40 +112,56 @@ def read_registry_file(path: Path) -> RegistryFile:
 async def load_registry_file(service: RegistryService, actor: Principal, path: Path) -> SeedReport:
     """Register everything in the file at ``path`` (see the module docstring).
 
-    Connectors must be running: their manifests are fetched and checked. Raises
-    ``InvalidChange`` for a bad file and whatever the registry raises for a change it
-    refuses (``ManifestRejected``, ``ConnectorUnreachable``, ``StoreUnavailable``).
+    Connectors must be running: their manifests are fetched and checked, all of them
+    before the first change. Raises ``InvalidChange`` for a bad file and whatever the
+    registry raises for a change it refuses (``ManifestRejected``,
+    ``ConnectorUnreachable``, ``StoreUnavailable``), with a note of how many changes
+    were recorded before it, if any.
     """
     seed = read_registry_file(path)
+    for listed in seed.agencies:
+        if listed.connector is not None:
+            await service.check_connector(listed.id, listed.connector, listed.type)
     changes = 0
-    for agency in seed.agencies:
-        before = None
-        try:
-            before = service.get_agency(agency.id)
-        except NotFound:
-            service.create_agency(actor, AgencyIn(id=agency.id, name=agency.name, type=agency.type))
-            changes += 1
-        if before is not None and (before.name, before.type) != (agency.name, agency.type):
-            # A connector that moves with the new type is the one asked to confirm it.
-            moved = agency.connector if before.type != agency.type else None
-            await service.change_agency(
-                actor, agency.id, AgencyChange(name=agency.name, type=agency.type), moved
+    try:
+        for agency in seed.agencies:
+            before = None
+            try:
+                before = service.get_agency(agency.id)
+            except NotFound:
+                service.create_agency(
+                    actor, AgencyIn(id=agency.id, name=agency.name, type=agency.type)
+                )
+                changes += 1
+            if before is not None and (before.name, before.type) != (agency.name, agency.type):
+                # A connector that moves with the new type is the one asked to confirm it.
+                moved = agency.connector if before.type != agency.type else None
+                await service.change_agency(
+                    actor, agency.id, AgencyChange(name=agency.name, type=agency.type), moved
+                )
+                changes += 1
+            if agency.connector is not None:
+                old = before.connector if before is not None else None
+                new = await service.register_connector(actor, agency.id, agency.connector)
+                changes += int(old != new)
+        for agreement in seed.agreements:
+            try:
+                latest = service.get_agreement(agreement.id)
+            except NotFound:
+                service.create_agreement(actor, agreement)
+                changes += 1
+                continue
+            terms = AgreementIn.model_validate(agreement.model_dump(exclude={"id"}))
+            changed = service.change_agreement(actor, agreement.id, terms)
+            changes += int(changed.version != latest.version)
+    except BrokerError as exc:
+        if changes:
+            made = "1 change was" if changes == 1 else f"{changes} changes were"
+            exc.add_note(
+                f"{made} recorded from {path} before it, and kept: correct the file and"
+                " seed it again"
             )
-            changes += 1
-        if agency.connector is not None:
-            old = before.connector if before is not None else None
-            new = await service.register_connector(actor, agency.id, agency.connector)
-            changes += int(old != new)
-    for agreement in seed.agreements:
-        try:
-            latest = service.get_agreement(agreement.id)
-        except NotFound:
-            service.create_agreement(actor, agreement)
-            changes += 1
-            continue
-        terms = AgreementIn.model_validate(agreement.model_dump(exclude={"id"}))
-        changed = service.change_agreement(actor, agreement.id, terms)
-        changes += int(changed.version != latest.version)
+        raise
     return SeedReport(
         agencies=len(seed.agencies),
         connectors=sum(1 for a in seed.agencies if a.connector is not None),

@@ -378,6 +378,16 @@ class RegistryService:
             self._store_connector, actor, agency_id, connector.base_url, manifest
         )
 
+    async def check_connector(
+        self, agency_id: str, connector: ConnectorIn, agency_type: str
+    ) -> None:
+        """Check ``connector`` as ``register_connector`` would, registering nothing: its
+        key, and the manifest it serves for an agency of ``agency_type`` (registered or
+        not yet). Raises ``InvalidChange``, ``ManifestRejected`` or ``ConnectorUnreachable``.
+        """
+        self._check_key(connector)
+        await self._manifest(connector.base_url, agency_id, connector.public_key, agency_type)
+
     async def refresh_manifest(self, actor: Principal, agency_id: str) -> ConnectorOut:
         """Fetch the registered connector's manifest again (after it offers new fields).
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from broker.foundation import open_audit_log
 from broker.identity import Principal, Role
 from broker.registry import load_registry_file, read_registry_file
 from broker.settings import BrokerSettings
+from connectors.protocol.keys import KeyPair, public_key_to_b64
 from tests.broker.foundation_kit import FakeConnector, IssuerServer, running_broker
 
 pytestmark = pytest.mark.anyio
@@ -222,3 +226,63 @@ def test_an_agency_or_agreement_listed_twice_is_refused_naming_it(tmp_path: Path
     with pytest.raises(InvalidChange) as caught:
         read_registry_file(path)
     assert "agreement 'dsa-council-police' is listed more than once" in caught.value.detail
+
+
+def _registered(data_dir: Path) -> tuple[list[str], int]:
+    """The agencies in the registry and the registry changes in the audit log."""
+    with contextlib.closing(sqlite3.connect(data_dir / "broker.db")) as db:
+        agencies = [row[0] for row in db.execute("SELECT id FROM broker_agencies ORDER BY id")]
+    log = open_audit_log(BrokerSettings(data_dir=data_dir))
+    try:
+        changes = len(log.search(SearchQuery(kind="registry_change")).entries)
+    finally:
+        log.close()
+    return agencies, changes
+
+
+def test_a_connector_that_does_not_answer_stops_the_seed_before_any_change(tmp_path: Path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    path = tmp_path / "registry.yaml"
+    seed = registry_yaml({}, FIELDS)
+    seed["agencies"] = [
+        *seed["agencies"],  # type: ignore[misc]
+        {
+            "id": "police",
+            "name": "Riverside Police",
+            "type": "police",
+            "connector": {
+                "base_url": nowhere,
+                "public_key": public_key_to_b64(KeyPair.generate().public_key),
+            },
+        },
+    ]
+    path.write_text(yaml.safe_dump(seed))
+    env = {"JUNCTION_DATA_DIR": str(tmp_path / "var")}
+    result = CliRunner().invoke(cli, ["broker", "seed", "--file", str(path)], env=env)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: cannot reach {nowhere}/v1/manifest")
+    assert _registered(tmp_path / "var") == ([], 0)
+
+
+def test_a_seed_stopped_by_a_change_says_how_many_it_recorded_before(tmp_path: Path):
+    path = tmp_path / "registry.yaml"
+    seed = registry_yaml({}, FIELDS)
+    seed["agencies"] = [
+        *seed["agencies"],  # type: ignore[misc]
+        {"id": "police", "name": "Riverside Police", "type": "police"},
+    ]
+    seed["agreements"][0]["purposes"] = ["fishing_expedition"]  # type: ignore[index]
+    path.write_text(yaml.safe_dump(seed))
+    env = {"JUNCTION_DATA_DIR": str(tmp_path / "var")}
+    result = CliRunner().invoke(cli, ["broker", "seed", "--file", str(path)], env=env)
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: purpose 'fishing_expedition'")
+    assert lines[0].endswith(
+        f"; 2 changes were recorded from {path} before it, and kept: correct the file and"
+        " seed it again"
+    )
+    assert _registered(tmp_path / "var") == (["council", "police"], 2)
