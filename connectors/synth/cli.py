@@ -13,6 +13,10 @@ from connectors.synth import AGENCY_NAMES, SynthError, synthesise
 
 __all__ = ["synth"]
 
+# The oldest people are nearly 89: a town older than this holds people born before 1880,
+# whom no family query may name (and dates before year 1 that cannot be held at all).
+_EARLIEST_REFERENCE = dt.date(1970, 1, 1)
+
 
 def synth(
     *,
@@ -43,6 +47,13 @@ def synth(
         )
     except ValueError:
         typer.echo(f"error: --reference-date {reference_date!r} is not YYYY-MM-DD", err=True)
+        raise typer.Exit(2) from None
+    if today < _EARLIEST_REFERENCE:
+        typer.echo(
+            f"error: --reference-date {reference_date!r} is too early: its oldest people would"
+            f" be born before 1880; give {_EARLIEST_REFERENCE} or later",
+            err=True,
+        )
         raise typer.Exit(2) from None
     server = postgres_url or mariadb_url
     urls = dict.fromkeys(AGENCY_NAMES, server) if server else None

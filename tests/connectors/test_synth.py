@@ -135,6 +135,20 @@ def test_the_cli_reports_a_bad_output_in_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("date", ["0001-01-01", "1969-12-31"])
+def test_a_reference_date_too_early_for_its_people_is_one_line(tmp_path: Path, date: str) -> None:
+    out = tmp_path / "town"
+    result = CliRunner().invoke(
+        app, ["synth", "--people", "10", "--out", str(out), "--reference-date", date]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: --reference-date '{date}' is too early: its oldest people would be born"
+        " before 1880; give 1970-01-01 or later\n"
+    )
+    assert not out.exists()
+
+
 def test_a_town_needs_people(tmp_path: Path) -> None:
     with pytest.raises(SynthError, match="at least one person"):
         synthesise(0, tmp_path, reference_date=TODAY)
