@@ -12,6 +12,7 @@ database take turns, for work that must not interleave with another's.
 from __future__ import annotations
 
 import fcntl
+import re
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -79,6 +80,11 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cursor.close()
 
 
+def _shown(url: str) -> str:
+    """``url`` for a message, its password masked (whether or not the URL parses)."""
+    return re.sub(r"(://[^/:@]*:)[^/]*@", r"\1***@", url)
+
+
 def create_engine(url: str) -> Engine:
     """An engine for ``url`` (SQLite or PostgreSQL). Raises ``ConfigurationError``."""
     try:
@@ -90,8 +96,9 @@ def create_engine(url: str) -> Engine:
             # Statement values are personal data: keep them out of error messages.
             hide_parameters=True,
         )
-    except (sa.exc.ArgumentError, ImportError) as exc:
-        raise ConfigurationError(f"cannot use database URL {url!r}: {exc}") from None
+    except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
+        # ValueError: a port that is no number.
+        raise ConfigurationError(f"cannot use database URL {_shown(url)!r}: {exc}") from None
     if engine.dialect.name == "sqlite":
         if url.rstrip("/").endswith(("sqlite:", ":memory:")):
             raise ConfigurationError("the broker needs a SQLite file, not an in-memory database")

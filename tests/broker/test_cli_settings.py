@@ -151,3 +151,18 @@ def test_a_sqlite_file_whose_folder_cannot_be_created_is_one_line(
         "error: cannot create /proc/junction-data, the SQLite file's folder: "
         "No such file or directory"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("mysql://u:secretpw@127.0.0.1:1/x", "mysql://u:***@127.0.0.1:1/x"),
+        ("postgresql://u:secretpw@db.internal:abc/x", "postgresql://u:***@db.internal:abc/x"),
+    ],
+)
+def test_a_database_url_that_cannot_be_used_is_shown_without_its_password(
+    tmp_path: Path, registry_file: Path, url: str, shown: str
+) -> None:
+    result = _junction(tmp_path, *_COMMANDS["broker seed"], JUNCTION_DATABASE_URL=url)
+    assert _one_line(result).startswith(f"error: cannot use database URL '{shown}': ")
+    assert "secretpw" not in result.stderr
