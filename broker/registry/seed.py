@@ -97,7 +97,13 @@ def read_registry_file(path: Path) -> RegistryFile:
     except UnicodeDecodeError:
         raise InvalidChange(not_utf8(path)) from None
     except yaml.YAMLError as exc:
-        raise InvalidChange(f"{path} is not valid YAML: {exc}") from None
+        # PyYAML's own message spans lines and quotes the file: the place and the
+        # problem are enough.
+        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise InvalidChange(
+            f"{path} is not valid YAML{where}" + (f": {problem}" if problem else "")
+        ) from None
     try:
         return RegistryFile.model_validate(data or {})
     except ValidationError as exc:

@@ -205,6 +205,27 @@ def test_a_seed_file_that_is_not_utf8_is_one_line(tmp_path: Path):
     assert result.stderr == f"error: {path} is not UTF-8 text (byte 0xe9 at offset 18)\n"
 
 
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("agencies: [\n", "line 2, column 1: expected the node content, but found '<stream end>'"),
+        (
+            "agencies:\n  - id: a\n   name: x\n",
+            "line 3, column 4: expected <block end>, but found '<block mapping start>'",
+        ),
+    ],
+)
+def test_a_seed_file_that_is_not_yaml_is_one_line_naming_the_place(
+    tmp_path: Path, text: str, says: str
+):
+    path = tmp_path / "registry.yaml"
+    path.write_text(text)
+    env = {"JUNCTION_DATA_DIR": str(tmp_path / "var")}
+    result = CliRunner().invoke(cli, ["broker", "seed", "--file", str(path)], env=env)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {path} is not valid YAML at {says}\n"
+
+
 def test_an_agency_or_agreement_listed_twice_is_refused_naming_it(tmp_path: Path):
     path = tmp_path / "registry.yaml"
     seed = registry_yaml({}, ["police.missing_episodes_12m"])
