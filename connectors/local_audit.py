@@ -79,7 +79,8 @@ def _creatable(path: Path, made_for_it: Path | None) -> None:
     """
     folder = path.parent
     if not folder.is_dir() and (made_for_it is None or folder != made_for_it):
-        raise ConfigError(f"{_WHERE}: cannot create {path}: {folder} is not a folder")
+        state = "is not a folder" if folder.exists() else "does not exist"
+        raise ConfigError(f"{_WHERE}: cannot create {path}: {folder} {state}")
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"{_WHERE}: cannot create {path}: {existing} is not a writable folder")

@@ -73,7 +73,8 @@ def load_bundle(dirs: Iterable[Path]) -> Bundle:
         raise BundleError("no bundle directory was given; name at least one")
     for root in sources:
         if not root.is_dir():
-            raise BundleError(f"bundle directory {root} does not exist")
+            state = "is a file, not a folder" if root.exists() else "does not exist"
+            raise BundleError(f"bundle directory {root} {state}")
         rego_files = sorted((root / "rego").rglob("*.rego"))
         data_files = sorted((root / "data").rglob("*.json"))
         for path in rego_files:

@@ -162,7 +162,7 @@ def test_check_refuses_an_audit_database_serve_could_not_use(tmp_path: Path, tow
         "not a url": "error: audit.database_url: not a valid SQLAlchemy URL; expected ",
         "sqlite:///nowhere/audit.db": (
             f"error: audit.database_url: cannot create {tmp_path}/nowhere/audit.db: "
-            f"{tmp_path}/nowhere is not a folder\n"
+            f"{tmp_path}/nowhere does not exist\n"
         ),
         "sqlite:///garbage.db": (
             f"error: audit.database_url: cannot open sqlite:///{tmp_path}/garbage.db: "

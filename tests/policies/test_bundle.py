@@ -57,3 +57,10 @@ def test_missing_directory_and_empty_bundle_are_refused(tmp_path: Path) -> None:
         load_bundle([tmp_path / "nowhere"])
     with pytest.raises(BundleError, match="no Rego modules"):
         load_bundle([tmp_path])
+
+
+def test_a_bundle_directory_that_is_a_file_is_called_a_file(tmp_path: Path) -> None:
+    (tmp_path / "bundle.txt").write_text("not a bundle\n")
+    with pytest.raises(BundleError) as caught:
+        load_bundle([tmp_path / "bundle.txt"])
+    assert caught.value.detail == f"bundle directory {tmp_path}/bundle.txt is a file, not a folder"
