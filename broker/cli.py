@@ -185,7 +185,7 @@ def main() -> None:
         # A usage error (an option's value of the wrong type or out of range, an
         # unknown or missing option) is one line too, not a boxed usage text. Asked for
         # nothing, a group has printed its help already and says nothing more.
-        message = exc.format_message()
+        message = exc.format_message().replace(": Value error, ", ": ")
         if message:
             context = getattr(exc, "ctx", None)
             hint = f" (see {context.command_path} --help)" if context is not None else ""

@@ -166,3 +166,21 @@ def test_a_database_url_that_cannot_be_used_is_shown_without_its_password(
     result = _junction(tmp_path, *_COMMANDS["broker seed"], JUNCTION_DATABASE_URL=url)
     assert _one_line(result).startswith(f"error: cannot use database URL '{shown}': ")
     assert "secretpw" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (
+            ["dev-token", "--role", "bogus", "--agency", "council"],
+            "error: Invalid value for '--role': 'bogus' is not one of 'caseworker',",
+        ),
+        (["synth", "--people", "0", "--out", "town"], "error: Invalid value for '--people': "),
+        (["keys", "generate"], "error: Missing option '--out' (see "),
+        (["keys", "generate", "--outt", "k"], "error: No such option: --outt"),
+    ],
+)
+def test_an_option_that_cannot_be_used_is_one_line(
+    tmp_path: Path, command: list[str], says: str
+) -> None:
+    assert _one_line(_junction(tmp_path, *command)).startswith(says)
