@@ -7,6 +7,7 @@ from typing import ClassVar
 __all__ = [
     "BadForm",
     "CsrfRejected",
+    "FormTooLarge",
     "NotAllowed",
     "PageNotFound",
     "SignInExpired",
@@ -54,6 +55,12 @@ class CsrfRejected(WebError):
     code = "form-expired"
     title = "The form could not be accepted"
     status = 403
+
+
+class FormTooLarge(WebError):
+    code = "form-too-large"
+    title = "The form is too large to send"
+    status = 413
 
 
 class BadForm(WebError):

@@ -19,6 +19,7 @@ from broker.oversight.schemas import AuditSearch, ReviewIn
 from broker.web.errors import BadForm
 from broker.web.forms import IDENTIFIER_KINDS, subject_access_form
 from broker.web.ig import PAGE_SIZE, Check
+from broker.web.limits import read_form
 from broker.web.pages import Pages, WebRoute, pages_of
 from broker.web.session import WebSession, check_csrf, signed_in
 
@@ -51,7 +52,7 @@ async def _officer(request: Request) -> tuple[Pages, Principal, WebSession]:
 async def _officer_post(request: Request) -> tuple[Pages, Principal, WebSession, FormData]:
     """An IG officer's form submission: who sent it, and the form, its CSRF token checked."""
     pages, principal, session = await _officer(request)
-    form = await request.form()
+    form = await read_form(request)
     check_csrf(session, form.get("csrf"))
     return pages, principal, session, form
 

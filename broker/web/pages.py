@@ -81,6 +81,7 @@ class Pages:
     ig: IgReader
     dev_sign_in: bool
     code_flow: CodeFlow | None = None
+    max_form_bytes: int = 1024 * 1024
 
     @classmethod
     def build(
@@ -89,6 +90,8 @@ class Pages:
         codec: SessionCodec,
         catalogue: Catalogue,
         code_flow: CodeFlow | None = None,
+        *,
+        max_form_bytes: int = 1024 * 1024,
     ) -> Pages:
         env = Environment(
             loader=FileSystemLoader(TEMPLATES),
@@ -107,6 +110,7 @@ class Pages:
             ig=IgReader(foundation.oversight, foundation.subject_access, foundation.audit),
             dev_sign_in=foundation.dev_issuer is not None,
             code_flow=code_flow,
+            max_form_bytes=max_form_bytes,
         )
 
     def render_form(

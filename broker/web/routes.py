@@ -34,6 +34,7 @@ from broker.web.forms import (
     withdrawal_refusal,
 )
 from broker.web.graph import layout
+from broker.web.limits import FormLimit, read_form
 from broker.web.oidc import CodeFlow, SignInFailed
 from broker.web.once import form_key, once
 from broker.web.pages import Pages, WebRoute, pages_of
@@ -61,6 +62,8 @@ def install_web(app: FastAPI) -> None:
     app.include_router(ig_routes.router)
     app.mount("/web/static", StaticFiles(directory=str(_STATIC)), name="web-static")
     app.include_router(_fallback)
+    # Outermost, so a form over the broker's body limit is answered with a page.
+    app.add_middleware(FormLimit)
 
 
 def open_web(app: FastAPI, foundation: Foundation, settings: BrokerSettings) -> None:
@@ -89,6 +92,7 @@ def open_web(app: FastAPI, foundation: Foundation, settings: BrokerSettings) -> 
         SessionCodec(secret, secure=secure, sign_outs=SignOuts(foundation.db)),
         Catalogue.load(),
         code_flow,
+        max_form_bytes=settings.max_body_bytes,
     )
 
 
@@ -96,7 +100,7 @@ _STATIC = pathlib.Path(__file__).parent / "static"
 
 
 async def _form(request: Request) -> dict[str, Any]:
-    form = await request.form()
+    form = await read_form(request)
     data: dict[str, Any] = {key: form.get(key) for key in form}
     data["scope_agencies"] = form.getlist("scope_agencies")
     data["restricted_fields"] = form.getlist("restricted_fields")

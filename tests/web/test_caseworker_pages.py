@@ -584,3 +584,25 @@ def test_a_notice_says_something_was_done_only_just_after_it_was(
     for decided in ("reject", "confirm", "anything"):
         page = client.get(result, params={"decided": decided}).text
         assert "the link. It is recorded in the audit log" not in page, decided
+
+
+def test_a_form_too_large_to_take_says_what_to_do(caller_factory: Caller) -> None:
+    client = caller_factory()
+    csrf = form_token(client.get("/web/consents/new").text)
+    too_much = [
+        {"data": {"csrf": csrf, "note": "N" * (1024 * 1024 + 1)}},
+        {"data": {"csrf": csrf, **{f"answer{i}": "x" for i in range(1001)}}},
+        {"data": {"csrf": csrf}, "files": {"note": ("note.txt", b"N" * (1024 * 1024 + 1))}},
+    ]
+    for sent in too_much:
+        page = client.post("/web/consents", **sent)
+        assert page.status_code == 413, page.text[-1500:]
+        assert "The form is too large to send" in page.text
+        assert "1 MB" in page.text
+        assert "Reference: form-too-large" in page.text
+    officer = caller_factory("Iris Governance", role="ig_officer")
+    csrf = form_token(officer.get("/web/ig/subject-access").text)
+    for sent in too_much[:2]:
+        page = officer.post("/web/ig/subject-access", data={**sent["data"], "csrf": csrf})
+        assert page.status_code == 413
+        assert "The form is too large to send" in page.text
