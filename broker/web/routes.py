@@ -1,42 +1,44 @@
-"""The caseworkers' pages and signing in. Thin: forms in ``forms``, logic in the services."""
+"""Signing in, and the caseworkers' query pages (their consent pages are in
+``consent_routes``). Thin: forms in ``forms``, logic in the services."""
 
 from __future__ import annotations
 
 import asyncio
 import pathlib
 import secrets
-from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
-from broker.errors import BrokerError, Conflict, InvalidChange, IssuerUnavailable
+from broker.errors import BrokerError, IssuerUnavailable
 from broker.foundation import Foundation, load_or_create_secret
 from broker.identity.principal import Principal, Role
 from broker.queries.schemas import LinkDecisionIn
 from broker.settings import BrokerSettings
-from broker.web import ig_routes
+from broker.web import consent_routes, ig_routes
 from broker.web.answers import kept_answer, request_hash, run_query
+from broker.web.caseworker import (
+    caseworker,
+    caseworker_post,
+    form_of,
+    notice_for,
+    redirect_saying,
+    said,
+    see_other,
+)
 from broker.web.catalogue import Catalogue
 from broker.web.errors import BadForm, PageNotFound, SignInRequired
 from broker.web.forms import (
-    IDENTIFIER_KINDS,
-    NOTE_LENGTH,
-    consent_form,
-    consent_refusal,
-    consent_search_form,
     query_form,
     shown_again,
-    withdraw_form,
-    withdrawal_refusal,
 )
 from broker.web.graph import layout
-from broker.web.limits import FormLimit, read_form
+from broker.web.limits import FormLimit
 from broker.web.oidc import CodeFlow, SignInFailed
-from broker.web.once import form_key, once
+from broker.web.once import form_key
 from broker.web.pages import Pages, WebRoute, pages_of
 from broker.web.session import SessionCodec, WebSession, check_csrf, signed_in
 from broker.web.sign_outs import SignOuts
@@ -47,18 +49,15 @@ router = APIRouter(prefix="/web", route_class=WebRoute, include_in_schema=False)
 # Mounted last, so it answers only addresses under /web that no page has.
 _fallback = APIRouter(prefix="/web", route_class=WebRoute, include_in_schema=False)
 QueryId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
-ConsentId = Annotated[str, Path(max_length=64)]
-CASEWORKER = (Role.CASEWORKER,)
 # The pages serve caseworkers and IG officers; administrators and connectors use the API.
 _SIGN_IN_ROLES = {role.value: role for role in (Role.CASEWORKER, Role.IG_OFFICER)}
-# How long a consent form sent twice at once waits for its first sending to be recorded.
-_CONSENT_PATIENCE = 10.0
 _JOBS = ("social_worker", "early_help_worker", "duty_social_worker", "team_manager", "yot_officer")
 
 
 def install_web(app: FastAPI) -> None:
     """Add the page routes and their static files to ``app`` (before start-up)."""
     app.include_router(router)
+    app.include_router(consent_routes.router)
     app.include_router(ig_routes.router)
     app.mount("/web/static", StaticFiles(directory=str(_STATIC)), name="web-static")
     app.include_router(_fallback)
@@ -99,59 +98,6 @@ def open_web(app: FastAPI, foundation: Foundation, settings: BrokerSettings) -> 
 _STATIC = pathlib.Path(__file__).parent / "static"
 
 
-async def _form(request: Request) -> dict[str, Any]:
-    form = await read_form(request)
-    data: dict[str, Any] = {key: form.get(key) for key in form}
-    data["scope_agencies"] = form.getlist("scope_agencies")
-    data["restricted_fields"] = form.getlist("restricted_fields")
-    data["conditions"] = form.getlist("conditions")
-    return data
-
-
-async def _caseworker(request: Request) -> tuple[Pages, Principal, WebSession]:
-    pages = pages_of(request)
-    principal, session = await signed_in(
-        pages.codec, pages.foundation.token_verifier, request, CASEWORKER
-    )
-    return pages, principal, session
-
-
-async def _caseworker_post(
-    request: Request,
-) -> tuple[Pages, Principal, WebSession, dict[str, Any]]:
-    """A caseworker's form submission: who sent it, and the form, its CSRF token checked."""
-    pages, principal, session = await _caseworker(request)
-    form = await _form(request)
-    check_csrf(session, form.get("csrf"))
-    return pages, principal, session, form
-
-
-def _see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
-def _done(pages: Pages, session: WebSession, url: str, notice: str) -> RedirectResponse:
-    """Send the browser to ``url``, which is to say ``notice`` once: what was just done
-    there. It travels in the session, never in the address, so a link or a bookmark
-    cannot claim something was done."""
-    response = _see_other(url)
-    pages.codec.write(response, replace(session, notice=(url, notice)))
-    return response
-
-
-def _notice(request: Request, session: WebSession) -> str | None:
-    """The notice left for this page by what was just done there, if any."""
-    if session.notice is not None and session.notice[0] == request.url.path:
-        return session.notice[1]
-    return None
-
-
-def _said(pages: Pages, response: Response, session: WebSession) -> Response:
-    """``response``, with the session's notice forgotten once a page has said it."""
-    pages.codec.write(response, replace(session, notice=None))
-    return response
-
-
 # -- signing in ---------------------------------------------------------------------------
 
 
@@ -159,8 +105,8 @@ def _said(pages: Pages, response: Response, session: WebSession) -> Response:
 async def start(request: Request) -> Response:
     pages = pages_of(request)
     if pages.codec.read(request) is None:
-        return _see_other("/web/sign-in")
-    return _see_other("/web/home")
+        return see_other("/web/sign-in")
+    return see_other("/web/home")
 
 
 @router.get("/sign-in")
@@ -202,7 +148,7 @@ async def _sign_in(
 @router.post("/sign-in")
 async def sign_in(request: Request) -> Response:
     pages = pages_of(request)
-    form = await _form(request)
+    form = await form_of(request)
     check_csrf(pages.codec.read_sign_in_token(request), form.get("csrf"))
     errors: dict[str, str] = {}
     token = str(form.get("access_token") or "").strip()
@@ -239,7 +185,7 @@ async def sign_in(request: Request) -> Response:
     except Exception as exc:  # noqa: BLE001 - any refusal of the token is shown on the form
         detail = getattr(exc, "detail", "the token was not accepted")
         return await _sign_in(pages, request, {"access_token": f"Not accepted: {detail}"}, form)
-    response = _see_other("/web/home")
+    response = see_other("/web/home")
     pages.codec.write(response, WebSession.start(token))
     return response
 
@@ -249,12 +195,12 @@ async def sign_in_start(request: Request) -> Response:
     """Send the browser to the identity provider (authorization code with PKCE)."""
     pages = pages_of(request)
     if pages.code_flow is None:
-        return _see_other("/web/sign-in")
+        return see_other("/web/sign-in")
     try:
         location, pending = await pages.code_flow.start()
     except IssuerUnavailable as exc:
         return await _sign_in(pages, request, {"provider": exc.detail}, {}, status=503)
-    response = _see_other(location)
+    response = see_other(location)
     pages.code_flow.remember(response, pending)
     return response
 
@@ -264,7 +210,7 @@ async def sign_in_callback(request: Request) -> Response:
     """Where the identity provider sends the browser back: exchange the code for a token."""
     pages = pages_of(request)
     if pages.code_flow is None:
-        return _see_other("/web/sign-in")
+        return see_other("/web/sign-in")
     flow = pages.code_flow
     params = dict(request.query_params.items())
     try:
@@ -284,7 +230,7 @@ async def sign_in_callback(request: Request) -> Response:
         )
         flow.forget(failed)
         return failed
-    response = _see_other("/web/home")
+    response = see_other("/web/home")
     flow.forget(response)
     pages.codec.write(response, WebSession.start(token))
     return response
@@ -294,7 +240,7 @@ async def sign_in_callback(request: Request) -> Response:
 async def sign_out(request: Request) -> Response:
     pages = pages_of(request)
     session = pages.codec.read(request)
-    form = await _form(request)
+    form = await form_of(request)
     if session is not None:
         check_csrf(session, form.get("csrf"))
         await pages.codec.end(session)
@@ -310,7 +256,7 @@ async def home(request: Request) -> Response:
         pages.codec, pages.foundation.token_verifier, request, (Role.CASEWORKER, Role.IG_OFFICER)
     )
     if principal.role is Role.IG_OFFICER:
-        return _see_other("/web/ig")
+        return see_other("/web/ig")
     recent = await asyncio.to_thread(pages.foundation.follow_up.queries, principal, 10)
     return pages.render(
         request,
@@ -327,7 +273,7 @@ async def home(request: Request) -> Response:
 
 @router.get("/queries/new")
 async def new_query(request: Request) -> Response:
-    pages, principal, session = await _caseworker(request)
+    pages, principal, session = await caseworker(request)
     return _query_form(pages, request, principal, session, errors={}, values={})
 
 
@@ -359,7 +305,7 @@ def _query_form(
 
 @router.post("/queries")
 async def submit_query(request: Request) -> Response:
-    pages, principal, session, form = await _caseworker_post(request)
+    pages, principal, session, form = await caseworker_post(request)
     try:
         body = query_form(form, pages.catalogue)
     except BadForm as exc:
@@ -380,17 +326,17 @@ async def submit_query(request: Request) -> Response:
             notice="Your query is still running. Send the form again in a moment to see its "
             "answer: it will not run twice.",
         )
-    response = _see_other(f"/web/queries/{view.query_id}")
+    response = see_other(f"/web/queries/{view.query_id}")
     pages.codec.write(response, session.with_answer(view.query_id, key, hashed))
     return response
 
 
 @router.get("/queries/{query_id}")
 async def query_result(request: Request, query_id: QueryId) -> Response:
-    pages, principal, session = await _caseworker(request)
-    notice = _notice(request, session)
+    pages, principal, session = await caseworker(request)
+    notice = notice_for(request, session)
     page = await _result(pages, request, principal, session, query_id, notice=notice)
-    return _said(pages, page, session) if notice else page
+    return said(pages, page, session) if notice else page
 
 
 async def _result(
@@ -425,7 +371,7 @@ async def _result(
 
 @router.post("/queries/{query_id}/links")
 async def decide_link(request: Request, query_id: QueryId) -> Response:
-    pages, principal, session, form = await _caseworker_post(request)
+    pages, principal, session, form = await caseworker_post(request)
     try:
         decision = LinkDecisionIn.model_validate(
             {"link_id": str(form.get("link_id") or ""), "decision": str(form.get("decision") or "")}
@@ -443,185 +389,12 @@ async def decide_link(request: Request, query_id: QueryId) -> Response:
         )
     await pages.foundation.follow_up.decide_link(principal, query_id, decision)
     done = "confirmed" if decision.decision == "confirm" else "rejected"
-    return _done(
+    return redirect_saying(
         pages,
         session,
         f"/web/queries/{query_id}",
         f"You {done} the link. It is recorded in the audit log, and later queries use your "
         "decision; run the query again to see the family joined with it.",
-    )
-
-
-# -- consent --------------------------------------------------------------------------------
-
-
-@router.get("/consents")
-async def consents(request: Request) -> Response:
-    pages, principal, session = await _caseworker(request)
-    return pages.render(
-        request,
-        "consents.html",
-        principal=principal,
-        session=session,
-        kinds=IDENTIFIER_KINDS,
-        errors={},
-        values={},
-        found=None,
-    )
-
-
-@router.post("/consents/search")
-async def search_consents(request: Request) -> Response:
-    pages, principal, session, form = await _caseworker_post(request)
-    try:
-        query = consent_search_form(form)
-    except BadForm as exc:
-        return pages.render(
-            request,
-            "consents.html",
-            principal=principal,
-            session=session,
-            kinds=IDENTIFIER_KINDS,
-            errors=exc.fields,
-            values=form,
-            found=None,
-            status=422,
-        )
-    found = await asyncio.to_thread(pages.foundation.consent.search, principal, query)
-    return pages.render(
-        request,
-        "consents.html",
-        principal=principal,
-        session=session,
-        kinds=IDENTIFIER_KINDS,
-        errors={},
-        values=form,
-        found=found,
-    )
-
-
-@router.get("/consents/new")
-async def new_consent(request: Request) -> Response:
-    pages, principal, session = await _caseworker(request)
-    return await _consent_form(
-        pages, request, principal, session, errors={}, values={"scope": "all"}
-    )
-
-
-async def _consent_form(
-    pages: Pages,
-    request: Request,
-    principal: Principal,
-    session: WebSession,
-    *,
-    errors: dict[str, str],
-    values: dict[str, Any],
-    notice: str | None = None,
-) -> Response:
-    response = pages.render_form(
-        request,
-        "consent_form.html",
-        principal=principal,
-        session=session,
-        errors=errors,
-        values=values,
-        kinds=IDENTIFIER_KINDS,
-        agencies=await asyncio.to_thread(pages.foundation.registry.list_agencies),
-        key=values.get("idempotency_key") or secrets.token_urlsafe(18),
-        notice=notice,
-    )
-    if notice:
-        response.status_code = 202
-    return response
-
-
-@router.post("/consents")
-async def record_consent(request: Request) -> Response:
-    pages, principal, session, form = await _caseworker_post(request)
-    try:
-        consent = consent_form(form)
-    except BadForm as exc:
-        return await _consent_form(
-            pages, request, principal, session, errors=exc.fields, values=form
-        )
-    page_key = str(form.get("idempotency_key") or secrets.token_urlsafe(18))
-    key = form_key(page_key, consent.model_dump_json())
-    try:
-        done = await once(
-            lambda: asyncio.to_thread(
-                pages.foundation.consent.record_once, principal, consent, key
-            ),
-            patience=_CONSENT_PATIENCE,
-        )
-    except InvalidChange as exc:
-        return await _consent_form(
-            pages, request, principal, session, errors=consent_refusal(exc), values=form
-        )
-    if done is None:
-        return await _consent_form(
-            pages,
-            request,
-            principal,
-            session,
-            errors={},
-            values=form,
-            notice="The consent is still being recorded. Send the form again in a moment "
-            "to see it: it will not be recorded twice.",
-        )
-    recorded, _ = done
-    return _done(pages, session, f"/web/consents/{recorded.id}", "Consent recorded.")
-
-
-@router.get("/consents/{consent_id}")
-async def view_consent(request: Request, consent_id: ConsentId) -> Response:
-    pages, principal, session = await _caseworker(request)
-    notice = _notice(request, session)
-    page = await _consent_page(
-        pages, request, principal, session, consent_id, errors={}, values={}, notice=notice
-    )
-    return _said(pages, page, session) if notice else page
-
-
-async def _consent_page(
-    pages: Pages,
-    request: Request,
-    principal: Principal,
-    session: WebSession,
-    consent_id: str,
-    *,
-    errors: dict[str, str],
-    values: dict[str, Any],
-    notice: str | None = None,
-) -> Response:
-    """One consent and its history, with the withdrawal form; 422 with ``errors``."""
-    consent = await asyncio.to_thread(pages.foundation.consent.get, consent_id)
-    return pages.render_form(
-        request,
-        "consent.html",
-        principal=principal,
-        session=session,
-        consent=consent,
-        notice=notice,
-        errors=errors,
-        values=values,
-        note_length=NOTE_LENGTH,
-    )
-
-
-@router.post("/consents/{consent_id}/withdraw")
-async def withdraw_consent(request: Request, consent_id: ConsentId) -> Response:
-    pages, principal, session, form = await _caseworker_post(request)
-    try:
-        change = withdraw_form(form)
-        await asyncio.to_thread(pages.foundation.consent.transition, principal, consent_id, change)
-    except BadForm as exc:
-        errors = exc.fields
-    except (InvalidChange, Conflict) as exc:
-        errors = {"state": withdrawal_refusal(exc)}
-    else:
-        return _done(pages, session, f"/web/consents/{consent_id}", "Consent withdrawn.")
-    return await _consent_page(
-        pages, request, principal, session, consent_id, errors=errors, values=form
     )
 
 
