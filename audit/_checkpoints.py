@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from audit._chunks import Checked
+from audit._misstored import misstored_note
 from audit._report import Finding, Report, TamperKind
 from audit.checkpoint import Checkpoint, NoteVerifier, open_checkpoint
 from audit.errors import CheckpointError, CheckpointFormatError, CheckpointUnknownSigner, ProofError
@@ -49,16 +50,21 @@ _PINPOINT_LIMIT = 4096
 
 
 def open_checkpoints(
-    stored: list[tuple[int, str]], verifier: NoteVerifier, origin: str, report: Report
+    stored: Sequence[tuple[int, object]], verifier: NoteVerifier, origin: str, report: Report
 ) -> list[Checkpoint]:
     """The stored checkpoints that verify with the log's key, one per size, by size.
 
-    Each that does not (unknown key, malformed, bad signature, a second root for a size)
-    becomes a finding in ``report``; every one is counted there.
+    Each that does not (unknown key, malformed or not stored as text, bad signature, a
+    second root for a size) becomes a finding in ``report``; every one is counted there.
     """
     trusted: dict[int, Checkpoint] = {}
     for size, note in stored:
         report.checkpoints += 1
+        misstored = misstored_note(size, note)
+        if misstored is not None:
+            report.findings.append(misstored)
+            continue
+        assert isinstance(note, str)  # noqa: S101 - misstored_note makes sure
         try:
             checkpoint = open_checkpoint(note, verifier, origin=origin)
         except CheckpointUnknownSigner as exc:

@@ -21,6 +21,7 @@ from datetime import datetime
 from itertools import groupby
 from operator import itemgetter
 
+from audit._misstored import entry_of, wrong_types
 from audit._report import Finding, TamperKind
 from audit.merkle import perfect_cover, subtree_levels
 
@@ -46,7 +47,11 @@ _TIME = b'"time":"'
 
 @dataclass(slots=True)
 class Chunk:
-    """Consecutive rows as stored: indexes, leaves, leaf hashes, and what lies beside them."""
+    """Consecutive rows as stored: indexes, leaves, leaf hashes, and what lies beside them.
+
+    The types are those the log writes; a database may hold others (``_misstored``),
+    which ``check_chunk`` reports.
+    """
 
     indexes: list[int]
     leaves: list[bytes]
@@ -278,18 +283,60 @@ def check_chunk(
     them; ``sizes`` are the checkpoint sizes the tree may ask about, ascending. A pure
     function of its arguments, so it can run in any process.
     """
+    wrong = wrong_types(chunk)
+    if wrong:
+        chunk = _retyped(chunk)
+        erased_by = {erased: at for erased, at in erased_by.items() if type(at) is int}
     problem = _entry_problem(chunk, base, erased_by)
+    # A leaf hash of another type is left to the checks, which tell a rewritten hash from
+    # a rewritten entry by the signed tree.
+    misstored = next((f for f in wrong if f.kind is not TamperKind.LEAF_HASH_ALTERED), None)
+    if misstored is not None and _first(misstored, problem):
+        problem = misstored
     usable = len(chunk.leaves)
     altered = None
     if problem is not None and problem.index is not None:
         usable = max(0, min(usable, problem.index - base))
-        if problem.kind is TamperKind.ENTRY_ALTERED:
+        if problem.kind is TamperKind.ENTRY_ALTERED and problem is not misstored:
             altered = _sha256(b"\x00" + chunk.leaves[problem.index - base]).digest()
     checked = sound_chunk(chunk.hashes[:usable], base, sizes)
     checked.rows = (chunk.indexes[0], chunk.indexes[-1])
     checked.problem, checked.altered, checked.erasures = problem, altered, chunk.erasures
     checked.unsigned = unsigned_times(chunk.leaves[:usable], base, sizes)
     return checked
+
+
+def _retyped(chunk: Chunk) -> Chunk:
+    """``chunk`` with every value of a wrong type replaced by one of the right type that
+    fails each check it meets (an empty leaf, hash, salt, name or value), and without
+    the erasure records that name no entry."""
+    first = chunk.indexes[0]
+    return Chunk(
+        chunk.indexes,
+        [leaf if type(leaf) is bytes else b"" for leaf in chunk.leaves],
+        [hash_ if type(hash_) is bytes else b"" for hash_ in chunk.hashes],
+        [
+            (
+                entry_of(index, first),
+                name if type(name) is str else "",
+                salt if type(salt) is bytes else b"",
+                value if type(value) is str else "",
+            )
+            for index, name, salt, value in chunk.openings
+        ],
+        {erased: at for erased, at in chunk.erasures.items() if type(at) is int},
+    )
+
+
+def _first(misstored: Finding, problem: Finding | None) -> bool:
+    """Whether a value of the wrong type is the finding to report before ``problem``:
+    at the same entry it says more than what the stand-in for it failed, unless the
+    entry itself is missing."""
+    if problem is None or problem.index is None or misstored.index is None:
+        return True
+    if misstored.index != problem.index:
+        return misstored.index < problem.index
+    return problem.kind is not TamperKind.ENTRY_DELETED
 
 
 def unsigned_times(
@@ -340,8 +387,18 @@ def passes(rows: Chunk, base: int, erased_by: Mapping[int, int]) -> bool:
     checks them), so a chunk holds no problem if each of its parts passes. A reader can
     thus check a chunk in parts small enough to stay in a core's cache, and read it
     whole for ``check_chunk`` (which names the first problem) only if a part fails.
-    Rows with an erased entry do not pass. ``erased_by`` as for ``check_chunk``.
+    Rows with an erased entry do not pass, nor rows holding a value of another type
+    than the log writes. ``erased_by`` as for ``check_chunk``.
     """
+    try:
+        return _passes(rows, base, erased_by)
+    except (TypeError, AttributeError, ValueError):
+        # A value of another type (text for bytes, a number for text...): no check here
+        # accepts one, and ``check_chunk`` names it.
+        return False
+
+
+def _passes(rows: Chunk, base: int, erased_by: Mapping[int, int]) -> bool:
     leaves = rows.leaves
     if rows.erasures or rows.indexes != list(range(base, base + len(leaves))):
         return False
@@ -362,6 +419,7 @@ def check_in_order(chunks: Generator[Chunk], sizes: Sequence[int]) -> Generator[
     base = 0
     with contextlib.closing(chunks):
         for chunk in chunks:
-            erased_by.update(chunk.erasures)
+            # Only records that name an entry: ``check_chunk`` reports the others.
+            erased_by.update((k, at) for k, at in chunk.erasures.items() if type(at) is int)
             yield check_chunk(chunk, base, erased_by, sizes)
             base += len(chunk.leaves)

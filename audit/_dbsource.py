@@ -30,6 +30,7 @@ import gc
 import multiprocessing
 import os
 import re
+import sqlite3
 import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Generator, Sequence
@@ -52,6 +53,7 @@ from audit._chunks import (
     sound_chunk,
     unsigned_times,
 )
+from audit._readonly import as_stored
 from audit._report import Report
 from audit.checkpoint import Checkpoint, NoteVerifier
 from audit.store import Store
@@ -81,6 +83,14 @@ _ERASURES = "SELECT idx, erasure_idx FROM audit_erasures WHERE idx BETWEEN {0} A
 # Two subqueries: SQLite reads min() or max() off the key only when alone in a query.
 _EXTENT = "SELECT (SELECT min(idx) FROM audit_entries), (SELECT max(idx) FROM audit_entries)"
 _ALL_ERASURES = "SELECT idx, erasure_idx FROM audit_erasures WHERE idx >= 0 AND idx < {0}"
+_CHECKPOINTS = "SELECT size, note FROM audit_checkpoints ORDER BY size"
+_ERASURE_RECORDS = (
+    "SELECT idx, erased_at_us, erased_by, reason, erasure_idx FROM audit_erasures ORDER BY idx"
+)
+_ENTRY = (
+    "SELECT e.leaf, x.erased_by, x.erasure_idx FROM audit_entries e"
+    " LEFT JOIN audit_erasures x ON x.idx = e.idx WHERE e.idx = {0}"
+)
 _SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f-]+")
 # Entries read and checked at a time within a chunk: their leaves (about 1.4 MB) stay in
 # a core's cache through the several passes over them, where a whole chunk's (11 MB) are
@@ -125,6 +135,7 @@ class _Reader:
     def __init__(
         self, driver: Any, postgres: bool, size: int, chunk: int, sizes: list[int]
     ) -> None:
+        self.driver = driver
         self.cursor = _cursor(driver, postgres)
         self.sql = _Statements(postgres)
         self.size, self.chunk, self.sizes = size, chunk, sizes
@@ -152,25 +163,31 @@ class _Reader:
         return checked
 
     def _part(self, start: int, end: int) -> Chunk | None:
-        """Entries ``[start, end)``, if they are all there."""
-        self.cursor.execute(self.sql.range, (start, end))
-        rows = self.cursor.fetchall()
-        if len(rows) != end - start:
+        """Entries ``[start, end)``, if they are all there and their text is UTF-8."""
+        try:
+            self.cursor.execute(self.sql.range, (start, end))
+            rows = self.cursor.fetchall()
+            if len(rows) != end - start:
+                return None
+            # Indexes are unique integers: all of them are here, in order.
+            leaves, hashes = (list(column) for column in zip(*rows, strict=True))
+            return _chunk(self.cursor, self.sql, list(range(start, end)), leaves, hashes)
+        except sqlite3.OperationalError:
+            # Text that is not UTF-8 fails the read: ``_check_whole`` reads it as stored
+            # (and raises again any other error).
             return None
-        # Indexes are unique integers: all of them are here, in order.
-        leaves, hashes = (list(column) for column in zip(*rows, strict=True))
-        return _chunk(self.cursor, self.sql, list(range(start, end)), leaves, hashes)
 
     def _check_whole(self, start: int, erasing: dict[int, int]) -> Checked | None:
         """Read the whole chunk, as one ordered scan of the whole table would from
         ``start`` (so a gap is reported the same way), and name its first problem."""
         cursor, sql = self.cursor, self.sql
-        cursor.execute(sql.from_, (start, self.size, self.chunk))
-        rows = cursor.fetchall()
-        if not rows:
-            return None
-        indexes, leaves, hashes = (list(column) for column in zip(*rows, strict=True))
-        chunk = _chunk(cursor, sql, indexes, leaves, hashes)
+        with as_stored(self.driver):
+            cursor.execute(sql.from_, (start, self.size, self.chunk))
+            rows = cursor.fetchall()
+            if not rows:
+                return None
+            indexes, leaves, hashes = (list(column) for column in zip(*rows, strict=True))
+            chunk = _chunk(cursor, sql, indexes, leaves, hashes)
         # This chunk's records, and those of earlier entries (never later ones) that
         # an entry of this chunk erased.
         last = indexes[-1]
@@ -182,12 +199,13 @@ class _Reader:
 class _Erasures:
     """The erasure records of the parent's snapshot, by erased entry and by chunk."""
 
-    def __init__(self, rows: Sequence[tuple[int, int]], size: int, chunk: int) -> None:
-        self.by_erased = dict(rows)
+    def __init__(self, rows: Sequence[tuple[int, object]], size: int, chunk: int) -> None:
+        # Only records that name an entry: the chunk of the erased entry reports the others.
+        self.by_erased = {erased: at for erased, at in rows if type(at) is int}
         self.erased = sorted(self.by_erased)
         self.chunk = chunk
         self.by_chunk: dict[int, dict[int, int]] = {}
-        for erased, erasure in rows:
+        for erased, erasure in self.by_erased.items():
             if 0 <= erasure < size:
                 self.by_chunk.setdefault(erasure // chunk, {})[erased] = erasure
 
@@ -304,8 +322,32 @@ class DatabaseSource:
         self._parallel_from = parallel_from
         self._chunk = 1 << chunk_level
 
-    def checkpoints(self) -> list[tuple[int, str]]:
-        return self._store.checkpoints()
+    def checkpoints(self) -> list[tuple[int, object]]:
+        return [(int(size), note) for size, note in self._as_stored(_CHECKPOINTS)]
+
+    def erasure_records(self) -> list[tuple[int, object, object, object, object]]:
+        """Every erasure record as ``(erased, erased_at_us, erased_by, reason,
+        erasure entry)``, by erased entry, as stored."""
+        return [(int(erased), *rest) for erased, *rest in self._as_stored(_ERASURE_RECORDS)]
+
+    def entry(self, index: int) -> tuple[object, object, object] | None:
+        """Entry ``index``'s leaf, and who erased it in which entry (or None twice), as
+        stored; None if there is no entry ``index``."""
+        mark = "%s" if self._store.is_postgres else "?"
+        rows = self._as_stored(_ENTRY.format(mark), (index,))
+        return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
+
+    def _as_stored(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one statement exactly as stored, of whatever type."""
+        with self._store.read() as conn:
+            driver = conn.connection.driver_connection
+            cursor = _cursor(driver, self._store.is_postgres)
+            try:
+                with as_stored(driver):
+                    cursor.execute(sql, params)
+                    return list(cursor.fetchall())
+            finally:
+                cursor.close()
 
     def chunks(self, size: int) -> Generator[Chunk]:
         with self._store.read(snapshot=True) as conn:
@@ -321,10 +363,11 @@ class DatabaseSource:
         try:
             if postgres:
                 scan.itersize = size
-            scan.execute(_ENTRIES)
-            while rows := scan.fetchmany(size):
-                indexes, leaves, hashes = (list(column) for column in zip(*rows, strict=True))
-                yield _chunk(lookup, sql, indexes, leaves, hashes)
+            with as_stored(driver):
+                scan.execute(_ENTRIES)
+                while rows := scan.fetchmany(size):
+                    indexes, leaves, hashes = (list(c) for c in zip(*rows, strict=True))
+                    yield _chunk(lookup, sql, indexes, leaves, hashes)
         finally:
             scan.close()
             lookup.close()

@@ -15,11 +15,16 @@ neither can be created, SQLite refuses to open the file (https://www.sqlite.org/
 database file alone is the whole log, and it is opened ``immutable``, which needs
 neither. Otherwise reading the file alone would silently miss the newest entries, so it
 is refused with what to do instead.
+
+Text a SQLite file holds need not be UTF-8; reading it the usual way fails the whole
+read, so where rows may be damaged they are read ``as_stored``.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -28,9 +33,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 
+from audit._misstored import Undecodable
 from audit.errors import StoreError
 
-__all__ = ["read_only_engine", "sqlite_file"]
+__all__ = ["as_stored", "read_only_engine", "sqlite_file"]
 
 _PROBE = "SELECT count(*) FROM sqlite_master"
 # What SQLite answers when it cannot create the -wal or -shm file it needs.
@@ -102,3 +108,25 @@ def read_only_engine(path: Path) -> Engine:
                 ) from None
         engine = _engine(path, immutable=True)
     return engine
+
+
+def _text(data: bytes) -> str | Undecodable:
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return Undecodable(data)
+
+
+@contextmanager
+def as_stored(driver: Any) -> Iterator[None]:
+    """While the block runs, this SQLite connection reads text that is not UTF-8 as
+    ``Undecodable`` instead of failing; other text costs a call each, so not for the
+    verifier's fast path. On PostgreSQL, which holds only valid text, nothing changes."""
+    if not isinstance(driver, sqlite3.Connection):
+        yield
+        return
+    driver.text_factory = _text
+    try:
+        yield
+    finally:
+        driver.text_factory = str

@@ -23,14 +23,14 @@ from sqlalchemy import exc as sa_exc
 
 from audit import merkle
 from audit._dbsource import DatabaseSource
+from audit._misstored import misstored_erasure, misstored_leaf, misstored_note, stored_as
 from audit._newfile import new_file
 from audit.checkpoint import Checkpoint, NoteVerifier, kept_note, open_checkpoint
 from audit.entry import parse_leaf
-from audit.errors import AuditError, CheckpointError, EntryNotFound, ProofError
+from audit.errors import AuditError, CheckpointError, EntryNotFound, LogDamaged, ProofError
 from audit.export import BundleSource, export_bundle
-from audit.search import get_entry, get_leaf
 from audit.store import Store
-from audit.verify import UNSIGNED_WINDOW, Report, Source, verify_source
+from audit.verify import UNSIGNED_WINDOW, Finding, Report, Source, verify_source
 
 __all__ = ["app"]
 
@@ -72,10 +72,22 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _tampered(finding: Finding) -> None:
+    where = (
+        f"entry {finding.index}" if finding.index is not None else f"checkpoint {finding.tree_size}"
+    )
+    _out.print(f"[bold red]TAMPERED[/]: {finding.kind.value} at {where}: {finding.detail}")
+
+
 @contextmanager
-def _errors() -> Iterator[None]:
+def _errors(task: str = "go on") -> Iterator[None]:
+    """Every error as one ``error:`` line; damage to the log found on the way, which
+    stops ``task``, as a finding first (exit status 1)."""
     try:
         yield
+    except LogDamaged as exc:
+        _tampered(exc.finding)
+        raise _fail(f"cannot {task}: the log is damaged (see above)", 1) from None
     except AuditError as exc:
         raise _fail(exc.detail) from None
     except OSError as exc:
@@ -101,7 +113,7 @@ class _Log(ABC):
             raise _fail("the log does not name its origin; pass --origin")
         return log
 
-    def checkpoints(self) -> list[tuple[int, str]]:
+    def checkpoints(self) -> Sequence[tuple[int, object]]:
         return self.source.checkpoints()
 
     def total(self) -> int | None:
@@ -121,7 +133,7 @@ class _DbLog(_Log):
     def __init__(self, store: Store, origin: str | None) -> None:
         self.store = store
         self.origin = origin or store.get_meta("origin") or ""
-        self.source = DatabaseSource(store)
+        self.source = self.rows = DatabaseSource(store)
 
     def total(self) -> int | None:
         return self.store.size()
@@ -130,11 +142,22 @@ class _DbLog(_Log):
         return self.store.read_nodes
 
     def leaf(self, index: int) -> tuple[bytes, Mapping[str, object] | None]:
-        erasure = get_entry(self.store, index).erasure
-        erased = None
-        if erasure is not None:
-            erased = {"by": erasure.erased_by, "entry": erasure.erasure_index}
-        return get_leaf(self.store, index), erased
+        """Raises ``LogDamaged`` for a leaf or an erasure record of the wrong type."""
+        row = self.rows.entry(index)
+        if row is None:
+            raise EntryNotFound(f"the log has no entry {index}")
+        leaf, erased_by, erasure_index = row
+        misstored = misstored_leaf(index, leaf)
+        if misstored is None and erasure_index is not None:
+            misstored = misstored_erasure(index, erasure_index)
+        if misstored is not None:
+            raise LogDamaged(misstored)
+        assert isinstance(leaf, bytes)  # noqa: S101 - misstored_leaf makes sure
+        if erasure_index is None:
+            return leaf, None
+        # Who erased it is for the reader; the erasure entry itself is what verify checks.
+        by = erased_by if isinstance(erased_by, str) else f"(stored as {stored_as(erased_by)})"
+        return leaf, {"by": by, "entry": erasure_index}
 
 
 class _BundleLog(_Log):
@@ -183,12 +206,18 @@ def _seconds(text: str, option: str, default: float) -> float:
     return seconds
 
 
-def _latest(log: _Log, verifier: NoteVerifier) -> Checkpoint:
+def _latest(log: _Log, verifier: NoteVerifier) -> tuple[Checkpoint, str]:
+    """The log's latest checkpoint, opened with the key, and its note."""
     checkpoints = log.checkpoints()
     if not checkpoints:
         raise _fail("the log has no signed checkpoint yet", 1)
+    size, note = checkpoints[-1]
+    misstored = misstored_note(size, note)
+    if misstored is not None:
+        raise _fail(f"the log's latest checkpoint does not verify: {misstored.detail}", 1)
+    assert isinstance(note, str)  # noqa: S101 - misstored_note makes sure
     try:
-        return open_checkpoint(checkpoints[-1][1], verifier, origin=log.origin)
+        return open_checkpoint(note, verifier, origin=log.origin), note
     except CheckpointError as exc:
         raise _fail(f"the log's latest checkpoint does not verify: {exc.detail}", 1) from None
 
@@ -205,8 +234,7 @@ def _summary(report: Report) -> str:
 def _print_findings(report: Report) -> None:
     first = report.first
     assert first is not None  # noqa: S101 - only for a report that is not ok
-    where = f"entry {first.index}" if first.index is not None else f"checkpoint {first.tree_size}"
-    _out.print(f"[bold red]TAMPERED[/]: {first.kind.value} at {where}: {first.detail}")
+    _tampered(first)
     for finding in report.findings[:20]:
         if finding is not first:
             _out.print(f"  also {finding.kind.value}: {finding.detail}")
@@ -291,7 +319,7 @@ def export(
     force: ForceOption = False,
 ) -> None:
     """Write the whole log (entries, checkpoints, log key) to one file to carry away."""
-    with _errors():
+    with _errors("export the log"):
         store = Store.open_read_only(db)
         with Progress(transient=True) as progress:
             task = progress.add_task("exporting", total=store.size())
@@ -308,15 +336,20 @@ def checkpoint(
     force: ForceOption = False,
 ) -> None:
     """Print the latest signed checkpoint, to keep for a later consistency check."""
-    with _errors():
+    with _errors("give the latest checkpoint"):
         store = Store.open_read_only(db)
-        latest = store.latest_checkpoint()
-        if latest is None:
+        checkpoints = DatabaseSource(store).checkpoints()
+        if not checkpoints:
             raise _fail("the log has no signed checkpoint yet", 1)
+        size, note = checkpoints[-1]
+        misstored = misstored_note(size, note)
+        if misstored is not None:
+            raise LogDamaged(misstored)
+        assert isinstance(note, str)  # noqa: S101 - misstored_note makes sure
         if out is not None:
             with new_file(out, replace=force, protected=store.database_files()) as kept:
-                kept.write(latest[1].encode())
-    typer.echo(latest[1], nl=False)
+                kept.write(note.encode())
+    typer.echo(note, nl=False)
 
 
 def _hex(hashes: Sequence[bytes]) -> list[str]:
@@ -334,10 +367,10 @@ def prove(
     as_json: Annotated[bool, typer.Option("--json", help="Print the receipt as JSON.")] = False,
 ) -> None:
     """Prove that entry N is in the latest signed checkpoint (an inclusion proof)."""
-    with _errors():
+    with _errors(f"prove entry {index}"):
         log = _Log.open(db, bundle, origin)
         verifier = _verifier(public_key, log.origin)
-        signed = _latest(log, verifier)
+        signed, note = _latest(log, verifier)
         if not 0 <= index < signed.size:
             raise _fail(f"entry {index} is not covered by the latest checkpoint ({signed.size})", 1)
         leaf, erased = log.leaf(index)
@@ -361,7 +394,7 @@ def prove(
         "tree_size": signed.size,
         "root_hash": base64.b64encode(signed.root_hash).decode(),
         "inclusion_proof": _hex(proof),
-        "checkpoint": log.checkpoints()[-1][1],
+        "checkpoint": note,
     }
     if as_json:
         typer.echo(orjson.dumps(receipt, option=orjson.OPT_INDENT_2).decode())
@@ -408,7 +441,7 @@ def consistency(
             )
         except CheckpointError as exc:
             raise _fail(f"your checkpoint does not verify with this key: {exc.detail}", 1) from None
-        signed = _latest(log, verifier)
+        signed, _ = _latest(log, verifier)
         if kept.size > signed.size:
             raise _fail(
                 f"the log signs {signed.size} entries, fewer than the {kept.size} your"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from audit._report import Finding
+
 __all__ = [
     "AuditError",
     "CheckpointError",
@@ -17,6 +19,7 @@ __all__ = [
     "EntryError",
     "EntryNotFound",
     "LogClosed",
+    "LogDamaged",
     "OutputError",
     "ProofError",
     "ReceiptTimeout",
@@ -104,6 +107,19 @@ class StoreError(AuditError):
     code = "audit-store-unavailable"
     title = "Audit store unavailable"
     status = 503
+
+
+class LogDamaged(AuditError):
+    """The log holds what no Junction log writes, so it cannot be read as asked:
+    ``finding`` says what and where, as the verifier would report it."""
+
+    code = "audit-log-damaged"
+    title = "Audit log damaged"
+    status = 422
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(finding.detail)
+        self.finding = finding
 
 
 class OutputError(AuditError):

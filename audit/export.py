@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
-import sqlalchemy as sa
 
-from audit import _tables as t
 from audit._chunks import Chunk
 from audit._dbsource import DatabaseSource
+from audit._misstored import misstored_erasure, misstored_note, stored_as, wrong_types
 from audit._newfile import new_file
-from audit.errors import AuditError
+from audit._report import Finding, TamperKind
+from audit.errors import AuditError, LogDamaged
 from audit.merkle import NodeId, leaf_hash, subtree_levels
 from audit.store import Store
 
@@ -88,17 +88,54 @@ def export_bundle(
         return _write_bundle(store, out, path, progress)
 
 
+_ERASURE_TYPES = (("erased_at_us", int), ("erased_by", str), ("reason", str))
+
+
+def _erasures(rows: DatabaseSource) -> dict[int, dict[str, object]]:
+    """Each erasure record as the bundle carries it, by erased entry. Raises
+    ``LogDamaged`` for one that holds a value of another type than the log writes."""
+    records = {}
+    for erased, at_us, by, reason, erasure in rows.erasure_records():
+        for (column, kind), value in zip(_ERASURE_TYPES, (at_us, by, reason), strict=True):
+            if type(value) is not kind:
+                detail = (
+                    f"the erasure record of entry {erased} holds {stored_as(value)} as its {column}"
+                )
+                raise LogDamaged(Finding(TamperKind.ERASURE_UNLOGGED, detail, erased))
+        misstored = misstored_erasure(erased, erasure)
+        if misstored is not None:
+            raise LogDamaged(misstored)
+        records[erased] = {"by": by, "at_us": at_us, "reason": reason, "entry": erasure}
+    return records
+
+
+def _text(index: int, leaf: bytes) -> str:
+    """The leaf as the bundle carries it, as text. Raises ``LogDamaged`` if it is not
+    UTF-8, as a leaf (canonical JSON) always is."""
+    try:
+        return leaf.decode()
+    except UnicodeDecodeError:
+        detail = f"entry {index} is not UTF-8 text, so not a Junction leaf"
+        raise LogDamaged(Finding(TamperKind.MALFORMED_LEAF, detail, index)) from None
+
+
 def _write_bundle(
     store: Store, out: IO[bytes], path: Path, progress: Callable[[int], None] | None
 ) -> ExportSummary:
-    origin = store.get_meta("origin")
-    checkpoints = store.checkpoints()
-    with store.read() as conn:
-        erasures = {int(row.idx): row for row in conn.execute(sa.select(t.erasures))}
+    """The bundle of the log in ``store``, written to ``out``. A bundle carries each
+    value as the log writes it, so a value of another type stops the export: raises
+    ``LogDamaged``, naming it as the verifier would."""
+    rows = DatabaseSource(store)
+    checkpoints = rows.checkpoints()
+    for size, note in checkpoints:
+        misstored = misstored_note(size, note)
+        if misstored is not None:
+            raise LogDamaged(misstored)
+    erasures = _erasures(rows)
     header = {
         "format": FORMAT,
         "version": VERSION,
-        "origin": origin,
+        "origin": store.get_meta("origin"),
         "log_key": store.get_meta("log_key"),
         "exported_at": datetime.now(UTC).isoformat(),
     }
@@ -106,23 +143,20 @@ def _write_bundle(
     out.write(orjson.dumps(header) + b"\n")
     for size, note in checkpoints:
         out.write(orjson.dumps({"checkpoint": note, "size": size}) + b"\n")
-    for chunk in DatabaseSource(store).chunks(1 << 14):
+    for chunk in rows.chunks(1 << 14):
+        wrong = wrong_types(chunk)
+        if wrong:
+            raise LogDamaged(wrong[0])
         lines = []
         private: dict[int, list[list[str]]] = {}
         for index, name, salt, value in chunk.openings:
-            private.setdefault(index, []).append([name, bytes(salt).hex(), value])
+            private.setdefault(index, []).append([name, salt.hex(), value])
         for index, leaf, hash_ in zip(chunk.indexes, chunk.leaves, chunk.hashes, strict=True):
-            line: dict[str, Any] = {"i": index, "leaf": leaf.decode(), "hash": hash_.hex()}
+            line: dict[str, Any] = {"i": index, "leaf": _text(index, leaf), "hash": hash_.hex()}
             if index in private:
                 line["private"] = private[index]
-            erasure = erasures.get(index)
-            if erasure is not None:
-                line["erased"] = {
-                    "by": erasure.erased_by,
-                    "at_us": erasure.erased_at_us,
-                    "reason": erasure.reason,
-                    "entry": erasure.erasure_idx,
-                }
+            if index in erasures:
+                line["erased"] = erasures[index]
             lines.append(orjson.dumps(line))
         out.write(b"\n".join(lines) + b"\n")
         count += len(lines)

@@ -27,7 +27,9 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from audit import _readonly
 from audit import _tables as t
+from audit._misstored import stored_as
 from audit._readonly import read_only_engine, sqlite_file
 from audit.entry import PreparedEntry, leaf_bytes
 from audit.errors import EntryNotFound, StoreError
@@ -104,6 +106,9 @@ _MAX_INDEX = "SELECT max(idx) FROM audit_entries"
 _LEAVES_IN = "SELECT idx, leaf_hash, 0 FROM audit_entries WHERE idx IN ({})"
 _NODES_IN = "SELECT id, hash, 1 FROM audit_nodes WHERE id IN ({})"
 _LATEST_CHECKPOINT = "SELECT size, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1"
+_META = "SELECT value FROM audit_meta WHERE key = {}"
+_READ_TABLES = (t.meta, t.entries, t.openings, t.erasures, t.nodes, t.checkpoints)
+"""The tables the log is read from: a database without one of them cannot be examined."""
 
 
 @functools.lru_cache(maxsize=128)
@@ -226,6 +231,7 @@ class Store:
         self._sql_subjects = insert(t.subjects)
         self._sql_openings = insert(t.openings)
         self._sql_nodes = insert(t.nodes)
+        self._sql_meta = _META.format(mark)
 
     def _insert_cursor(self, driver: Any) -> Any:
         """A cursor for ``_insert``'s statements."""
@@ -275,12 +281,19 @@ class Store:
         return store
 
     def _require_log(self) -> None:
+        """Raise ``StoreError`` unless the database holds every table a reader reads."""
         try:
-            present = sa.inspect(self.engine).has_table(t.meta.name)
+            present = set(sa.inspect(self.engine).get_table_names())
         except sa.exc.OperationalError as exc:
             raise StoreError(f"cannot reach the audit database: {exc.orig}") from None
-        if not present:
+        if t.meta.name not in present:
             raise StoreError("that database holds no audit log: check the URL")
+        missing = [table.name for table in _READ_TABLES if table.name not in present]
+        if missing:
+            raise StoreError(
+                f"the audit database has no {' or '.join(missing)} table: it was damaged,"
+                " or is not a whole Junction audit log"
+            )
 
     def migrate(self) -> None:
         """Apply any pending alembic migration. Raises ``StoreError``."""
@@ -323,6 +336,8 @@ class Store:
                 yield conn
         except sa.exc.OperationalError as exc:
             raise StoreError(f"the audit database is unavailable: {exc.orig}") from None
+        except self._driver_error as exc:  # from a reader that went to the driver itself
+            raise StoreError(f"the audit database is unavailable: {exc}") from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -338,8 +353,18 @@ class Store:
     # -- metadata ------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
-        with self.read() as conn:
-            return conn.scalar(sa.select(t.meta.c.value).where(t.meta.c.key == key))
+        """The value recorded under ``key``, if any. Raises ``StoreError``, also when
+        what is stored there is not text."""
+        rows = self._query(self._sql_meta, (key,), as_stored=True)
+        if not rows:
+            return None
+        value = rows[0][0]
+        if not isinstance(value, str):
+            raise StoreError(
+                f"the log's {key} is stored as {stored_as(value)}, not text: the audit"
+                " database was altered"
+            )
+        return value
 
     def set_meta_once(self, key: str, value: str) -> str:
         """Record ``value`` under ``key`` unless one is there; return the stored value."""
@@ -495,8 +520,11 @@ class Store:
     def _found_nodes(
         rows: Iterable[Sequence[Any]], keys: Mapping[int, NodeId]
     ) -> dict[NodeId, bytes]:
+        # A hash stored as anything but bytes is no hash: one that matches nothing.
         return {
-            keys[int(key)] if is_node else (0, int(key)): bytes(hash_)
+            keys[int(key)] if is_node else (0, int(key)): (
+                bytes(hash_) if isinstance(hash_, bytes | bytearray | memoryview) else b""
+            )
             for key, hash_, is_node in rows
         }
 
@@ -514,10 +542,13 @@ class Store:
         if statement is None:
             return {}
         sql, params, keys = statement
-        return self._found_nodes(self._query(sql, params), keys)
+        return self._found_nodes(self._query(sql, params, as_stored=True), keys)
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """The rows of one read statement, on a pooled driver connection.
+    def _query(
+        self, sql: str, params: Sequence[Any] = (), *, as_stored: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """The rows of one read statement, on a pooled driver connection; with
+        ``as_stored``, text that is not UTF-8 is read as such (see ``_readonly.as_stored``).
 
         One statement needs no transaction around it: SQLite gives it a snapshot of
         its own, and PostgreSQL runs it in autocommit (one round trip, where a
@@ -538,8 +569,9 @@ class Store:
             try:
                 cursor = driver.cursor()
                 try:
-                    cursor.execute(sql, params)
-                    return list(cursor.fetchall())
+                    with _readonly.as_stored(driver) if as_stored else nullcontext():
+                        cursor.execute(sql, params)
+                        return list(cursor.fetchall())
                 finally:
                     cursor.close()
             finally:

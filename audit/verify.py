@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from itertools import chain
 from typing import Protocol, runtime_checkable
 
@@ -63,7 +63,9 @@ __all__ = [
 class Source(Protocol):
     """Where a verifier reads a log from: a database or an exported bundle."""
 
-    def checkpoints(self) -> list[tuple[int, str]]: ...
+    def checkpoints(self) -> Sequence[tuple[int, object]]:
+        """Every stored checkpoint as ``(size, note)``, by size; a note is text unless
+        the source was altered."""
 
     def chunks(self, size: int) -> Generator[Chunk]: ...
 

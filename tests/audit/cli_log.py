@@ -38,6 +38,14 @@ def write_log(folder: Path, entries: int = 30) -> LogOnDisk:
 
 
 def run(*args: str) -> tuple[int, str]:
-    """The exit status and everything printed (standard output, then errors)."""
+    """The exit status and everything printed (standard output, then errors); an
+    exception the command let escape (a traceback, to its user) is raised."""
     result = _runner.invoke(app, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
     return result.exit_code, result.output
+
+
+def one_line(printed: str) -> str:
+    """What was printed, with the terminal's line wrapping undone."""
+    return " ".join(printed.split())

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.audit.cli_log import LogOnDisk, run, write_log
+from tests.audit.cli_log import LogOnDisk, one_line, run, write_log
 
 
 @pytest.fixture
@@ -71,6 +71,10 @@ def test_a_failed_export_leaves_the_earlier_bundle_as_it_was(
     engine.dispose()
     code, printed = run("export", "--db", log.url, "--out", str(bundle), "--force")
     assert code == 1, printed
+    assert one_line(printed) == (
+        "TAMPERED: entry_altered at entry 25: entry 25 is stored as an integer, not as the"
+        " bytes that were hashed error: cannot export the log: the log is damaged (see above)"
+    )
     assert bundle.read_bytes() == before
     assert _names(tmp_path) == ["audit.jsonl.gz", "log"]
 

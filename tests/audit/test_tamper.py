@@ -120,6 +120,55 @@ def test_erasure_record_without_erasure_entry(log: AuditLog) -> None:
     _assert_first(_verify(log), TamperKind.ERASURE_UNLOGGED, TARGET)
 
 
+def _on_sqlite(log: AuditLog) -> None:
+    """Only SQLite stores a value of another type than its column's."""
+    if log.store.is_postgres:
+        pytest.skip("PostgreSQL keeps every column to its type")
+
+
+def test_leaf_stored_as_text(log: AuditLog) -> None:
+    _on_sqlite(log)
+    _sql(log, "UPDATE audit_entries SET leaf = CAST(leaf AS TEXT) WHERE idx = :i", i=TARGET)
+    _assert_first(_verify(log), TamperKind.ENTRY_ALTERED, TARGET)
+
+
+def test_leaf_stored_as_text_that_is_not_utf8(log: AuditLog) -> None:
+    _on_sqlite(log)
+    _sql(log, "UPDATE audit_entries SET leaf = x'ff' || leaf WHERE idx = :i", i=TARGET)
+    _assert_first(_verify(log), TamperKind.ENTRY_ALTERED, TARGET)
+
+
+def test_leaf_hash_stored_as_text(log: AuditLog) -> None:
+    _on_sqlite(log)
+    _sql(log, "UPDATE audit_entries SET leaf_hash = 'zz' WHERE idx = :i", i=TARGET)
+    _assert_first(_verify(log), TamperKind.LEAF_HASH_ALTERED, TARGET)
+
+
+def test_private_value_stored_as_a_blob(log: AuditLog) -> None:
+    _on_sqlite(log)
+    _sql(log, "UPDATE audit_openings SET value = CAST(value AS BLOB) WHERE idx = :i", i=TARGET)
+    _assert_first(_verify(log), TamperKind.PRIVATE_VALUE_ALTERED, TARGET)
+
+
+def test_erasure_record_naming_no_entry(log: AuditLog) -> None:
+    _on_sqlite(log)
+    _sql(
+        log,
+        "DELETE FROM audit_openings WHERE idx = :i",
+        "INSERT INTO audit_erasures VALUES (:i, 0, 'someone', 'none', 'the next one')",
+        i=TARGET,
+    )
+    _assert_first(_verify(log), TamperKind.ERASURE_UNLOGGED, TARGET)
+
+
+def test_checkpoint_stored_as_a_blob(log: AuditLog) -> None:
+    _on_sqlite(log)
+    _sql(log, "UPDATE audit_checkpoints SET note = CAST(note AS BLOB) WHERE size = 50")
+    report = _verify(log)
+    _assert_first(report, TamperKind.CHECKPOINT_MALFORMED, None, 50)
+    assert report.signed_size == 120
+
+
 def test_entry_deleted(log: AuditLog) -> None:
     _sql(log, "DELETE FROM audit_entries WHERE idx = :i", i=TARGET)
     _assert_first(_verify(log), TamperKind.ENTRY_DELETED, TARGET)
