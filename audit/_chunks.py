@@ -109,8 +109,7 @@ def _entry_problem(chunk: Chunk, base: int, erased_by: Mapping[int, int]) -> Fin
     problems: list[Finding] = []
     if indexes != list(range(base, base + len(indexes))):
         at = next(p for p, i in enumerate(indexes) if i != base + p)
-        detail = f"entry {base + at} is missing: the next stored entry is {indexes[at]}"
-        problems.append(Finding(TamperKind.ENTRY_DELETED, detail, base + at))
+        problems.append(_out_of_place(indexes, at, base + at))
         leaves = leaves[:at]
     suffixes = [b',"index":%d,"v":1}' % i for i in range(base, base + len(leaves))]
     if not all(map(bytes.endswith, leaves, suffixes)):
@@ -125,6 +124,17 @@ def _entry_problem(chunk: Chunk, base: int, erased_by: Mapping[int, int]) -> Fin
         problems.append(Finding(TamperKind.ENTRY_ALTERED, detail, base + at))
     problems.extend(_private_problems(chunk, leaves, base, erased_by))
     return min(problems, key=lambda f: f.index or 0) if problems else None
+
+
+def _out_of_place(indexes: list[int], at: int, expected: int) -> Finding:
+    """Why entry ``expected`` is not where it belongs, at position ``at``: missing, or
+    (only in a bundle, whose lines can be in any order) stored after a later one."""
+    found = indexes[at]
+    if found > expected and expected in indexes[at + 1 :]:
+        detail = f"entry {found} is stored before entry {expected}: entries were moved"
+        return Finding(TamperKind.ENTRIES_REORDERED, detail, expected)
+    detail = f"entry {expected} is missing: the next stored entry is {found}"
+    return Finding(TamperKind.ENTRY_DELETED, detail, expected)
 
 
 def _private_problems(

@@ -171,10 +171,7 @@ class _BundleLog(_Log):
         return self.bundle.tree()[1]
 
     def leaf(self, index: int) -> tuple[bytes, Mapping[str, object] | None]:
-        for line in self.bundle.entry_lines():
-            if line.get("i") == index:
-                return str(line["leaf"]).encode(), line.get("erased")
-        raise EntryNotFound(f"the bundle has no entry {index}")
+        return self.bundle.entry(index)
 
 
 def _store(db: str | None) -> Store:
@@ -264,6 +261,11 @@ def _print_report(report: Report) -> None:
         _out.print(f"[bold green]OK[/]: {_summary(report)}")
         if report.unsigned:
             _out.print(_unsigned_line(report))
+        if not report.entries and not report.checkpoints:
+            _out.print(
+                "nothing was checked against the log key: the log holds no entry and no"
+                " signed checkpoint (a new log, or one stripped of them)"
+            )
         return
     _print_findings(report)
 

@@ -24,7 +24,7 @@ from audit._dbsource import DatabaseSource
 from audit._misstored import misstored_erasure, misstored_note, stored_as, wrong_types
 from audit._newfile import new_file
 from audit._report import Finding, TamperKind
-from audit.errors import AuditError, LogDamaged
+from audit.errors import AuditError, EntryNotFound, LogDamaged
 from audit.merkle import NodeId, leaf_hash, subtree_levels
 from audit.store import Store
 
@@ -166,25 +166,31 @@ def _write_bundle(
 
 
 class BundleSource:
-    """A ``verify.Source`` over a bundle file, read as a stream."""
+    """A ``verify.Source`` over a bundle file, read as a stream.
+
+    The file must be as ``export_bundle`` writes it: the header, then checkpoint lines,
+    then entry lines, each member of its type. Anything else (a line of another kind or
+    out of place, an index or size that is not a whole number, a missing member) is a
+    ``BundleError`` naming the line, never read as something else or skipped.
+    """
 
     read_nodes = None
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._checkpoints: list[tuple[int, str]] = []
+        self._first_entry = 0
         try:
             with _open(path) as handle:
                 self.header = self._parse(handle.readline(), 1)
-                self._checkpoints = []
                 for number, raw in enumerate(handle, start=2):
                     line = self._parse(raw, number)
-                    if "checkpoint" not in line:
+                    if "i" in line:
+                        self._first_entry = number
                         break
-                    self._checkpoints.append((int(line["size"]), str(line["checkpoint"])))
+                    self._checkpoints.append(self._checkpoint(line, number))
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             raise BundleError(f"cannot read bundle {path}: {exc}") from None
-        except (KeyError, ValueError, TypeError):
-            raise BundleError(f"{path} has a malformed checkpoint line") from None
         if self.header.get("format") != FORMAT or self.header.get("version") != VERSION:
             raise BundleError(f"{path} is not a version {VERSION} Junction audit bundle")
 
@@ -201,38 +207,85 @@ class BundleSource:
             raise BundleError(f"{self.path} line {number} is not a JSON object")
         return value
 
+    def _malformed(self, number: int, what: str) -> BundleError:
+        return BundleError(f"{self.path} line {number} is not as export writes it: {what}")
+
+    def _checkpoint(self, line: dict[str, Any], number: int) -> tuple[int, str]:
+        size, note = line.get("size"), line.get("checkpoint")
+        if set(line) != {"checkpoint", "size"}:
+            raise self._malformed(number, "a checkpoint line holds its size and note only")
+        if type(size) is not int or type(note) is not str:
+            raise self._malformed(number, "a checkpoint's size is a whole number, its note text")
+        return size, note
+
     def checkpoints(self) -> list[tuple[int, str]]:
         return list(self._checkpoints)
 
-    def entry_lines(self) -> Iterator[dict[str, Any]]:
-        """Every entry line of the bundle, in file order."""
+    def entry_lines(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Every entry line of the bundle with its line number, in file order."""
+        if not self._first_entry:
+            return
         try:
             with _open(self.path) as handle:
                 for number, raw in enumerate(handle, start=1):
+                    if number < self._first_entry:
+                        continue
                     line = self._parse(raw, number)
-                    if "i" in line:
-                        yield line
+                    if type(line.get("i")) is not int:
+                        what = (
+                            "after the first entry, every line is an entry whose index is a"
+                            " whole number"
+                        )
+                        raise self._malformed(number, what)
+                    yield number, line
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             raise BundleError(f"cannot read bundle {self.path}: {exc}") from None
 
+    def _entry(
+        self, line: dict[str, Any], number: int
+    ) -> tuple[bytes, bytes, list[tuple[int, str, bytes, str]], int | None]:
+        """An entry line's leaf, leaf hash, private values and erasure entry, if any."""
+        index = line["i"]
+
+        def malformed() -> BundleError:
+            what = f"entry {index} lacks a member, or holds one of another type"
+            return self._malformed(number, what)
+
+        try:
+            # Only text has encode(), only text is read by fromhex().
+            leaf, hash_ = line["leaf"].encode(), bytes.fromhex(line["hash"])
+            openings = [
+                (index, name, bytes.fromhex(salt), value)
+                for name, salt, value in line.get("private", [])
+            ]
+            erasure = line["erased"]["entry"] if "erased" in line else None
+        except (KeyError, ValueError, TypeError, AttributeError):
+            raise malformed() from None
+        if any(type(name) is not str or type(value) is not str for _, name, _, value in openings):
+            raise malformed()
+        if "erased" in line and type(erasure) is not int:
+            raise malformed()
+        return leaf, hash_, openings, erasure
+
+    def entry(self, index: int) -> tuple[bytes, dict[str, Any] | None]:
+        """The leaf of entry ``index`` and its erasure record, if any. Raises
+        ``EntryNotFound``, or ``BundleError`` for a line not as export writes it."""
+        for number, line in self.entry_lines():
+            if line["i"] == index:
+                return self._entry(line, number)[0], line.get("erased")
+        raise EntryNotFound(f"the bundle has no entry {index}")
+
     def chunks(self, size: int) -> Generator[Chunk]:
         chunk = Chunk([], [], [], [], {})
-        for line in self.entry_lines():
-            try:
-                index = int(line["i"])
-                chunk.indexes.append(index)
-                chunk.leaves.append(str(line["leaf"]).encode())
-                chunk.hashes.append(bytes.fromhex(line["hash"]))
-                chunk.openings.extend(
-                    (index, str(n), bytes.fromhex(salt), str(v))
-                    for n, salt, v in line.get("private", ())
-                )
-                if "erased" in line:
-                    chunk.erasures[index] = int(line["erased"]["entry"])
-            except (KeyError, ValueError, TypeError):
-                raise BundleError(
-                    f"{self.path}: entry line {line.get('i')!r} is malformed"
-                ) from None
+        for number, line in self.entry_lines():
+            leaf, hash_, openings, erasure = self._entry(line, number)
+            index = line["i"]
+            chunk.indexes.append(index)
+            chunk.leaves.append(leaf)
+            chunk.hashes.append(hash_)
+            chunk.openings.extend(openings)
+            if erasure is not None:
+                chunk.erasures[index] = erasure
             if len(chunk.indexes) == size:
                 yield chunk
                 chunk = Chunk([], [], [], [], {})
