@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -27,7 +28,14 @@ from audit._misstored import misstored_erasure, misstored_leaf, misstored_note, 
 from audit._newfile import new_file
 from audit.checkpoint import Checkpoint, NoteVerifier, kept_note, open_checkpoint
 from audit.entry import parse_leaf
-from audit.errors import AuditError, CheckpointError, EntryNotFound, LogDamaged, ProofError
+from audit.errors import (
+    AuditError,
+    CheckpointError,
+    CheckpointFormatError,
+    EntryNotFound,
+    LogDamaged,
+    ProofError,
+)
 from audit.export import BundleSource, export_bundle
 from audit.store import Store
 from audit.verify import UNSIGNED_WINDOW, Finding, Report, Source, verify_source
@@ -68,7 +76,9 @@ MaxUnsignedSpanOption = Annotated[
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    # One line, whatever a driver's message holds (PostgreSQL's add a hint line).
+    line = "; ".join(part.strip() for part in message.splitlines() if part.strip())
+    typer.echo(f"error: {line}", err=True)
     return typer.Exit(code)
 
 
@@ -101,6 +111,8 @@ class _Log(ABC):
     """The log being examined: its origin, and where its entries are read from."""
 
     origin: str
+    origin_from = "--origin"
+    """What named the origin, for a message about it."""
     source: Source
 
     @staticmethod
@@ -111,6 +123,8 @@ class _Log(ABC):
         log = _BundleLog(BundleSource(bundle), origin) if bundle else _DbLog(_store(db), origin)
         if not log.origin:
             raise _fail("the log does not name its origin; pass --origin")
+        if origin is None:
+            log.origin_from = "the origin the log names (pass --origin for another)"
         return log
 
     def checkpoints(self) -> Sequence[tuple[int, object]]:
@@ -180,14 +194,35 @@ def _store(db: str | None) -> Store:
     return Store.open_read_only(db)
 
 
-def _verifier(path: Path, origin: str) -> NoteVerifier:
+def _verifier(path: Path, log: _Log) -> NoteVerifier:
+    """The log key in the file ``path``, under the log's origin."""
     text = path.read_text(errors="replace")
+    if not text.strip():
+        raise _fail(f"{path} is empty: give the log's public key (a PEM file, or its verifier key)")
+    origin = log.origin
     if "-----BEGIN" in text:
-        return NoteVerifier.from_pem(path, origin)
-    verifier = NoteVerifier.from_verifier_key(text)
+        try:
+            return NoteVerifier.from_pem(path, origin)
+        except CheckpointFormatError as exc:  # the origin cannot name a key
+            raise _fail(f"{log.origin_from}: {exc.detail}") from None
+    try:
+        verifier = NoteVerifier.from_verifier_key(text)
+    except CheckpointFormatError:
+        # Not its text: a key file may hold what should not be shown.
+        raise _fail(
+            f"{path} is not a public key: neither a PEM file nor a verifier key"
+            " (origin+hash+base64 key)"
+        ) from None
     if verifier.name != origin:
         raise _fail(f"the key is for log {verifier.name!r}, not {origin!r}")
     return verifier
+
+
+def _entry_index(text: str) -> int:
+    """An entry's index given on the command line: a whole number, 0 or more."""
+    if not re.fullmatch("[0-9]+", text):
+        raise _fail(f"--index: {text!r} is not an entry index (a whole number, 0 or more)")
+    return int(text)
 
 
 def _seconds(text: str, option: str, default: float) -> float:
@@ -302,7 +337,7 @@ def verify(
     window = _seconds(max_unsigned_span, "--max-unsigned-span", UNSIGNED_WINDOW)
     with _errors():
         log = _Log.open(db, bundle, origin)
-        verifier = _verifier(public_key, log.origin)
+        verifier = _verifier(public_key, log)
         report = _verify(log, verifier, max_unsigned_span=window)
     _out.print(f"log {log.origin}, trusted log key hash {verifier.key_hash.hex()}")
     _print_report(report)
@@ -361,7 +396,9 @@ def _hex(hashes: Sequence[bytes]) -> list[str]:
 @app.command()
 def prove(
     *,
-    index: Annotated[int, typer.Option("--index", help="Index of the entry to prove.")],
+    index: Annotated[
+        str, typer.Option("--index", metavar="<entry>", help="Index of the entry to prove.")
+    ],
     public_key: KeyOption,
     db: DbOption = None,
     bundle: BundleOption = None,
@@ -369,23 +406,24 @@ def prove(
     as_json: Annotated[bool, typer.Option("--json", help="Print the receipt as JSON.")] = False,
 ) -> None:
     """Prove that entry N is in the latest signed checkpoint (an inclusion proof)."""
-    with _errors(f"prove entry {index}"):
+    at = _entry_index(index)
+    with _errors(f"prove entry {at}"):
         log = _Log.open(db, bundle, origin)
-        verifier = _verifier(public_key, log.origin)
+        verifier = _verifier(public_key, log)
         signed, note = _latest(log, verifier)
-        if not 0 <= index < signed.size:
-            raise _fail(f"entry {index} is not covered by the latest checkpoint ({signed.size})", 1)
-        leaf, erased = log.leaf(index)
+        if not 0 <= at < signed.size:
+            raise _fail(f"entry {at} is not covered by the latest checkpoint ({signed.size})", 1)
+        leaf, erased = log.leaf(at)
         read = log.tree()
         leaf_hash = merkle.leaf_hash(leaf)
-        proof = merkle.inclusion_proof(index, signed.size, read)
+        proof = merkle.inclusion_proof(at, signed.size, read)
         try:
-            merkle.verify_inclusion(leaf_hash, index, signed.size, proof, signed.root_hash)
+            merkle.verify_inclusion(leaf_hash, at, signed.size, proof, signed.root_hash)
         except ProofError as exc:
-            raise _fail(f"entry {index} is NOT in the signed tree: {exc.detail}", 1) from None
+            raise _fail(f"entry {at} is NOT in the signed tree: {exc.detail}", 1) from None
     _, fields = parse_leaf(leaf)
     receipt = {
-        "index": index,
+        "index": at,
         "entry": fields,
         "erased": erased,
         # The leaf exactly as hashed, so the proof can be checked without trusting this
@@ -406,7 +444,7 @@ def prove(
         _out.print(f"erased by {erased.get('by')} (erasure entry {erased.get('entry')})")
     _out.print(f"proof: {len(proof)} hashes, " + " ".join(h[:12] for h in _hex(proof)))
     _out.print(
-        f"[bold green]OK[/]: entry {index} is in the tree of {signed.size} entries signed by"
+        f"[bold green]OK[/]: entry {at} is in the tree of {signed.size} entries signed by"
         f" {verifier.name} (log key hash {verifier.key_hash.hex()})"
     )
 
@@ -436,11 +474,13 @@ def consistency(
     window = _seconds(max_unsigned_span, "--max-unsigned-span", UNSIGNED_WINDOW)
     with _errors():
         log = _Log.open(db, bundle, origin)
-        verifier = _verifier(public_key, log.origin)
+        verifier = _verifier(public_key, log)
         try:
             kept = open_checkpoint(
                 kept_note(old.read_text(errors="replace")), verifier, origin=log.origin
             )
+        except CheckpointFormatError as exc:
+            raise _fail(f"{old} is not a checkpoint of log {log.origin}: {exc.detail}") from None
         except CheckpointError as exc:
             raise _fail(f"your checkpoint does not verify with this key: {exc.detail}", 1) from None
         signed, _ = _latest(log, verifier)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -122,16 +123,26 @@ def _values(columns: int, rows: int, numbered: bool) -> str:
     )
 
 
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
 def _create_engine(url: str) -> Engine:
-    """An engine for ``url`` on SQLite or PostgreSQL. Raises ``StoreError``."""
+    """An engine for ``url`` on SQLite or PostgreSQL. Raises ``StoreError``, whose
+    message never shows the URL's password."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        shown = _PASSWORD.sub(r"\1***@", url)
+        raise StoreError(f"cannot use database URL {shown!r}: {exc}") from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise StoreError(f"the audit log runs on SQLite or PostgreSQL, not {backend}")
     try:
         # Statement values are entries' private values: keep them out of error messages.
-        engine = sa.create_engine(url, hide_parameters=True)
+        return sa.create_engine(parsed, hide_parameters=True)
     except (sa.exc.ArgumentError, ImportError) as exc:
-        raise StoreError(f"cannot use database URL {url!r}: {exc}") from None
-    if engine.dialect.name not in ("sqlite", "postgresql"):
-        raise StoreError(f"the audit log runs on SQLite or PostgreSQL, not {engine.dialect.name}")
-    return engine
+        shown = parsed.render_as_string(hide_password=True)
+        raise StoreError(f"cannot use database URL {shown!r}: {exc}") from None
 
 
 def _sqlite_path(engine: Engine) -> Path:
