@@ -3,6 +3,7 @@ submitted form, and send the browser on with a notice said once."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import replace
 from typing import Any
 
@@ -20,6 +21,7 @@ __all__ = [
     "caseworker_post",
     "form_of",
     "notice_for",
+    "once_form",
     "redirect_saying",
     "said",
     "see_other",
@@ -78,4 +80,34 @@ def notice_for(request: Request, session: WebSession) -> str | None:
 def said(pages: Pages, response: Response, session: WebSession) -> Response:
     """``response``, with the session's notice forgotten once a page has said it."""
     pages.codec.write(response, replace(session, notice=None))
+    return response
+
+
+def once_form(
+    pages: Pages,
+    request: Request,
+    template: str,
+    principal: Principal,
+    session: WebSession,
+    *,
+    errors: dict[str, str],
+    values: dict[str, Any],
+    notice: str | None = None,
+    **context: Any,
+) -> Response:
+    """A form sent once (see ``once``): its one-time key is the one it came back with,
+    or a new one. With ``notice`` (its first sending still at work) it is 202."""
+    response = pages.render_form(
+        request,
+        template,
+        principal=principal,
+        session=session,
+        errors=errors,
+        values=values,
+        key=values.get("idempotency_key") or secrets.token_urlsafe(18),
+        notice=notice,
+        **context,
+    )
+    if notice:
+        response.status_code = 202
     return response

@@ -16,6 +16,7 @@ from broker.web.caseworker import (
     caseworker,
     caseworker_post,
     notice_for,
+    once_form,
     redirect_saying,
     said,
 )
@@ -104,21 +105,18 @@ async def _consent_form(
     values: dict[str, Any],
     notice: str | None = None,
 ) -> Response:
-    response = pages.render_form(
+    return once_form(
+        pages,
         request,
         "consent_form.html",
-        principal=principal,
-        session=session,
+        principal,
+        session,
         errors=errors,
         values=values,
+        notice=notice,
         kinds=IDENTIFIER_KINDS,
         agencies=await asyncio.to_thread(pages.foundation.registry.list_agencies),
-        key=values.get("idempotency_key") or secrets.token_urlsafe(18),
-        notice=notice,
     )
-    if notice:
-        response.status_code = 202
-    return response
 
 
 @router.post("/consents")

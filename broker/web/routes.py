@@ -25,6 +25,7 @@ from broker.web.caseworker import (
     caseworker_post,
     form_of,
     notice_for,
+    once_form,
     redirect_saying,
     said,
     see_other,
@@ -287,20 +288,16 @@ def _query_form(
     values: dict[str, Any],
     notice: str | None = None,
 ) -> Response:
-    key = values.get("idempotency_key") or secrets.token_urlsafe(18)
-    response = pages.render_form(
+    return once_form(
+        pages,
         request,
         "query_form.html",
-        principal=principal,
-        session=session,
+        principal,
+        session,
         errors=errors,
         values=values,
-        key=key,
         notice=notice,
     )
-    if notice:
-        response.status_code = 202
-    return response
 
 
 @router.post("/queries")
