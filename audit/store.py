@@ -11,14 +11,12 @@ take ``sqlite_write_lock``, so one waits no longer than the write before it.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +30,8 @@ from audit import _readonly
 from audit import _tables as t
 from audit._misstored import stored_as
 from audit._readonly import read_only_engine, sqlite_file
-from audit.entry import PreparedEntry, leaf_bytes
+from audit._rows import Rows, placeholders
+from audit.entry import PreparedEntry
 from audit.errors import EntryNotFound, StoreError
 from audit.merkle import CompactRange, NodeId, fold_frontier, perfect_cover
 
@@ -112,17 +111,6 @@ _READ_TABLES = (t.meta, t.entries, t.openings, t.erasures, t.nodes, t.checkpoint
 """The tables the log is read from: a database without one of them cannot be examined."""
 
 
-@functools.lru_cache(maxsize=128)
-def _values(columns: int, rows: int, numbered: bool) -> str:
-    """Placeholders for ``rows`` rows of ``columns`` values: ``(?, ?), (?, ?)``, or
-    ``($1, $2), ($3, $4)`` when ``numbered``."""
-    count = columns * rows
-    marks = [f"${n}" for n in range(1, count + 1)] if numbered else ["?"] * count
-    return ", ".join(
-        "(" + ", ".join(marks[start : start + columns]) + ")" for start in range(0, count, columns)
-    )
-
-
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 
@@ -154,56 +142,6 @@ def _sqlite_path(engine: Engine) -> Path:
 
 class _Stale(Exception):
     """Another process appended since this store's last append."""
-
-
-@dataclass(slots=True)
-class _Rows:
-    """One batch's rows for every table, for entries numbered from ``size``."""
-
-    entries: list[tuple[Any, ...]]
-    subjects: list[tuple[str, int]]
-    openings: list[tuple[int, str, bytes, str]]
-    nodes: list[tuple[int, bytes]]
-    erasures: list[dict[str, Any]]
-
-    @classmethod
-    def build(cls, batch: Sequence[PreparedEntry], size: int, compact: CompactRange) -> _Rows:
-        """Rows for ``batch``; extends ``compact`` with their leaf hashes."""
-        rows = cls([], [], [], [], [])
-        sha256 = hashlib.sha256
-        for index, item in enumerate(batch, start=size):
-            leaf = leaf_bytes(item.body, index)
-            leaf_hash = sha256(b"\x00" + leaf).digest()
-            for (level, node_index), hash_ in compact.append(leaf_hash):
-                rows.nodes.append((t.node_key(level, node_index), hash_))
-            rows.entries.append(
-                (
-                    index,
-                    leaf,
-                    leaf_hash,
-                    item.time_us,
-                    item.kind,
-                    item.actor,
-                    item.actor_agency,
-                    item.counterparty_agency,
-                    item.purpose,
-                    item.decision,
-                    item.query_id,
-                )
-            )
-            rows.subjects.extend((ref, index) for ref in item.subjects)
-            rows.openings.extend((index, o.name, o.salt, o.value) for o in item.openings)
-            if item.erases is not None:
-                rows.erasures.append(
-                    {
-                        "idx": item.erases,
-                        "erased_at_us": item.time_us,
-                        "erased_by": item.actor,
-                        "reason": item.erasure_reason or "",
-                        "erasure_idx": index,
-                    }
-                )
-        return rows
 
 
 class Store:
@@ -402,7 +340,7 @@ class Store:
                 compact = CompactRange(size, cached.frontier)
             else:
                 compact = CompactRange(size, self._frontier(conn, size))
-            rows = _Rows.build(batch, size, compact)
+            rows = Rows.build(batch, size, compact)
             driver = conn.connection.driver_connection
             assert driver is not None  # noqa: S101 - an open connection has one
             cursor = self._insert_cursor(driver)
@@ -429,7 +367,7 @@ class Store:
         """
         size = cached.size
         compact = CompactRange(size, cached.frontier)
-        rows = _Rows.build(batch, size, compact)
+        rows = Rows.build(batch, size, compact)
         try:
             with self.engine.connect() as conn, conn.begin():
                 driver: Any = conn.connection.driver_connection
@@ -452,7 +390,7 @@ class Store:
         self._compact = compact
         return size
 
-    def _insert_rows(self, cursor: Any, rows: _Rows) -> None:
+    def _insert_rows(self, cursor: Any, rows: Rows) -> None:
         # The driver's own statements: SQLAlchemy's per-row parameter handling would
         # cost as much as the database work on a small batch.
         for sql, values in (
@@ -494,7 +432,7 @@ class Store:
         per_statement = max(1, min(1000, 30_000 // columns))
         for start in range(0, len(rows), per_statement):
             part = rows[start : start + per_statement]
-            values = _values(columns, len(part), numbered)
+            values = placeholders(columns, len(part), numbered)
             cursor.execute(head + values, [v for r in part for v in r])
 
     # -- the tree ------------------------------------------------------------------
