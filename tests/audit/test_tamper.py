@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,15 +27,33 @@ OpenLog = Callable[..., AuditLog]
 TARGET = 57
 
 
-@pytest.fixture
-def log(open_log: OpenLog) -> AuditLog:
-    """120 entries, checkpoints at sizes 25, 50, 75, 100 and 120."""
-    log = open_log(checkpoint_interval=60, checkpoint_entries=25)
+def _filled(log: AuditLog) -> AuditLog:
+    """``log`` with 120 entries, checkpoints at sizes 25, 50, 75, 100 and 120."""
     for i in range(120):
         log.append(make_entry(i))
     log.close()
     assert [size for size, _ in log.store.checkpoints()] == [25, 50, 75, 100, 120]
     return log
+
+
+@pytest.fixture
+def log(open_log: OpenLog) -> AuditLog:
+    """The test's log, on each backend."""
+    return _filled(open_log(checkpoint_interval=60, checkpoint_entries=25))
+
+
+@pytest.fixture
+def sqlite_log(tmp_path: Path, signer: NoteSigner) -> Iterator[AuditLog]:
+    """The same log on SQLite, the one store that keeps a value of another type than
+    its column's (PostgreSQL refuses it), for the cases that store one."""
+    log = AuditLog.open(
+        f"sqlite:///{tmp_path / 'typed.db'}",
+        signer,
+        checkpoint_interval=60,
+        checkpoint_entries=25,
+    )
+    yield _filled(log)
+    log.close()
 
 
 def _sql(log: AuditLog, *statements: str, **params: object) -> None:
@@ -120,51 +138,41 @@ def test_erasure_record_without_erasure_entry(log: AuditLog) -> None:
     _assert_first(_verify(log), TamperKind.ERASURE_UNLOGGED, TARGET)
 
 
-def _on_sqlite(log: AuditLog) -> None:
-    """Only SQLite stores a value of another type than its column's."""
-    if log.store.is_postgres:
-        pytest.skip("PostgreSQL keeps every column to its type")
+def test_leaf_stored_as_text(sqlite_log: AuditLog) -> None:
+    _sql(sqlite_log, "UPDATE audit_entries SET leaf = CAST(leaf AS TEXT) WHERE idx = :i", i=TARGET)
+    _assert_first(_verify(sqlite_log), TamperKind.ENTRY_ALTERED, TARGET)
 
 
-def test_leaf_stored_as_text(log: AuditLog) -> None:
-    _on_sqlite(log)
-    _sql(log, "UPDATE audit_entries SET leaf = CAST(leaf AS TEXT) WHERE idx = :i", i=TARGET)
-    _assert_first(_verify(log), TamperKind.ENTRY_ALTERED, TARGET)
+def test_leaf_stored_as_text_that_is_not_utf8(sqlite_log: AuditLog) -> None:
+    _sql(sqlite_log, "UPDATE audit_entries SET leaf = x'ff' || leaf WHERE idx = :i", i=TARGET)
+    _assert_first(_verify(sqlite_log), TamperKind.ENTRY_ALTERED, TARGET)
 
 
-def test_leaf_stored_as_text_that_is_not_utf8(log: AuditLog) -> None:
-    _on_sqlite(log)
-    _sql(log, "UPDATE audit_entries SET leaf = x'ff' || leaf WHERE idx = :i", i=TARGET)
-    _assert_first(_verify(log), TamperKind.ENTRY_ALTERED, TARGET)
+def test_leaf_hash_stored_as_text(sqlite_log: AuditLog) -> None:
+    _sql(sqlite_log, "UPDATE audit_entries SET leaf_hash = 'zz' WHERE idx = :i", i=TARGET)
+    _assert_first(_verify(sqlite_log), TamperKind.LEAF_HASH_ALTERED, TARGET)
 
 
-def test_leaf_hash_stored_as_text(log: AuditLog) -> None:
-    _on_sqlite(log)
-    _sql(log, "UPDATE audit_entries SET leaf_hash = 'zz' WHERE idx = :i", i=TARGET)
-    _assert_first(_verify(log), TamperKind.LEAF_HASH_ALTERED, TARGET)
-
-
-def test_private_value_stored_as_a_blob(log: AuditLog) -> None:
-    _on_sqlite(log)
-    _sql(log, "UPDATE audit_openings SET value = CAST(value AS BLOB) WHERE idx = :i", i=TARGET)
-    _assert_first(_verify(log), TamperKind.PRIVATE_VALUE_ALTERED, TARGET)
-
-
-def test_erasure_record_naming_no_entry(log: AuditLog) -> None:
-    _on_sqlite(log)
+def test_private_value_stored_as_a_blob(sqlite_log: AuditLog) -> None:
     _sql(
-        log,
+        sqlite_log, "UPDATE audit_openings SET value = CAST(value AS BLOB) WHERE idx = :i", i=TARGET
+    )
+    _assert_first(_verify(sqlite_log), TamperKind.PRIVATE_VALUE_ALTERED, TARGET)
+
+
+def test_erasure_record_naming_no_entry(sqlite_log: AuditLog) -> None:
+    _sql(
+        sqlite_log,
         "DELETE FROM audit_openings WHERE idx = :i",
         "INSERT INTO audit_erasures VALUES (:i, 0, 'someone', 'none', 'the next one')",
         i=TARGET,
     )
-    _assert_first(_verify(log), TamperKind.ERASURE_UNLOGGED, TARGET)
+    _assert_first(_verify(sqlite_log), TamperKind.ERASURE_UNLOGGED, TARGET)
 
 
-def test_checkpoint_stored_as_a_blob(log: AuditLog) -> None:
-    _on_sqlite(log)
-    _sql(log, "UPDATE audit_checkpoints SET note = CAST(note AS BLOB) WHERE size = 50")
-    report = _verify(log)
+def test_checkpoint_stored_as_a_blob(sqlite_log: AuditLog) -> None:
+    _sql(sqlite_log, "UPDATE audit_checkpoints SET note = CAST(note AS BLOB) WHERE size = 50")
+    report = _verify(sqlite_log)
     _assert_first(report, TamperKind.CHECKPOINT_MALFORMED, None, 50)
     assert report.signed_size == 120
 
