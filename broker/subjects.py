@@ -50,18 +50,27 @@ def _load_or_create(path: Path, what: str) -> bytes:
     Raises ``ConfigurationError`` if the file cannot be read or holds no key.
     """
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            _create(path)
         except FileExistsError:
             pass  # another process created it first; read theirs
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(_KEY_BYTES) + "\n")
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot create the {what} {path}: {exc.strerror or exc}"
+            ) from None
     try:
         return bytes.fromhex(path.read_text().strip())
     except (OSError, ValueError) as exc:
         raise ConfigurationError(f"cannot read the {what} {path}: {exc}") from None
+
+
+def _create(path: Path) -> None:
+    """A new random key in ``path``, readable by its owner only; ``FileExistsError`` if
+    there is one already."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(_KEY_BYTES) + "\n")
 
 
 def consent_key_id_of(path: Path) -> str | None:

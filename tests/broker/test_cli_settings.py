@@ -184,3 +184,14 @@ def test_an_option_that_cannot_be_used_is_one_line(
     tmp_path: Path, command: list[str], says: str
 ) -> None:
     assert _one_line(_junction(tmp_path, *command)).startswith(says)
+
+
+def test_a_consent_key_that_cannot_be_created_stops_the_broker_in_one_line(
+    tmp_path: Path,
+) -> None:
+    nowhere = Path("/proc/junction-keys/consent.key")
+    result = _junction(tmp_path, *_COMMANDS["broker serve"], JUNCTION_CONSENT_KEY=str(nowhere))
+    assert _one_line(result) == (
+        f"error: cannot create the consent key {nowhere}: No such file or directory"
+    )
+    assert not (tmp_path / "broker.db").exists()
