@@ -10,6 +10,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
+
 from audit import Report, merkle, verify_store
 from audit.checkpoint import Checkpoint, kept_note, open_checkpoint
 from audit.entry import Entry, Kind, StoredEntry
@@ -60,7 +62,11 @@ from broker.subjects import SubjectKeys
 
 __all__ = ["OversightService", "entry_view", "read_all", "translate"]
 
+_log = structlog.get_logger("junction.oversight")
 _PAGE = 500
+_REVIEW_LOCK = "break-glass-review"
+"""The database lock every broker process takes to review a break-glass use."""
+_REVIEWED = "reviewed_entry:"
 _LOG_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 """Entry times are microseconds since this instant: the log holds nothing before it."""
 
@@ -344,10 +350,14 @@ class OversightService:
         """Break-glass uses, newest first: ``pending`` (no review), ``reviewed`` or ``all``."""
         uses = read_all(self._audit, SearchQuery(kind=Kind.BREAK_GLASS.value))
         with self._db.session() as session:
-            reviews = {
-                row.entry_index: _review_view(row)
+            rows = {
+                row.entry_index: row
                 for row in repository.reviews_of(session, [e.index for e in uses])
             }
+        unlisted = [e for e in uses if e.index not in rows]
+        if unlisted:
+            rows.update(self._logged_reviews(unlisted))
+        reviews = {index: _review_view(row) for index, row in rows.items()}
         items = [
             BreakGlassItem(entry=entry_view(e), review=reviews.get(e.index))
             for e in uses
@@ -358,8 +368,10 @@ class OversightService:
     def review(self, principal: Principal, index: int, body: ReviewIn) -> ReviewView:
         """Record an officer's outcome for break-glass entry ``index``, audited first.
 
-        Raises ``NotFound``, ``InvalidChange`` for an entry that is not a break-glass
-        use, ``Conflict`` if it was reviewed already, ``StoreUnavailable``.
+        Reviews take turns (across every broker process on the database), so of two
+        officers reviewing one use at once, only the first is logged and kept. Raises
+        ``NotFound``, ``InvalidChange`` for an entry that is not a break-glass use,
+        ``Conflict`` if it was reviewed already, ``StoreUnavailable``.
         """
         with translate():
             stored = self._audit.get(index)
@@ -367,20 +379,36 @@ class OversightService:
             raise InvalidChange(
                 f"entry {index} is a {stored.kind} entry; only break_glass entries are reviewed"
             )
-        with self._db.session() as session:
-            done = repository.review(session, index)
+        with self._db.exclusive(_REVIEW_LOCK):
+            with self._db.session() as session:
+                done = repository.review(session, index)
+            if done is None and (done := self._logged_reviews([stored]).get(index)):
+                self._store_review(done)  # the table lost it: keep it there again
             if done is not None:
                 raise _already(done)
+            review_index = self._log_review(principal, stored, body)
+            row = BreakGlassReviewRow(
+                entry_index=index,
+                outcome=body.outcome,
+                reviewed_by=principal.subject,
+                reviewer_agency=principal.agency,
+                reviewed_at=self._clock(),
+                review_entry=review_index,
+            )
+            self._store_review(row)
+        return _review_view(row)
+
+    def _log_review(self, principal: Principal, stored: StoredEntry, body: ReviewIn) -> int:
         fields = stored.fields
         try:
-            review_index = self._audit.append(
+            return self._audit.append(
                 Entry(
                     kind=Kind.ACCESS_REVIEW,
                     actor=principal.subject,
                     actor_agency=principal.agency,
                     counterparty_agency=fields.get("actor_agency"),
                     purpose=fields.get("purpose"),
-                    reasons=(body.outcome, f"reviewed_entry:{index}"),
+                    reasons=(body.outcome, f"{_REVIEWED}{stored.index}"),
                     subjects=tuple(fields.get("subjects", ())),
                     # The reviewed leaf's hash binds the review to exactly that entry.
                     request_digest=stored.leaf_hash.hex(),
@@ -392,24 +420,44 @@ class OversightService:
             raise StoreUnavailable(
                 f"the audit log could not record the review, so it was not made: {exc}"
             ) from None
-        row = BreakGlassReviewRow(
-            entry_index=index,
-            outcome=body.outcome,
-            reviewed_by=principal.subject,
-            reviewer_agency=principal.agency,
-            reviewed_at=self._clock(),
-            review_entry=review_index,
-        )
+
+    def _logged_reviews(self, uses: Sequence[StoredEntry]) -> dict[int, BreakGlassReviewRow]:
+        """The reviews of ``uses`` that the log holds though the review table does not
+        (its write failed after the log took the entry), by the reviewed index."""
+        query_id = uses[0].fields.get("query_id") if len(uses) == 1 else None
+        wanted = {e.leaf_hash.hex(): e.index for e in uses}
+        found: dict[int, BreakGlassReviewRow] = {}
+        query = SearchQuery(kind=Kind.ACCESS_REVIEW.value, query_id=query_id)
+        # Oldest first: the first review of a use is the one that took effect.
+        for entry in reversed(read_all(self._audit, query)):
+            fields = entry.fields
+            reasons = list(fields.get("reasons", []))
+            index = wanted.get(str(fields.get("request_digest")))
+            if index is None or index in found or f"{_REVIEWED}{index}" not in reasons:
+                continue
+            found[index] = BreakGlassReviewRow(
+                entry_index=index,
+                outcome=reasons[0],
+                reviewed_by=str(fields["actor"]),
+                reviewer_agency=str(fields.get("actor_agency") or ""),
+                reviewed_at=entry.time,
+                review_entry=entry.index,
+            )
+        return found
+
+    def _store_review(self, row: BreakGlassReviewRow) -> None:
+        """Keep ``row`` in the review table, which only spares the queue a read of the
+        log: the logged review has taken effect whether or not this succeeds."""
         try:
             with self._db.session(write=True) as session:
                 repository.add_review(session, row)
-        except Conflict:
-            with self._db.session() as session:
-                done = repository.review(session, index)
-            if done is None:
-                raise
-            raise _already(done) from None
-        return _review_view(row)
+        except (StoreUnavailable, Conflict) as exc:
+            _log.warning(
+                "review_not_stored",
+                entry=row.entry_index,
+                review_entry=row.review_entry,
+                error=exc.detail,
+            )
 
     # -- anomalies ------------------------------------------------------------------
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from sqlalchemy.orm import Session
 
 from audit.checkpoint import Checkpoint, NoteSigner, NoteVerifier, open_checkpoint, sign_checkpoint
 from audit.entry import Decision, Kind
@@ -15,11 +19,15 @@ from audit.errors import StoreError
 from audit.log import DEFAULT_ORIGIN
 from audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from audit.search import SearchQuery
-from broker.identity import Role
+from broker.db import Database
+from broker.errors import StoreUnavailable
+from broker.identity import Principal, Role
+from broker.oversight.schemas import ReviewIn
+from broker.oversight.service import OversightService
 from connectors.protocol.envelope import body_digest
 from tests.audit.tampering import rewrite_entry
 from tests.broker.foundation_kit import IssuerServer
-from tests.broker.oversight_kit import CASEWORKER, Desk, at, desk
+from tests.broker.oversight_kit import CASEWORKER, OFFICER_NAME, Desk, at, desk
 
 pytestmark = pytest.mark.anyio
 
@@ -582,6 +590,68 @@ async def test_break_glass_review_is_audited_and_leaves_the_queue(any_broker: De
     )
     assert bad.status_code == 422
     assert len(broker.audit.search(SearchQuery(kind="access_review")).entries) == 1
+
+
+async def test_officers_reviewing_one_use_at_once_leave_one_review_in_the_log(
+    any_broker: Desk,
+) -> None:
+    broker = any_broker
+    used = broker.append(Kind.BREAK_GLASS, reasons=("immediate_risk",), query_id="q9")
+    path = f"/v1/oversight/break-glass/{used}/review"
+
+    async def review(officer: int) -> httpx.Response:
+        note = {"outcome": "justified", "note": f"Checked by officer {officer}."}
+        headers = broker.as_(Role.IG_OFFICER, name=f"Officer {officer}")
+        return await broker.client.post(path, json=note, headers=headers)
+
+    responses = await asyncio.gather(*(review(n) for n in range(4)))
+    assert sorted(r.status_code for r in responses) == [201, 409, 409, 409]
+    kept = next(r.json() for r in responses if r.status_code == 201)
+    for refused in (r for r in responses if r.status_code == 409):
+        assert refused.json()["type"].endswith("conflict")
+        assert "already reviewed" in refused.json()["detail"]
+    # The log records the one review that was kept, and no other.
+    recorded = broker.audit.search(SearchQuery(kind="access_review")).entries
+    assert [e.index for e in recorded] == [kept["review_entry"]]
+
+
+class _WritesFail(Database):
+    """The broker's database, refusing every write as one that has just gone down."""
+
+    def session(self, *, write: bool = False) -> AbstractContextManager[Session]:
+        if write:
+            raise StoreUnavailable("the database is not answering")
+        return super().session()
+
+
+async def test_a_review_logged_while_its_table_write_fails_still_counts_once(
+    any_broker: Desk,
+) -> None:
+    broker = any_broker
+    used = broker.append(Kind.BREAK_GLASS, reasons=("immediate_risk",), query_id="q9")
+    failing = OversightService(
+        audit=broker.audit,
+        db=_WritesFail(broker.foundation.db.engine),
+        subjects=broker.keys,
+    )
+    officer = Principal("dev:council:ivy", OFFICER_NAME, Role.IG_OFFICER, "council")
+    first = failing.review(officer, used, ReviewIn(outcome="escalated", note="Sent to DPO."))
+
+    queue = await broker.client.get(
+        "/v1/oversight/break-glass", params={"state": "reviewed"}, headers=broker.officer()
+    )
+    [item] = queue.json()["items"]
+    assert item["review"]["outcome"] == "escalated"
+    assert item["review"]["review_entry"] == first.review_entry
+    again = await broker.client.post(
+        f"/v1/oversight/break-glass/{used}/review",
+        json={"outcome": "justified", "note": "Looks fine."},
+        headers=broker.officer(),
+    )
+    assert again.status_code == 409
+    assert f"recorded as entry {first.review_entry}" in again.json()["detail"]
+    recorded = broker.audit.search(SearchQuery(kind="access_review")).entries
+    assert [e.index for e in recorded] == [first.review_entry]
 
 
 ADMIN, IG, CASEWORKER_ROLE = Role.ADMIN, Role.IG_OFFICER, Role.CASEWORKER
