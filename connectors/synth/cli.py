@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from connectors.synth import AGENCY_NAMES, SynthError, synthesise
@@ -55,6 +56,9 @@ def synth(
             err=True,
         )
         raise typer.Exit(2) from None
+    if out.exists() and not out.is_dir():
+        typer.echo(f"error: --out {out} is a file, not a folder", err=True)
+        raise typer.Exit(2)
     server = postgres_url or mariadb_url
     urls = dict.fromkeys(AGENCY_NAMES, server) if server else None
     columns = (
@@ -63,19 +67,24 @@ def synth(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns) as bar:
-        task = bar.add_task("rows", total=None)
+    # On a terminal's standard error only, and gone once the work is: what remains is the
+    # summary, or the one error line.
+    console = Console(stderr=True)
+    try:
+        with Progress(
+            *columns, console=console, transient=True, disable=not console.is_terminal
+        ) as bar:
+            task = bar.add_task("rows", total=None)
 
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
 
-        try:
             result = synthesise(
                 people, out, seed=seed, reference_date=today, server_urls=urls, progress=advance
             )
-        except SynthError as exc:
-            typer.echo(f"error: {exc.detail}", err=True)
-            raise typer.Exit(2) from None
+    except SynthError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"{result.people} people in {result.households} households ({today})")
     for agency, count in result.records.items():
         typer.echo(f"  {agency}: {count} people -> {result.databases[agency]}")

@@ -131,8 +131,17 @@ def test_the_cli_reports_a_bad_output_in_one_line(tmp_path: Path) -> None:
     blocker.write_text("")
     result = CliRunner().invoke(app, ["synth", "--people", "10", "--out", str(blocker / "town")])
     assert result.exit_code == 2
-    assert result.output.strip().startswith("error: cannot create")
-    assert "Traceback" not in result.output
+    assert result.stderr == f"error: cannot create {blocker / 'town'}: Not a directory\n"
+    assert result.stdout == ""
+
+
+def test_an_output_that_is_a_file_is_named_as_one_and_left_alone(tmp_path: Path) -> None:
+    taken = tmp_path / "notes.txt"
+    taken.write_text("keep me\n")
+    result = CliRunner().invoke(app, ["synth", "--people", "10", "--out", str(taken)])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: --out {taken} is a file, not a folder\n"
+    assert taken.read_text() == "keep me\n"
 
 
 @pytest.mark.parametrize("date", ["0001-01-01", "1969-12-31"])
