@@ -108,17 +108,22 @@ def open_policy(settings: BrokerSettings, audit: AuditLog) -> PolicyThread:
     def record(
         new_digest: str, previous_digest: str | None, actor: str, detail: dict[str, Any]
     ) -> None:
-        audit.append(
-            Entry(
-                kind=Kind.POLICY_CHANGE,
-                actor=actor,
-                decision=Decision.ALLOW,
-                reasons=(str(detail.get("reason", "reload")), f"engine:{detail.get('engine')}"),
-                policy_digest=new_digest,
-                # The digest it replaced, so the chain of bundles can be followed.
-                request_digest=previous_digest,
-            )
+        entry = Entry(
+            kind=Kind.POLICY_CHANGE,
+            actor=actor,
+            decision=Decision.ALLOW,
+            reasons=(str(detail.get("reason", "reload")), f"engine:{detail.get('engine')}"),
+            policy_digest=new_digest,
+            # The digest it replaced, so the chain of bundles can be followed.
+            request_digest=previous_digest,
         )
+        try:
+            audit.append(entry)
+        except AuditError as exc:
+            raise StoreUnavailable(
+                "the audit log could not record this policy change, so the bundle in force"
+                f" is unchanged: {exc}"
+            ) from None
 
     try:
         return PolicyThread(

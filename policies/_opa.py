@@ -4,7 +4,8 @@ On start the engine pushes every Rego module through OPA's Policy API
 (``PUT /v1/policies/{id}``) and every top-level data document through the Data API
 (``PUT /v1/data/{path}``), removes modules an earlier bundle left behind, and then asks
 ``POST /v1/data/{path}`` for each decision. Errors of the HTTP client are translated here,
-and only here, into ``EngineError``.
+and only here, into ``EngineError``: ``EngineUnavailable`` when the server cannot be
+reached or does not answer as OPA does, so a caller can tell that from a refused bundle.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from opa_client.errors import (
 )
 
 from policies.bundle import Bundle
-from policies.errors import EngineError
+from policies.errors import EngineError, EngineUnavailable
 
 __all__ = ["POLICY_ID_PREFIX", "OpaServerEngine"]
 
@@ -42,6 +43,24 @@ _FAILURES = (
 )
 
 
+def _failure(url: str, exc: Exception, doing: str) -> EngineError:
+    """``exc``, raised while ``doing`` (e.g. "did not take the bundle"), in one line.
+
+    The HTTP client's own messages run to several nested reprs; the cause is enough.
+    """
+    if isinstance(exc, RegoParseError | TypeError):
+        return EngineError(f"the OPA server at {url} {doing}: {exc}")
+    if isinstance(exc, requests.Timeout):
+        why = "did not answer in time"
+    elif isinstance(exc, requests.ConnectionError | ConnectionsError):
+        why = "cannot be reached (is it running?)"
+    elif isinstance(exc, requests.HTTPError) and exc.response is not None:
+        why = f"answered HTTP {exc.response.status_code}"
+    else:
+        why = "answered with something that is not OPA's API"
+    return EngineUnavailable(f"the OPA server at {url} {why}, so it {doing}")
+
+
 def policy_id(module_path: str) -> str:
     return POLICY_ID_PREFIX + module_path.replace("/", "-").removesuffix(".rego")
 
@@ -53,12 +72,14 @@ class OpaServerEngine:
         """Connect, push the bundle's modules and data, and drop stale modules.
 
         Raises:
-            EngineError: the server cannot be reached or refuses a module or document.
+            EngineUnavailable: the server cannot be reached or does not answer as OPA.
+            EngineError: the server refuses a module.
         """
         parts = urlsplit(url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise EngineError(f"the OPA url {url!r} must look like http://host:8181")
         self._digest = bundle.digest
+        self._url = url
         self._client = OpaClient(
             host=parts.hostname,
             port=parts.port or (443 if parts.scheme == "https" else 80),
@@ -81,7 +102,7 @@ class OpaServerEngine:
                 self._client.update_policy_from_string(source, name, rego_compat=False)
         except _FAILURES as exc:
             self._client.close_connection()
-            raise EngineError(f"the OPA server at {url} did not take the bundle: {exc}") from None
+            raise _failure(url, exc, "did not take the bundle") from None
 
     @property
     def name(self) -> str:
@@ -95,12 +116,13 @@ class OpaServerEngine:
         """The rule's value from OPA's Data API, or None when undefined.
 
         Raises:
-            EngineError: the server cannot be reached or answers with an error.
+            EngineUnavailable: the server cannot be reached or does not answer as OPA.
+            EngineError: the server answers with an error.
         """
         try:
             answer = self._client.query_rule(input_document, entrypoint)
         except _FAILURES as exc:
-            raise EngineError(f"the OPA server failed to evaluate {entrypoint}: {exc}") from None
+            raise _failure(self._url, exc, f"could not evaluate {entrypoint}") from None
         if not isinstance(answer, dict):
             raise EngineError(f"the OPA server answered {entrypoint} with something not JSON")
         return answer.get("result")

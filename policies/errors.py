@@ -12,6 +12,7 @@ __all__ = [
     "BundleError",
     "BundleTestsFailed",
     "EngineError",
+    "EngineUnavailable",
     "PolicyError",
 ]
 
@@ -50,3 +51,11 @@ class EngineError(PolicyError):
     code = "policy-engine-error"
     title = "Policy engine error"
     status = 503
+
+
+class EngineUnavailable(EngineError):
+    """The engine's server cannot be reached, or answers with something other than OPA's
+    API: nothing is wrong with the bundle, and the same request may work later."""
+
+    code = "policy-engine-unavailable"
+    title = "The policy engine is unavailable"

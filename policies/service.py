@@ -129,6 +129,8 @@ class PolicyService:
             BundleError: the new bundle cannot be read.
             BundleTestsFailed: its Rego tests fail; the detail names the failing tests.
             EngineError: it does not compile, or the engine refuses it.
+            EngineUnavailable: the engine's server cannot be reached.
+            Whatever ``record_change`` raises: the change was not recorded.
         """
         with self._swap:
             bundle = load_bundle(self._dirs)
@@ -148,18 +150,22 @@ class PolicyService:
             previous = self._engine
             previous_digest = previous.digest if previous is not None else None
             # Recorded before the swap: a change the audit log did not take is not made.
-            self._record(
-                bundle.digest,
-                previous_digest,
-                actor,
-                {
-                    "reason": reason,
-                    "engine": engine.name,
-                    "modules": sorted(bundle.modules),
-                    "tests_passed": report.passed,
-                    "sources": [str(s) for s in bundle.sources],
-                },
-            )
+            try:
+                self._record(
+                    bundle.digest,
+                    previous_digest,
+                    actor,
+                    {
+                        "reason": reason,
+                        "engine": engine.name,
+                        "modules": sorted(bundle.modules),
+                        "tests_passed": report.passed,
+                        "sources": [str(s) for s in bundle.sources],
+                    },
+                )
+            except BaseException:
+                engine.close()
+                raise
             self._engine = engine
             catalogue = bundle.data.get("catalogue")
             self._catalogue = catalogue if isinstance(catalogue, Mapping) else {}

@@ -11,7 +11,7 @@ from broker.errors import BrokerError
 from broker.identity.dependencies import require, roles_text
 from broker.identity.principal import Principal, Role
 from broker.policy_admin.runner import PolicyThread
-from policies.errors import PolicyError
+from policies.errors import EngineUnavailable, PolicyError
 
 __all__ = ["router"]
 
@@ -35,6 +35,12 @@ class ReloadRefused(BrokerError):
     status = 422
 
 
+class EngineUnavailableProblem(BrokerError):
+    code = "policy-engine-unavailable"
+    title = "The policy engine is unavailable; the bundle in force is unchanged"
+    status = 503
+
+
 async def _policy(request: Request) -> PolicyThread:
     policy: PolicyThread = request.app.state.foundation.policy
     return policy
@@ -52,8 +58,9 @@ def policy_state(
     "/reload",
     description=roles_text(Role.ADMIN)
     + " Read the bundle again, run its own Rego tests, and swap it in. A bundle that fails"
-    " is refused (422) and the one in force stays. Each reload is a policy_change audit"
-    " entry with the new digest.",
+    " is refused (422) and the one in force stays; so it does while the OPA server cannot"
+    " be reached (503) or the audit log cannot record the change (503). Each reload is a"
+    " policy_change audit entry with the new digest.",
 )
 def reload_policy(
     body: ReloadIn,
@@ -64,6 +71,10 @@ def reload_policy(
     # does not hold up the event loop (decisions queue behind it on the policy thread).
     try:
         digest = policy.reload(actor=principal.subject, reason=body.reason)
+    except EngineUnavailable as exc:
+        raise EngineUnavailableProblem(
+            f"{exc}; the bundle in force is unchanged. Reload again once it answers."
+        ) from None
     except PolicyError as exc:
         raise ReloadRefused(str(exc)) from None
     return PolicyState(digest=digest, engine=policy.engine_name)

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from audit.errors import StoreError
 from broker.identity import Role
 from broker.policy_admin.runner import PolicyThread
 from policies._regorus import RegorusEngine
+from policies.opa_standin import OpaStandin
 from policies.service import PolicyService
 from policies.settings import DEFAULT_BUNDLE_DIR
 from tests.broker.foundation_kit import IssuerServer, running_broker
@@ -115,3 +117,50 @@ async def test_a_query_running_across_a_reload_decides_with_one_bundle(bundle: P
     assert later.bundle_digest == thread.digest
     assert [r.text for r in second.submit.reasons] == ["This purpose needs a case reference."]
     assert [r.text for r in later.submit.reasons] == ["Add the case reference."]
+
+
+async def test_a_reload_while_the_opa_server_is_down_is_503_and_keeps_the_bundle(
+    tmp_path: Path, dev_issuer: IssuerServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = OpaStandin().__enter__()
+    monkeypatch.setenv("JUNCTION_POLICY_ENGINE", "opa")
+    monkeypatch.setenv("JUNCTION_POLICY_OPA_URL", server.url)
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        before = (await broker.client.get("/v1/policy", headers=broker.as_(Role.ADMIN))).json()
+        server.__exit__(None, None, None)
+        response = await broker.client.post(
+            "/v1/policy/reload", json={"reason": "New wording"}, headers=broker.as_(Role.ADMIN)
+        )
+        assert response.status_code == 503, response.text
+        problem = response.json()
+        assert problem["type"] == "urn:junction:problem:policy-engine-unavailable"
+        assert f"the OPA server at {server.url} cannot be reached" in problem["detail"]
+        assert "the bundle in force is unchanged" in problem["detail"]
+        assert "HTTPConnectionPool" not in problem["detail"]
+        state = (await broker.client.get("/v1/policy", headers=broker.as_(Role.ADMIN))).json()
+        assert state == before
+        assert len(broker.entries("policy_change")) == 1
+
+
+async def test_a_reload_the_audit_log_cannot_record_is_503_and_keeps_the_bundle(
+    tmp_path: Path, dev_issuer: IssuerServer, bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        before = (await broker.client.get("/v1/policy", headers=broker.as_(Role.ADMIN))).json()
+        reasons = bundle / "data" / "catalogue" / "reason_codes.json"
+        reasons.write_text(reasons.read_text().replace("case reference.", "case ref."))
+        appended = broker.audit.append
+
+        def full(entry: object) -> int:
+            raise StoreError("disk full")
+
+        monkeypatch.setattr(broker.audit, "append", full)
+        response = await broker.client.post(
+            "/v1/policy/reload", json={"reason": "New wording"}, headers=broker.as_(Role.ADMIN)
+        )
+        monkeypatch.setattr(broker.audit, "append", appended)
+        assert response.status_code == 503, response.text
+        assert response.json()["type"] == "urn:junction:problem:store-unavailable"
+        assert "could not record this policy change" in response.json()["detail"]
+        state = (await broker.client.get("/v1/policy", headers=broker.as_(Role.ADMIN))).json()
+        assert state == before

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +18,7 @@ from policies._regopy import RegopyEngine
 from policies._regorus import RegorusEngine
 from policies.bundle import Bundle, load_bundle
 from policies.decide import _Exchange, decide_family
-from policies.errors import EngineError
+from policies.errors import EngineError, EngineUnavailable
 from policies.model import ExchangeDecision, FamilyDecision
 from policies.opa_standin import OpaStandin
 from tests.policies.factories import copy_bundle, family_query
@@ -194,8 +198,11 @@ def test_opa_server_that_went_away_is_a_deny(bundle: Bundle) -> None:
 def test_unreachable_opa_server_is_named(bundle: Bundle) -> None:
     with OpaStandin() as server:
         url = server.url
-    with pytest.raises(EngineError, match="did not take the bundle"):
+    with pytest.raises(EngineUnavailable) as caught:
         OpaServerEngine(bundle, url, timeout=2)
+    assert caught.value.detail == (
+        f"the OPA server at {url} cannot be reached (is it running?), so it did not take the bundle"
+    )
     with pytest.raises(EngineError, match="must look like"):
         OpaServerEngine(bundle, "localhost:8181")
 
@@ -208,3 +215,42 @@ def test_embedded_engine_decides_on_any_thread(embedded: RegorusEngine) -> None:
         there = list(pool.map(lambda _: decide_family(embedded, query), range(6)))
     assert all(d == here for d in there)
     assert here.allow
+
+
+@contextmanager
+def _server_answering(status: int, body: bytes) -> Iterator[str]:
+    """A server that answers every request with ``status`` and ``body``, not as OPA."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_PUT = do_POST = do_DELETE = _answer  # noqa: N815 - http.server's names
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("status", [200, 502])
+def test_a_server_that_does_not_answer_as_opa_is_unavailable(bundle: Bundle, status: int) -> None:
+    answering = _server_answering(status, b"<html>Bad gateway</html>")
+    with answering as url, pytest.raises(EngineUnavailable) as caught:
+        OpaServerEngine(bundle, url, timeout=2)
+    assert caught.value.detail == (
+        f"the OPA server at {url} answered with something that is not OPA's API, so it did"
+        " not take the bundle"
+    )
