@@ -33,29 +33,37 @@ def _member_names(model: type[BaseModel], seen: set[type[BaseModel]]) -> set[str
     return names
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(top)"
+def _where(loc: tuple[int | str, ...], root: str | None) -> str:
+    return ".".join(str(part) for part in (root, *loc) if part is not None) or "(top)"
 
 
-def _unknown(error: ErrorDetails, errors: list[ErrorDetails], model: type[BaseModel]) -> str:
+def _unknown(
+    error: ErrorDetails, errors: list[ErrorDetails], model: type[BaseModel], root: str | None
+) -> str:
     name = str(error["loc"][-1])
     parent = error["loc"][:-1]
     # A member missing beside the unknown one is the likeliest meant; else any we know.
     missing = [
         str(e["loc"][-1]) for e in errors if e["type"] == "missing" and e["loc"][:-1] == parent
     ]
+    # A name known elsewhere in the file (``field`` of a withholding) is no answer here.
+    known = sorted(_member_names(model, set()) - {name})
     close = difflib.get_close_matches(name, missing, n=1, cutoff=0.6) or (
-        difflib.get_close_matches(name, sorted(_member_names(model, set())), n=1, cutoff=0.75)
+        difflib.get_close_matches(name, known, n=1, cutoff=0.75)
     )
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"{_where(error['loc'])}: not a known member{hint}"
+    return f"{_where(error['loc'], root)}: not a known member{hint}"
 
 
-def first_problem(exc: ValidationError, model: type[BaseModel]) -> str:
-    """``"<member>: <what is wrong>"`` for the error an operator should fix first."""
+def first_problem(exc: ValidationError, model: type[BaseModel], *, root: str | None = None) -> str:
+    """``"<member>: <what is wrong>"`` for the error an operator should fix first.
+
+    ``root`` names the object validated, when the member should be shown inside it
+    (``decision.fields``).
+    """
     errors = exc.errors()
     for error in errors:
         if error["type"] == "extra_forbidden":
-            return _unknown(error, errors, model)
+            return _unknown(error, errors, model, root)
     first = errors[0]
-    return f"{_where(first['loc'])}: {first['msg']}"
+    return f"{_where(first['loc'], root)}: {first['msg']}"

@@ -23,11 +23,14 @@ import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from connectors._validation import first_problem
 from connectors.encoding import not_utf8
 from connectors.errors import ConfigError, LocalPolicyError
-from connectors.protocol.messages import Refusal, RefusalScope
+from connectors.protocol.messages import AgencyId, Refusal, RefusalScope, ShortText
 from connectors.service.ports import PolicyInput, PolicyVerdict, WithheldByPolicy
 from policies.bundle import Bundle
 from policies.engine import PolicyEngine, create_engine
@@ -38,6 +41,38 @@ __all__ = ["RegoLocalPolicy"]
 
 
 _Call = tuple[str, tuple[Any, ...], Future[Any]]
+
+
+class _RequestRefusal(BaseModel):
+    scope: Literal["purpose", "requester"]
+    code: AgencyId
+    reason: ShortText
+
+
+class _PersonRefusal(BaseModel):
+    ref: str
+    code: AgencyId
+    reason: ShortText
+
+
+class _FieldWithheld(BaseModel):
+    ref: str
+    field: str
+    code: AgencyId
+    reason: ShortText
+
+
+class _Decision(BaseModel):
+    """The decision's shape. A member it does not know is refused, not ignored: a
+    misspelt ``fields`` would otherwise withhold nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Strict lists: regorus hands a set of objects over as an error, at the first
+    # decision that has a member (see ``_evaluate``), so an empty set is refused early.
+    request: list[_RequestRefusal] = Field(default_factory=list, strict=True)
+    persons: list[_PersonRefusal] = Field(default_factory=list, strict=True)
+    fields: list[_FieldWithheld] = Field(default_factory=list, strict=True)
 
 
 def _bare(exc: BaseException) -> BaseException:
@@ -124,9 +159,9 @@ class RegoLocalPolicy:
         self._entrypoint = f"{package}.decision"
         self._origin = origin
         self.bundle_digest = engine.digest
-        # Evaluate once now, so a broken file stops start-up, not the first request.
+        # Decide once now, so a broken file stops start-up, not the first request.
         try:
-            self._evaluate({"operation": "check", "persons": []})
+            self._verdict(self._evaluate({"operation": "check", "persons": []}))
         except LocalPolicyError as exc:
             raise ConfigError(exc.detail) from None
 
@@ -174,13 +209,7 @@ class RegoLocalPolicy:
 
     def decide(self, request: PolicyInput) -> PolicyVerdict:
         """Evaluate the policy for one exchange. Raises ``LocalPolicyError``."""
-        decision = self._evaluate(request.to_json())
-        try:
-            return self._verdict(decision)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise LocalPolicyError(
-                f"{self._origin}: the decision has the wrong shape ({exc}); see the agency guide"
-            ) from None
+        return self._verdict(self._evaluate(request.to_json()))
 
     def _evaluate(self, document: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -199,28 +228,40 @@ class RegoLocalPolicy:
         return decision
 
     def _verdict(self, decision: dict[str, Any]) -> PolicyVerdict:
-        refusals = sorted(decision.get("request", []), key=lambda r: (r["scope"], r["code"]))
+        """The verdict a decision object gives. Raises ``LocalPolicyError`` naming the
+        first member of the wrong shape."""
+        for member, value in decision.items():
+            if isinstance(value, set | frozenset):
+                raise LocalPolicyError(
+                    f"{self._origin}: decision.{member} is a set; write an array: "
+                    f"[x | some x in {member}]"
+                )
+        try:
+            shaped = _Decision.model_validate(decision)
+        except ValidationError as exc:
+            problem = first_problem(exc, _Decision, root="decision")
+            raise LocalPolicyError(
+                f"{self._origin}: {problem} (the decision's shape is in the agency guide)"
+            ) from None
+        refusals = sorted(shaped.request, key=lambda r: (r.scope, r.code))
         refusal = (
             Refusal(
-                scope=RefusalScope(refusals[0]["scope"]),
-                code=refusals[0]["code"],
-                reason=refusals[0]["reason"],
+                scope=RefusalScope(refusals[0].scope),
+                code=refusals[0].code,
+                reason=refusals[0].reason,
             )
             if refusals
             else None
         )
         persons: dict[str, Refusal] = {}
-        for item in sorted(decision.get("persons", []), key=lambda r: (r["ref"], r["code"])):
+        for item in sorted(shaped.persons, key=lambda r: (r.ref, r.code)):
             persons.setdefault(
-                item["ref"],
-                Refusal(scope=RefusalScope.PERSON, code=item["code"], reason=item["reason"]),
+                item.ref, Refusal(scope=RefusalScope.PERSON, code=item.code, reason=item.reason)
             )
         fields: dict[str, dict[str, WithheldByPolicy]] = {}
-        for item in sorted(
-            decision.get("fields", []), key=lambda r: (r["ref"], r["field"], r["code"])
-        ):
-            fields.setdefault(item["ref"], {}).setdefault(
-                item["field"], WithheldByPolicy(code=item["code"], reason=item["reason"])
+        for withheld in sorted(shaped.fields, key=lambda r: (r.ref, r.field, r.code)):
+            fields.setdefault(withheld.ref, {}).setdefault(
+                withheld.field, WithheldByPolicy(code=withheld.code, reason=withheld.reason)
             )
         return PolicyVerdict(
             bundle_digest=self.bundle_digest, refusal=refusal, persons=persons, fields=fields

@@ -38,6 +38,7 @@ __all__ = [
     "RefusalScope",
     "ReleasedFact",
     "Sensitivity",
+    "ShortText",
     "Subject",
     "WithheldField",
 ]

@@ -236,3 +236,20 @@ def test_check_names_a_consent_key_the_connector_could_not_use(tmp_path: Path, t
         "it needs 32 or more\n"
     )
     assert good.exit_code == 0, good.stderr
+
+
+def test_a_local_policy_whose_decision_misnames_a_member_fails_check(
+    tmp_path: Path, town: Path
+) -> None:
+    setup = configure_agency(tmp_path, town, "police")
+    _own_copies(setup, tmp_path)
+    policy = tmp_path / "police.rego"
+    text = policy.read_text()
+    assert '"fields": [f | some f in fields]' in text
+    policy.write_text(text.replace('"fields": [f |', '"withheld": [f |'))
+    result = _check(setup)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {policy}: decision.withheld: not a known member "
+        "(the decision's shape is in the agency guide)\n"
+    )

@@ -187,3 +187,82 @@ async def test_a_decision_of_the_wrong_shape_refuses_to_answer(tmp_path: Path) -
     assert response.status_code == 503
     assert response.json()["type"] == "urn:junction:problem:local-policy-error"
     assert rig.source.reads == []
+
+
+def _policy(tmp_path: Path, decision: str) -> Path:
+    path = tmp_path / "agency.rego"
+    path.write_text(f"package junction.local.agency\n\nimport rego.v1\n\n{decision}\n")
+    return path
+
+
+def test_a_misspelt_decision_member_stops_start_up(tmp_path: Path) -> None:
+    # "field" for "fields": the withholdings would be read as none, and released.
+    path = _policy(
+        tmp_path,
+        'decision := {"field": [w | some p in input.persons; some f in p.fields; '
+        'w := {"ref": p.ref, "field": f, "code": "withheld", "reason": "no"}]}',
+    )
+    with pytest.raises(ConfigError) as raised:
+        RegoLocalPolicy.from_file(path, package="junction.local.agency")
+    assert raised.value.detail == (
+        f"{path}: decision.field: not a known member; did you mean 'fields'? "
+        "(the decision's shape is in the agency guide)"
+    )
+
+
+def test_a_decision_of_sets_stops_start_up_and_says_to_write_arrays(tmp_path: Path) -> None:
+    path = _policy(
+        tmp_path,
+        "withheld contains w if {\n\tsome p in input.persons\n\tsome f in p.fields\n"
+        '\tw := {"ref": p.ref, "field": f, "code": "withheld", "reason": "no"}\n}\n\n'
+        'decision := {"fields": withheld}',
+    )
+    with pytest.raises(ConfigError) as raised:
+        RegoLocalPolicy.from_file(path, package="junction.local.agency")
+    assert raised.value.detail == (
+        f"{path}: decision.fields is a set; write an array: [x | some x in fields]"
+    )
+
+
+def test_a_decision_whose_list_is_no_list_stops_start_up(tmp_path: Path) -> None:
+    path = _policy(tmp_path, 'decision := {"fields": "all"}')
+    with pytest.raises(ConfigError) as raised:
+        RegoLocalPolicy.from_file(path, package="junction.local.agency")
+    assert raised.value.detail == (
+        f"{path}: decision.fields: Input should be a valid list "
+        "(the decision's shape is in the agency guide)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("item", "problem"),
+    [
+        (
+            '{"ref": p.ref, "field": f, "code": "withheld"}',
+            "decision.fields.0.reason: Field required",
+        ),
+        (
+            '{"ref": p.ref, "field": f, "code": "Withheld!", "reason": "no"}',
+            "decision.fields.0.code: String should match pattern '^[a-z][a-z0-9_-]{1,62}$'",
+        ),
+    ],
+)
+async def test_a_wrongly_shaped_withholding_is_named_in_one_line(
+    tmp_path: Path, item: str, problem: str
+) -> None:
+    path = _policy(
+        tmp_path,
+        f'decision := {{"fields": [w | some p in input.persons; some f in p.fields; w := {item}]}}',
+    )
+    rig = build_rig(policy=RegoLocalPolicy.from_file(path, package="junction.local.agency"))
+    request = fetch_request({"pol-0001-ann": ["police.callouts_12m"]})
+    async with rig.client() as client:
+        response = await client.post(
+            "/v1/fetch", content=rig.broker.seal(request, "police").to_bytes()
+        )
+    assert response.status_code == 503
+    assert response.json()["type"] == "urn:junction:problem:local-policy-error"
+    assert response.json()["detail"] == (
+        f"{path}: {problem} (the decision's shape is in the agency guide)"
+    )
+    assert [read for read in rig.source.reads if read[0] == "fetch"] == []
