@@ -21,7 +21,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 
 from broker.errors import ConfigurationError
-from broker.identity.principal import Role
+from broker.identity.principal import JOB_ROLE, Role
 from connectors.protocol.keys import KeyFileError, KeyPair, generate_key_files, load_private_key
 
 __all__ = ["CodeRefused", "DevIssuer", "load_or_create_key"]
@@ -173,6 +173,12 @@ class DevIssuer:
             raise ValueError("a development token needs an agency and a display name")
         if not 1 <= ttl_seconds <= 86_400:
             raise ValueError("the lifetime must be between 1 second and 24 hours")
+        if job_role and not JOB_ROLE.fullmatch(job_role):
+            # The broker would refuse the token at sign-in.
+            raise ValueError(
+                f"the job role {job_role!r} is not a job name: lower-case letters, digits"
+                " and '_' (e.g. social_worker)"
+            )
         now = int(self._clock())
         claims = {
             "iss": self.issuer,

@@ -22,13 +22,12 @@ from pydantic import BaseModel
 
 from broker.errors import InvalidChange, InvalidRequest
 from broker.identity.dev_issuer import CodeRefused, DevIssuer
-from broker.identity.principal import Role
+from broker.identity.principal import JOB_ROLE, Role
 
 __all__ = ["DevToken", "router"]
 
 router = APIRouter(prefix="/dev-oidc", tags=["development issuer"])
 
-_JOB = re.compile(r"[a-z][a-z0-9_]{1,62}")
 _HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 _DEV_ONLY = "Development only: never enable the development issuer where real data is served."
 
@@ -218,7 +217,7 @@ def authorize(
     problem = _authorization_problem(
         response_type, redirect_uri, code_challenge, code_challenge_method
     )
-    if problem is None and job_role and not _JOB.fullmatch(job_role):
+    if problem is None and job_role and not JOB_ROLE.fullmatch(job_role):
         problem = "job_role must be a lower-case job name such as social_worker"
     if problem is not None:
         raise InvalidChange(problem)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
 from broker.errors import Forbidden
 
-__all__ = ["Principal", "Role", "agency_not_registered"]
+__all__ = ["JOB_ROLE", "Principal", "Role", "agency_not_registered"]
+
+JOB_ROLE = re.compile(r"[a-z][a-z0-9_]{1,62}")
+"""How a job role is spelt, in a token and in the policy catalogue (``social_worker``)."""
 
 
 class Role(StrEnum):

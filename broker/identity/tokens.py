@@ -9,7 +9,6 @@ before anything is fetched.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import unicodedata
 from collections.abc import Callable
@@ -20,7 +19,7 @@ import httpx
 import jwt
 
 from broker.errors import BadToken, IssuerUnavailable, TokenExpired, UnknownIssuer
-from broker.identity.principal import Principal, Role
+from broker.identity.principal import JOB_ROLE, Principal, Role
 
 __all__ = ["ALGORITHMS", "ClaimNames", "TokenVerifier", "fetch_discovery"]
 
@@ -28,7 +27,6 @@ ALGORITHMS = ("EdDSA", "RS256", "ES256")
 
 
 _VERIFIED_KEPT = 4096
-_JOB = re.compile(r"[a-z][a-z0-9_]{1,62}")
 # The broker records who did what by the token's subject and agency, in columns of 200
 # and 63 characters (an agency id's length); a display name is held to the subject's.
 _SUBJECT_MOST, _AGENCY_MOST, _NAME_MOST = 200, 63, 200
@@ -166,7 +164,7 @@ class TokenVerifier:
         if isinstance(name, str) and name:
             _storable(name, names.name, _NAME_MOST)
         job = claims.get(names.job_role)
-        if job is not None and not (isinstance(job, str) and _JOB.fullmatch(job)):
+        if job is not None and not (isinstance(job, str) and JOB_ROLE.fullmatch(job)):
             raise BadToken(f"the token's {names.job_role!r} claim must be a lower-case job name")
         return Principal(
             subject=subject,

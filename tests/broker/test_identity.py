@@ -282,6 +282,18 @@ def test_dev_token_command_prints_a_token_the_broker_accepts(
     )
     assert capital.exit_code == 2
     assert capital.stderr.startswith("error: --agency 'Council' is not an agency id")
+    # Nor is a token the broker would refuse at sign-in printed as if it would work.
+    job = CliRunner().invoke(
+        cli,
+        ["dev-token", "--role", "caseworker", "--agency", "council", "--job-role", "Social Worker"],
+        env=env,
+    )
+    assert job.exit_code == 2
+    assert job.stderr == (
+        "error: the job role 'Social Worker' is not a job name: lower-case letters, digits"
+        " and '_' (e.g. social_worker)\n"
+    )
+    assert job.stdout == ""
 
 
 def test_the_dev_issuer_key_is_private(tmp_path: Path):
