@@ -96,6 +96,13 @@ def read_registry_file(path: Path) -> RegistryFile:
         raise InvalidChange(f"cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise InvalidChange(not_utf8(path)) from None
+    except RecursionError:
+        # PyYAML reads nested collections by recursion: a file nested thousands deep
+        # would otherwise end the command with a traceback.
+        raise InvalidChange(
+            f"{path} nests lists or mappings too deeply to read; a registry file needs"
+            " only a few levels"
+        ) from None
     except yaml.YAMLError as exc:
         # PyYAML's own message spans lines and quotes the file: the place and the
         # problem are enough.

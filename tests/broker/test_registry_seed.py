@@ -226,6 +226,18 @@ def test_a_seed_file_that_is_not_yaml_is_one_line_naming_the_place(
     assert result.stderr == f"error: {path} is not valid YAML at {says}\n"
 
 
+@pytest.mark.parametrize("depth", [200, 5000])
+def test_a_seed_file_nested_too_deeply_is_one_line(tmp_path: Path, depth: int):
+    path = tmp_path / "registry.yaml"
+    path.write_text("agencies: " + "[" * depth + "]" * depth + "\n")
+    env = {"JUNCTION_DATA_DIR": str(tmp_path / "var")}
+    result = CliRunner().invoke(cli, ["broker", "seed", "--file", str(path)], env=env)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {path}")
+    assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "var").exists()
+
+
 def test_an_agency_or_agreement_listed_twice_is_refused_naming_it(tmp_path: Path):
     path = tmp_path / "registry.yaml"
     seed = registry_yaml({}, ["police.missing_episodes_12m"])
