@@ -16,7 +16,8 @@ fired. The thresholds are documented in ``Thresholds`` and returned with every r
   ``break_glass_days`` days.
 - ``officer_look_ups``: the ``volume`` rule, with the same thresholds, over an IG
   officer's look-ups of people's audit records (``audit_access`` entries: searches
-  naming a person, subject access reports), so the officers' own reads are watched too.
+  naming a person, subject access reports, entries read one by one), so the officers'
+  own reads are watched too.
 - ``consent_look_ups``: the same over anyone's searches of the consent register for
   people (``consent_lookup`` entries).
 """

@@ -73,10 +73,14 @@ def search_audit(body: AuditSearch, principal: Officer, service: Service) -> Aud
     return service.search(principal, body)
 
 
-@audit_router.get("/entries/{index}", description=_OFFICER)
-def get_entry(index: EntryIndex, _: Officer, service: Service) -> EntryWithProof:
+@audit_router.get(
+    "/entries/{index}",
+    description=_OFFICER + " Reading an entry filed under a person is itself recorded, as"
+    " an audit_access entry filed under them.",
+)
+def get_entry(index: EntryIndex, principal: Officer, service: Service) -> EntryWithProof:
     """One entry with its inclusion proof against the latest signed checkpoint."""
-    return service.entry(index)
+    return service.read_entry(principal, index)
 
 
 @audit_router.get("/checkpoint", description=_INTEGRITY)

@@ -61,11 +61,18 @@ def _masked(identifier: Identifier) -> str:
     return f"{identifier.kind} ending {value[-4:]}" if len(value) > 4 else identifier.kind
 
 
+# An officer's read of the audit records, by what they did (the entry's reason).
+_READ = {
+    "subject_access_report": "subject access report made by an IG officer",
+    "audit_entry": "audit entry read by an IG officer",
+}
+
+
 def _what(entry: StoredEntry) -> str:
-    if entry.kind == Kind.AUDIT_ACCESS.value and "subject_access_report" in entry.fields.get(
-        "reasons", ()
-    ):
-        return "subject access report made by an IG officer"
+    if entry.kind == Kind.AUDIT_ACCESS.value:
+        for reason in entry.fields.get("reasons", ()):
+            if reason in _READ:
+                return _READ[reason]
     return _WHAT.get(entry.kind, entry.kind)
 
 

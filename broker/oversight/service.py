@@ -266,6 +266,18 @@ class OversightService:
             verifier_key=self._audit.verifier.verifier_key(),
         )
 
+    def read_entry(self, principal: Principal, index: int) -> EntryWithProof:
+        """``entry`` as an officer reads it: an entry filed under a person is a read of
+        their record, logged (``record_access``) before it is returned.
+
+        Raises ``NotFound`` for an index the log does not hold, ``StoreUnavailable`` if
+        the log cannot record the read.
+        """
+        found = self.entry(index)
+        if found.entry.subjects:
+            self.record_access(principal, found.entry.subjects, "audit_entry", {"index": index})
+        return found
+
     def entry(self, index: int) -> EntryWithProof:
         """Entry ``index`` with its inclusion proof against the latest signed checkpoint.
 

@@ -358,6 +358,50 @@ async def test_one_entry_with_a_proof_that_verifies_offline(broker: Desk) -> Non
     assert missing.headers["content-type"].startswith("application/problem+json")
 
 
+async def test_reading_one_entry_about_a_person_is_logged_under_them(broker: Desk) -> None:
+    made = _fill(broker)
+    unnamed = broker.append(Kind.FETCH, counterparty_agency="police")
+    response = await broker.client.get(
+        f"/v1/audit/entries/{made['fetch']}", headers=broker.officer()
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["entry"]["private"]["justification"] == "School raised concerns"
+    [read] = broker.audit.search(SearchQuery(kind="audit_access")).entries
+    assert read.fields["actor"].endswith("ivy.officer")
+    assert read.fields["reasons"] == ["audit_entry"]
+    assert sorted(read.fields["subjects"]) == sorted(
+        broker.audit.get(made["fetch"]).fields["subjects"]
+    )
+    person = {"identifiers": [{"kind": "nhs_number", "value": NHS}]}
+    report = await broker.client.post(
+        "/v1/oversight/subject-access", json=person, headers=broker.officer()
+    )
+    last = report.json()["accesses"][-1]
+    assert (last["index"], last["what"]) == (read.index, "audit entry read by an IG officer")
+    # An entry filed under nobody reads no one's record.
+    other = await broker.client.get(f"/v1/audit/entries/{unnamed}", headers=broker.officer())
+    assert other.status_code == 200, other.text
+    assert len(broker.audit.search(SearchQuery(kind="audit_access")).entries) == 2
+
+
+async def test_an_entry_read_the_log_cannot_record_is_not_shown(
+    broker: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = _fill(broker)
+    broker.signed_size()
+
+    def full(entry: object) -> int:
+        raise StoreError("disk full")
+
+    monkeypatch.setattr(broker.audit, "append", full)
+    response = await broker.client.get(
+        f"/v1/audit/entries/{made['fetch']}", headers=broker.officer()
+    )
+    assert response.status_code == 503, response.text
+    assert "could not record this read, so nothing is shown" in response.json()["detail"]
+    assert "School raised concerns" not in response.text
+
+
 async def test_values_past_what_the_log_can_hold_are_refused_not_failed(broker: Desk) -> None:
     _fill(broker)
     officer = broker.officer()
