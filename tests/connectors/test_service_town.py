@@ -362,3 +362,26 @@ async def test_an_aggregate_over_no_rows_is_withheld_as_not_held(
         ("police.last_incident_date", "not-held")
     ]
     assert built.audit.log.get(1).fields["fields_released"] == ["police.callouts_12m"]
+
+
+def _respelt(ref: str) -> list[str]:
+    """Other spellings that decode to the same sealed bytes under lenient base64."""
+    return [ref + "==", ref[:4] + "\n" + ref[4:], ref + "*", ref[:5] + "." + ref[5:]]
+
+
+async def test_a_reference_spelt_otherwise_finds_nobody(
+    client: httpx.AsyncClient,
+    police: tuple[AgencySetup, BuiltConnector],
+    town: tuple[Path, dict[str, Any]],
+) -> None:
+    # Released under another spelling, a person's data would be recorded under a
+    # subject reference that a search of the agency's log by their reference misses.
+    setup, built = police
+    ref = await _matched_ref(client, setup, built, _known_to_police(town[1]))
+    for spelling in _respelt(ref):
+        raw = setup.broker().seal(_fetch({spelling: POLICE_FIELDS}), "police").to_bytes()
+        response = await client.post("/v1/fetch", content=raw)
+        assert response.status_code == 200, response.text
+        [person] = _open(setup, built, response.content, FetchResponse).persons
+        assert person.facts == [], repr(spelling)
+        assert {w.code for w in person.withheld} == {"unknown-person"}
