@@ -1,4 +1,5 @@
-"""Expiry is read, not recorded: a given consent turns expired when its time passes."""
+"""Expiry is read, not recorded: a given consent turns expired when its time passes; a
+refusal stands until the person says otherwise."""
 
 from __future__ import annotations
 
@@ -161,3 +162,35 @@ def test_not_sought_does_not_hide_what_the_person_said(
         ("police", "given"),
         ("school", "not_sought"),
     ]
+
+
+def test_a_refusal_is_not_lifted_by_its_expiry_but_by_a_newer_consent(
+    parts: tuple[ConsentService, Clock, AuditLog],
+):
+    service, clock, _ = parts
+    person = [Identifier(kind="upn", value="B801200005001")]
+    refusal = service.record(
+        CASEWORKER,
+        ConsentIn(
+            identifiers=person,
+            purpose="early_help_assessment",
+            scope=["police"],
+            state="refused",
+            channel="phone",
+            expires_at=START + timedelta(days=30),
+        ),
+    )
+    key = service.person_keys(person)[0]
+    clock.now = START + timedelta(days=31)
+    assert service.get(refusal.id).state == "refused"
+    found = service.consents_for([key], "early_help_assessment", clock.now)
+    assert [(r.agency_id, r.state) for r in found[key]] == [("police", "refused")]
+    service.record(
+        CASEWORKER,
+        ConsentIn(
+            identifiers=person, purpose="early_help_assessment", scope=["police"], channel="paper"
+        ),
+    )
+    clock.now = START + timedelta(days=32)
+    found = service.consents_for([key], "early_help_assessment", clock.now)
+    assert [(r.agency_id, r.state) for r in found[key]] == [("police", "given")]
