@@ -29,10 +29,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from connectors._validation import first_problem
+from connectors._yaml import YamlProblem, read_yaml
 from connectors.encoding import not_utf8
 from connectors.errors import ConfigError
 
@@ -130,11 +130,9 @@ def load_service_config(path: Path) -> ServiceConfig:
     except UnicodeDecodeError:
         raise ConfigError(not_utf8(path)) from None
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
+        raw = read_yaml(text)
+    except YamlProblem as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with mapping, signing_key, broker, ...")
     try:

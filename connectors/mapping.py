@@ -17,7 +17,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -28,6 +27,7 @@ from pydantic import (
 )
 
 from connectors._validation import first_problem
+from connectors._yaml import YamlProblem, read_yaml
 from connectors.encoding import not_utf8
 from connectors.errors import MappingError
 from connectors.protocol.messages import FieldOffer, FieldType, Sensitivity
@@ -288,11 +288,9 @@ def parse_mapping(
     """
     text = _substitute(text, environ or {}, origin)
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise MappingError(f"{origin}: not valid YAML{where}") from None
+        raw = read_yaml(text)
+    except YamlProblem as exc:
+        raise MappingError(f"{origin}: {exc}") from None
     if not isinstance(raw, dict):
         raise MappingError(f"{origin}: expected a mapping with agency, source, person, fields")
     try:

@@ -253,3 +253,17 @@ def test_a_local_policy_whose_decision_misnames_a_member_fails_check(
         f"error: {policy}: decision.withheld: not a known member "
         "(the decision's shape is in the agency guide)\n"
     )
+
+
+def test_a_config_member_given_twice_fails_check(tmp_path: Path, town: Path) -> None:
+    setup = configure_agency(tmp_path, town, "police")
+    text = setup.config_path.read_text()
+    setup.config_path.write_text(text + "state_dir: elsewhere\n")
+    first = text.splitlines().index("state_dir: state") + 1
+    second = len(text.splitlines()) + 1
+    result = _check(setup)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {setup.config_path}: not valid YAML at line {second}, column 1: "
+        f"'state_dir' is given twice (first at line {first}); keep one\n"
+    )

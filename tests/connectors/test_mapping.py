@@ -206,3 +206,39 @@ def test_csv_check_names_missing_files_and_columns(town: Path, tmp_path: Path) -
     raw["source"]["directory"] = str(tmp_path / "nowhere")
     with pytest.raises(MappingError, match="is not a directory"):
         CsvSource(parse_mapping(yaml.safe_dump(raw))).check()
+
+
+def _police_text() -> str:
+    return (AGENCY_FILES / "police.yaml").read_text()
+
+
+def test_a_field_given_twice_is_refused_naming_both_lines() -> None:
+    # Read as YAML usually is, the second would silently replace the first.
+    text = _police_text().replace("  police.callouts_12m:\n", "  police.missing_episodes_12m:\n")
+    lines = text.splitlines()
+    first, second = [
+        n for n, line in enumerate(lines, 1) if line == "  police.missing_episodes_12m:"
+    ]
+    with pytest.raises(MappingError) as caught:
+        parse_mapping(text, origin="police.yaml", environ={"JUNCTION_TOWN_DIR": "/x"})
+    assert caught.value.detail == (
+        f"police.yaml: not valid YAML at line {second}, column 3: "
+        f"'police.missing_episodes_12m' is given twice (first at line {first}); keep one"
+    )
+
+
+def test_a_member_given_twice_is_refused() -> None:
+    text = _police_text().replace(
+        "  name_case: upper\n", "  name_case: upper\n  name_case: lower\n"
+    )
+    with pytest.raises(MappingError, match=r"'name_case' is given twice \(first at line \d+\)"):
+        parse_mapping(text, origin="police.yaml", environ={"JUNCTION_TOWN_DIR": "/x"})
+
+
+def test_a_yaml_error_says_where_and_what() -> None:
+    with pytest.raises(MappingError) as caught:
+        parse_mapping("agency:\n  id: police\n  name: [unclosed\n", origin="police.yaml")
+    assert caught.value.detail == (
+        "police.yaml: not valid YAML at line 4, column 1: "
+        "expected ',' or ']', but got '<stream end>'"
+    )
