@@ -19,7 +19,7 @@ from typing import Annotated
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from sqlalchemy import exc as sa_exc
 
 from audit import merkle
@@ -46,7 +46,8 @@ app = typer.Typer(
     help="Verify and prove Junction's signed audit log, from its database or an export.",
     no_args_is_help=True,
 )
-_out = Console(highlight=False)
+# Lines are not wrapped to a width: a script reading the report splits it on newlines.
+_out = Console(highlight=False, soft_wrap=True)
 
 DbOption = Annotated[
     str | None, typer.Option("--db", help="Database URL of the log, e.g. sqlite:///var/audit.db.")
@@ -313,7 +314,7 @@ def _verify(
 ) -> Report:
     """Verify the whole log, with a progress bar while it reads."""
     columns = (TextColumn("verifying"), BarColumn(), TextColumn("{task.completed} entries"))
-    with Progress(*columns, TimeElapsedColumn(), transient=True) as progress:
+    with _progress(*columns, TimeElapsedColumn()) as progress:
         task = progress.add_task("verify", total=log.total())
         return verify_source(
             log.source,
@@ -349,6 +350,13 @@ ForceOption = Annotated[
 ]
 
 
+def _progress(*columns: str | ProgressColumn) -> Progress:
+    """A progress bar on a terminal's standard error, gone when the work is; none when
+    the output goes to a file or a pipe, which then gets the report alone."""
+    errors = Console(stderr=True)
+    return Progress(*columns, console=errors, transient=True, disable=not errors.is_terminal)
+
+
 @app.command()
 def export(
     db: Annotated[str, typer.Option("--db", help="Database URL of the log.")],
@@ -358,7 +366,7 @@ def export(
     """Write the whole log (entries, checkpoints, log key) to one file to carry away."""
     with _errors("export the log"):
         store = Store.open_read_only(db)
-        with Progress(transient=True) as progress:
+        with _progress() as progress:
             task = progress.add_task("exporting", total=store.size())
             summary = export_bundle(
                 store, out, replace=force, progress=lambda n: progress.update(task, completed=n)

@@ -62,6 +62,25 @@ def test_verify_ok_and_tampered(db: str, keys: Path) -> None:
     assert "TAMPERED: leaf_hash_altered at entry 5" in out
 
 
+def test_a_script_reading_the_output_gets_the_report_alone(
+    db: str, keys: Path, tmp_path: Path
+) -> None:
+    # Output to a pipe or a file: no progress bar, and nothing but the report on stdout.
+    verify = runner.invoke(app, ["verify", "--db", db, "--public-key", str(keys / "log.pub")])
+    assert verify.stdout.startswith("log junction.local/audit, trusted log key hash "), (
+        verify.stdout
+    )
+    assert verify.stderr == ""
+    # One line a finding or result, however long: a script splits on newlines.
+    assert verify.stdout.splitlines()[1].startswith(
+        "OK: 30 entries, 3 checkpoints (the latest that verified signs 30 entries), 0 erased; "
+    )
+    bundle = tmp_path / "log.jsonl"
+    export = runner.invoke(app, ["export", "--db", db, "--out", str(bundle)])
+    assert export.stdout == f"exported 30 entries and 3 checkpoints to {bundle}\n"
+    assert export.stderr == ""
+
+
 def test_verify_says_which_entries_no_checkpoint_covers(db: str, keys: Path) -> None:
     engine = sa.create_engine(db)
     with engine.begin() as conn:  # as a crash leaves it: the newest checkpoint not yet signed
