@@ -24,6 +24,7 @@ from audit.checkpoint import NoteSigner
 from audit.entry import Decision, Entry, Kind, subject_reference
 from audit.errors import AuditError
 from audit.log import AuditLog
+from connectors._urls import UNESCAPED_AT, has_unescaped_at
 from connectors.errors import ConfigError, LocalAuditUnavailable
 from connectors.protocol.keys import KeyPair
 from connectors.service.ports import AuditEvent, AuditKind
@@ -134,6 +135,8 @@ def check_audit_database(
             f"{_WHERE}: not a valid SQLAlchemy URL; expected sqlite:///path/to/audit.db "
             "or postgresql+psycopg://user@host/database"
         ) from None
+    if has_unescaped_at(parsed):
+        raise ConfigError(f"{_WHERE}: {UNESCAPED_AT}")
     engine = _audit_engine(parsed, state_dir)
     if engine is None:
         return

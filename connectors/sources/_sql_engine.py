@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
+from connectors._urls import UNESCAPED_AT, has_unescaped_at
 from connectors.errors import MappingError, SourceError, SourceTimeout
 from connectors.mapping import SqlSourceSpec
 
@@ -27,17 +28,20 @@ def parse_source_url(raw: str, setting: str = "source.url") -> URL:
     """Parse a source URL; ``setting`` names where it came from in the error.
 
     Raises:
-        MappingError: it is not an SQLAlchemy URL (the message does not repeat it, since
-            it may hold a password).
+        MappingError: it is not an SQLAlchemy URL, or its password holds an unescaped
+            '@' (the message does not repeat it, since it may hold a password).
     """
     try:
         # A port that is not a number is a ValueError, not an ArgumentError.
-        return make_url(raw)
+        url = make_url(raw)
     except (sa.exc.ArgumentError, ValueError):
         raise MappingError(
             f"{setting}: not a valid SQLAlchemy URL; expected "
             "dialect+driver://user:password@host:port/database or sqlite:///path/to/file.db"
         ) from None
+    if has_unescaped_at(url):
+        raise MappingError(f"{setting}: {UNESCAPED_AT}")
+    return url
 
 
 def describe_url(url: URL) -> str:

@@ -267,3 +267,42 @@ def test_a_config_member_given_twice_fails_check(tmp_path: Path, town: Path) -> 
         f"error: {setup.config_path}: not valid YAML at line {second}, column 1: "
         f"'state_dir' is given twice (first at line {first}); keep one\n"
     )
+
+
+def test_a_source_url_whose_password_holds_an_at_sign_shows_none_of_it(
+    tmp_path: Path, town: Path
+) -> None:
+    # Read as written, the URL's host would be the password's end: "dor&3@127.0.0.1".
+    setup = configure_agency(tmp_path, town, "police")
+    _own_copies(setup, tmp_path)
+    mapping = tmp_path / "police.yaml"
+    sql = "url: sqlite:///${JUNCTION_TOWN_DIR}/police.db"
+    mapping.write_text(
+        mapping.read_text().replace(
+            sql, "url: postgresql+psycopg://reader:${DB_PASSWORD}@127.0.0.1:1/rms"
+        )
+    )
+    for password in ("Tr0ub@dor&3", "Tr0ub@dor/3"):
+        result = CliRunner().invoke(
+            cli,
+            ["connector", "check", "--config", str(setup.config_path)],
+            env={**setup.environ, "DB_PASSWORD": password},
+        )
+        assert result.exit_code == 2
+        assert result.stderr == (
+            "error: source.url: the user name or password holds an '@'; "
+            "write each '@' in them as %40\n"
+        )
+
+
+def test_an_audit_url_whose_password_holds_an_at_sign_shows_none_of_it(
+    tmp_path: Path, town: Path
+) -> None:
+    setup = configure_agency(tmp_path, town, "police")
+    _audit_url(setup, "postgresql+psycopg://junction:Tr0ub@dor&3@127.0.0.1:1/audit")
+    result = _check(setup)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: audit.database_url: the user name or password holds an '@'; "
+        "write each '@' in them as %40\n"
+    )
