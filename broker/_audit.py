@@ -31,6 +31,7 @@ def record_change(
     *,
     action: str,
     change: Mapping[str, Any],
+    names: Sequence[str] = (),
     counterparty_agency: str | None = None,
     purpose: str | None = None,
     subjects: tuple[str, ...] = (),
@@ -39,8 +40,10 @@ def record_change(
     """Append the entry for ``change``; return its index.
 
     ``change`` is digested (its RFC 8785 SHA-256 goes in the leaf), never stored in
-    clear. Raises ``StoreUnavailable`` if the log cannot take the entry: the change
-    must then not be made.
+    clear. ``names`` follow ``action`` in the entry's reasons, in clear: what the change
+    was made to, where no agency field says it (never personal data). Raises
+    ``StoreUnavailable`` if the log cannot take the entry: the change must then not be
+    made.
     """
     entry = Entry(
         kind=kind,
@@ -49,7 +52,7 @@ def record_change(
         counterparty_agency=counterparty_agency,
         purpose=purpose,
         decision=Decision.ALLOW,
-        reasons=(action,),
+        reasons=(action, *names),
         subjects=subjects,
         request_digest=body_digest(change),
         private=dict(private or {}),

@@ -630,6 +630,8 @@ class RegistryService:
             actor,
             action=action,
             change={"id": agreement_id, "version": version, **body},
+            # The change is only digested: these say which agreement it was made to.
+            names=(f"agreement:{agreement_id}", f"version:{version}"),
         )
         row = AgreementRow(
             id=agreement_id,

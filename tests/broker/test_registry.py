@@ -476,6 +476,32 @@ async def test_an_agreement_change_is_a_new_version_and_old_ones_stay(
     ]
 
 
+async def test_each_agreement_entry_names_the_agreement_and_version(
+    tmp_path: Path, dev_issuer: IssuerServer
+):
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        admin = broker.as_(Role.ADMIN)
+        await _agencies(broker)
+        for agreement_id in ("dsa-council-police", "dsa-police-council"):
+            created = await broker.client.post(
+                "/v1/agreements", json=agreement(id=agreement_id), headers=admin
+            )
+            assert created.status_code == 201, created.text
+        terms = agreement(status="suspended")
+        del terms["id"]
+        changed = await broker.client.put(
+            "/v1/agreements/dsa-police-council", json=terms, headers=admin
+        )
+        assert changed.status_code == 200, changed.text
+        entries = broker.entries("registry_change")
+    # An IG officer reading the log can tell which agreement each change was made to.
+    assert [e.fields["reasons"] for e in entries[2:]] == [
+        ["agreement_created", "agreement:dsa-council-police", "version:1"],
+        ["agreement_created", "agreement:dsa-police-council", "version:1"],
+        ["agreement_changed", "agreement:dsa-police-council", "version:2"],
+    ]
+
+
 async def test_the_same_terms_in_another_order_are_no_change(
     tmp_path: Path, dev_issuer: IssuerServer, database_url: str
 ):
