@@ -24,6 +24,8 @@ from broker.oversight.schemas import (
     ConsistencyCheckIn,
     ConsistencyView,
     EntryWithProof,
+    ErasureIn,
+    ErasureOut,
     ReviewIn,
     ReviewView,
     SubjectAccessIn,
@@ -81,6 +83,20 @@ def search_audit(body: AuditSearch, principal: Officer, service: Service) -> Aud
 def get_entry(index: EntryIndex, principal: Officer, service: Service) -> EntryWithProof:
     """One entry with its inclusion proof against the latest signed checkpoint."""
     return service.read_entry(principal, index)
+
+
+@audit_router.post(
+    "/entries/{index}/erasure",
+    status_code=201,
+    description=_OFFICER + " Deletes the entry's private values (justification, case"
+    " reference, notes); the leaf stays, so the tree and every checkpoint still verify."
+    " Recorded in the audit log as an erasure entry, the reason in clear.",
+)
+def erase_entry(
+    index: EntryIndex, body: ErasureIn, principal: Officer, service: Service
+) -> ErasureOut:
+    """Erase one entry's private values, for a court order or a data subject's request."""
+    return service.erase(principal, index, body)
 
 
 @audit_router.get("/checkpoint", description=_INTEGRITY)

@@ -24,6 +24,8 @@ __all__ = [
     "ConsistencyView",
     "Digests",
     "EntryWithProof",
+    "ErasureIn",
+    "ErasureOut",
     "ErasureView",
     "Identifier",
     "InclusionProofView",
@@ -376,6 +378,25 @@ class ReviewView(BaseModel):
     reviewer_agency: str
     reviewed_at: datetime
     review_entry: int = Field(description="The access_review audit entry recording it.")
+
+
+class ErasureIn(_In):
+    """Why an entry's private values are to be deleted. Kept in the log in clear."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "Court order 2026/117"}]}
+    )
+
+    reason: Name = Field(
+        description="e.g. the court order or request it answers; it must hold no personal data."
+    )
+
+
+class ErasureOut(BaseModel):
+    erased_index: int
+    erasure_index: int = Field(description="The erasure audit entry recording it.")
+    erased_by: str
+    reason: str
 
 
 class BreakGlassItem(BaseModel):

@@ -52,6 +52,8 @@ from broker.oversight.schemas import (
     ConsistencyView,
     Digests,
     EntryWithProof,
+    ErasureIn,
+    ErasureOut,
     ErasureView,
     Identifier,
     InclusionProofView,
@@ -471,6 +473,46 @@ class OversightService:
                 error=exc.detail,
             )
 
+    # -- erasure -------------------------------------------------------------------
+
+    def erase(self, principal: Principal, index: int, body: ErasureIn) -> ErasureOut:
+        """Delete entry ``index``'s private values, recorded as an erasure entry.
+
+        The leaf, and so the tree and every checkpoint, stay as they are. Raises
+        ``NotFound``, ``InvalidChange`` for an erasure entry or one holding no private
+        values, ``Conflict`` if it was erased already, ``StoreUnavailable``.
+        """
+        with translate():
+            stored = self._audit.get(index)
+        if stored.kind == Kind.ERASURE.value:
+            raise InvalidChange(
+                f"entry {index} is an erasure entry: it holds no private values, and it is"
+                " the record of an erasure, which stays"
+            )
+        if stored.erasure is not None:
+            raise _erased(index, stored.erasure.erasure_index)
+        if not stored.private:
+            raise InvalidChange(f"entry {index} holds no private values: there is nothing to erase")
+        try:
+            erasure_index = self._audit.erase(index, principal.subject, body.reason)
+        except EntryError:
+            # Another officer's erasure of it was logged first.
+            with translate():
+                done = self._audit.get(index).erasure
+            if done is None:
+                raise
+            raise _erased(index, done.erasure_index) from None
+        except AuditError as exc:
+            raise StoreUnavailable(
+                f"the audit log could not record the erasure, so it was not made: {exc}"
+            ) from None
+        return ErasureOut(
+            erased_index=index,
+            erasure_index=erasure_index,
+            erased_by=principal.subject,
+            reason=body.reason,
+        )
+
     # -- anomalies ------------------------------------------------------------------
 
     def anomalies(self, since: datetime | None, until: datetime | None) -> AnomalyReport:
@@ -587,6 +629,10 @@ def _review_view(row: BreakGlassReviewRow) -> ReviewView:
         reviewed_at=row.reviewed_at,
         review_entry=row.review_entry,
     )
+
+
+def _erased(index: int, erasure_index: int) -> BrokerError:
+    return Conflict(f"entry {index} was already erased by entry {erasure_index}")
 
 
 def _already(row: BreakGlassReviewRow) -> BrokerError:

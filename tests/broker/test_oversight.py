@@ -698,6 +698,61 @@ async def test_a_review_logged_while_its_table_write_fails_still_counts_once(
     assert [e.index for e in recorded] == [first.review_entry]
 
 
+async def test_an_officer_erases_an_entrys_private_values_once(any_broker: Desk) -> None:
+    broker = any_broker
+    made = _fill(broker)
+    order = {"reason": "Court order 2026/117"}
+    path = f"/v1/audit/entries/{made['fetch']}/erasure"
+    response = await broker.client.post(path, json=order, headers=broker.officer())
+    assert response.status_code == 201, response.text
+    erased = response.json()
+    assert erased["erased_index"] == made["fetch"]
+    assert erased["reason"] == "Court order 2026/117"
+    assert erased["erased_by"].endswith("ivy.officer")
+    erasure = broker.audit.get(erased["erasure_index"])
+    assert (erasure.kind, erasure.fields["erases"]) == ("erasure", made["fetch"])
+    entry = await broker.client.get(f"/v1/audit/entries/{made['fetch']}", headers=broker.officer())
+    assert entry.json()["entry"]["private"] == {}
+    assert entry.json()["entry"]["erasure"]["erasure_index"] == erased["erasure_index"]
+
+    again = await broker.client.post(path, json=order, headers=broker.officer())
+    assert again.status_code == 409
+    assert f"already erased by entry {erased['erasure_index']}" in again.json()["detail"]
+    of_erasure = await broker.client.post(
+        f"/v1/audit/entries/{erased['erasure_index']}/erasure", json=order, headers=broker.officer()
+    )
+    assert of_erasure.status_code == 422
+    assert "is an erasure entry" in of_erasure.json()["detail"]
+    nothing = await broker.client.post(
+        f"/v1/audit/entries/{made['match']}/erasure", json=order, headers=broker.officer()
+    )
+    assert nothing.status_code == 422
+    assert "no private values" in nothing.json()["detail"]
+    missing = await broker.client.post(
+        "/v1/audit/entries/99999/erasure", json=order, headers=broker.officer()
+    )
+    assert missing.status_code == 404
+    for body in ({}, {"reason": "   "}, {"reason": "x" * 201}):
+        bad = await broker.client.post(path, json=body, headers=broker.officer())
+        assert bad.status_code == 422, body
+    # One erasure in the log, whatever was tried after it.
+    assert len(broker.audit.search(SearchQuery(kind="erasure")).entries) == 1
+
+
+async def test_erasures_of_one_entry_at_once_leave_one_erasure(any_broker: Desk) -> None:
+    broker = any_broker
+    made = _fill(broker)
+    path = f"/v1/audit/entries/{made['fetch']}/erasure"
+
+    async def erase(officer: int) -> httpx.Response:
+        headers = broker.as_(Role.IG_OFFICER, name=f"Officer {officer}")
+        return await broker.client.post(path, json={"reason": "Court order"}, headers=headers)
+
+    responses = await asyncio.gather(*(erase(n) for n in range(4)))
+    assert sorted(r.status_code for r in responses) == [201, 409, 409, 409]
+    assert len(broker.audit.search(SearchQuery(kind="erasure")).entries) == 1
+
+
 ADMIN, IG, CASEWORKER_ROLE = Role.ADMIN, Role.IG_OFFICER, Role.CASEWORKER
 IDS = {"identifiers": [{"kind": "upn", "value": "B801200005001"}]}
 # (method, path, body, roles allowed), written out by hand on purpose.
@@ -717,13 +772,16 @@ MATRIX: list[tuple[str, str, Any, set[Role]]] = [
         {IG},
     ),
     ("GET", "/v1/oversight/anomalies", None, {IG}),
+    ("POST", "/v1/audit/entries/{index}/erasure", {"reason": "Court order"}, {IG}),
 ]
 
 
 async def test_role_by_endpoint_matrix(broker: Desk) -> None:
     for method, template, body, allowed in MATRIX:
         for role in (ADMIN, IG, CASEWORKER_ROLE):
-            used = broker.append(Kind.BREAK_GLASS, reasons=("immediate_risk",))
+            used = broker.append(
+                Kind.BREAK_GLASS, reasons=("immediate_risk",), private={"break_glass_text": "x"}
+            )
             broker.signed_size()
             path = template.format(index=used)
             if body == "note":
