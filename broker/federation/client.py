@@ -240,10 +240,12 @@ class ConnectorClient:
                 break
             except _Broken as exc:
                 return call.failed(CallStatus.ERROR, f"transport error: {exc}")
-            return self._answer(call, reply, expect)
+            return self._answer(call, reply, request, expect)
         return call.failed(CallStatus.TIMEOUT, f"no answer within {budget:.2f} s")
 
-    def _answer(self, call: _Call[R], reply: _Reply, expect: type[R]) -> CallOutcome[R]:
+    def _answer(
+        self, call: _Call[R], reply: _Reply, request: BaseModel, expect: type[R]
+    ) -> CallOutcome[R]:
         if reply.status != 200:
             detail = f"HTTP {reply.status}: {_problem_detail(reply)}"
             # A 4xx means the connector judged our request: it is up and answering.
@@ -258,6 +260,14 @@ class ConnectorClient:
         if opened.sender != call.agency:
             detail = f"answer signed by {opened.sender!r}, not {call.agency!r}"
             return call.failed(CallStatus.ERROR, detail)
+        mismatch = _mismatch(call.agency, request, opened.message)
+        if mismatch:
+            # A genuine answer of the agency, but to another request: a recorded answer
+            # sent again, or one crossed in transit. Using it would show another query's
+            # people as this one's.
+            _log.warning("connector_answer_rejected", agency=call.agency, reason=_NOT_THIS)
+            call.response_digest = opened.body_digest
+            return call.failed(CallStatus.ERROR, f"answer rejected ({_NOT_THIS}): {mismatch}")
         call.breaker.record_success()
         call.response_digest = opened.body_digest
         return call.outcome(CallStatus.OK, message=opened.message)
@@ -296,6 +306,21 @@ class _Call(Generic[R]):
         else:
             self.breaker.record_success()
         return self.outcome(status, detail=detail)
+
+
+_NOT_THIS = "answer-not-for-this-request"
+
+
+def _mismatch(agency: str, request: BaseModel, answer: BaseModel) -> str:
+    """What says ``answer`` is not the answer to ``request`` from ``agency``; "" if none."""
+    answered = getattr(answer, "agency_id", agency)
+    if answered != agency:
+        return f"it is the answer of agency {answered!r}, not {agency!r}"
+    for name in ("query_id", "exchange_id"):
+        asked, got = getattr(request, name, None), getattr(answer, name, None)
+        if asked != got:
+            return f"it answers {name.removesuffix('_id')} {got!r}, not {asked!r}"
+    return ""
 
 
 def _problem_detail(reply: _Reply) -> str:

@@ -11,7 +11,15 @@ import pytest
 from broker.federation.breaker import BreakerState, CircuitBreaker
 from broker.federation.client import CallStatus, ConnectorClient, ConnectorEndpoint
 from connectors.protocol import KeyPair, KeyRing, Signer
-from connectors.protocol.messages import MatchRequest, MatchResponse, MatchStatus, Subject
+from connectors.protocol.messages import (
+    FetchRequest,
+    FetchResponse,
+    FetchStatus,
+    MatchRequest,
+    MatchResponse,
+    MatchStatus,
+    Subject,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -242,3 +250,62 @@ async def test_an_address_that_is_no_url_is_an_error_not_a_crash() -> None:
         await client.aclose()
     assert outcome.status is CallStatus.ERROR
     assert "is not a valid URL" in outcome.detail
+
+
+class Recorded(Script):
+    """Answers with a genuine signed answer of the agency, but not one to this request."""
+
+    def __init__(self, answer: MatchResponse | FetchResponse) -> None:
+        super().__init__()
+        self.answer = answer
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = Signer(AGENCY_KEY, "police").seal(self.answer, "broker").to_bytes()
+        return httpx.Response(200, content=body, request=request)
+
+
+async def test_a_signed_answer_to_another_query_is_refused_saying_so() -> None:
+    old = MatchResponse(query_id="q0", agency_id="police", status=MatchStatus.MATCHED)
+    outcome = await _client(Recorded(old)).match(ENDPOINT, REQUEST, budget=1.0)
+    assert outcome.status is CallStatus.ERROR
+    assert outcome.message is None
+    assert outcome.detail == (
+        "answer rejected (answer-not-for-this-request): it answers query 'q0', not 'q1'"
+    )
+
+
+async def test_a_signed_answer_naming_another_agency_is_refused_saying_so() -> None:
+    other = MatchResponse(query_id="q1", agency_id="health", status=MatchStatus.MATCHED)
+    outcome = await _client(Recorded(other)).match(ENDPOINT, REQUEST, budget=1.0)
+    assert outcome.status is CallStatus.ERROR
+    assert outcome.message is None
+    assert outcome.detail == (
+        "answer rejected (answer-not-for-this-request): it is the answer of agency 'health',"
+        " not 'police'"
+    )
+
+
+async def test_a_signed_answer_to_another_exchange_of_the_query_is_refused_saying_so() -> None:
+    request = FetchRequest(
+        query_id="q1",
+        exchange_id="x2",
+        requester_agency="council",
+        requester_role="caseworker",
+        purpose="early_help_assessment",
+        legal_basis="public_task",
+        decision_digest="sha256:0",
+        persons=[],
+    )
+    earlier = FetchResponse(
+        query_id="q1",
+        exchange_id="x1",
+        agency_id="police",
+        decision_digest="sha256:0",
+        status=FetchStatus.OK,
+    )
+    outcome = await _client(Recorded(earlier)).fetch(ENDPOINT, request, budget=1.0)
+    assert outcome.status is CallStatus.ERROR
+    assert outcome.message is None
+    assert outcome.detail == (
+        "answer rejected (answer-not-for-this-request): it answers exchange 'x1', not 'x2'"
+    )
