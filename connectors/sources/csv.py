@@ -12,6 +12,7 @@ import datetime as dt
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from connectors.encoding import not_utf8
 from connectors.errors import MappingError, SourceError, SourceTimeout, UnknownField
@@ -76,16 +77,27 @@ class CsvSource:
         return self._directory / f"{table}.csv"
 
     def _rows(self, table: str, deadline: float) -> Iterator[Row]:
+        for _, row in self._numbered(table, deadline):
+            yield row
+
+    def _numbered(self, table: str, deadline: float) -> Iterator[tuple[int, Row]]:
+        """Each row of a table's file, with the line it ends on. Raises ``SourceError``
+        for a file that cannot be read, is not UTF-8, or has a row of the wrong length."""
+        path = self._path(table)
         try:
-            with self._path(table).open(newline="", encoding="utf-8") as handle:
-                for count, row in enumerate(csv.DictReader(handle)):
+            # utf-8-sig: spreadsheet programs put a byte order mark before the header.
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                reader = csv.DictReader(handle)
+                for count, row in enumerate(reader):
                     if count % 4096 == 0 and time.monotonic() > deadline:
                         raise SourceTimeout(f"reading {table}.csv took longer than the limit")
-                    yield row
+                    if None in row or None in row.values():
+                        raise SourceError(_ragged(table, reader.line_num, row))
+                    yield reader.line_num, row
         except OSError as exc:
-            raise SourceError(f"cannot read {self._path(table)}: {exc.strerror}") from None
+            raise SourceError(f"cannot read {path}: {exc.strerror}") from None
         except UnicodeDecodeError:
-            raise SourceError(not_utf8(self._path(table))) from None
+            raise SourceError(not_utf8(path)) from None
 
     def _deadline(self) -> float:
         return time.monotonic() + self._timeout
@@ -120,20 +132,42 @@ class CsvSource:
             problem = date_format_problem(values, dob.format, f"{table}.{dob.column}")
             if problem is not None:
                 raise MappingError(f"person.date_of_birth: {problem}")
+        self._check_keys()
+
+    def _check_keys(self) -> None:
+        """Every row of the person file has a key of its own. Raises ``MappingError``."""
+        person = self.mapping.person
+        seen: dict[str, int] = {}
+        try:
+            for line, row in self._numbered(person.table, deadline=float("inf")):
+                key = row[person.key]
+                first = seen.setdefault(key, line)
+                if key == "":
+                    raise MappingError(
+                        f"person.key: line {line} of {person.table}.csv has no {person.key}"
+                    )
+                if first != line:
+                    raise MappingError(
+                        f"person.key: lines {first} and {line} of {person.table}.csv hold "
+                        f"the same {person.key} {key!r}; each person needs a key of their own"
+                    )
+        except SourceError as exc:
+            raise MappingError(f"person.key: {exc.detail}") from None
 
     def _sample(self, table: str, where: str) -> tuple[list[str], list[Row]]:
         """The header and first rows of a table's file. Raises ``MappingError``."""
         path = self._path(table)
         try:
-            with path.open(newline="", encoding="utf-8") as handle:
-                reader = csv.DictReader(handle)
-                return list(reader.fieldnames or []), [
-                    row for _, row in zip(range(50), reader, strict=False)
-                ]
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                header = next(csv.reader(handle), [])
+            rows = self._numbered(table, deadline=float("inf"))
+            return header, [row for _, (_, row) in zip(range(50), rows, strict=False)]
         except OSError as exc:
             raise MappingError(f"{where}: cannot read {path}: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise MappingError(f"{where}: {not_utf8(path)}") from None
+        except SourceError as exc:
+            raise MappingError(f"{where}: {exc.detail}") from None
 
     # -- people ------------------------------------------------------------------------
 
@@ -270,9 +304,16 @@ class CsvSource:
         person = self.mapping.person
         wanted = set(record_keys)
         now = self._clock()
-        rows = {
-            r[person.key]: r for r in self._rows(person.table, deadline) if r[person.key] in wanted
-        }
+        rows: dict[str, Row] = {}
+        for row in self._rows(person.table, deadline):
+            if row[person.key] in wanted:
+                # Never one person's facts for another's: check names the rows.
+                if row[person.key] in rows:
+                    raise SourceError(
+                        f"{person.table}.csv holds one {person.key} on more than one row; "
+                        "junction connector check names them"
+                    )
+                rows[row[person.key]] = row
         result: FetchResult = {}
         related: dict[str, list[Row]] = {}
         for key, row in rows.items():
@@ -302,6 +343,12 @@ class CsvSource:
 
     def close(self) -> None:
         """Nothing is held between requests."""
+
+
+def _ragged(table: str, line: int, row: dict[str | None, Any]) -> str:
+    named = [name for name in row if name is not None]
+    values = sum(row[name] is not None for name in named) + len(row.get(None) or [])
+    return f"line {line} of {table}.csv has {values} values; its header names {len(named)}"
 
 
 def _matches(row: Row, agg: AggregateSpec, today: dt.date) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from connectors.errors import SourceError, UnknownField
+from connectors.errors import MappingError, SourceError, UnknownField
 from connectors.mapping import CsvSourceSpec
 from connectors.protocol.messages import Subject
 from connectors.sources import CsvSource, SqlSource
@@ -87,3 +87,79 @@ def test_a_vanished_csv_file_is_a_source_error(town: tuple[Path, Any], tmp_path:
     key = sorted(truth["agencies"]["police"])[0]
     with pytest.raises(SourceError, match=r"INCIDENT\.csv"):
         source.fetch([key], ["police.callouts_12m"])
+
+
+def _police_csv(town: Path, directory: Path) -> CsvSource:
+    export_csv(town / "police.db", directory)
+    mapping = agency_mapping("police", town)
+    spec = CsvSourceSpec(kind="csv", directory=directory)
+    return CsvSource(mapping.model_copy(update={"source": spec}), clock=clock)
+
+
+def _edit_people(directory: Path, edit: Any) -> Path:
+    people = directory / "PERSON.csv"
+    lines = people.read_text(encoding="utf-8").splitlines()
+    people.write_text("\n".join(edit(lines)) + "\n", encoding="utf-8")
+    return people
+
+
+def test_a_csv_export_with_a_byte_order_mark_reads_as_without(
+    town: tuple[Path, Any], tmp_path: Path
+) -> None:
+    # Spreadsheet programs write one before the header when saving "CSV UTF-8".
+    directory, truth = town
+    source = _police_csv(directory, tmp_path)
+    keys = sorted(truth["agencies"]["police"])[:3]
+    fields = sorted(source.mapping.fields)
+    before = source.fetch(keys, fields)
+    for table in ("PERSON", "INCIDENT"):
+        path = tmp_path / f"{table}.csv"
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    source.check()
+    assert source.fetch(keys, fields) == before
+
+
+def test_a_person_key_on_two_rows_fails_check_and_is_never_answered(
+    town: tuple[Path, Any], tmp_path: Path
+) -> None:
+    # With one key for two rows, a match on one person could be answered with the other's facts.
+    directory, truth = town
+    source = _police_csv(directory, tmp_path)
+    key = sorted(truth["agencies"]["police"])[0]
+    people = _edit_people(
+        tmp_path, lambda lines: [*lines, next(row for row in lines if row.startswith(key + ","))]
+    )
+    lines = people.read_text(encoding="utf-8").splitlines()
+    first = next(n for n, row in enumerate(lines, 1) if row.startswith(key + ","))
+    with pytest.raises(MappingError) as caught:
+        source.check()
+    assert caught.value.detail == (
+        f"person.key: lines {first} and {len(lines)} of PERSON.csv hold the same PERSON_ID "
+        f"{key!r}; each person needs a key of their own"
+    )
+    for read in (source.flags, lambda keys: source.fetch(keys, ["police.callouts_12m"])):
+        with pytest.raises(SourceError) as refused:
+            read([key])
+        assert refused.value.detail == (
+            "PERSON.csv holds one PERSON_ID on more than one row; "
+            "junction connector check names them"
+        )
+        assert key not in refused.value.detail
+
+
+def test_a_row_with_too_few_values_is_named_by_its_line(
+    town: tuple[Path, Any], tmp_path: Path
+) -> None:
+    # Its missing columns would read as empty: a protective flag among them as not set.
+    directory, truth = town
+    source = _police_csv(directory, tmp_path)
+    key = sorted(truth["agencies"]["police"])[0]
+    _edit_people(tmp_path, lambda lines: [*lines[:3], "PN9999999,JOHN", *lines[3:]])
+    with pytest.raises(MappingError) as caught:
+        source.check()
+    assert (
+        caught.value.detail == "person.key: line 4 of PERSON.csv has 2 values; its header names 8"
+    )
+    with pytest.raises(SourceError) as refused:
+        source.fetch([key], ["police.callouts_12m"])
+    assert refused.value.detail == "line 4 of PERSON.csv has 2 values; its header names 8"
