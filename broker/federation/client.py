@@ -217,6 +217,10 @@ class ConnectorClient:
     ) -> CallOutcome[R]:
         """``budget`` is the seconds this call may take, retries included."""
         call = _Call[R](endpoint.agency_id, self.breaker(endpoint.agency_id))
+        if budget <= 0:
+            # The broker ran out of time, not the agency: nothing is sent, and the
+            # agency's breaker does not hear of it.
+            return call.outcome(CallStatus.TIMEOUT, detail=_NO_TIME_LEFT)
         if not call.breaker.allow():
             # Not a new failure: the breaker is already open and keeps its own clock.
             return call.outcome(CallStatus.ERROR, detail="circuit open")
@@ -309,6 +313,7 @@ class _Call(Generic[R]):
 
 
 _NOT_THIS = "answer-not-for-this-request"
+_NO_TIME_LEFT = "not asked: the query's deadline had passed before this agency's turn"
 
 
 def _mismatch(agency: str, request: BaseModel, answer: BaseModel) -> str:

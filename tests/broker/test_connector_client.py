@@ -309,3 +309,16 @@ async def test_a_signed_answer_to_another_exchange_of_the_query_is_refused_sayin
     assert outcome.detail == (
         "answer rejected (answer-not-for-this-request): it answers exchange 'x1', not 'x2'"
     )
+
+
+async def test_a_call_with_no_time_left_is_not_sent_and_not_held_against_the_agency() -> None:
+    script = Script()
+    client = _client(script)
+    outcomes = [await client.match(ENDPOINT, REQUEST, budget=0.0) for _ in range(3)]
+    assert script.sent == 0
+    assert {o.status for o in outcomes} == {CallStatus.TIMEOUT}
+    assert {o.detail for o in outcomes} == {
+        "not asked: the query's deadline had passed before this agency's turn"
+    }
+    assert {o.request_digest for o in outcomes} == {None}
+    assert client.breaker("police").state is BreakerState.CLOSED
