@@ -52,6 +52,7 @@ class FactPlan:
     """Prepared statements for one set of fields of one mapping."""
 
     person: sa.Select[Any]
+    person_key: str  # TABLE.COLUMN, for messages
     column_specs: list[tuple[str, FieldSpec]]
     specs: dict[str, FieldSpec]
     groups: list[_Group] = field(default_factory=list)
@@ -75,6 +76,7 @@ class FactPlan:
         keys: sa.BindParameter[Any] = sa.bindparam(_KEYS, expanding=True)
         plan = cls(
             person=sa.select(*columns).where(p.c[person.key].in_(keys)),
+            person_key=f"{person.table}.{person.key}",
             column_specs=column_specs,
             specs=specs,
         )
@@ -155,6 +157,12 @@ class FactPlan:
         for row in connection.execute(self.person, {_KEYS: keys}):
             values = row._mapping
             key = str(values["key"])
+            if key in row_as_of:
+                # Never one person's facts for another's: check names the key.
+                raise SourceError(
+                    f"{self.person_key} holds one value on more than one row; "
+                    "junction connector check names it"
+                )
             row_as_of[key] = to_datetime(values.get("row_as_of"), now)
             facts = result.setdefault(key, {})
             for index, (name, spec) in enumerate(self.column_specs):

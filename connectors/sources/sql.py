@@ -106,12 +106,37 @@ class SqlSource:
         tables = self._reflect()
         verify_schema(self.mapping, tables, self._where)
         self._check_date_format(tables)
+        self._check_unique_keys(tables)
         # Only a schema that checked out replaces the one requests are being served with:
         # a failed readiness probe must not leave later requests without a schema.
         self._tables = tables
         self._plans = {}
         self._block_statements = {}
         self._household_statement = None
+
+    def _check_unique_keys(self, tables: dict[str, sa.Table]) -> None:
+        """Each person row has a key of its own. Raises ``MappingError`` naming one that
+        does not; a key the database itself keeps unique is not read."""
+        person = self.mapping.person
+        table = tables[person.table]
+        column = table.c[person.key]
+        if list(table.primary_key.columns) == [column] or any(
+            index.unique and list(index.columns) == [column] for index in table.indexes
+        ):
+            return
+        query = sa.select(column).group_by(column).having(sa.func.count() > 1).limit(1)
+        try:
+            with self._engine.connect() as connection:
+                twice = connection.execute(query).scalars().first()
+        except sa.exc.DBAPIError as exc:
+            first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise MappingError(f"person.key: cannot read {self._where}: {first}") from None
+        if twice is not None:
+            raise MappingError(
+                f"person.key: {person.table}.{person.key} holds {twice!r} on more than one "
+                "row; each person needs a key of their own (a primary key or unique index "
+                "on it makes sure)"
+            )
 
     def _check_date_format(self, tables: dict[str, sa.Table]) -> None:
         dob = self.mapping.person.date_of_birth

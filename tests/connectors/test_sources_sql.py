@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from connectors.errors import SourceTimeout, UnknownField
+from connectors.errors import MappingError, SourceError, SourceTimeout, UnknownField
 from connectors.mapping import parse_mapping
 from connectors.protocol.messages import Subject
 from connectors.sources import Source, SqlSource
@@ -258,5 +259,47 @@ fields:
         # No index on the names: the blocking query scans 400,000 rows.
         with pytest.raises(SourceTimeout, match="longer than 10 ms"):
             source.block(Subject(given_name="Nobody", family_name="Here"), 10)
+    finally:
+        source.close()
+
+
+def test_a_person_key_on_two_rows_fails_check_and_is_never_answered(
+    sqlite_town: tuple[Path, Any], tmp_path: Path
+) -> None:
+    # A person table without a primary key (an export, a legacy system) can hold one key
+    # twice: a match on one person could then be answered with the other's facts.
+    town, truth = sqlite_town
+    database = tmp_path / "police.db"
+    database.write_bytes((town / "police.db").read_bytes())
+    key = sorted(truth["agencies"]["police"])[0]
+    with sqlite3.connect(database) as connection:
+        (schema,) = connection.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'PERSON'"
+        ).fetchone()
+        without_key = re.sub(r',\s*PRIMARY KEY \("PERSON_ID"\)', "", schema)
+        connection.execute(without_key.replace('"PERSON"', '"PEOPLE"'))
+        connection.execute('INSERT INTO "PEOPLE" SELECT * FROM "PERSON"')
+        connection.execute(
+            """INSERT INTO "PEOPLE" SELECT "PERSON_ID", 'MALLORY', "LAST_NM", "DOB_TXT",
+            "SEX_CD", "ADDR_ID", "PNC_ID", "LAST_UPD_TS" FROM "PERSON" WHERE "PERSON_ID" = ?""",
+            (key,),
+        )
+    mapping = agency_mapping("police", tmp_path)
+    person = mapping.person.model_copy(update={"table": "PEOPLE"})
+    source = SqlSource(mapping.model_copy(update={"person": person}), clock=clock)
+    try:
+        with pytest.raises(MappingError) as caught:
+            source.check()
+        assert caught.value.detail == (
+            f"person.key: PEOPLE.PERSON_ID holds {key!r} on more than one row; each person "
+            "needs a key of their own (a primary key or unique index on it makes sure)"
+        )
+        for read in (source.flags, lambda keys: source.fetch(keys, ["police.callouts_12m"])):
+            with pytest.raises(SourceError) as refused:
+                read([key])
+            assert refused.value.detail == (
+                "PEOPLE.PERSON_ID holds one value on more than one row; "
+                "junction connector check names it"
+            )
     finally:
         source.close()
