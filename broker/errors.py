@@ -18,6 +18,7 @@ __all__ = [
     "ManifestRejected",
     "NotFound",
     "NotReady",
+    "PreconditionFailed",
     "StoreUnavailable",
     "TokenExpired",
     "Unauthenticated",
@@ -88,6 +89,14 @@ class Conflict(BrokerError):
     code = "conflict"
     title = "The change conflicts with what is stored"
     status = 409
+
+
+class PreconditionFailed(BrokerError):
+    """A change sent with ``If-Match`` naming a version that is no longer the newest."""
+
+    code = "precondition-failed"
+    title = "It has changed since you read it"
+    status = 412
 
 
 class InvalidChange(BrokerError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, status
+from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
 
 from broker.identity import Principal, Role, require, roles_text
 from broker.registry.schemas import (
@@ -17,6 +17,7 @@ from broker.registry.schemas import (
     AgreementOut,
     ConnectorIn,
     ConnectorOut,
+    agreement_etag,
 )
 from broker.registry.service import RegistryService
 
@@ -96,15 +97,24 @@ def list_agreements(_: Reader, service: Service) -> list[AgreementOut]:
 
 
 @router.post("/agreements", status_code=status.HTTP_201_CREATED, description=_WRITE)
-def create_agreement(body: AgreementCreate, principal: Writer, service: Service) -> AgreementOut:
-    """Create a data sharing agreement (version 1)."""
-    return service.create_agreement(principal, body)
+def create_agreement(
+    body: AgreementCreate, principal: Writer, service: Service, response: Response
+) -> AgreementOut:
+    """Create a data sharing agreement (version 1). Its ETag names the version."""
+    created = service.create_agreement(principal, body)
+    response.headers["ETag"] = agreement_etag(created.version)
+    return created
 
 
 @router.get("/agreements/{agreement_id}", description=_READ)
-def get_agreement(agreement_id: AgreementIdPath, _: Reader, service: Service) -> AgreementOut:
-    """The newest version of an agreement."""
-    return service.get_agreement(agreement_id)
+def get_agreement(
+    agreement_id: AgreementIdPath, _: Reader, service: Service, response: Response
+) -> AgreementOut:
+    """The newest version of an agreement. Its ETag names the version: send it back as
+    If-Match with a change."""
+    found = service.get_agreement(agreement_id)
+    response.headers["ETag"] = agreement_etag(found.version)
+    return found
 
 
 @router.get("/agreements/{agreement_id}/versions", description=_READ)
@@ -117,7 +127,23 @@ def agreement_versions(
 
 @router.put("/agreements/{agreement_id}", description=_WRITE)
 def change_agreement(
-    agreement_id: AgreementIdPath, body: AgreementIn, principal: Writer, service: Service
+    agreement_id: AgreementIdPath,
+    body: AgreementIn,
+    principal: Writer,
+    service: Service,
+    response: Response,
+    if_match: Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            description=(
+                "The ETag of the version the change was made to: a change to a version"
+                " no longer the newest is refused (412 precondition-failed)."
+            ),
+        ),
+    ] = None,
 ) -> AgreementOut:
     """Change an agreement: its terms are stored as a new version; old versions are kept."""
-    return service.change_agreement(principal, agreement_id, body)
+    changed = service.change_agreement(principal, agreement_id, body, if_match=if_match)
+    response.headers["ETag"] = agreement_etag(changed.version)
+    return changed

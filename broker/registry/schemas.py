@@ -31,6 +31,8 @@ __all__ = [
     "AgreementStatus",
     "ConnectorIn",
     "ConnectorOut",
+    "agreement_etag",
+    "if_match_names",
 ]
 
 AgencyId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{1,62}$")]
@@ -206,6 +208,18 @@ class AgreementIn(_In):
         if self.valid_to is not None and self.valid_to <= self.valid_from:
             raise ValueError("valid_to must come after valid_from")
         return self
+
+
+def agreement_etag(version: int) -> str:
+    """The entity tag of an agreement's version (RFC 9110 section 8.8.3)."""
+    return f'"{version}"'
+
+
+def if_match_names(if_match: str, version: int) -> bool:
+    """Whether an ``If-Match`` header names ``version`` (or ``*``), compared strongly as
+    RFC 9110 section 13.1.1 requires: a weak tag never matches."""
+    tags = {tag.strip() for tag in if_match.split(",")}
+    return "*" in tags or agreement_etag(version) in tags
 
 
 class AgreementCreate(AgreementIn):

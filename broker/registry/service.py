@@ -25,7 +25,7 @@ from audit.entry import Kind
 from audit.log import AuditLog
 from broker._audit import record_change
 from broker.db import Database
-from broker.errors import Conflict, InvalidChange, NotFound
+from broker.errors import Conflict, InvalidChange, NotFound, PreconditionFailed
 from broker.identity.principal import Principal
 from broker.registry import repository as repo
 from broker.registry.manifests import fetch_manifest
@@ -39,6 +39,8 @@ from broker.registry.schemas import (
     AgreementOut,
     ConnectorIn,
     ConnectorOut,
+    agreement_etag,
+    if_match_names,
 )
 from broker.vocabulary import refuse_unknown
 from connectors.protocol.keys import KeyFileError, key_id_for, public_key_from_b64
@@ -544,18 +546,33 @@ class RegistryService:
 
     @_one_at_a_time
     def change_agreement(
-        self, actor: Principal, agreement_id: str, terms: AgreementIn
+        self,
+        actor: Principal,
+        agreement_id: str,
+        terms: AgreementIn,
+        *,
+        if_match: str | None = None,
     ) -> AgreementOut:
         """Store ``terms`` as the next version; earlier versions stay as they were.
 
         Unchanged terms, whatever the order of their lists, store and log nothing.
-        Raises ``NotFound`` or ``InvalidChange``.
+        ``if_match``, an ``If-Match`` header, must name the newest version: terms made
+        to an older one would undo the changes since, unseen. Raises ``NotFound``,
+        ``PreconditionFailed`` or ``InvalidChange``.
         """
         with self._db.session() as session:
             versions = repo.agreement_versions(session, agreement_id)
             if not versions:
                 raise NotFound(f"no agreement {agreement_id!r}; create it with POST")
             latest = versions[-1]
+            if if_match is not None and not if_match_names(if_match, latest.version):
+                raise PreconditionFailed(
+                    f"agreement {agreement_id!r} is at version {latest.version} now, not the"
+                    f" version If-Match names: read it again (GET /v1/agreements/{agreement_id}),"
+                    f" make your change to version {latest.version} and send it with"
+                    f" If-Match: {agreement_etag(latest.version)}",
+                    current_version=latest.version,
+                )
             if _agreement_terms(latest) == terms.model_dump(mode="json"):
                 return _agreement_out(latest)
             self._check_parties(session, terms.parties)

@@ -502,6 +502,86 @@ async def test_each_agreement_entry_names_the_agreement_and_version(
     ]
 
 
+async def test_a_change_made_to_a_version_already_replaced_is_refused(
+    tmp_path: Path, dev_issuer: IssuerServer
+):
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        admin = broker.as_(Role.ADMIN)
+        await _agencies(broker)
+        url = "/v1/agreements/dsa-council-police"
+        created = await broker.client.post("/v1/agreements", json=agreement(), headers=admin)
+        # Two administrators read version 1; the first adds a field.
+        read = await broker.client.get(url, headers=admin)
+        first = agreement(fields=["police.missing_episodes_12m", "police.callouts_12m"])
+        del first["id"]
+        made = await broker.client.put(
+            url, json=first, headers={**admin, "If-Match": read.headers["ETag"]}
+        )
+        # The second, still holding version 1, suspends it: sent as it was, that would
+        # drop the first one's field without either of them knowing.
+        second = agreement(status="suspended")
+        del second["id"]
+        stale = await broker.client.put(
+            url, json=second, headers={**admin, "If-Match": read.headers["ETag"]}
+        )
+        versions = await broker.client.get(f"{url}/versions", headers=admin)
+        current = await broker.client.get(url, headers=admin)
+        redone = await broker.client.put(
+            url,
+            json={**second, "fields": first["fields"]},
+            headers={**admin, "If-Match": current.headers["ETag"]},
+        )
+        anyway = await broker.client.put(url, json=first, headers={**admin, "If-Match": "*"})
+        entries = broker.entries("registry_change")
+    assert created.headers["ETag"] == read.headers["ETag"] == '"1"'
+    assert made.status_code == 200, made.text
+    assert made.headers["ETag"] == '"2"'
+    assert stale.status_code == 412, stale.text
+    problem = stale.json()
+    assert problem["type"] == "urn:junction:problem:precondition-failed"
+    assert problem["detail"] == (
+        "agreement 'dsa-council-police' is at version 2 now, not the version If-Match names:"
+        " read it again (GET /v1/agreements/dsa-council-police), make your change to version 2"
+        ' and send it with If-Match: "2"'
+    )
+    assert problem["current_version"] == 2
+    assert [v["version"] for v in versions.json()] == [1, 2]
+    assert redone.status_code == 200, redone.text
+    assert (redone.json()["version"], redone.json()["status"]) == (3, "suspended")
+    assert redone.json()["fields"] == ["police.callouts_12m", "police.missing_episodes_12m"]
+    assert anyway.status_code == 200, anyway.text
+    assert anyway.json()["version"] == 4
+    assert [e.fields["reasons"][0] for e in entries[2:]] == [
+        "agreement_created",
+        "agreement_changed",
+        "agreement_changed",
+        "agreement_changed",
+    ]
+
+
+@pytest.mark.parametrize("if_match", ['"3"', 'W/"1"', "1", '"one"'])
+async def test_an_if_match_naming_no_stored_version_changes_nothing(
+    tmp_path: Path, dev_issuer: IssuerServer, if_match: str
+):
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        admin = broker.as_(Role.ADMIN)
+        await _agencies(broker)
+        await broker.client.post("/v1/agreements", json=agreement(), headers=admin)
+        terms = agreement(status="suspended")
+        del terms["id"]
+        response = await broker.client.put(
+            "/v1/agreements/dsa-council-police",
+            json=terms,
+            headers={**admin, "If-Match": if_match},
+        )
+        versions = await broker.client.get(
+            "/v1/agreements/dsa-council-police/versions", headers=admin
+        )
+    assert response.status_code == 412, response.text
+    assert response.json()["type"] == "urn:junction:problem:precondition-failed"
+    assert [v["version"] for v in versions.json()] == [1]
+
+
 async def test_the_same_terms_in_another_order_are_no_change(
     tmp_path: Path, dev_issuer: IssuerServer, database_url: str
 ):
