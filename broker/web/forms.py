@@ -29,6 +29,7 @@ __all__ = [
     "query_form",
     "shown_again",
     "subject_access_form",
+    "typed_text",
     "withdraw_form",
     "withdrawal_refusal",
 ]
@@ -125,7 +126,17 @@ _TEXT_AREAS = frozenset({"justification", "override_reason", "break_glass_text"}
 def _unwanted(name: str, char: str) -> bool:
     """Whether ``char`` may not be typed in the input ``name``: a control character,
     other than a tab or line break in a text area."""
-    return unicodedata.category(char) == "Cc" and not (name in _TEXT_AREAS and char in "\t\r\n")
+    return _control(char, lines=name in _TEXT_AREAS)
+
+
+def _control(char: str, *, lines: bool) -> bool:
+    return unicodedata.category(char) == "Cc" and not (lines and char in "\t\r\n")
+
+
+def typed_text(value: str, *, lines: bool = False) -> str:
+    """``value`` without the control characters a paste can carry; with ``lines`` (a
+    text area) its tabs and line breaks are kept."""
+    return "".join(c for c in value if not _control(c, lines=lines))
 
 
 def _invisible_characters(form: Mapping[str, Any]) -> dict[str, str]:

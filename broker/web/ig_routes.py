@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 
@@ -17,7 +18,7 @@ from broker.errors import Conflict, InvalidChange, InvalidRequest
 from broker.identity.principal import Principal, Role
 from broker.oversight.schemas import AuditSearch, ReviewIn
 from broker.web.errors import BadForm
-from broker.web.forms import IDENTIFIER_KINDS, subject_access_form
+from broker.web.forms import IDENTIFIER_KINDS, subject_access_form, typed_text
 from broker.web.ig import PAGE_SIZE, Check
 from broker.web.limits import read_form
 from broker.web.pages import Pages, WebRoute, pages_of
@@ -68,6 +69,16 @@ def _day(value: str, name: str, errors: dict[str, str], *, end: bool = False) ->
     return day.replace(hour=23, minute=59, second=59) if end and len(value) == 10 else day
 
 
+def _filter_problem(name: str, error: ErrorDetails) -> str:
+    """What the search form says beside filter ``name`` for a value the search refused."""
+    if name == "cursor":
+        return _CURSOR
+    if error["type"] == "string_too_long":
+        # A typed filter: the log records no longer name, so none could match.
+        return f"Enter at most {error.get('ctx', {}).get('max_length')} characters"
+    return "Choose a value from the list"
+
+
 @router.get("")
 async def dashboard(request: Request) -> Response:
     pages, principal, session = await _officer(request)
@@ -107,9 +118,7 @@ async def audit_search(request: Request) -> Response:
         except ValidationError as exc:
             for error in exc.errors():
                 name = str(error["loc"][0]) if error["loc"] else "kind"
-                errors.setdefault(
-                    name, _CURSOR if name == "cursor" else "Choose a value from the list"
-                )
+                errors.setdefault(name, _filter_problem(name, error))
         else:
             try:
                 page = await asyncio.to_thread(pages.ig.search, principal, body)
@@ -209,7 +218,8 @@ async def consistency(request: Request) -> Response:
                 problem = "A checkpoint is a few hundred bytes; this file is too large"
             else:
                 try:
-                    pasted = raw.decode("utf-8")
+                    # Some editors (Notepad among them) save a byte order mark first.
+                    pasted = raw.decode("utf-8-sig")
                 except UnicodeDecodeError:
                     problem = "The file is not text; choose the checkpoint file you saved"
     finally:
@@ -268,22 +278,33 @@ async def _break_glass(
 @router.post("/break-glass/{index}/review")
 async def review_break_glass(request: Request, index: Index) -> Response:
     pages, principal, _, form = await _officer_post(request)
+    note = str(form.get("note") or "")
+    # A paste can carry control characters, which the log would keep for good.
+    kept = typed_text(note, lines=True)
+    body: ReviewIn | None = None
+    problems: dict[str, str] = {}
     try:
-        body = ReviewIn.model_validate(
-            {"outcome": form.get("outcome") or "", "note": form.get("note") or ""}
-        )
+        body = ReviewIn.model_validate({"outcome": form.get("outcome") or "", "note": kept})
     except ValidationError as exc:
         problems = {str(e["loc"][0]): e["type"] for e in exc.errors() if e["loc"]}
+    if kept != note:
+        problems["note"] = "control_characters"
+    if body is None or problems:
         errors = {}
         if "outcome" in problems:
             errors[f"outcome-{index}"] = "Choose whether the use was justified"
-        if problems.get("note") == "string_too_long":
+        if problems.get("note") == "control_characters":
+            errors[f"note-{index}"] = (
+                "What you found held invisible characters, now taken out: check it and send "
+                "the form again"
+            )
+        elif problems.get("note") == "string_too_long":
             errors[f"note-{index}"] = (
                 f"What you found can be up to {_REVIEW_NOTE_LENGTH:,} characters: shorten it"
             )
         elif "note" in problems:
             errors[f"note-{index}"] = "Write what you found"
-        values = {"index": index, "outcome": form.get("outcome"), "note": form.get("note")}
+        values = {"index": index, "outcome": form.get("outcome"), "note": kept}
         return await _break_glass(request, errors, values=values)
     try:
         done = await asyncio.to_thread(pages.ig.review, principal, index, body)

@@ -346,3 +346,70 @@ def test_a_review_sent_again_shows_the_queue_saying_who_reviewed_it(
         if f"reviewed_entry:{index}" in e.fields["reasons"]
     ]
     assert len(reviews) == 1
+
+
+def test_an_audit_filter_too_long_to_search_says_so_beside_its_box(caller_factory: Caller) -> None:
+    officer = caller_factory("Iris Governance", role="ig_officer")
+    for name in ("actor", "actor_agency", "counterparty_agency", "purpose", "query_id"):
+        page = officer.get("/web/ig/audit", params={name: "a" * 201})
+        assert page.status_code == 422, name
+        assert error_beside(page, name) == "Enter at most 200 characters", name
+        assert 'value="' + "a" * 201 + '"' in page.text, "what was typed is kept"
+
+
+def test_a_review_note_with_invisible_characters_is_refused_and_nothing_recorded(
+    caller_factory: Caller, live: Any
+) -> None:
+    manager = caller_factory("Nell Nul", job="team_manager")
+    emergency = {
+        "break_glass": "yes",
+        "break_glass_reason": "missing_child",
+        "break_glass_text": "Child missing after school.",
+    }
+    assert send_query(manager, {**query_form_of(_subject(live)), **emergency}).status_code == 303
+    officer = caller_factory("Iris Governance", role="ig_officer")
+    queue = officer.get("/web/ig/break-glass").text
+    found = re.search(
+        r'aria-labelledby="bg-(\d+)">(?:(?!</section>).)*dev:council:nell\.nul', queue, re.S
+    )
+    assert found is not None
+    index = found.group(1)
+
+    page = officer.post(
+        f"/web/ig/break-glass/{index}/review",
+        data={
+            "csrf": form_token(queue),
+            "outcome": "justified",
+            "note": "Confirmed\x00 by phone.\r\nChild\tfound\x07.",
+        },
+    )
+    assert page.status_code == 422
+    assert error_beside(page, f"note-{index}") == (
+        "What you found held invisible characters, now taken out: check it and send the form again"
+    )
+    assert ">Confirmed by phone.\r\nChild\tfound.</textarea>" in page.text
+    assert re.search(rf'id="outcome-{index}-justified" [^>]*checked', page.text)
+    assert not [
+        e
+        for e in live.region.entries(kind="access_review")
+        if f"reviewed_entry:{index}" in e.fields["reasons"]
+    ], "no review was recorded"
+
+
+def test_a_checkpoint_file_saved_with_a_byte_order_mark_is_checked(
+    caller_factory: Caller,
+) -> None:
+    officer = caller_factory("Iris Governance", role="ig_officer")
+    page = officer.get("/web/ig/integrity").text
+    kept = re.search(r'<pre class="note" id="latest-checkpoint">(.*?)</pre>', page, re.S)
+    assert kept is not None
+    saved = "\ufeff" + html.unescape(kept.group(1)).replace("\n", "\r\n")
+    checked = officer.post(
+        "/web/ig/integrity/consistency",
+        data={"csrf": form_token(page)},
+        files={"checkpoint_file": ("checkpoint.txt", saved.encode("utf-8"), "text/plain")},
+    )
+    assert checked.status_code == 200
+    result = re.search(r'id="consistency-result">\s*<h3>([^<]*)</h3>\s*<p>([^<]*)', checked.text)
+    assert result is not None
+    assert result.group(1).endswith("Consistent"), html.unescape(result.group(2))
