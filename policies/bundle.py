@@ -62,7 +62,8 @@ def load_bundle(dirs: Iterable[Path]) -> Bundle:
 
     Raises:
         BundleError: a directory is missing or holds no Rego, a file cannot be read or is
-            not UTF-8 / JSON, or two files land at the same bundle path.
+            not UTF-8 / JSON (or nests too deeply to read), or two files land at the same
+            bundle path.
     """
     modules: dict[str, str] = {}
     tests: dict[str, str] = {}
@@ -95,6 +96,11 @@ def load_bundle(dirs: Iterable[Path]) -> Bundle:
                 document = json.loads(raw)
             except ValueError as exc:
                 raise BundleError(f"{path} is not valid JSON: {exc}") from None
+            except RecursionError:
+                raise BundleError(
+                    f"{path} nests arrays or objects too deeply to read; a policy data"
+                    " document needs only a few levels"
+                ) from None
             _mount(data, rel.parts, document, str(path))
             listing.append(f"data/{rel.as_posix()}.json\0{hashlib.sha256(raw).hexdigest()}")
     if not modules:

@@ -82,6 +82,22 @@ async def test_a_bundle_that_fails_its_tests_is_refused(
         assert len(broker.entries("policy_change")) == 1
 
 
+async def test_a_bundle_whose_data_nests_too_deeply_is_refused(
+    tmp_path: Path, dev_issuer: IssuerServer, bundle: Path
+) -> None:
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        before = (await broker.client.get("/v1/policy", headers=broker.as_(Role.ADMIN))).json()
+        (bundle / "data" / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+        response = await broker.client.post(
+            "/v1/policy/reload", json={"reason": "Deep data"}, headers=broker.as_(Role.ADMIN)
+        )
+        state = (await broker.client.get("/v1/policy", headers=broker.as_(Role.ADMIN))).json()
+    assert response.status_code == 422, response.text
+    assert response.json()["type"] == "urn:junction:problem:policy-reload-refused"
+    assert "deep.json nests arrays or objects too deeply" in response.json()["detail"]
+    assert state == before
+
+
 @pytest.mark.parametrize("role", [Role.CASEWORKER, Role.IG_OFFICER, Role.CONNECTOR])
 async def test_only_an_administrator_may_reload(
     tmp_path: Path, dev_issuer: IssuerServer, role: Role

@@ -47,6 +47,20 @@ def test_digest_prints_the_bundle_digest(tmp_path: Path) -> None:
     assert result.output.strip() == load_bundle([root]).digest
 
 
+@pytest.mark.parametrize("command", ["digest", "test"])
+def test_a_data_file_nested_too_deeply_is_one_line(tmp_path: Path, command: str) -> None:
+    root = copy_bundle(tmp_path)
+    deep = root / "data" / "local" / "deep.json"
+    deep.parent.mkdir()
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    result = runner.invoke(app, [command, "--bundle", str(root)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {deep} nests arrays or objects too deeply to read; a policy data"
+        " document needs only a few levels\n"
+    )
+
+
 def test_explain_prints_every_reason() -> None:
     result = runner.invoke(app, ["explain", "--input", str(EXAMPLE)])
     assert result.exit_code == 0, result.output
