@@ -30,6 +30,11 @@ from broker.queries.schemas import FamilyView
 
 __all__ = ["IdempotencyClaim", "QueryStore"]
 
+_STILL_RUNNING = "a request with this Idempotency-Key is still running; retry shortly"
+# Longer than any query runs (its deadline is at most 60 s, and its audit entries follow):
+# a claim still running after this was left by a broker stopped in the middle of it.
+_LONGEST_RUN = dt.timedelta(minutes=2)
+
 
 @dataclass(frozen=True, slots=True)
 class IdempotencyClaim:
@@ -60,36 +65,49 @@ class QueryStore:
     def claim(self, actor: str, key: str, request_hash: str) -> IdempotencyClaim:
         """Claim ``key`` for this request, or get the answer it already produced.
 
-        Raises ``Conflict`` if the key was used for a different request, or if the first
-        request with it is still running.
+        A claim whose query never finished (its broker stopped in the middle) is taken
+        over once no query could still be running under it. Raises ``Conflict`` if the
+        key was used for a different request, or if the first request with it is still
+        running.
         """
         scoped = hashlib.sha256(f"{actor}\x00{key}".encode()).hexdigest()
         now = self._clock()
-        with self._db.session(write=True) as session:
-            repository.delete_expired_keys(session, now)
-            existing = repository.idempotency_row(session, scoped)
-            if existing is None:
-                repository.claim_idempotency_key(
-                    session,
-                    IdempotencyRow(
-                        key=scoped,
-                        request_hash=request_hash,
-                        state="running",
-                        created_at=now,
-                        expires_at=now + self._lifetime,
-                    ),
-                )
-                return IdempotencyClaim(scoped, None)
-            if existing.request_hash != request_hash:
-                raise Conflict(
-                    "this Idempotency-Key was used for a different request; "
-                    "use a new key for a new query"
-                )
-            if existing.state != "done" or existing.sealed_answer is None:
-                raise Conflict(
-                    "a request with this Idempotency-Key is still running; retry shortly",
-                )
-            return IdempotencyClaim(scoped, self._unseal(scoped, existing.sealed_answer))
+        try:
+            with self._db.session(write=True) as session:
+                repository.delete_expired_keys(session, now)
+                existing = repository.idempotency_row(session, scoped)
+                if existing is None:
+                    repository.claim_idempotency_key(
+                        session,
+                        IdempotencyRow(
+                            key=scoped,
+                            request_hash=request_hash,
+                            state="running",
+                            created_at=now,
+                            expires_at=now + self._lifetime,
+                        ),
+                    )
+                    return IdempotencyClaim(scoped, None)
+                held, sealed = existing.request_hash, existing.sealed_answer
+                if (
+                    held == request_hash
+                    and existing.state == "running"
+                    and existing.created_at + _LONGEST_RUN <= now
+                ):
+                    existing.created_at = now
+                    existing.expires_at = now + self._lifetime
+                    return IdempotencyClaim(scoped, None)
+        except Conflict:
+            # The same key claimed at the same moment, by a sending that is running.
+            raise Conflict(_STILL_RUNNING) from None
+        if held != request_hash:
+            raise Conflict(
+                "this Idempotency-Key was used for a different request; "
+                "use a new key for a new query"
+            )
+        if sealed is None:
+            raise Conflict(_STILL_RUNNING)
+        return IdempotencyClaim(scoped, self._unseal(scoped, sealed))
 
     def replay(self, actor: str, key: str, request_hash: str) -> FamilyView | None:
         """The answer kept for ``key`` if it is done, unexpired and for this request.
