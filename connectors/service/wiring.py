@@ -133,11 +133,32 @@ def _consent_key(config: ServiceConfig) -> ConsentKey | None:
     return ConsentKey(read_secret(config.consent_key, "consent key"))
 
 
+def _reference_secret(config: ServiceConfig, linkage: bytes, consent: ConsentKey | None) -> bytes:
+    """The agency's own reference secret. Raises ``ConfigError`` if it is a shared key.
+
+    The linkage key is held by every connector and the consent key by the broker: either
+    would let them read the agency's record keys out of its references.
+    """
+    path = config.reference_secret
+    secret = read_secret(path, "reference secret")
+    for name, other in (("linkage key", linkage), ("consent key", consent and consent.secret)):
+        if secret == other:
+            raise ConfigError(
+                f"the reference secret {path} is also the {name}; it must be this agency's "
+                "alone: write a new file with openssl rand -hex 32 and name it in "
+                "reference_secret"
+            )
+    return secret
+
+
 def _agency(
-    mapping: Mapping, config: ServiceConfig, linkage: LinkageKey, consent: ConsentKey | None
+    mapping: Mapping,
+    config: ServiceConfig,
+    linkage: LinkageKey,
+    consent: ConsentKey | None,
 ) -> MappedAgency:
     references = LocalReferences(
-        mapping.agency.id, read_secret(config.reference_secret, "reference secret")
+        mapping.agency.id, _reference_secret(config, linkage.secret, consent)
     )
     source = open_source(mapping)
     matcher = Matcher(
@@ -264,9 +285,8 @@ def check_connector(
         config.audit.database_url, key, agency_id=mapping.agency.id, state_dir=config.state_dir
     )
     _note_verifier(config)
-    read_secret(config.linkage_key, "linkage key")
-    _consent_key(config)
-    read_secret(config.reference_secret, "reference secret")
+    linkage = read_secret(config.linkage_key, "linkage key")
+    _reference_secret(config, linkage, _consent_key(config))
     RegoLocalPolicy.from_file(config.local_policy.file, package=config.local_policy.package).close()
     source = open_source(mapping)
     try:

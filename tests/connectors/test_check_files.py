@@ -10,11 +10,14 @@ import pytest
 from typer.testing import CliRunner
 
 from broker.cli import app as cli
-from connectors.errors import SourceError
+from connectors.config import load_service_config
+from connectors.errors import ConfigError, SourceError
 from connectors.local_audit import AuditLogRecorder
 from connectors.mapping import CsvSourceSpec, load_mapping
 from connectors.protocol.keys import KeyPair
 from connectors.protocol.messages import Subject
+from connectors.service.wiring import build_connector
+from connectors.settings import ConnectorSettings
 from connectors.sources import CsvSource
 from tests.connectors.source_kit import export_csv
 from tests.connectors.town_kit import AGENCIES, AgencySetup, configure_agency, make_town
@@ -306,3 +309,30 @@ def test_an_audit_url_whose_password_holds_an_at_sign_shows_none_of_it(
         "error: audit.database_url: the user name or password holds an '@'; "
         "write each '@' in them as %40\n"
     )
+
+
+@pytest.mark.parametrize("shared", ["linkage_key", "consent_key"])
+def test_a_reference_secret_shared_with_others_fails_check_and_serve(
+    tmp_path: Path, town: Path, shared: str
+) -> None:
+    # The linkage key is at every connector and the consent key at the broker: either
+    # as the reference secret would let them read record keys out of references.
+    setup = configure_agency(tmp_path, town, "police")
+    (tmp_path / "keys" / "consent.key").write_text((tmp_path / "keys" / "police.refs").read_text())
+    text = setup.config_path.read_text() + "consent_key: keys/consent.key\n"
+    if shared == "linkage_key":
+        text = text.replace("linkage_key: keys/linkage.key", "linkage_key: keys/police.refs")
+    setup.config_path.write_text(text)
+    refs, what = tmp_path / "keys" / "police.refs", shared.replace("_", " ")
+    expected = (
+        f"the reference secret {refs} is also the {what}; it must be this agency's alone: "
+        "write a new file with openssl rand -hex 32 and name it in reference_secret"
+    )
+    result = _check(setup)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {expected}\n"
+    with pytest.raises(ConfigError) as caught:
+        build_connector(
+            load_service_config(setup.config_path), ConnectorSettings(), environ=setup.environ
+        )
+    assert caught.value.detail == expected
