@@ -66,4 +66,6 @@ def first_problem(exc: ValidationError, model: type[BaseModel], *, root: str | N
         if error["type"] == "extra_forbidden":
             return _unknown(error, errors, model, root)
     first = errors[0]
-    return f"{_where(first['loc'], root)}: {first['msg']}"
+    # A check of our own reads as its sentence, without pydantic's "Value error, ".
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{_where(first['loc'], root)}: {message}"
