@@ -221,6 +221,15 @@ class QueryStore:
             return row.left_key, row.right_key
 
     def decide(self, left: str, right: str, decision: str, actor: str) -> None:
+        """Record the caseworker's decision on a link; the latest decision stands."""
+        try:
+            self._decide(left, right, decision, actor)
+        except Conflict:
+            # Another decision on the same link was stored at the same moment: this one,
+            # already in the audit log, is the later, and replaces it.
+            self._decide(left, right, decision, actor)
+
+    def _decide(self, left: str, right: str, decision: str, actor: str) -> None:
         pair_id = link_id(left, right)
         with self._db.session(write=True) as session:
             row = repository.link_decision(session, pair_id)

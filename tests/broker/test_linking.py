@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import threading
+from contextlib import closing
 
+import sqlalchemy as sa
+
+from broker.db import Database
 from broker.federation.linking import LinkDecisions, LinkRecord, compare_tokens, link_records
+from broker.queries.render import link_id
+from broker.queries.store import QueryStore
 from connectors.matching.tokens import LinkageKey, linkage_tokens
+from tests.broker.foundation_kit import reset_postgres
 
 KEY = LinkageKey("k1", b"l" * 32)
 
@@ -126,3 +135,45 @@ def test_one_agency_never_contributes_two_records_to_one_member() -> None:
     for member in linkage.members:
         agencies = [r.agency_id for r in member.records]
         assert len(agencies) == len(set(agencies))
+
+
+def test_two_caseworkers_deciding_one_link_at_once_both_have_their_decision_recorded(
+    postgres_url: str,
+) -> None:
+    """On PostgreSQL, where two decisions can overlap: the later one stands, and neither
+    caseworker is told of a conflict (their decision is already in the audit log)."""
+    reset_postgres(postgres_url)
+    left, right = "school:s-9", "health:h-9"
+    outcome: list[BaseException | None] = []
+    with closing(Database.open(postgres_url)) as database:
+        store = QueryStore(database, os.urandom(32))
+
+        def second() -> None:
+            try:
+                store.decide(left, right, "reject", "dev:council:ann.lee")
+                outcome.append(None)
+            except BaseException as exc:  # noqa: BLE001 - the test reads it below
+                outcome.append(exc)
+
+        # The first decision, not yet committed when the second one's arrives.
+        with database.engine.connect() as first, first.begin():
+            first.execute(
+                sa.text(
+                    "INSERT INTO broker_link_decisions"
+                    " (link_id, left_key, right_key, decision, decided_by, decided_at)"
+                    " VALUES (:link, :left, :right, 'confirm', 'dev:council:sam', :now)"
+                ),
+                {
+                    "link": link_id(left, right),
+                    "left": left,
+                    "right": right,
+                    "now": dt.datetime.now(dt.UTC),
+                },
+            )
+            thread = threading.Thread(target=second)
+            thread.start()
+            thread.join(0.5)
+        thread.join(10)
+        confirmed, rejected = store.decisions_for([left])
+    assert outcome == [None]
+    assert (confirmed, rejected) == (set(), {frozenset({left, right})})
