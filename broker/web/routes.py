@@ -35,13 +35,14 @@ from broker.web.errors import BadForm, PageNotFound, SignInRequired
 from broker.web.forms import (
     query_form,
     shown_again,
+    typed_text,
 )
 from broker.web.graph import layout
 from broker.web.limits import FormLimit
 from broker.web.oidc import CodeFlow, SignInFailed
 from broker.web.once import form_key
 from broker.web.pages import Pages, WebRoute, pages_of
-from broker.web.session import SessionCodec, WebSession, check_csrf, signed_in
+from broker.web.session import SessionCodec, WebSession, check_csrf, role_name, signed_in
 from broker.web.sign_outs import SignOuts
 
 __all__ = ["install_web", "open_web", "router"]
@@ -52,6 +53,8 @@ _fallback = APIRouter(prefix="/web", route_class=WebRoute, include_in_schema=Fal
 QueryId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 # The pages serve caseworkers and IG officers; administrators and connectors use the API.
 _SIGN_IN_ROLES = {role.value: role for role in (Role.CASEWORKER, Role.IG_OFFICER)}
+# As the development issuer's own sign-in page allows.
+_NAME_LENGTH = 100
 _JOBS = ("social_worker", "early_help_worker", "duty_social_worker", "team_manager", "yot_officer")
 
 
@@ -161,6 +164,12 @@ async def sign_in(request: Request) -> Response:
         job = str(form.get("job_role") or "").strip() or None
         if not name:
             errors["name"] = "Enter your name"
+        elif typed_text(name) != name:
+            errors["name"] = (
+                "Your name held invisible characters, now taken out: check it and sign in again"
+            )
+        elif len(name) > _NAME_LENGTH:
+            errors["name"] = f"Enter a name of at most {_NAME_LENGTH} characters"
         registered = await asyncio.to_thread(pages.foundation.registry.list_agencies)
         if not agency:
             errors["agency"] = "Choose your agency"
@@ -178,14 +187,17 @@ async def sign_in(request: Request) -> Response:
     elif not token:
         errors["access_token"] = "Paste the access token your identity provider gave you"  # noqa: S105 - a message
     if errors:
-        return await _sign_in(pages, request, errors, form)
+        return await _sign_in(pages, request, errors, shown_again(form))
     try:
-        await pages.foundation.token_verifier.verify(token)
+        principal = await pages.foundation.token_verifier.verify(token)
     except SignInRequired as exc:
         return await _sign_in(pages, request, {"access_token": exc.detail}, form)
     except Exception as exc:  # noqa: BLE001 - any refusal of the token is shown on the form
         detail = getattr(exc, "detail", "the token was not accepted")
         return await _sign_in(pages, request, {"access_token": f"Not accepted: {detail}"}, form)
+    if principal.role not in _SIGN_IN_ROLES.values():
+        refused = {"access_token": _no_pages_for(principal.role)}
+        return await _sign_in(pages, request, refused, {}, status=403)
     response = see_other("/web/home")
     pages.codec.write(response, WebSession.start(token))
     return response
@@ -216,7 +228,7 @@ async def sign_in_callback(request: Request) -> Response:
     params = dict(request.query_params.items())
     try:
         token = await flow.finish(flow.pending(request), params)
-        await pages.foundation.token_verifier.verify(token)
+        principal = await pages.foundation.token_verifier.verify(token)
     except SignInFailed as exc:
         failed = await _sign_in(pages, request, {"provider": exc.detail}, {}, status=400)
         flow.forget(failed)
@@ -231,10 +243,25 @@ async def sign_in_callback(request: Request) -> Response:
         )
         flow.forget(failed)
         return failed
+    if principal.role not in _SIGN_IN_ROLES.values():
+        failed = await _sign_in(
+            pages, request, {"provider": _no_pages_for(principal.role)}, {}, status=403
+        )
+        flow.forget(failed)
+        return failed
     response = see_other("/web/home")
     flow.forget(response)
     pages.codec.write(response, WebSession.start(token))
     return response
+
+
+def _no_pages_for(role: Role) -> str:
+    """Why a sign-in in ``role`` (an administrator's, a connector's) starts no session."""
+    article = "an" if role_name(role)[0] in "aeiou" else "a"
+    return (
+        "Not accepted: the web pages are for caseworkers and information governance "
+        f"officers, and this token is for {article} {role_name(role)}: use the API instead"
+    )
 
 
 @router.post("/sign-out")

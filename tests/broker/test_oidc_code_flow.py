@@ -185,3 +185,15 @@ async def test_the_provider_exchanges_a_code_once_for_its_verifier_only(
         )
         assert no_pkce.status_code in (400, 422)
         assert "S256" in no_pkce.text
+
+
+@pytest.mark.parametrize("role", ["admin", "connector"])
+async def test_a_role_the_pages_do_not_serve_is_told_so_at_sign_in(
+    web: httpx.AsyncClient, provider: IssuerServer, role: str
+) -> None:
+    asked = await _to_provider(web, provider)
+    refused = await web.get(await _sign_in_at(provider, asked, role=role, job_role=""))
+    assert refused.status_code == 403
+    assert "the web pages are for caseworkers and information governance officers" in (refused.text)
+    assert "Sign in with your organisation" in refused.text
+    assert (await web.get("/web/home")).status_code == 401, "no session was started"

@@ -5,21 +5,24 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import re
 import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import Response
 from playwright.sync_api import expect
 
 from broker.db import Database
+from broker.identity.principal import Role
 from broker.web.session import COOKIE, SessionCodec, WebSession
 from broker.web.sign_outs import SignOutRow, SignOuts
 from tests.broker.foundation_kit import reset_postgres
-from tests.web.conftest import Visitor
+from tests.web.conftest import Visitor, error_beside
 
 
 def _readable(value: str) -> bytes:
@@ -115,3 +118,44 @@ def test_the_development_sign_in_takes_only_the_roles_and_agencies_it_offers(
         assert response.status == 422, changes
         assert says in response.text(), changes
     assert v.go("/web/home").status == 401, "no sign-in was made"
+
+
+def _sign_in_form(client: httpx.Client, **fields: str) -> httpx.Response:
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/web/sign-in").text)
+    assert token is not None
+    return client.post("/web/sign-in", data={"csrf": token.group(1), **fields})
+
+
+def test_a_name_the_development_sign_in_cannot_record_is_marked_beside_it(live: Any) -> None:
+    who = {"role": "caseworker", "agency": "council", "job_role": "social_worker"}
+    with httpx.Client(base_url=live.url) as client:
+        page = _sign_in_form(client, name="Sam " + "x" * 100, **who)
+        assert page.status_code == 422
+        assert error_beside(page, "name") == "Enter a name of at most 100 characters"
+        assert "access_token" not in page.text, "no token was asked for"
+
+        page = _sign_in_form(client, name="Sam\x00 Case\x1bworker", **who)
+        assert page.status_code == 422
+        assert error_beside(page, "name") == (
+            "Your name held invisible characters, now taken out: check it and sign in again"
+        )
+        assert 'value="Sam Caseworker"' in page.text
+        assert client.get("/web/home").status_code == 401, "no sign-in was made"
+
+
+@pytest.mark.parametrize(
+    ("role", "named"), [(Role.ADMIN, "an administrator"), (Role.CONNECTOR, "a connector")]
+)
+def test_a_token_for_a_role_the_pages_do_not_serve_is_refused_at_sign_in(
+    live: Any, role: Role, named: str
+) -> None:
+    issuer = live.region.foundation.dev_issuer
+    token = issuer.mint(role=role, agency="council", name="Ada Admin")
+    with httpx.Client(base_url=live.url) as client:
+        page = _sign_in_form(client, access_token=token)
+        assert page.status_code == 403
+        assert error_beside(page, "access_token").startswith(
+            "Not accepted: the web pages are for caseworkers and information governance "
+            f"officers, and this token is for {named}: use the API instead"
+        )
+        assert client.get("/web/home").status_code == 401, "no sign-in was made"
