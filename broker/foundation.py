@@ -111,6 +111,7 @@ def open_policy(settings: BrokerSettings, audit: AuditLog) -> PolicyThread:
         entry = Entry(
             kind=Kind.POLICY_CHANGE,
             actor=actor,
+            actor_agency=detail.get("actor_agency"),
             decision=Decision.ALLOW,
             reasons=(str(detail.get("reason", "reload")), f"engine:{detail.get('engine')}"),
             policy_digest=new_digest,

@@ -120,8 +120,11 @@ class PolicyService:
             return None
         return self.reload(actor=actor, reason="files changed")
 
-    def reload(self, *, actor: str, reason: str = "reload") -> str:
+    def reload(self, *, actor: str, reason: str = "reload", actor_agency: str | None = None) -> str:
         """Load the bundle directories again and put the new bundle in force.
+
+        ``actor`` (and ``actor_agency``, the agency they act for) and ``reason`` are
+        recorded with the change.
 
         Returns the new digest. On any failure the bundle in force stays as it was.
 
@@ -157,6 +160,7 @@ class PolicyService:
                     actor,
                     {
                         "reason": reason,
+                        "actor_agency": actor_agency,
                         "engine": engine.name,
                         "modules": sorted(bundle.modules),
                         "tests_passed": report.passed,

@@ -70,7 +70,9 @@ def reload_policy(
     # A plain function: FastAPI runs it in a worker thread, so running the bundle's tests
     # does not hold up the event loop (decisions queue behind it on the policy thread).
     try:
-        digest = policy.reload(actor=principal.subject, reason=body.reason)
+        digest = policy.reload(
+            actor=principal.subject, reason=body.reason, actor_agency=principal.agency
+        )
     except EngineUnavailable as exc:
         raise EngineUnavailableProblem(
             f"{exc}; the bundle in force is unchanged. Reload again once it answers."

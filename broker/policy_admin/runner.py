@@ -71,9 +71,11 @@ class PolicyThread:
     def engine_name(self) -> str:
         return self._service.engine.name
 
-    def reload(self, *, actor: str, reason: str) -> str:
+    def reload(self, *, actor: str, reason: str, actor_agency: str | None = None) -> str:
         """Reload on the policy thread. Raises ``PolicyError`` and keeps the old bundle."""
-        return self.call(lambda service: service.reload(actor=actor, reason=reason))
+        return self.call(
+            lambda service: service.reload(actor=actor, reason=reason, actor_agency=actor_agency)
+        )
 
     def close(self) -> None:
         self.call(lambda service: service.engine.close())

@@ -55,6 +55,10 @@ async def test_a_reload_takes_effect_and_is_audited(
             after["digest"],
         ]
         assert changes[-1].fields["request_digest"] == before["digest"]
+        # Who: the admin and their agency, as for a registry change; why: the reason.
+        assert changes[-1].fields["actor"] == "dev:council:sam.okafor"
+        assert changes[-1].fields["actor_agency"] == "council"
+        assert changes[-1].fields["reasons"] == ["Retention shortened", "engine:regorus"]
 
 
 async def test_a_bundle_that_fails_its_tests_is_refused(
