@@ -146,7 +146,10 @@ class FamilyQueryRequest(_In):
     break_glass: BreakGlassIn | None = None
     include_household: bool = True
     fields: list[Annotated[str, StringConstraints(max_length=100)]] | None = Field(
-        default=None, description="Limit the request to these fields; default all offered."
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="Limit the request to these fields; default all offered.",
     )
 
 

@@ -165,7 +165,8 @@ class FamilyQueryService:
         """Answer one family query.
 
         Raises ``InvalidChange`` for a condition or reason the policy catalogue does not
-        know (a misspelt one would otherwise read as none named), and ``Forbidden`` if
+        know (a misspelt one would otherwise read as none named) or a field no agency
+        taking part offers, and ``Forbidden`` if
         the caller's agency is not registered, before anything is asked or logged; any
         other ``BrokerError`` only if nothing can be audited.
         """
@@ -197,6 +198,11 @@ class FamilyQueryService:
     async def _run(self, run: _Run, policy: BundleDecider) -> FamilyView:
         request = run.request
         connectors, query = await asyncio.to_thread(self._begin, run)
+        if request.fields is not None:
+            # A misspelt field would otherwise read as one no agency may share.
+            offered = frozenset(f.name for c in connectors for f in c.fields)
+            where = "offered by any agency taking part"
+            refuse_unknown("field", request.fields, offered, where, location="fields")
         for connector in connectors:
             # Registry changes take effect on the next query, without a restart.
             self._client.trust(connector.agency_id, connector.public_key)

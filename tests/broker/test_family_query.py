@@ -243,6 +243,11 @@ async def test_a_birth_date_or_postcode_no_one_could_have_is_refused_before_any_
             "reason 'would_prejudice' is not in the policy catalogue; did you mean"
             " 'would_prejudice_protection'?",
         ),
+        (
+            {"fields": ["education.attendance_rate", "education.attendence"]},
+            "field 'education.attendence' is not offered by any agency taking part; did you"
+            " mean 'education.attendance_rate'?",
+        ),
     ],
 )
 async def test_a_misspelt_condition_or_reason_is_refused_naming_it_before_any_agency_is_asked(
@@ -256,6 +261,17 @@ async def test_a_misspelt_condition_or_reason_is_refused_naming_it_before_any_ag
     assert problem["type"].endswith("invalid-change")
     assert says in problem["detail"]
     assert town.foundation.audit.store.size() == before, "nothing was asked, so nothing is logged"
+
+
+async def test_an_empty_list_of_fields_is_refused_before_any_agency_is_asked(
+    town: Region,
+) -> None:
+    before = town.foundation.audit.store.size()
+    body = _query(_family_child(town), fields=[])
+    response = await town.client.post("/v1/family-queries", json=body, headers=town.headers())
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["location"] == "fields"
+    assert town.foundation.audit.store.size() == before
 
 
 async def test_an_unknown_purpose_is_refused(town: Region) -> None:
