@@ -102,6 +102,38 @@ async def test_a_bundle_whose_data_nests_too_deeply_is_refused(
     assert state == before
 
 
+@pytest.mark.parametrize(
+    ("reason", "message"),
+    [
+        ("   ", "String should have at least 3 characters"),
+        ("\n\n\n", "String should have at least 3 characters"),
+        (
+            "ok\u001b[31m red",
+            "Value error, the reason holds a control character; write it on one line",
+        ),
+        ("two\nlines", "Value error, the reason holds a control character; write it on one line"),
+    ],
+)
+async def test_a_reload_whose_reason_says_nothing_is_refused(
+    tmp_path: Path, dev_issuer: IssuerServer, reason: str, message: str
+) -> None:
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        response = await broker.client.post(
+            "/v1/policy/reload", json={"reason": reason}, headers=broker.as_(Role.ADMIN)
+        )
+        padded = await broker.client.post(
+            "/v1/policy/reload",
+            json={"reason": "  Retention shortened \t"},
+            headers=broker.as_(Role.ADMIN),
+        )
+        changes = broker.entries("policy_change")
+    assert response.status_code == 422, response.text
+    assert response.json()["type"] == "urn:junction:problem:invalid-request"
+    assert [e["message"] for e in response.json()["errors"]] == [message]
+    assert padded.status_code == 200, padded.text
+    assert [e.fields["reasons"][0] for e in changes] == ["start-up", "Retention shortened"]
+
+
 @pytest.mark.parametrize("role", [Role.CASEWORKER, Role.IG_OFFICER, Role.CONNECTOR])
 async def test_only_an_administrator_may_reload(
     tmp_path: Path, dev_issuer: IssuerServer, role: Role
