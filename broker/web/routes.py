@@ -31,7 +31,7 @@ from broker.web.caseworker import (
     see_other,
 )
 from broker.web.catalogue import Catalogue
-from broker.web.errors import BadForm, PageNotFound, SignInRequired
+from broker.web.errors import BadForm, CsrfRejected, PageNotFound, SignInRequired
 from broker.web.forms import (
     query_form,
     shown_again,
@@ -53,6 +53,10 @@ _fallback = APIRouter(prefix="/web", route_class=WebRoute, include_in_schema=Fal
 QueryId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 # The pages serve caseworkers and IG officers; administrators and connectors use the API.
 _SIGN_IN_ROLES = {role.value: role for role in (Role.CASEWORKER, Role.IG_OFFICER)}
+_STALE_SIGN_IN = (
+    "This sign-in page was open too long (or your browser did not keep its cookie): "
+    "check your answers and sign in again"
+)
 # As the development issuer's own sign-in page allows.
 _NAME_LENGTH = 100
 _JOBS = ("social_worker", "early_help_worker", "duty_social_worker", "team_manager", "yot_officer")
@@ -153,7 +157,13 @@ async def _sign_in(
 async def sign_in(request: Request) -> Response:
     pages = pages_of(request)
     form = await form_of(request)
-    check_csrf(pages.codec.read_sign_in_token(request), form.get("csrf"))
+    try:
+        check_csrf(pages.codec.read_sign_in_token(request), form.get("csrf"))
+    except CsrfRejected:
+        # Nothing is signed in; the page comes back with a fresh token to send it with.
+        field = "name" if pages.dev_sign_in else "access_token"
+        stale = {field: _STALE_SIGN_IN}
+        return await _sign_in(pages, request, stale, shown_again(form), status=403)
     errors: dict[str, str] = {}
     token = str(form.get("access_token") or "").strip()
     if pages.dev_sign_in and not token:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import re
 import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +21,7 @@ from broker.identity.principal import Role
 from broker.web.session import COOKIE, SessionCodec, WebSession
 from broker.web.sign_outs import SignOutRow, SignOuts
 from tests.broker.foundation_kit import reset_postgres
-from tests.web.conftest import Visitor, error_beside
+from tests.web.conftest import Visitor, error_beside, form_token
 
 
 def _readable(value: str) -> bytes:
@@ -121,9 +120,8 @@ def test_the_development_sign_in_takes_only_the_roles_and_agencies_it_offers(
 
 
 def _sign_in_form(client: httpx.Client, **fields: str) -> httpx.Response:
-    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/web/sign-in").text)
-    assert token is not None
-    return client.post("/web/sign-in", data={"csrf": token.group(1), **fields})
+    token = form_token(client.get("/web/sign-in").text)
+    return client.post("/web/sign-in", data={"csrf": token, **fields})
 
 
 def test_a_name_the_development_sign_in_cannot_record_is_marked_beside_it(live: Any) -> None:
@@ -159,3 +157,20 @@ def test_a_token_for_a_role_the_pages_do_not_serve_is_refused_at_sign_in(
             f"officers, and this token is for {named}: use the API instead"
         )
         assert client.get("/web/home").status_code == 401, "no sign-in was made"
+
+
+def test_a_sign_in_page_left_open_too_long_asks_again_with_the_answers_kept(live: Any) -> None:
+    who = {"name": "Sam Caseworker", "role": "caseworker", "agency": "council"}
+    with httpx.Client(base_url=live.url) as client:
+        stale = form_token(client.get("/web/sign-in").text)
+        client.cookies.clear()  # the sign-in page's own cookie lasts an hour
+        page = client.post("/web/sign-in", data={"csrf": stale, **who})
+        assert page.status_code == 403
+        assert error_beside(page, "name") == (
+            "This sign-in page was open too long (or your browser did not keep its cookie): "
+            "check your answers and sign in again"
+        )
+        assert 'value="Sam Caseworker"' in page.text
+        assert client.get("/web/home").status_code == 401, "no sign-in was made"
+        again = client.post("/web/sign-in", data={"csrf": form_token(page.text), **who})
+        assert again.status_code == 303
