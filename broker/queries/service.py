@@ -444,6 +444,11 @@ class FamilyQueryService:
         private = {"justification": request.justification}
         if request.case_reference:
             private["case_reference"] = request.case_reference
+        if request.break_glass is not None and not decision.allow:
+            # A refused emergency leaves no break_glass entry: its refusal keeps what the
+            # caseworker claimed, for the IG officer.
+            private["break_glass_reason_code"] = request.break_glass.reason_code
+            private["break_glass_text"] = request.break_glass.text
         base = {
             "actor": principal.subject,
             "actor_agency": principal.agency,

@@ -515,6 +515,25 @@ async def test_break_glass_is_audited(town: Region) -> None:
     assert kinds.count("break_glass") == 1
 
 
+async def test_a_refused_break_glass_keeps_what_was_claimed_for_the_ig_officer(
+    town: Region,
+) -> None:
+    text = "Child reported missing overnight; police request."
+    body = _query(
+        _family_child(town),
+        purpose="child_protection_enquiry",
+        gateway="ca1989_s47",
+        break_glass={"reason_code": "immediate_risk_of_harm", "text": text},
+    )
+    view = await _ask(town, body, job_role="social_worker")
+    assert view["status"] == "refused"
+    assert [r["code"] for r in view["refusal"]] == ["break_glass_role_not_permitted"]
+    (refusal,) = town.entries(query_id=view["query_id"], kind="refusal")
+    assert refusal.private["break_glass_text"] == text
+    assert refusal.private["break_glass_reason_code"] == "immediate_risk_of_harm"
+    assert town.entries(query_id=view["query_id"], kind="break_glass") == []
+
+
 async def test_an_idempotency_key_answers_a_retry_without_running_it_again(town: Region) -> None:
     body = _query(_family_child(town))
     headers = {**town.headers(), "Idempotency-Key": "retry-test-1"}
