@@ -8,7 +8,7 @@ import hashlib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import BaseModel, StringConstraints
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
 from broker.identity.dependencies import require, roles_text
 from broker.identity.principal import Principal, Role
@@ -27,6 +27,8 @@ IdempotencyKey = Annotated[
 
 class QuerySummary(BaseModel):
     query_id: str
+    actor: str = Field(description="Who ran the query.")
+    actor_agency: str
     purpose: str
     status: str
     created_at: dt.datetime
@@ -89,17 +91,21 @@ async def create_family_query(
 @router.get(
     "",
     description=roles_text(Role.CASEWORKER, Role.IG_OFFICER)
-    + " Recent family queries: a caseworker sees their own, an IG officer everyone's.",
+    + " Recent family queries, newest first: a caseworker sees their own, an IG officer"
+    " everyone's. For older ones, pass the `created_at` of the last one shown as `before`.",
 )
 async def list_family_queries(
     principal: Annotated[Principal, Depends(require(Role.CASEWORKER, Role.IG_OFFICER))],
     service: Annotated[FollowUpService, Depends(_follow_up)],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: AwareDatetime | None = None,
 ) -> list[QuerySummary]:
-    rows = await asyncio.to_thread(service.queries, principal, limit)
+    rows = await asyncio.to_thread(service.queries, principal, limit, before)
     return [
         QuerySummary(
             query_id=row.query_id,
+            actor=row.actor,
+            actor_agency=row.actor_agency,
             purpose=row.purpose,
             status=row.status,
             created_at=row.created_at,

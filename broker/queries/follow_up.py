@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from dataclasses import dataclass
 
 from audit.entry import Decision, Entry, Kind
@@ -112,6 +113,9 @@ class FollowUpService:
         self._store.decide(left, right, decision.decision, principal.subject)
         return LinkDecided(decision.link_id, decision.decision, index)
 
-    def queries(self, principal: Principal, limit: int) -> list[FamilyQueryRow]:
+    def queries(
+        self, principal: Principal, limit: int, before: dt.datetime | None = None
+    ) -> list[FamilyQueryRow]:
+        """The newest queries (before ``before``): a caseworker's own, or everyone's."""
         actor = principal.subject if principal.role is Role.CASEWORKER else None
-        return list(self._store.queries(actor, limit=limit))
+        return list(self._store.queries(actor, before=before, limit=limit))

@@ -163,6 +163,28 @@ async def test_a_query_is_in_its_caseworkers_history_when_answered(town: Region)
     assert view["query_id"] not in {q["query_id"] for q in theirs.json()}
 
 
+async def test_an_ig_officer_sees_whose_query_each_one_is_and_pages_back(town: Region) -> None:
+    first = await _ask(town, _query(_family_child(town)))
+    second = await _ask(town, _query(_family_child(town)), name="Another Caseworker")
+    officer = town.headers(Role.IG_OFFICER, job_role=None, name="Ivy Officer")
+    newest = await town.client.get("/v1/family-queries?limit=1", headers=officer)
+    assert newest.status_code == 200, newest.text
+    (shown,) = newest.json()
+    assert shown["query_id"] == second["query_id"]
+    assert (shown["actor"], shown["actor_agency"]) == (
+        "dev:council:another.caseworker",
+        "council",
+    )
+    older = await town.client.get(
+        "/v1/family-queries",
+        params={"limit": 1, "before": shown["created_at"]},
+        headers=officer,
+    )
+    assert older.status_code == 200, older.text
+    assert [q["query_id"] for q in older.json()] == [first["query_id"]]
+    assert older.json()[0]["actor"] == "dev:council:sam.caseworker"
+
+
 async def test_another_caseworker_cannot_read_the_receipt(town: Region) -> None:
     view = await _ask(town, _query(_family_child(town)))
     response = await town.client.get(
