@@ -90,12 +90,31 @@ _KIND_WORDS = {
 }
 
 
-def _errors(exc: ValidationError, names: Mapping[tuple[str, ...], str]) -> dict[str, str]:
+def _errors(
+    exc: ValidationError,
+    names: Mapping[tuple[str, ...], str],
+    friendly: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The message beside each input ``exc`` concerns: an answer too long says how long
+    it may be; any other problem reads as ``friendly`` words it, or as pydantic does."""
     fields: dict[str, str] = {}
     for error in exc.errors():
         loc = tuple(str(part) for part in error["loc"])
         name = names.get(loc) or names.get(loc[:2]) or names.get(loc[:1])
         name = name or (loc[-1] if loc else "form")
+        if error["type"] == "string_too_long":
+            words = _TYPED.get(name) or _CONSENT_WORDS.get(name)
+            most = f"{error.get('ctx', {}).get('max_length', 0):,}"
+            fields.setdefault(
+                name,
+                f"The {words} can be up to {most} characters"
+                if words
+                else f"Shorten this to at most {most} characters",
+            )
+            continue
+        if friendly and name in friendly:
+            fields.setdefault(name, friendly[name])
+            continue
         message = str(error["msg"]).removeprefix("Value error, ")
         kind, _, rest = message.partition(" ")
         if kind in _KIND_WORDS:
@@ -218,13 +237,13 @@ def query_form(form: Mapping[str, Any], catalogue: Catalogue) -> FamilyQueryRequ
     try:
         request = FamilyQueryRequest.model_validate(body)
     except ValidationError as exc:
-        for name, message in _errors(exc, _QUERY_FIELDS).items():
+        for name, message in _errors(exc, _QUERY_FIELDS, _FRIENDLY).items():
             fields.setdefault(name, message)
         request = None
     invisible = _invisible_characters(form)
     if fields or invisible or request is None:
         # Invisible characters explain any other problem with the same answer.
-        fields = {**_friendly(fields), **invisible}
+        fields = {**fields, **invisible}
         # The summary lists problems in the order the form asks its questions.
         ordered = sorted(fields.items(), key=lambda item: _ORDER.get(item[0], len(_ORDER)))
         raise BadForm("Check the answers marked below.", dict(ordered))
@@ -283,7 +302,6 @@ _FRIENDLY = {
     "justification": "Say why you need this information (at least 10 characters)",
     "break_glass_text": "Describe the emergency (at least 10 characters)",
     "conditions": "Choose conditions from the list",
-    "override_reason": "The reason for sharing despite a refusal can be up to 1,000 characters",
     "identifiers": "Name at least one identifier",
     "channel": "Choose how the person gave their answer",
     "scope": "Choose which agencies the consent covers",
@@ -291,9 +309,12 @@ _FRIENDLY = {
 }
 
 
-def _friendly(fields: dict[str, str]) -> dict[str, str]:
-    """Plain words for the fields whose validator messages would read as jargon."""
-    return {name: _FRIENDLY.get(name, message) for name, message in fields.items()}
+# How the consent form's typed answers read in a sentence (the query form's are _TYPED).
+_CONSENT_WORDS = {
+    "label": "label",
+    "evidence_reference": "evidence reference",
+    "note": "note",
+}
 
 
 def _identifiers(form: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -326,7 +347,7 @@ def consent_form(form: Mapping[str, Any]) -> ConsentIn:
     try:
         return ConsentIn.model_validate(body)
     except ValidationError as exc:
-        raise BadForm("Check the answers marked below.", _friendly(_errors(exc, names))) from None
+        raise BadForm("Check the answers marked below.", _errors(exc, names, _FRIENDLY)) from None
 
 
 # What the form says, beside which input, when the register refuses a statement: the

@@ -52,6 +52,46 @@ def test_a_bad_query_form_names_each_field_in_plain_words() -> None:
     assert "at least 10 characters" in fields["justification"]
 
 
+def test_a_query_form_answer_too_long_says_so_not_that_it_is_missing() -> None:
+    form = {
+        **GOOD,
+        "given_name": "A" * 101,
+        "postcode": "SW1A 1AA" * 2,
+        "case_reference": "C" * 201,
+        "justification": "Concerns. " * 201,
+        "break_glass": "yes",
+        "break_glass_reason": "missing_child",
+        "break_glass_text": "Missing. " * 112,
+    }
+    with pytest.raises(BadForm) as caught:
+        query_form(form, CATALOGUE)
+    assert caught.value.fields == {
+        "given_name": "The first name can be up to 100 characters",
+        "postcode": "The postcode can be up to 10 characters",
+        "case_reference": "The case reference can be up to 200 characters",
+        "justification": "The reason you need this information can be up to 2,000 characters",
+        "break_glass_text": "The description of the emergency can be up to 1,000 characters",
+    }
+
+
+def test_a_consent_form_answer_too_long_says_so_in_plain_words() -> None:
+    form = {
+        "identifier_kind": "nhs_number",
+        "identifier_value": "943 476 5919",
+        "purpose": "early_help_assessment",
+        "scope": "all",
+        "channel": "paper",
+        "label": "L" * 101,
+        "evidence_reference": "E" * 501,
+    }
+    with pytest.raises(BadForm) as caught:
+        consent_form(form)
+    assert caught.value.fields == {
+        "label": "The label can be up to 100 characters",
+        "evidence_reference": "The evidence reference can be up to 500 characters",
+    }
+
+
 @pytest.mark.parametrize(
     ("name", "typed", "words"),
     [
