@@ -189,6 +189,19 @@ class AgreementIn(_In):
             raise ValueError("each party may appear only once")
         return sorted(set(value))
 
+    @field_validator("valid_from", "valid_to", mode="before")
+    @classmethod
+    def _not_a_number(cls, value: object, info: ValidationInfo) -> object:
+        # Pydantic reads a number, or a string of digits, as seconds since 1970: a date
+        # written 20260101 would become an agreement valid from August 1970.
+        digits = isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if digits or number:
+            raise ValueError(
+                f"{info.field_name} must be a time such as 2026-01-01T00:00:00Z, not a number"
+            )
+        return value
+
     @field_validator("valid_from", "valid_to")
     @classmethod
     def _in_utc(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:

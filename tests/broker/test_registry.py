@@ -661,6 +661,9 @@ async def test_a_version_stored_in_another_order_is_the_same_terms(
     assert [e.fields["reasons"][0] for e in entries] == ["agency_registered"] * 2
 
 
+_NOT_A_NUMBER = "{} must be a time such as 2026-01-01T00:00:00Z, not a number"
+
+
 @pytest.mark.parametrize(
     ("body", "status", "words"),
     [
@@ -674,6 +677,10 @@ async def test_a_version_stored_in_another_order_is_the_same_terms(
         (agreement(valid_to="9999-12-31T23:59:59-12:00"), 422, "valid_to must fall"),
         (agreement(valid_to="9999-12-31T23:59:59+14:00"), 422, "valid_to must fall"),
         (agreement(valid_from="0001-01-01T00:00:00-12:00"), 422, "valid_from must fall"),
+        # A date written as a number would otherwise be read as seconds since 1970.
+        (agreement(valid_from=20260101), 422, _NOT_A_NUMBER.format("valid_from")),
+        (agreement(valid_to="20270101"), 422, _NOT_A_NUMBER.format("valid_to")),
+        (agreement(valid_to=1.8e9), 422, _NOT_A_NUMBER.format("valid_to")),
         # Typos that would make an agreement that never covers any query.
         (
             agreement(purposes=["early_help_asessment"]),
