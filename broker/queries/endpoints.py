@@ -117,6 +117,20 @@ async def list_family_queries(
 
 
 @router.get(
+    "/{query_id}",
+    description=roles_text(Role.CASEWORKER)
+    + " The answer of one of your own queries again, for 10 minutes after it, if it was"
+    " sent with an `Idempotency-Key` (only then is the answer kept).",
+)
+async def family_query_answer(
+    query_id: Annotated[str, StringConstraints(max_length=64)],
+    principal: Annotated[Principal, Depends(require(Role.CASEWORKER))],
+    service: Annotated[FollowUpService, Depends(_follow_up)],
+) -> FamilyView:
+    return await asyncio.to_thread(service.answer, principal, query_id)
+
+
+@router.get(
     "/{query_id}/receipt",
     description=roles_text(Role.CASEWORKER, Role.IG_OFFICER)
     + " The audit receipt of a query: every entry's inclusion proof against one signed"

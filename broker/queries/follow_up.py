@@ -12,7 +12,7 @@ from audit.log import AuditLog
 from broker.errors import Forbidden, NotFound, StoreUnavailable
 from broker.identity.principal import Principal, Role
 from broker.queries.models import FamilyQueryRow
-from broker.queries.schemas import LinkDecisionIn
+from broker.queries.schemas import FamilyView, LinkDecisionIn
 from broker.queries.store import QueryStore
 from broker.subjects import SubjectKeys
 
@@ -56,6 +56,20 @@ class FollowUpService:
         if principal.role is Role.CASEWORKER and row.actor != principal.subject:
             raise Forbidden(f"a caseworker may {what} their own queries only")
         return row
+
+    def answer(self, principal: Principal, query_id: str) -> FamilyView:
+        """The answer of one of the caseworker's own queries, while it is kept.
+
+        Raises ``NotFound`` (also once the answer is no longer kept) or ``Forbidden``.
+        """
+        self._own_query(principal, query_id, "read the answers of")
+        view = self._store.kept_answer(query_id)
+        if view is None:
+            raise NotFound(
+                f"the answer of query {query_id!r} is not kept: an answer is kept for"
+                " 10 minutes, for a query sent with an Idempotency-Key; run the query again"
+            )
+        return view
 
     async def receipt(self, principal: Principal, query_id: str) -> ReceiptProofs:
         """Inclusion proofs of every entry of a query against one signed checkpoint.

@@ -20,6 +20,7 @@ from broker.queries.models import (
 __all__ = [
     "add",
     "add_query",
+    "answer_of",
     "claim_idempotency_key",
     "delete_expired_keys",
     "link_decisions",
@@ -59,6 +60,14 @@ def delete_expired_keys(session: Session, now: datetime) -> None:
 
 def idempotency_row(session: Session, key: str) -> IdempotencyRow | None:
     return session.get(IdempotencyRow, key)
+
+
+def answer_of(session: Session, query_id: str) -> IdempotencyRow | None:
+    """The idempotency key under which the answer of ``query_id`` is kept, if any."""
+    statement = sa.select(IdempotencyRow).where(
+        IdempotencyRow.query_id == query_id, IdempotencyRow.state == "done"
+    )
+    return session.scalars(statement).first()
 
 
 def claim_idempotency_key(session: Session, row: IdempotencyRow) -> None:

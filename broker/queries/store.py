@@ -128,6 +128,15 @@ class QueryStore:
             sealed = row.sealed_answer
         return self._unseal(scoped, sealed)
 
+    def kept_answer(self, query_id: str) -> FamilyView | None:
+        """The answer of ``query_id`` if it was sent with a key that has not expired."""
+        with self._db.session() as session:
+            row = repository.answer_of(session, query_id)
+            if row is None or row.sealed_answer is None or row.expires_at <= self._clock():
+                return None
+            key, sealed = row.key, row.sealed_answer
+        return self._unseal(key, sealed)
+
     def complete(self, claim: IdempotencyClaim, view: FamilyView) -> None:
         with self._db.session(write=True) as session:
             row = repository.idempotency_row(session, claim.key)

@@ -185,6 +185,34 @@ async def test_an_ig_officer_sees_whose_query_each_one_is_and_pages_back(town: R
     assert older.json()[0]["actor"] == "dev:council:sam.caseworker"
 
 
+async def test_an_answer_sent_with_a_key_can_be_read_again_by_its_caseworker_only(
+    town: Region,
+) -> None:
+    body = _query(_family_child(town))
+    sent = await town.client.post(
+        "/v1/family-queries",
+        json=body,
+        headers={**town.headers(), "Idempotency-Key": "read-again-1"},
+    )
+    assert sent.status_code == 200, sent.text
+    view = sent.json()
+    address = f"/v1/family-queries/{view['query_id']}"
+    again = await town.client.get(address, headers=town.headers())
+    assert again.status_code == 200, again.text
+    assert again.json() == view
+    theirs = await town.client.get(address, headers=town.headers(name="Another Caseworker"))
+    assert theirs.status_code == 403
+    officer = town.headers(Role.IG_OFFICER, job_role=None, name="Ivy Officer")
+    assert (await town.client.get(address, headers=officer)).status_code == 403
+    unkept = await _ask(town, body)
+    gone = await town.client.get(f"/v1/family-queries/{unkept['query_id']}", headers=town.headers())
+    assert gone.status_code == 404
+    assert gone.json()["detail"] == (
+        f"the answer of query {unkept['query_id']!r} is not kept: an answer is kept for"
+        " 10 minutes, for a query sent with an Idempotency-Key; run the query again"
+    )
+
+
 async def test_another_caseworker_cannot_read_the_receipt(town: Region) -> None:
     view = await _ask(town, _query(_family_child(town)))
     response = await town.client.get(
