@@ -13,7 +13,14 @@ __all__ = [
     "SignInExpired",
     "SignInRequired",
     "WebError",
+    "sentence",
 ]
+
+
+def sentence(text: str) -> str:
+    """``text`` as a page shows it: from a capital letter (the broker's details start in
+    lower case, to follow a colon)."""
+    return text[:1].upper() + text[1:]
 
 
 class WebError(Exception):

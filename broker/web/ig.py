@@ -41,6 +41,7 @@ from broker.oversight.schemas import (
 )
 from broker.oversight.service import OversightService
 from broker.web.chart import Chart, stack
+from broker.web.errors import sentence
 
 __all__ = ["PAGE_SIZE", "Check", "IgReader"]
 
@@ -143,7 +144,7 @@ class IgReader:
         try:
             view = self._oversight.consistency_from_note(pasted)
         except BrokerError as exc:
-            return Check(False, "Not a checkpoint of this log", exc.detail)
+            return Check(False, "Not a checkpoint of this log", sentence(exc.detail))
         if view.consistent:
             return Check(
                 True,
@@ -158,7 +159,7 @@ class IgReader:
         # Every entry was recomputed: damage after the kept checkpoint is not a rewrite of
         # what it signs, and the officer is told which it is.
         summary = "Damaged after your checkpoint" if view.prefix_intact else "Not consistent"
-        return Check(False, summary, view.detail[0].upper() + view.detail[1:])
+        return Check(False, summary, sentence(view.detail))
 
     def verify_all(self) -> Report:
         """Recompute the whole log and compare it with every signed checkpoint."""

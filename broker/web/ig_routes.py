@@ -17,7 +17,7 @@ from audit.entry import Decision, Kind
 from broker.errors import Conflict, InvalidChange, InvalidRequest
 from broker.identity.principal import Principal, Role
 from broker.oversight.schemas import AuditSearch, ReviewIn
-from broker.web.errors import BadForm
+from broker.web.errors import BadForm, sentence
 from broker.web.forms import IDENTIFIER_KINDS, subject_access_form, typed_text
 from broker.web.ig import PAGE_SIZE, Check
 from broker.web.limits import read_form
@@ -123,7 +123,7 @@ async def audit_search(request: Request) -> Response:
             try:
                 page = await asyncio.to_thread(pages.ig.search, principal, body)
             except InvalidRequest as exc:
-                errors["until"] = exc.detail[0].upper() + exc.detail[1:]
+                errors["until"] = sentence(exc.detail)
     next_params = None
     if page is not None and page.next_cursor is not None:
         kept = {k: v for k, v in values.items() if v}
@@ -322,7 +322,7 @@ async def _already_reviewed(pages: Pages, index: int, exc: Conflict) -> str:
     """What the queue says when a finding on entry ``index`` came after another one."""
     earlier = await asyncio.to_thread(pages.ig.review_of, index)
     if earlier is None:
-        said = exc.detail[0].upper() + exc.detail[1:]
+        said = sentence(exc.detail)
     else:
         said = (
             f"Entry {index} was already reviewed ({earlier.outcome.replace('_', ' ')}) by "
@@ -372,7 +372,7 @@ async def subject_access(request: Request) -> Response:
         try:
             report = await asyncio.to_thread(pages.ig.subject_access, principal, body)
         except InvalidChange as exc:
-            errors["identifier_value"] = exc.detail[0].upper() + exc.detail[1:]
+            errors["identifier_value"] = sentence(exc.detail)
     return pages.render_form(
         request,
         "ig_subject.html",

@@ -24,7 +24,7 @@ from broker.errors import BrokerError
 from broker.foundation import Foundation
 from broker.identity.principal import Principal
 from broker.web.catalogue import Catalogue
-from broker.web.errors import PageNotFound, SignInRequired, WebError
+from broker.web.errors import PageNotFound, SignInRequired, WebError, sentence
 from broker.web.ig import IgReader
 from broker.web.oidc import CodeFlow
 from broker.web.session import SessionCodec, WebSession, role_name
@@ -101,7 +101,9 @@ class Pages:
             # A name a template uses but a route forgot fails loudly, never renders blank.
             undefined=StrictUndefined,
         )
-        env.filters.update(when=_when, age=_age, value=_value, field=_field, role=role_name)
+        env.filters.update(
+            when=_when, age=_age, value=_value, field=_field, role=role_name, sentence=sentence
+        )
         return cls(
             foundation=foundation,
             templates=env,
@@ -180,7 +182,7 @@ class Pages:
             "error.html",
             status=status,
             title=title,
-            detail=detail,
+            detail=sentence(detail),
             sign_in=isinstance(exc, SignInRequired),
             code=code,
         )

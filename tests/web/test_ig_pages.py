@@ -413,3 +413,19 @@ def test_a_checkpoint_file_saved_with_a_byte_order_mark_is_checked(
     result = re.search(r'id="consistency-result">\s*<h3>([^<]*)</h3>\s*<p>([^<]*)', checked.text)
     assert result is not None
     assert result.group(1).endswith("Consistent"), html.unescape(result.group(2))
+
+
+def test_what_went_wrong_reads_as_a_sentence(caller_factory: Caller) -> None:
+    officer = caller_factory("Iris Governance", role="ig_officer")
+    missing = officer.get("/web/ig/audit/999999")
+    assert missing.status_code == 404
+    assert '<p class="lead">The log has no entry 999999</p>' in missing.text
+
+    page = officer.get("/web/ig/integrity").text
+    checked = officer.post(
+        "/web/ig/integrity/consistency",
+        data={"csrf": form_token(page), "checkpoint": "a note I kept"},
+    )
+    result = re.search(r'id="consistency-result">\s*<h3>[^<]*</h3>\s*<p>([^<]*)', checked.text)
+    assert result is not None
+    assert result.group(1).startswith("Not a signed note"), result.group(1)
