@@ -57,7 +57,8 @@ class ConnectorEndpoint:
 
 @dataclass(frozen=True, slots=True)
 class CallOutcome(Generic[R]):
-    """What came of one call. ``message`` is set only when ``status`` is OK."""
+    """What came of one call. ``message`` is set only when ``status`` is OK;
+    ``rejected`` names why an answer that came was not used (an envelope error code)."""
 
     agency_id: str
     status: CallStatus
@@ -66,6 +67,7 @@ class CallOutcome(Generic[R]):
     detail: str = ""
     request_digest: str | None = None
     response_digest: str | None = None
+    rejected: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,10 +262,12 @@ class ConnectorClient:
             # A forged or garbled answer is the connector's fault, and is never used.
             _log.warning("connector_answer_rejected", agency=call.agency, reason=exc.code)
             call.response_digest = "sha256:" + hashlib.sha256(reply.body).hexdigest()
-            return call.failed(CallStatus.ERROR, f"answer rejected ({exc.code}): {exc.detail}")
+            return call.rejected(exc.code, exc.detail)
         if opened.sender != call.agency:
-            detail = f"answer signed by {opened.sender!r}, not {call.agency!r}"
-            return call.failed(CallStatus.ERROR, detail)
+            call.response_digest = opened.body_digest
+            return call.rejected(
+                "envelope-unknown-key", f"signed by {opened.sender!r}, not {call.agency!r}"
+            )
         mismatch = _mismatch(call.agency, request, opened.message)
         if mismatch:
             # A genuine answer of the agency, but to another request: a recorded answer
@@ -271,7 +275,7 @@ class ConnectorClient:
             # people as this one's.
             _log.warning("connector_answer_rejected", agency=call.agency, reason=_NOT_THIS)
             call.response_digest = opened.body_digest
-            return call.failed(CallStatus.ERROR, f"answer rejected ({_NOT_THIS}): {mismatch}")
+            return call.rejected(_NOT_THIS, mismatch)
         call.breaker.record_success()
         call.response_digest = opened.body_digest
         return call.outcome(CallStatus.OK, message=opened.message)
@@ -286,6 +290,7 @@ class _Call(Generic[R]):
         self.started = time.perf_counter()
         self.request_digest: str | None = None
         self.response_digest: str | None = None
+        self.rejection: str | None = None
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -301,6 +306,7 @@ class _Call(Generic[R]):
             detail=detail,
             request_digest=self.request_digest,
             response_digest=self.response_digest,
+            rejected=self.rejection,
         )
 
     def failed(self, status: CallStatus, detail: str, *, counts: bool = True) -> CallOutcome[R]:
@@ -310,6 +316,11 @@ class _Call(Generic[R]):
         else:
             self.breaker.record_success()
         return self.outcome(status, detail=detail)
+
+    def rejected(self, code: str, why: str) -> CallOutcome[R]:
+        """An answer came but is not used: the connector's fault, named by ``code``."""
+        self.rejection = code
+        return self.failed(CallStatus.ERROR, f"answer rejected ({code}): {why}")
 
 
 _NOT_THIS = "answer-not-for-this-request"

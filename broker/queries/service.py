@@ -715,6 +715,8 @@ class FamilyQueryService:
                 subjects.append(self._local_key(agency, person.ref))
                 subjects += run.held.get(f"{agency}:{person.ref}", [])
         reasons = [status]
+        if outcome.rejected is not None:
+            reasons.append(f"answer_rejected:{outcome.rejected}")
         reasons += [flag for flag in run.flags if flag.startswith(f"{connector.agency_id}:")]
         return Entry(
             kind=kind,

@@ -547,6 +547,10 @@ async def test_a_forged_connector_answer_is_never_used(town: Region) -> None:
     assert education["status"] == "error"
     assert "envelope-altered-body" in education["detail"]
     assert "education" not in _subject(view)["facts"]
+    # The log says why the answer was not used, for the IG officer.
+    fetch = town.entries(query_id=view["query_id"], kind="fetch")
+    (refused,) = [e for e in fetch if e.fields.get("counterparty_agency") == "education"]
+    assert refused.fields["reasons"] == ["error", "answer_rejected:envelope-altered-body"]
 
 
 async def test_break_glass_is_audited(town: Region) -> None:
