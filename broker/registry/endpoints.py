@@ -17,6 +17,7 @@ from broker.registry.schemas import (
     AgreementOut,
     ConnectorIn,
     ConnectorOut,
+    agency_etag,
     agreement_etag,
 )
 from broker.registry.service import RegistryService
@@ -50,28 +51,58 @@ def list_agencies(_: Reader, service: Service) -> list[AgencyOut]:
     return service.list_agencies()
 
 
+def _tagged(agency: AgencyOut, response: Response) -> AgencyOut:
+    response.headers["ETag"] = agency_etag(agency.name, agency.type)
+    return agency
+
+
+IfMatch = Annotated[
+    str | None,
+    Header(
+        max_length=200,
+        description=(
+            "The ETag of what the change was made to: a change to something changed since"
+            " is refused (412 precondition-failed)."
+        ),
+    ),
+]
+
+
 @router.post("/agencies", status_code=status.HTTP_201_CREATED, description=_WRITE)
-def create_agency(body: AgencyIn, principal: Writer, service: Service) -> AgencyOut:
-    """Register an agency."""
-    return service.create_agency(principal, body)
+def create_agency(
+    body: AgencyIn, principal: Writer, service: Service, response: Response
+) -> AgencyOut:
+    """Register an agency. Its ETag names its name and type."""
+    return _tagged(service.create_agency(principal, body), response)
 
 
 @router.get("/agencies/{agency_id}", description=_READ)
-def get_agency(agency_id: AgencyIdPath, _: Reader, service: Service) -> AgencyOut:
-    """One agency with its connector."""
-    return service.get_agency(agency_id)
+def get_agency(
+    agency_id: AgencyIdPath, _: Reader, service: Service, response: Response
+) -> AgencyOut:
+    """One agency with its connector. Its ETag names its name and type: send it back as
+    If-Match with a change."""
+    return _tagged(service.get_agency(agency_id), response)
 
 
 @router.put("/agencies/{agency_id}", description=_WRITE)
 async def change_agency(
-    agency_id: AgencyIdPath, body: AgencyUpdate, principal: Writer, service: Service
+    agency_id: AgencyIdPath,
+    body: AgencyUpdate,
+    principal: Writer,
+    service: Service,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> AgencyOut:
     """Change an agency's name or type. An agency with a connector takes a new type only
     if the connector's signed manifest announces it too (it is fetched again); a
     connector given with the new type replaces the registered one, and one given without
     a new type is refused."""
     change = AgencyChange(name=body.name, type=body.type)
-    return await service.change_agency(principal, agency_id, change, body.connector)
+    changed = await service.change_agency(
+        principal, agency_id, change, body.connector, if_match=if_match
+    )
+    return _tagged(changed, response)
 
 
 @router.put("/agencies/{agency_id}/connector", description=_WRITE)
@@ -132,16 +163,7 @@ def change_agreement(
     principal: Writer,
     service: Service,
     response: Response,
-    if_match: Annotated[
-        str | None,
-        Header(
-            max_length=200,
-            description=(
-                "The ETag of the version the change was made to: a change to a version"
-                " no longer the newest is refused (412 precondition-failed)."
-            ),
-        ),
-    ] = None,
+    if_match: IfMatch = None,
 ) -> AgreementOut:
     """Change an agreement: its terms are stored as a new version; old versions are kept."""
     changed = service.change_agreement(principal, agreement_id, body, if_match=if_match)

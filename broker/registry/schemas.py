@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -31,6 +33,7 @@ __all__ = [
     "AgreementStatus",
     "ConnectorIn",
     "ConnectorOut",
+    "agency_etag",
     "agreement_etag",
     "if_match_names",
 ]
@@ -228,11 +231,18 @@ def agreement_etag(version: int) -> str:
     return f'"{version}"'
 
 
-def if_match_names(if_match: str, version: int) -> bool:
-    """Whether an ``If-Match`` header names ``version`` (or ``*``), compared strongly as
+def agency_etag(name: str, agency_type: str) -> str:
+    """The entity tag of an agency as ``PUT /v1/agencies/{id}`` changes it: its name and
+    type. (A connector changed meanwhile is caught by the change itself.)"""
+    digest = hashlib.sha256(json.dumps([name, agency_type]).encode("utf-8")).hexdigest()
+    return f'"{digest[:20]}"'
+
+
+def if_match_names(if_match: str, etag: str) -> bool:
+    """Whether an ``If-Match`` header names ``etag`` (or ``*``), compared strongly as
     RFC 9110 section 13.1.1 requires: a weak tag never matches."""
     tags = {tag.strip() for tag in if_match.split(",")}
-    return "*" in tags or agreement_etag(version) in tags
+    return "*" in tags or etag in tags
 
 
 class AgreementCreate(AgreementIn):

@@ -39,6 +39,7 @@ from broker.registry.schemas import (
     AgreementOut,
     ConnectorIn,
     ConnectorOut,
+    agency_etag,
     agreement_etag,
     if_match_names,
 )
@@ -134,6 +135,19 @@ def _agency_out(row: AgencyRow, connector: ConnectorRow | None) -> AgencyOut:
         updated_at=row.updated_at,
         connector=_connector_out(connector) if connector is not None else None,
     )
+
+
+def _check_agency_if_match(
+    agency_id: str, name: str, agency_type: str, if_match: str | None
+) -> None:
+    """Raises ``PreconditionFailed`` if ``if_match`` does not name the agency as it is."""
+    etag = agency_etag(name, agency_type)
+    if if_match is not None and not if_match_names(if_match, etag):
+        raise PreconditionFailed(
+            f"agency {agency_id!r} has changed since the version If-Match names: read it"
+            f" again (GET /v1/agencies/{agency_id}), make your change to what it is now and"
+            f" send it with If-Match: {etag}"
+        )
 
 
 def _agreement_out(row: AgreementRow) -> AgreementOut:
@@ -246,8 +260,13 @@ class RegistryService:
         agency_id: str,
         change: AgencyChange,
         connector: ConnectorIn | None = None,
+        *,
+        if_match: str | None = None,
     ) -> AgencyOut:
         """Rename or retype an agency.
+
+        ``if_match``, an ``If-Match`` header, must name the agency as it is (its
+        ``agency_etag``): a change made to what it was would undo the changes since.
 
         Policy judges every exchange by the agency's type, so an agency with a connector
         takes a new type only if the connector announces it too: its manifest is fetched
@@ -256,10 +275,12 @@ class RegistryService:
         type. Unchanged, it stores nothing. Raises ``NotFound``, ``InvalidChange`` for a
         type the policy catalogue does not list, a bad key, or a ``connector`` without a
         new type, ``Conflict`` if the connector announces another type (or the
-        registered one changed meanwhile), ``ManifestRejected`` or
-        ``ConnectorUnreachable``.
+        registered one changed meanwhile), ``PreconditionFailed``, ``ManifestRejected``
+        or ``ConnectorUnreachable``.
         """
         current = await asyncio.to_thread(self.get_agency, agency_id)
+        # Checked now, so a stale change asks no connector, and again as it is stored.
+        _check_agency_if_match(agency_id, current.name, current.type, if_match)
         if connector is not None and current.type == change.type:
             # Taken only to confirm a new type; dropped otherwise, it would read as
             # registered when nothing was.
@@ -284,7 +305,9 @@ class RegistryService:
             registered = current.connector
             replaces = None if registered is None else (registered.base_url, registered.public_key)
             confirmed = ConnectorManifest(asked.base_url, manifest, replaces)
-        return await asyncio.to_thread(self._change_agency, actor, agency_id, change, confirmed)
+        return await asyncio.to_thread(
+            self._change_agency, actor, agency_id, change, confirmed, if_match
+        )
 
     @staticmethod
     def _check_key(connector: ConnectorIn) -> None:
@@ -304,9 +327,11 @@ class RegistryService:
         agency_id: str,
         change: AgencyChange,
         confirmed: ConnectorManifest | None,
+        if_match: str | None,
     ) -> AgencyOut:
         with self._db.session() as session:
             current = self._agency(session, agency_id)
+            _check_agency_if_match(agency_id, current.name, current.type, if_match)
             connector = repo.connector(session, agency_id)
             if (current.name, current.type) == (change.name, change.type):
                 return _agency_out(current, connector)
@@ -565,7 +590,9 @@ class RegistryService:
             if not versions:
                 raise NotFound(f"no agreement {agreement_id!r}; create it with POST")
             latest = versions[-1]
-            if if_match is not None and not if_match_names(if_match, latest.version):
+            if if_match is not None and not if_match_names(
+                if_match, agreement_etag(latest.version)
+            ):
                 raise PreconditionFailed(
                     f"agreement {agreement_id!r} is at version {latest.version} now, not the"
                     f" version If-Match names: read it again (GET /v1/agreements/{agreement_id}),"

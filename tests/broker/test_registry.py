@@ -83,6 +83,52 @@ async def test_agency_changes_are_stored_and_each_is_one_audit_entry(
     assert first["request_digest"] == body_digest(COUNCIL)
 
 
+async def test_an_agency_change_made_to_what_was_since_changed_is_refused(
+    tmp_path: Path, dev_issuer: IssuerServer
+):
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        admin = broker.as_(Role.ADMIN)
+        await _agencies(broker)
+        url = "/v1/agencies/council"
+        read = await broker.client.get(url, headers=admin)
+        tag = read.headers["ETag"]
+        # One administrator renames the council; another, still holding what they read,
+        # changes its type and sends the old name with it.
+        renamed = await broker.client.put(
+            url,
+            json={"name": "Riverside Council", "type": "local_authority"},
+            headers={**admin, "If-Match": tag},
+        )
+        stale = await broker.client.put(
+            url,
+            json={"name": COUNCIL["name"], "type": "childrens_social_care"},
+            headers={**admin, "If-Match": tag},
+        )
+        now = await broker.client.get(url, headers=admin)
+        retyped = await broker.client.put(
+            url,
+            json={"name": "Riverside Council", "type": "childrens_social_care"},
+            headers={**admin, "If-Match": now.headers["ETag"]},
+        )
+        entries = broker.entries("registry_change")
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.headers["ETag"] == now.headers["ETag"] != tag
+    assert stale.status_code == 412, stale.text
+    assert stale.json()["type"] == "urn:junction:problem:precondition-failed"
+    assert stale.json()["detail"] == (
+        "agency 'council' has changed since the version If-Match names: read it again"
+        " (GET /v1/agencies/council), make your change to what it is now and send it with"
+        f" If-Match: {now.headers['ETag']}"
+    )
+    assert (now.json()["name"], now.json()["type"]) == ("Riverside Council", "local_authority")
+    assert retyped.status_code == 200, retyped.text
+    assert (retyped.json()["name"], retyped.json()["type"]) == (
+        "Riverside Council",
+        "childrens_social_care",
+    )
+    assert [e.fields["reasons"][0] for e in entries[2:]] == ["agency_changed", "agency_changed"]
+
+
 async def test_the_same_change_sent_at_once_is_made_and_logged_once(
     tmp_path: Path, dev_issuer: IssuerServer, database_url: str
 ):
