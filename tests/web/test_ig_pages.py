@@ -429,3 +429,29 @@ def test_what_went_wrong_reads_as_a_sentence(caller_factory: Caller) -> None:
     result = re.search(r'id="consistency-result">\s*<h3>[^<]*</h3>\s*<p>([^<]*)', checked.text)
     assert result is not None
     assert result.group(1).startswith("Not a signed note"), result.group(1)
+
+
+def test_each_access_in_a_subject_access_report_opens_its_entry(
+    caller_factory: Caller, live: Any
+) -> None:
+    person = _subject(live)
+    assert send_query(caller_factory(), query_form_of(person)).status_code == 303
+    officer = caller_factory("Iris Governance", role="ig_officer")
+    asked = {
+        "csrf": form_token(officer.get("/web/ig/subject-access").text),
+        "identifier_kind": "nhs_number",
+        "identifier_value": person["nhs_number"],
+    }
+    report = officer.post("/web/ig/subject-access", data=asked)
+    assert report.status_code == 200
+    rows = re.findall(r"<tr><td>.*?</tr>", report.text, re.S)
+    assert rows
+    for row in rows:
+        assert re.search(r'<td><a href="/web/ig/audit/(\d+)">\1<.*</td></tr>$', row), row
+
+    nobody = {**asked, "identifier_value": "943 476 5919"}
+    assert officer.post("/web/ig/subject-access", data=nobody).status_code == 200
+    report = officer.post("/web/ig/subject-access", data=nobody)
+    said = re.search(r"\d+ recorded access\w*\.", report.text)
+    assert said is not None
+    assert said.group(0) == "1 recorded access.", "the first report, in the singular"
