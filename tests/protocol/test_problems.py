@@ -169,6 +169,6 @@ async def test_the_broker_answers_health_and_renders_problems() -> None:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         health = await c.get("/health")
-        missing = await c.get("/v1/family-queries/unknown")
+        missing = await c.get("/v1/no-such-resource")
     assert health.json()["status"] == "ok"
     assert json.loads(missing.text)["type"] == "urn:junction:problem:not-found"
