@@ -2,13 +2,15 @@
 
 Each of the ten criteria of the Supporting Families outcomes framework (2022) is met,
 not met, or unknown: unknown when no fact that bears on it was released (because no
-agency holds it, or policy withheld it). A withheld fact never counts either way.
+agency holds it, or policy withheld it), or when none that was released meets it but an
+agency that offers another of its facts did not answer. A withheld fact never counts
+either way.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -113,8 +115,11 @@ CRITERIA: tuple[Criterion, ...] = (
 )
 
 
-def assess_needs(facts: Iterable[tuple[str, FactView]]) -> list[NeedView]:
-    """Judge every criterion from ``(member_id, fact)`` pairs of released facts."""
+def assess_needs(
+    facts: Iterable[tuple[str, FactView]], unanswered: Collection[str] = frozenset()
+) -> list[NeedView]:
+    """Judge every criterion from ``(member_id, fact)`` pairs of released facts;
+    ``unanswered`` names the fields offered by agencies that did not answer."""
     by_field: dict[str, list[tuple[str, FactView]]] = {}
     for member_id, fact in facts:
         by_field.setdefault(fact.field, []).append((member_id, fact))
@@ -127,8 +132,9 @@ def assess_needs(facts: Iterable[tuple[str, FactView]]) -> list[NeedView]:
                 seen = True
                 if test(fact.value):
                     evidence.append(f"{member_id}: {label} ({fact.source_agency})")
+        missing = any(field in unanswered for field, _, _ in criterion.indicators)
         status: Literal["met", "not_met", "unknown"] = (
-            "met" if evidence else "not_met" if seen else "unknown"
+            "met" if evidence else "not_met" if seen and not missing else "unknown"
         )
         needs.append(
             NeedView(code=criterion.code, title=criterion.title, status=status, evidence=evidence)

@@ -62,6 +62,7 @@ class ViewBuilder:
         self._uncertain: list[LinkView] = []
         self._statuses: list[AgencyStatusView] = []
         self._flags: list[str] = []
+        self._unanswered: frozenset[str] = frozenset()
 
     def refuse(self, reasons: Iterable[Reason]) -> None:
         self.refused = True
@@ -177,6 +178,11 @@ class ViewBuilder:
     def flags(self, flags: Iterable[str]) -> None:
         self._flags = list(flags)
 
+    def unanswered(self, fields: Iterable[str]) -> None:
+        """The fields offered by agencies that did not answer: the needs they bear on
+        cannot be judged unmet."""
+        self._unanswered = frozenset(fields)
+
     def build(
         self,
         *,
@@ -190,10 +196,13 @@ class ViewBuilder:
             for facts in member.facts.values():
                 facts.sort(key=lambda f: (f.field, f.source_agency))
         needs = assess_needs(
-            (member.member_id, fact)
-            for member in members
-            for facts in member.facts.values()
-            for fact in facts
+            (
+                (member.member_id, fact)
+                for member in members
+                for facts in member.facts.values()
+                for fact in facts
+            ),
+            self._unanswered,
         )
         status = (
             "refused"

@@ -235,6 +235,12 @@ class FamilyQueryService:
             view.add_decision(exchange)
         view.statuses(run.statuses.values(), [c.agency_id for c in connectors])
         view.flags(run.flags)
+        view.unanswered(
+            field.name
+            for connector in connectors
+            if run.statuses[connector.agency_id].status in ("timeout", "error")
+            for field in connector.fields
+        )
         return await self._release(run, view, released_fields=released)
 
     def _begin(self, run: _Run) -> tuple[list[ConnectorInfo], FamilyQueryInput]:

@@ -515,6 +515,35 @@ async def test_a_connector_that_is_down_is_reported_and_the_rest_answer(town: Re
     assert view["status"] == "partial"
 
 
+async def test_a_need_an_agency_that_is_down_bears_on_is_unknown_not_unmet(town: Region) -> None:
+    """Social care is down: whether the children are safe cannot be judged 'not met' from
+    the police's answer alone (no missing episode), nor any other need social care bears on."""
+    children = [
+        person
+        for person in known_to(town.truth, 2)
+        if "police" in person["records"] and person["role"] == "child"
+    ]
+    town.transport.down.add(town.netloc("social-care"))
+    try:
+        views = [await _ask(town, _query(child)) for child in children[:3]]
+    finally:
+        town.transport.down.discard(town.netloc("social-care"))
+    judged = [
+        view
+        for view in views
+        if any("police" in member["facts"] for member in view["members"])
+        and not next(n for n in view["needs"] if n["code"] == "children_safe")["evidence"]
+    ]
+    assert judged, "none of the children had police facts and no missing episode"
+    for view in judged:
+        assert _status(view, "social-care")["status"] == "error"
+        needs = {need["code"]: need["status"] for need in view["needs"]}
+        assert needs["children_safe"] == "unknown"
+        assert needs["family_relationships"] == "unknown"
+        # A need only the agencies that answered bear on is judged as before.
+        assert needs["domestic_abuse"] in ("met", "not_met")
+
+
 async def test_a_slow_connector_times_out_within_the_deadline(town: Region) -> None:
     netloc = town.netloc("housing")
     with _reroute(town, "housing", _Slow(town.transport.routes[netloc], DEADLINE + 2)):
