@@ -76,9 +76,13 @@ class IgReader:
         """One page of matching entries, newest first. Raises ``InvalidRequest``."""
         return self._oversight.search(principal, body)
 
-    def entry(self, index: int) -> EntryWithProof:
-        """Entry ``index`` with its proof. Raises ``NotFound``."""
-        return self._oversight.entry(index)
+    def entry(self, principal: Principal, index: int) -> EntryWithProof:
+        """Entry ``index`` with its proof, as ``principal`` reads it: one filed under a
+        person is a read of their record, logged first as the API logs it.
+
+        Raises ``NotFound``, or ``StoreUnavailable`` if the read cannot be logged.
+        """
+        return self._oversight.read_entry(principal, index)
 
     def checkpoint(self) -> CheckpointView | None:
         """The latest signed checkpoint; ``None`` while the log is empty."""

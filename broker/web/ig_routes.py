@@ -145,7 +145,7 @@ async def audit_search(request: Request) -> Response:
 
 async def _entry_page(request: Request, index: int, check: Check | None) -> Response:
     pages, principal, session = await _officer(request)
-    found = await asyncio.to_thread(pages.ig.entry, index)
+    found = await asyncio.to_thread(pages.ig.entry, principal, index)
     return pages.render(
         request,
         "ig_entry.html",

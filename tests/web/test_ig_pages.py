@@ -455,3 +455,28 @@ def test_each_access_in_a_subject_access_report_opens_its_entry(
     said = re.search(r"\d+ recorded access\w*\.", report.text)
     assert said is not None
     assert said.group(0) == "1 recorded access.", "the first report, in the singular"
+
+
+def test_opening_an_entry_filed_under_a_person_is_recorded_as_the_api_records_it(
+    caller_factory: Caller, live: Any
+) -> None:
+    caseworker = caller_factory()
+    assert send_query(caseworker, query_form_of(_subject(live))).status_code == 303
+    filed = next(e for e in reversed(live.region.entries(kind="match")) if e.fields["subjects"])
+    unfiled = next(e for e in live.region.entries(kind="registry_change"))
+
+    officer = caller_factory("Otto Opener", role="ig_officer")
+
+    def reads() -> list[Any]:
+        return [
+            e
+            for e in live.region.entries(kind="audit_access")
+            if e.fields["actor"] == "dev:council:otto.opener"
+            and "audit_entry" in e.fields["reasons"]
+        ]
+
+    assert officer.get(f"/web/ig/audit/{unfiled.index}").status_code == 200
+    assert reads() == [], "an entry filed under nobody is no one's record"
+    assert officer.get(f"/web/ig/audit/{filed.index}").status_code == 200
+    (read,) = reads()
+    assert sorted(read.fields["subjects"]) == sorted(filed.fields["subjects"])
