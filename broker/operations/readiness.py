@@ -1,9 +1,16 @@
-"""Readiness: can this broker serve requests now? Each check says what failed."""
+"""Readiness: can this broker serve requests now? Each check says what failed.
+
+A database that stops answering (a network dropping packets, a server stuck) would hold
+a check for minutes: each runs on a thread of its own, and ``/ready`` waits for it only
+up to a timeout, then names it as failed. A check still waiting from an earlier probe is
+waited on again, never started twice, so probes that keep coming start no more threads.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -16,30 +23,73 @@ from policies.errors import PolicyError
 
 __all__ = ["Readiness"]
 
+_FAILURES = (sa.exc.SQLAlchemyError, AuditError, PolicyError, OSError)
 
-@dataclass(frozen=True, slots=True)
+
+class _Check:
+    """One run of one check, on a daemon thread: its result once ``done`` is set."""
+
+    def __init__(self, check: Callable[[], str]) -> None:
+        self.started = time.monotonic()
+        self.done = threading.Event()
+        # Kept if the check raises what it should not: the broker is not ready then either.
+        self.result = "failed: the check stopped"
+        thread = threading.Thread(target=self._run, args=(check,), daemon=True)
+        thread.start()
+
+    def _run(self, check: Callable[[], str]) -> None:
+        try:
+            self.result = check()
+        except _FAILURES as exc:
+            self.result = f"failed: {type(exc).__name__}"
+        finally:
+            self.done.set()
+
+
 class Readiness:
     """The checks ``GET /ready`` runs: the database, the audit log, the policy bundle."""
 
-    db: Database
-    audit: AuditLog
-    policy: PolicyThread
+    def __init__(
+        self, db: Database, audit: AuditLog, policy: PolicyThread, *, timeout: float = 5.0
+    ) -> None:
+        """``timeout``: how long ``check`` waits for the checks, in seconds."""
+        self.db = db
+        self.audit = audit
+        self.policy = policy
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._running: dict[str, _Check] = {}
 
     def check(self) -> dict[str, str]:
-        """``{"database": "ok", ...}`` when all pass. Raises ``NotReady`` naming each failure."""
+        """``{"database": "ok", ...}`` when all pass, within the timeout.
+
+        Raises ``NotReady`` naming each failure, a check that gave no answer in time
+        included.
+        """
         checks: dict[str, Callable[[], str]] = {
             "database": self._database,
             "audit_log": self._audit_log,
             "policy": self._policy,
         }
+        with self._lock:
+            for name, check in checks.items():
+                if name not in self._running:
+                    self._running[name] = _Check(check)
+            running = {name: self._running[name] for name in checks}
+        deadline = time.monotonic() + self._timeout
         results: dict[str, str] = {}
         failed = []
-        for name, check in checks.items():
-            try:
-                results[name] = check()
-            except (sa.exc.SQLAlchemyError, AuditError, PolicyError, OSError) as exc:
+        for name, run in running.items():
+            if run.done.wait(max(0.0, deadline - time.monotonic())):
+                with self._lock:
+                    if self._running.get(name) is run:
+                        del self._running[name]
+                results[name] = run.result
+            else:
+                waited = time.monotonic() - run.started
+                results[name] = f"failed: no answer in {waited:.0f} s"
+            if results[name].startswith("failed"):
                 failed.append(name)
-                results[name] = f"failed: {type(exc).__name__}"
         if failed:
             raise NotReady(
                 f"not ready: {', '.join(failed)} unavailable; see checks, and the broker's log",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -13,8 +16,10 @@ from sqlalchemy.engine import make_url
 from broker.identity.principal import Role
 from tests.broker.foundation_kit import IssuerServer
 from tests.broker.oversight_kit import desk
+from tests.faults.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
+READY_TIMEOUT = 5.0
 
 
 @pytest.fixture
@@ -59,6 +64,43 @@ async def test_ready_turns_503_when_the_database_is_gone(
         assert "database" in problem["detail"]
         health = await broker.client.get("/health")
         assert health.status_code == 200, "liveness does not depend on the database"
+
+
+async def test_ready_answers_503_in_time_when_the_database_stops_answering(
+    tmp_path: Path, dev_issuer: IssuerServer, doomed_database: tuple[str, sa.Engine]
+) -> None:
+    url, _ = doomed_database
+    parsed = make_url(url)
+    proxy = TcpProxy(parsed.host or "127.0.0.1", parsed.port or 5432)
+    with proxy.running():
+        proxied = parsed.set(host="127.0.0.1", port=proxy.port)
+        database_url = proxied.render_as_string(hide_password=False)
+        async with desk(tmp_path, dev_issuer, database_url=database_url) as broker:
+            assert (await broker.client.get("/ready")).status_code == 200
+            proxy.freeze()
+            # A load balancer's probe gives up after a few seconds; this one is let through
+            # again later, so that a broker that waits on the database does answer.
+            thaw = threading.Timer(READY_TIMEOUT + 3, proxy.restore)
+            thaw.start()
+            try:
+                started = time.monotonic()
+                stuck = await broker.client.get("/ready")
+                took = time.monotonic() - started
+            finally:
+                thaw.cancel()
+                proxy.restore()
+            assert took < READY_TIMEOUT + 2, f"/ready answered after {took:.1f} s"
+            assert stuck.status_code == 503, stuck.text
+            checks = stuck.json()["checks"]
+            assert checks["database"] == f"failed: no answer in {READY_TIMEOUT:g} s"
+            assert checks["audit_log"] == f"failed: no answer in {READY_TIMEOUT:g} s"
+            assert checks["policy"].startswith("ok")
+            assert "database, audit_log unavailable" in stuck.json()["detail"]
+            # Back once the database answers again, without a restart.
+            deadline = time.monotonic() + 15
+            while (ready := await broker.client.get("/ready")).status_code != 200:
+                assert time.monotonic() < deadline, ready.text
+                await anyio.sleep(0.2)
 
 
 async def test_metrics_are_prometheus_text_without_sign_in(

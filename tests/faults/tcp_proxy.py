@@ -1,4 +1,6 @@
-"""A small TCP proxy that can cut every connection through it and refuse new ones.
+"""A small TCP proxy that can cut every connection through it and refuse new ones, or
+freeze them: hold every byte and every new connection, as a network that drops packets
+does, until it is restored.
 
 Put between the broker and PostgreSQL, it makes the database unreachable for that
 broker alone, without touching a server other tests share. It runs its own event loop
@@ -22,12 +24,15 @@ class TcpProxy:
         self._loop = asyncio.new_event_loop()
         self._writers: set[asyncio.StreamWriter] = set()
         self._down = False
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self._server: asyncio.Server | None = None
         self.port = 0
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):
@@ -39,6 +44,7 @@ class TcpProxy:
         if self._down:
             writer.close()
             return
+        await self._flowing.wait()
         try:
             up_reader, up_writer = await asyncio.open_connection(*self._upstream)
         except OSError:
@@ -64,10 +70,16 @@ class TcpProxy:
 
     def _restore(self) -> None:
         self._down = False
+        self._flowing.set()
 
     def cut(self) -> None:
         """Reset every open connection and refuse new ones until ``restore``."""
         self._loop.call_soon_threadsafe(self._cut)
+
+    def freeze(self) -> None:
+        """Hold every byte and every new connection until ``restore``: nothing is reset,
+        nothing answers."""
+        self._loop.call_soon_threadsafe(self._flowing.clear)
 
     def restore(self) -> None:
         """Let connections through again."""
