@@ -48,7 +48,7 @@ def _failure(url: str, exc: Exception, doing: str) -> EngineError:
 
     The HTTP client's own messages run to several nested reprs; the cause is enough.
     """
-    if isinstance(exc, RegoParseError | TypeError):
+    if isinstance(exc, TypeError) or (isinstance(exc, RegoParseError) and exc.message):
         return EngineError(f"the OPA server at {url} {doing}: {exc}")
     if isinstance(exc, requests.Timeout):
         why = "did not answer in time"

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -42,6 +43,15 @@ class PolicySettings(BaseSettings):
         ),
     )
 
+    @field_validator("opa_url")
+    @classmethod
+    def _opa_url(cls, value: str) -> str:
+        """Refuse a URL the OPA client cannot reach: it takes a host and port only."""
+        problem = _opa_url_problem(value)
+        if problem is not None:
+            raise ValueError(f"{problem}; write it as http://host:8181")
+        return value
+
     @field_validator("bundle_dirs", mode="before")
     @classmethod
     def _folders(cls, value: object) -> object:
@@ -60,3 +70,25 @@ class PolicySettings(BaseSettings):
         if not folders:
             raise ValueError("names no folder; unset it for the bundle shipped with Junction")
         return folders
+
+
+def _opa_url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable as the OPA server's address, or None."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "an IPv6 address goes in brackets, e.g. http://[::1]:8181"
+    if parts.scheme not in {"http", "https"}:
+        return "it must start with http:// or https://"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return "the port must be a number from 1 to 65535"
+    if not parts.hostname:
+        return "it names no host"
+    if parts.path not in {"", "/"} or parts.query or parts.fragment:
+        # The client sends every request to /v1/... on the host: a path would be ignored.
+        return "it takes no path, query or fragment: OPA answers at /v1"
+    return None

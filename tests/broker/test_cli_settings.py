@@ -142,6 +142,29 @@ def test_bundle_dirs_that_are_no_json_list_are_one_line(
     )
 
 
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://127.0.0.1:notaport", "the port must be a number from 1 to 65535"),
+        ("http://127.0.0.1:99999", "the port must be a number from 1 to 65535"),
+        ("http://[::1", "an IPv6 address goes in brackets, e.g. http://[::1]:8181"),
+        ("127.0.0.1:8181", "it must start with http:// or https://"),
+        ("http://127.0.0.1:8181/opa", "it takes no path, query or fragment: OPA answers at /v1"),
+    ],
+)
+def test_an_opa_url_that_cannot_be_used_is_one_line(tmp_path: Path, url: str, says: str) -> None:
+    example = str(Path(__file__).parents[2] / "policies" / "examples" / "family_query.json")
+    result = _junction(
+        tmp_path,
+        *["policy", "explain", "--input", example, "--engine", "opa"],
+        JUNCTION_POLICY_OPA_URL=url,
+    )
+    assert _one_line(result) == (
+        "error: a JUNCTION_POLICY_* setting cannot be used: JUNCTION_POLICY_OPA_URL:"
+        f" {says}; write it as http://host:8181"
+    )
+
+
 def test_a_sqlite_file_whose_folder_cannot_be_created_is_one_line(
     tmp_path: Path, registry_file: Path
 ) -> None:

@@ -245,9 +245,13 @@ def _server_answering(status: int, body: bytes) -> Iterator[str]:
         server.server_close()
 
 
-@pytest.mark.parametrize("status", [200, 502])
-def test_a_server_that_does_not_answer_as_opa_is_unavailable(bundle: Bundle, status: int) -> None:
-    answering = _server_answering(status, b"<html>Bad gateway</html>")
+@pytest.mark.parametrize(
+    ("status", "body"), [(200, b"<html>Bad gateway</html>"), (502, b"Bad gateway"), (404, b"{}")]
+)
+def test_a_server_that_does_not_answer_as_opa_is_unavailable(
+    bundle: Bundle, status: int, body: bytes
+) -> None:
+    answering = _server_answering(status, body)
     with answering as url, pytest.raises(EngineUnavailable) as caught:
         OpaServerEngine(bundle, url, timeout=2)
     assert caught.value.detail == (
