@@ -43,7 +43,7 @@ from broker.oversight.service import OversightService
 from broker.web.chart import Chart, stack
 from broker.web.errors import sentence
 
-__all__ = ["PAGE_SIZE", "Check", "IgReader"]
+__all__ = ["PAGE_SIZE", "Activity", "Check", "IgReader"]
 
 PAGE_SIZE = 25
 _SCAN_LIMIT = 5000
@@ -62,15 +62,31 @@ class Check:
     proof_length: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """The activity charts; ``counted_from`` is set when only the newest ``counted``
+    exchanges (back to then) could be counted, not every one of the period."""
+
+    charts: list[Chart]
+    counted: int
+    counted_from: datetime | None = None
+
+
 class IgReader:
     """The IG pages' reads and checks. Safe for concurrent use."""
 
     def __init__(
-        self, oversight: OversightService, reports: SubjectAccessReports, audit: AuditLog
+        self,
+        oversight: OversightService,
+        reports: SubjectAccessReports,
+        audit: AuditLog,
+        *,
+        scan_limit: int = _SCAN_LIMIT,
     ) -> None:
         self._oversight = oversight
         self._reports = reports
         self._audit = audit
+        self._scan_limit = scan_limit
 
     def search(self, principal: Principal, body: AuditSearch) -> AuditPage:
         """One page of matching entries, newest first. Raises ``InvalidRequest``."""
@@ -192,22 +208,25 @@ class IgReader:
         """Every recorded access to one person's data. Raises ``InvalidChange``."""
         return self._reports.report(principal, body)
 
-    def _scan(self, **filters: object) -> list[StoredEntry]:
+    def _scan(self, **filters: object) -> tuple[list[StoredEntry], bool]:
+        """The newest matching entries, at most the scan limit; and whether that was all."""
         found: list[StoredEntry] = []
         before = None
-        while len(found) < _SCAN_LIMIT:
-            query = SearchQuery(before=before, limit=500, **filters)  # type: ignore[arg-type]
+        while True:
+            wanted = min(500, self._scan_limit - len(found))
+            query = SearchQuery(before=before, limit=wanted, **filters)  # type: ignore[arg-type]
             page = self._audit.search(query)
             found.extend(page.entries)
             if page.next_before is None:
-                break
+                return found, True
+            if len(found) >= self._scan_limit:
+                return found, False
             before = page.next_before
-        return found
 
-    def activity(self, days: int = 30) -> tuple[Chart, Chart]:
+    def activity(self, days: int = 30) -> Activity:
         """Exchanges (requests to agencies) over time, by purpose and by agency."""
         since = datetime.now(UTC) - timedelta(days=days)
-        fetches = self._scan(kind="fetch", since=since)
+        fetches, complete = self._scan(kind="fetch", since=since)
         by_purpose = stack(
             "Exchanges by purpose",
             ((e.time, str(e.fields.get("purpose") or "none")) for e in fetches),
@@ -216,4 +235,5 @@ class IgReader:
             "Exchanges by agency",
             ((e.time, str(e.fields.get("counterparty_agency") or "none")) for e in fetches),
         )
-        return by_purpose, by_agency
+        counted_from = None if complete else min(e.time for e in fetches)
+        return Activity([by_purpose, by_agency], len(fetches), counted_from)

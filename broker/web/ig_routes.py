@@ -388,11 +388,12 @@ async def subject_access(request: Request) -> Response:
 @router.get("/activity")
 async def activity(request: Request) -> Response:
     pages, principal, session = await _officer(request)
-    by_purpose, by_agency = await asyncio.to_thread(pages.ig.activity)
+    counted = await asyncio.to_thread(pages.ig.activity)
     return pages.render(
         request,
         "ig_activity.html",
         principal=principal,
         session=session,
-        charts=[by_purpose, by_agency],
+        charts=counted.charts,
+        counted=counted,
     )

@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 
 from broker.foundation import load_or_create_secret
 from broker.identity import DevIssuer, load_or_create_key
+from broker.web.ig import IgReader
 from broker.web.session import COOKIE, SessionCodec, WebSession
 from tests.web.conftest import Visitor, error_beside, form_token, query_id_of
 from tests.web.test_caseworker_pages import _subject, fill_query, query_form_of, send_query
@@ -480,3 +481,31 @@ def test_opening_an_entry_filed_under_a_person_is_recorded_as_the_api_records_it
     assert officer.get(f"/web/ig/audit/{filed.index}").status_code == 200
     (read,) = reads()
     assert sorted(read.fields["subjects"]) == sorted(filed.fields["subjects"])
+
+
+def test_activity_counted_from_only_the_newest_exchanges_says_so(
+    caller_factory: Caller, live: Any
+) -> None:
+    assert send_query(caller_factory(), query_form_of(_subject(live))).status_code == 303
+    officer = caller_factory("Iris Governance", role="ig_officer")
+    full = officer.get("/web/ig/activity")
+    assert full.status_code == 200
+    assert "only the newest" not in full.text
+
+    pages = live.region.app.state.web
+    kept = pages.ig
+    foundation = live.region.foundation
+    # A reader that counts at most two exchanges stands for a month busier than it counts.
+    pages.ig = IgReader(
+        foundation.oversight, foundation.subject_access, foundation.audit, scan_limit=2
+    )
+    try:
+        page = officer.get("/web/ig/activity")
+    finally:
+        pages.ig = kept
+    assert page.status_code == 200
+    said = re.search(r'<p class="warning" role="note">([^<]*)</p>', page.text)
+    assert said is not None, page.text
+    assert said.group(1).startswith("These charts count only the newest 2 exchanges, back to "), (
+        said.group(1)
+    )
