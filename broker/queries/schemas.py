@@ -153,7 +153,7 @@ class FamilyQueryRequest(_In):
     )
 
 
-AgencyStatus = Literal["ok", "no_record", "withheld", "refused", "timeout", "error"]
+AgencyStatus = Literal["ok", "no_record", "ambiguous", "withheld", "refused", "timeout", "error"]
 
 
 class ReasonView(BaseModel):

@@ -543,9 +543,8 @@ class FamilyQueryService:
             )
         return matched
 
-    @staticmethod
     def _match_status(
-        outcome: CallOutcome[MatchResponse],
+        self, outcome: CallOutcome[MatchResponse]
     ) -> tuple[str, str, list[ReasonView]]:
         if outcome.status is CallStatus.TIMEOUT:
             return "timeout", outcome.detail, []
@@ -558,6 +557,12 @@ class FamilyQueryService:
             return "refused", "the agency's own policy refused the request", reasons
         if answer.status is MatchStatus.NO_RECORD or not answer.candidates:
             return "no_record", "", []
+        sure = [c for c in answer.candidates if c.score >= self._settings.accept_match_score]
+        if len(sure) > 1:
+            return "ambiguous", _AMBIGUOUS.format(count=len(sure)), []
+        if not sure:
+            best = max(c.score for c in answer.candidates)
+            return "ambiguous", _UNSURE.format(best=best), []
         return "ok", "", []
 
     def _link_records(self, matches: dict[str, MatchResponse]) -> list[LinkRecord]:
@@ -800,6 +805,17 @@ class _Between:
     query: FamilyQueryInput
     checkpoint: str | None
     proofs: dict[int, list[str]]
+
+
+# Said of an agency none of whose records was taken for the subject: nothing is guessed.
+_AMBIGUOUS = (
+    "{count} of its records could be the subject, so none was taken: add the sex or an"
+    " identifier (NHS number, unique pupil number) to tell them apart"
+)
+_UNSURE = (
+    "none of its records is surely the subject (the best matches {best:.0%}), so none was"
+    " taken: check the details, or add an identifier (NHS number, unique pupil number)"
+)
 
 
 def _answered(answer: MatchResponse) -> list[MatchCandidate | HouseholdMember]:

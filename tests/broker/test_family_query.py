@@ -544,6 +544,70 @@ async def test_a_need_an_agency_that_is_down_bears_on_is_unknown_not_unmet(town:
         assert needs["domestic_abuse"] in ("met", "not_met")
 
 
+class _Twinned(httpx.AsyncBaseTransport):
+    """The agency's match answer with ``scores``: its candidate, and a second record (a
+    twin) for each score after the first."""
+
+    def __init__(
+        self, inner: httpx.AsyncBaseTransport, key: KeyPair, agency: str, *scores: float
+    ) -> None:
+        self.inner, self.key, self.agency, self.scores = inner, key, agency, scores
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        from connectors.protocol.messages import MatchResponse
+
+        response = await self.inner.handle_async_request(request)
+        if request.url.path != "/v1/match":
+            return response
+        await response.aread()
+        answer = MatchResponse.model_validate(json.loads(response.content)["body"])
+        first = answer.candidates[0]
+        candidates = [
+            first.model_copy(update={"ref": f"{first.ref}{'x' * n}", "score": score})
+            for n, score in enumerate(self.scores)
+        ]
+        changed = answer.model_copy(update={"candidates": candidates})
+        content = Signer(self.key, self.agency).seal(changed, "broker").to_bytes()
+        return httpx.Response(200, content=content, headers={"content-type": "application/json"})
+
+
+@pytest.mark.parametrize(
+    ("scores", "says"),
+    [
+        (
+            (0.99, 0.97),
+            "2 of its records could be the subject, so none was taken: add the sex or an"
+            " identifier (NHS number, unique pupil number) to tell them apart",
+        ),
+        (
+            (0.62,),
+            "none of its records is surely the subject (the best matches 62%), so none was"
+            " taken: check the details, or add an identifier (NHS number, unique pupil number)",
+        ),
+    ],
+)
+async def test_an_agency_that_cannot_tell_which_record_is_the_subject_says_so(
+    town: Region, scores: tuple[float, ...], says: str
+) -> None:
+    """As for twins asked about by a name both could answer to: nothing is guessed, and
+    the answer says why the agency's records are not in it."""
+    key = load_private_key(town.layout.keys / "education.key")
+    netloc = town.netloc("education")
+    inner = town.transport.routes[netloc]
+    with _reroute(town, "education", _Twinned(inner, key, "education", *scores)):
+        view = await _ask(town, _query(_family_child(town)))
+    education = _status(view, "education")
+    assert (education["status"], education["detail"]) == ("ambiguous", says)
+    assert view["status"] == "partial"
+    assert not [r for m in view["members"] for r in m["records"] if r["agency_id"] == "education"]
+    (match,) = [
+        e
+        for e in town.entries(query_id=view["query_id"], kind="match")
+        if e.fields["counterparty_agency"] == "education"
+    ]
+    assert match.fields["reasons"] == ["ambiguous"]
+
+
 async def test_a_slow_connector_times_out_within_the_deadline(town: Region) -> None:
     netloc = town.netloc("housing")
     with _reroute(town, "housing", _Slow(town.transport.routes[netloc], DEADLINE + 2)):
