@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+import re
 import secrets
 from typing import Annotated, Any
 
@@ -432,6 +433,23 @@ async def decide_link(request: Request, query_id: QueryId) -> Response:
     )
 
 
+# Where each form sends its answer, and the page the form is on. After sending it the
+# address bar shows the first: opened again from there (a restored tab, Enter in the
+# address bar) it leads back to the second instead of to "no page here".
+_FORM_PAGES = [
+    (re.compile(r"ig/audit/(\d+)/verify"), "/web/ig/audit/{}"),
+    (re.compile(r"ig/integrity/(?:consistency|verify-all)"), "/web/ig/integrity"),
+    (re.compile(r"ig/break-glass/\d+/review"), "/web/ig/break-glass"),
+    (re.compile(r"queries"), "/web/queries/new"),
+    (re.compile(r"queries/([0-9a-f]{32})/links"), "/web/queries/{}"),
+    (re.compile(r"sign-out"), "/web/home"),
+]
+
+
 @_fallback.api_route("/{rest:path}", methods=["GET", "POST"])
-async def no_such_page(rest: str) -> Response:
+async def no_such_page(request: Request, rest: str) -> Response:
+    if request.method == "GET":
+        for address, page in _FORM_PAGES:
+            if sent := address.fullmatch(rest):
+                return see_other(page.format(*sent.groups()))
     raise PageNotFound(f"There is no page at /web/{rest[:100]}. Check the address, or start again.")

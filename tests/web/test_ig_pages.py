@@ -509,3 +509,25 @@ def test_activity_counted_from_only_the_newest_exchanges_says_so(
     assert said.group(1).startswith("These charts count only the newest 2 exchanges, back to "), (
         said.group(1)
     )
+
+
+def test_a_forms_answer_opened_again_by_its_address_goes_to_the_forms_page(
+    caller_factory: Caller,
+) -> None:
+    """After a form is sent, the address bar shows where it went: opened again from
+    there (Enter in the address bar, a restored tab), it leads back to the form's page."""
+    officer = caller_factory("Iris Governance", role="ig_officer")
+    caseworker = caller_factory()
+    query = "0123456789abcdef0123456789abcdef"
+    for client, address, page in [
+        (officer, "/web/ig/audit/5/verify", "/web/ig/audit/5"),
+        (officer, "/web/ig/integrity/consistency", "/web/ig/integrity"),
+        (officer, "/web/ig/integrity/verify-all", "/web/ig/integrity"),
+        (officer, "/web/ig/break-glass/7/review", "/web/ig/break-glass"),
+        (caseworker, "/web/queries", "/web/queries/new"),
+        (caseworker, f"/web/queries/{query}/links", f"/web/queries/{query}"),
+        (caseworker, "/web/sign-out", "/web/home"),
+    ]:
+        answer = client.get(address)
+        assert answer.status_code == 303, address
+        assert answer.headers["location"] == page, address
