@@ -152,9 +152,13 @@ def break_glass_queue(
     service: Service,
     state: Literal["pending", "reviewed", "all"] = "pending",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[
+        int | None,
+        Query(ge=0, le=2**63 - 1, description="The previous page's next_cursor."),
+    ] = None,
 ) -> BreakGlassQueue:
     """Break-glass uses, newest first; by default those not yet reviewed."""
-    return service.break_glass_queue(state, limit)
+    return service.break_glass_queue(state, limit, cursor)
 
 
 @oversight_router.post(

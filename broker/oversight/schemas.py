@@ -405,9 +405,10 @@ class BreakGlassItem(BaseModel):
 
 
 class BreakGlassQueue(BaseModel):
-    """Break-glass uses, newest first."""
+    """Break-glass uses, newest first; send ``next_cursor`` as ``cursor`` for older ones."""
 
     items: list[BreakGlassItem]
+    next_cursor: int | None = None
 
 
 class AnomalyFlag(BaseModel):

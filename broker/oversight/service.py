@@ -360,9 +360,13 @@ class OversightService:
 
     # -- break-glass review ---------------------------------------------------------
 
-    def break_glass_queue(self, state: str, limit: int) -> BreakGlassQueue:
-        """Break-glass uses, newest first: ``pending`` (no review), ``reviewed`` or ``all``."""
+    def break_glass_queue(
+        self, state: str, limit: int, cursor: int | None = None
+    ) -> BreakGlassQueue:
+        """Up to ``limit`` break-glass uses older than entry ``cursor`` (if given), newest
+        first: ``pending`` (no review), ``reviewed`` or ``all``."""
         uses = read_all(self._audit, SearchQuery(kind=Kind.BREAK_GLASS.value))
+        uses = [e for e in uses if cursor is None or e.index < cursor]
         with self._db.session() as session:
             rows = {
                 row.entry_index: row
@@ -377,7 +381,9 @@ class OversightService:
             for e in uses
             if state == "all" or (state == "pending") == (e.index not in reviews)
         ]
-        return BreakGlassQueue(items=items[:limit])
+        shown = items[:limit]
+        more = len(items) > limit
+        return BreakGlassQueue(items=shown, next_cursor=shown[-1].entry.index if more else None)
 
     def review(self, principal: Principal, index: int, body: ReviewIn) -> ReviewView:
         """Record an officer's outcome for break-glass entry ``index``, audited first.

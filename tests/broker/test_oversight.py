@@ -636,6 +636,33 @@ async def test_break_glass_review_is_audited_and_leaves_the_queue(any_broker: De
     assert len(broker.audit.search(SearchQuery(kind="access_review")).entries) == 1
 
 
+async def test_the_break_glass_queue_pages_to_its_oldest_use(broker: Desk) -> None:
+    uses = [broker.append(Kind.BREAK_GLASS, reasons=("immediate_risk",)) for _ in range(5)]
+    seen: list[int] = []
+    params: dict[str, Any] = {"limit": 2}
+    for _ in range(5):
+        page = await broker.client.get(
+            "/v1/oversight/break-glass", params=params, headers=broker.officer()
+        )
+        assert page.status_code == 200, page.text
+        seen += [item["entry"]["index"] for item in page.json()["items"]]
+        if not seen or seen[-1] == uses[3]:
+            # Uses arriving, or reviewed, between pages neither repeat nor hide one.
+            broker.append(Kind.BREAK_GLASS, reasons=("immediate_risk",))
+            review = {"outcome": "justified", "note": "Checked."}
+            await broker.client.post(
+                f"/v1/oversight/break-glass/{uses[4]}/review", json=review, headers=broker.officer()
+            )
+        if page.json()["next_cursor"] is None:
+            break
+        params["cursor"] = page.json()["next_cursor"]
+    assert seen == uses[::-1]
+    bad = await broker.client.get(
+        "/v1/oversight/break-glass", params={"cursor": -1}, headers=broker.officer()
+    )
+    assert bad.status_code == 422
+
+
 async def test_officers_reviewing_one_use_at_once_leave_one_review_in_the_log(
     any_broker: Desk,
 ) -> None:
