@@ -499,8 +499,18 @@ class OversightService:
             raise _erased(index, stored.erasure.erasure_index)
         if not stored.private:
             raise InvalidChange(f"entry {index} holds no private values: there is nothing to erase")
+        erasure = Entry(
+            kind=Kind.ERASURE,
+            actor=principal.subject,
+            actor_agency=principal.agency,
+            erases=index,
+            reasons=(body.reason,),
+            # Filed under the erased entry's people, so their subject access report says
+            # that a record of an access to them was erased, when and by whom.
+            subjects=tuple(stored.fields.get("subjects", ())),
+        )
         try:
-            erasure_index = self._audit.erase(index, principal.subject, body.reason)
+            erasure_index = self._audit.append(erasure)
         except EntryError:
             # Another officer's erasure of it was logged first.
             with translate():

@@ -738,6 +738,14 @@ async def test_an_officer_erases_an_entrys_private_values_once(any_broker: Desk)
     assert erased["erased_by"].endswith("ivy.officer")
     erasure = broker.audit.get(erased["erasure_index"])
     assert (erasure.kind, erasure.fields["erases"]) == ("erasure", made["fetch"])
+    # Filed under the erased entry's people: their subject access report shows it.
+    person = {"identifiers": [{"kind": "nhs_number", "value": NHS}]}
+    report = await broker.client.post(
+        "/v1/oversight/subject-access", json=person, headers=broker.officer()
+    )
+    rows = {a["index"]: a for a in report.json()["accesses"]}
+    assert rows[erased["erasure_index"]]["what"] == "record of an access erased"
+    assert rows[erased["erasure_index"]]["who_agency"] == "council"
     entry = await broker.client.get(f"/v1/audit/entries/{made['fetch']}", headers=broker.officer())
     assert entry.json()["entry"]["private"] == {}
     assert entry.json()["entry"]["erasure"]["erasure_index"] == erased["erasure_index"]
