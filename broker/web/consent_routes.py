@@ -19,6 +19,7 @@ from broker.web.caseworker import (
     once_form,
     redirect_saying,
     said,
+    see_other,
 )
 from broker.web.errors import BadForm
 from broker.web.forms import (
@@ -154,6 +155,13 @@ async def record_consent(request: Request) -> Response:
         )
     recorded, _ = done
     return redirect_saying(pages, session, f"/web/consents/{recorded.id}", "Consent recorded.")
+
+
+@router.get("/consents/search")
+async def search_again() -> Response:
+    """The search's answer opened again by its address: the search form (the address
+    would otherwise name a consent called "search")."""
+    return see_other("/web/consents")
 
 
 @router.get("/consents/{consent_id}")

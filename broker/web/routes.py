@@ -442,6 +442,7 @@ _FORM_PAGES = [
     (re.compile(r"ig/break-glass/\d+/review"), "/web/ig/break-glass"),
     (re.compile(r"queries"), "/web/queries/new"),
     (re.compile(r"queries/([0-9a-f]{32})/links"), "/web/queries/{}"),
+    (re.compile(r"consents/([A-Za-z0-9_-]{1,64})/withdraw"), "/web/consents/{}"),
     (re.compile(r"sign-out"), "/web/home"),
 ]
 

@@ -526,6 +526,8 @@ def test_a_forms_answer_opened_again_by_its_address_goes_to_the_forms_page(
         (officer, "/web/ig/break-glass/7/review", "/web/ig/break-glass"),
         (caseworker, "/web/queries", "/web/queries/new"),
         (caseworker, f"/web/queries/{query}/links", f"/web/queries/{query}"),
+        (caseworker, "/web/consents/search", "/web/consents"),
+        (caseworker, "/web/consents/c-42/withdraw", "/web/consents/c-42"),
         (caseworker, "/web/sign-out", "/web/home"),
     ]:
         answer = client.get(address)
