@@ -281,7 +281,12 @@ async def sign_out(request: Request) -> Response:
     session = pages.codec.read(request)
     form = await form_of(request)
     if session is not None:
-        check_csrf(session, form.get("csrf"))
+        try:
+            check_csrf(session, form.get("csrf"))
+        except CsrfRejected:
+            # A button on a page of an earlier sign-in (signed in again in another tab):
+            # ask once more, with this sign-in's token, rather than leave it running.
+            return pages.render(request, "sign_out.html", session=session, status=403)
         await pages.codec.end(session)
     response = pages.render(request, "signed_out.html")
     pages.codec.clear(response)

@@ -174,3 +174,19 @@ def test_a_sign_in_page_left_open_too_long_asks_again_with_the_answers_kept(live
         assert client.get("/web/home").status_code == 401, "no sign-in was made"
         again = client.post("/web/sign-in", data={"csrf": form_token(page.text), **who})
         assert again.status_code == 303
+
+
+def test_sign_out_from_a_page_of_an_earlier_sign_in_offers_to_sign_out_now(live: Any) -> None:
+    who = {"name": "Sam Caseworker", "role": "caseworker", "agency": "council"}
+    with httpx.Client(base_url=live.url) as client:
+        assert _sign_in_form(client, **who).status_code == 303
+        earlier = client.get("/web/home").text
+        assert _sign_in_form(client, **who).status_code == 303  # again, in another tab
+        page = client.post("/web/sign-out", data={"csrf": form_token(earlier)})
+        assert page.status_code == 403
+        assert "You are still signed in" in page.text
+        assert client.get("/web/home").status_code == 200, "nothing was ended yet"
+        done = client.post("/web/sign-out", data={"csrf": form_token(page.text)})
+        assert done.status_code == 200
+        assert "You have signed out" in done.text
+        assert client.get("/web/home").status_code == 401
