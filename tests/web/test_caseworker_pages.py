@@ -606,3 +606,21 @@ def test_a_form_too_large_to_take_says_what_to_do(caller_factory: Caller) -> Non
         page = officer.post("/web/ig/subject-access", data={**sent["data"], "csrf": csrf})
         assert page.status_code == 413
         assert "The form is too large to send" in page.text
+
+
+def test_a_receipt_whose_checkpoint_does_not_cover_the_query_yet_says_so(
+    caller_factory: Caller, live: Any
+) -> None:
+    client = caller_factory()
+    sent = send_query(client, query_form_of(_subject(live)))
+    assert sent.status_code == 303
+    page = client.get(sent.headers["location"]).text
+    entries = re.search(r"<dt>Audit entries</dt><dd>([\d, ]+)</dd>", page)
+    size = re.search(r"<dt>Signed checkpoint</dt><dd>size (\d+)", page)
+    assert entries is not None
+    assert size is not None
+    newest = max(int(i) for i in entries.group(1).split(","))
+    said = "does not cover all of this query's entries yet" in page
+    # The answer is released as soon as its entries are durable, usually before the
+    # checkpoint that signs them (a fraction of a second later).
+    assert said == (int(size.group(1)) <= newest), page[page.find("Audit receipt") :]
