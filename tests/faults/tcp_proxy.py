@@ -98,6 +98,11 @@ class TcpProxy:
                 if self._server is not None:
                     self._server.close()
                 self._cut()
+                # Connections still being served end here, not with the loop closed.
+                serving = asyncio.all_tasks() - {asyncio.current_task()}
+                for task in serving:
+                    task.cancel()
+                await asyncio.gather(*serving, return_exceptions=True)
 
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout=10)
