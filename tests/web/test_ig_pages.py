@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 
 from broker.foundation import load_or_create_secret
 from broker.identity import DevIssuer, load_or_create_key
+from broker.identity.principal import Role
 from broker.web.ig import IgReader
 from broker.web.session import COOKIE, SessionCodec, WebSession
 from tests.web.conftest import Visitor, error_beside, form_token, query_id_of
@@ -533,3 +534,38 @@ def test_a_forms_answer_opened_again_by_its_address_goes_to_the_forms_page(
         answer = client.get(address)
         assert answer.status_code == 303, address
         assert answer.headers["location"] == page, address
+
+
+def test_a_break_glass_use_whose_words_were_erased_says_so_in_the_queue(
+    caller_factory: Caller, live: Any
+) -> None:
+    manager = caller_factory("Eve Erased", job="team_manager")
+    emergency = {
+        "break_glass": "yes",
+        "break_glass_reason": "missing_child",
+        "break_glass_text": "Child missing from the home.",
+    }
+    assert send_query(manager, {**query_form_of(_subject(live)), **emergency}).status_code == 303
+    (used,) = [
+        e
+        for e in live.region.entries(kind="break_glass")
+        if e.fields["actor"] == "dev:council:eve.erased"
+    ]
+    erased = httpx.post(
+        f"{live.url}/v1/audit/entries/{used.index}/erasure",
+        json={"reason": "Court order 2026/117"},
+        headers=live.region.headers(Role.IG_OFFICER, job_role=None, name="Ian Eraser"),
+    )
+    assert erased.status_code == 201, erased.text
+
+    officer = caller_factory("Iris Governance", role="ig_officer")
+    queue = officer.get("/web/ig/break-glass").text
+    section = re.search(rf'aria-labelledby="bg-{used.index}">(.*?)</section>', queue, re.S)
+    assert section is not None
+    wrote = re.search(r"<dt>What they wrote</dt><dd>([^<]*)</dd>", section.group(1))
+    assert wrote is not None
+    assert wrote.group(1).startswith("Erased on "), wrote.group(1)
+    assert "by dev:council:ian.eraser" in wrote.group(1)
+    entry = officer.get(f"/web/ig/audit/{used.index}").text
+    erasure = erased.json()["erasure_index"]
+    assert f'(audit entry <a href="/web/ig/audit/{erasure}">{erasure}</a>)' in entry
