@@ -569,3 +569,36 @@ def test_a_break_glass_use_whose_words_were_erased_says_so_in_the_queue(
     entry = officer.get(f"/web/ig/audit/{used.index}").text
     erasure = erased.json()["erasure_index"]
     assert f'(audit entry <a href="/web/ig/audit/{erasure}">{erasure}</a>)' in entry
+
+
+def test_what_a_caseworker_wrote_keeps_its_line_breaks(
+    caller_factory: Caller, visitor_factory: Any, live: Any
+) -> None:
+    manager = caller_factory("Lena Lines", job="team_manager")
+    emergency = {
+        "break_glass": "yes",
+        "break_glass_reason": "missing_child",
+        "break_glass_text": "Child missing since 6pm.\r\nMother called the duty line.",
+        "justification": "Police raised a concern.\r\nSchool confirms absence.",
+    }
+    assert send_query(manager, {**query_form_of(_subject(live)), **emergency}).status_code == 303
+    (used,) = [
+        e
+        for e in live.region.entries(kind="break_glass")
+        if e.fields["actor"] == "dev:council:lena.lines"
+    ]
+    (asked,) = [
+        e
+        for e in live.region.entries(kind="query_submitted")
+        if e.fields["actor"] == "dev:council:lena.lines"
+    ]
+
+    ig: Visitor = visitor_factory()
+    ig.sign_in("Iris Governance", "ig_officer")
+    ig.go("/web/ig/break-glass")
+    use = ig.page.locator(f'section[aria-labelledby="bg-{used.index}"]')
+    wrote = use.locator("dt:text-is('What they wrote') + dd").inner_text()
+    assert wrote == "Child missing since 6pm.\nMother called the duty line."
+    ig.go(f"/web/ig/audit/{asked.index}")
+    sealed = ig.page.locator("dt:text-is('Sealed details') + dd").inner_text()
+    assert "Police raised a concern.\nSchool confirms absence." in sealed
