@@ -313,6 +313,49 @@ async def test_a_misspelt_condition_or_reason_is_refused_naming_it_before_any_ag
     assert town.foundation.audit.store.size() == before, "nothing was asked, so nothing is logged"
 
 
+@pytest.mark.parametrize(
+    ("changes", "location"),
+    [
+        ({"justification": "Referral from school\x07 about attendance."}, "justification"),
+        ({"case_reference": "CIN-2026\x1b[2J"}, "case_reference"),
+        ({"override_reason": "Person refused;\x08 gateway applies."}, "override_reason"),
+        (
+            {
+                "purpose": "child_protection_enquiry",
+                "gateway": "ca1989_s47",
+                "break_glass": {
+                    "reason_code": "immediate_risk_of_harm",
+                    "text": "Child reported missing\x0c overnight.",
+                },
+            },
+            "break_glass.text",
+        ),
+    ],
+)
+async def test_text_holding_control_characters_is_refused_before_anything_is_logged(
+    town: Region, changes: dict[str, Any], location: str
+) -> None:
+    """What an IG officer reads later (the justification, the emergency) is as typed:
+    a control character is refused, as the query form takes it out."""
+    before = town.foundation.audit.store.size()
+    body = _query(_family_child(town), **changes)
+    response = await town.client.post(
+        "/v1/family-queries", json=body, headers=town.headers(job_role="duty_social_worker")
+    )
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["errors"]
+    assert error["location"] == location
+    assert "control character" in error["message"]
+    assert town.foundation.audit.store.size() == before
+
+
+async def test_line_breaks_and_tabs_in_a_justification_are_kept(town: Region) -> None:
+    text = "Referral from school:\n\tattendance below 80%.\r\nWelfare concerns."
+    view = await _ask(town, _query(_family_child(town), justification=text))
+    (submitted,) = town.entries(query_id=view["query_id"], kind="query_submitted")
+    assert submitted.private["justification"] == text
+
+
 async def test_an_empty_list_of_fields_is_refused_before_any_agency_is_asked(
     town: Region,
 ) -> None:
