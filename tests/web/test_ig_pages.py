@@ -562,7 +562,7 @@ def test_a_break_glass_use_whose_words_were_erased_says_so_in_the_queue(
     queue = officer.get("/web/ig/break-glass").text
     section = re.search(rf'aria-labelledby="bg-{used.index}">(.*?)</section>', queue, re.S)
     assert section is not None
-    wrote = re.search(r"<dt>What they wrote</dt><dd>([^<]*)</dd>", section.group(1))
+    wrote = re.search(r"<dt>What they wrote</dt><dd[^>]*>([^<]*)</dd>", section.group(1))
     assert wrote is not None
     assert wrote.group(1).startswith("Erased on "), wrote.group(1)
     assert "by dev:council:ian.eraser" in wrote.group(1)
