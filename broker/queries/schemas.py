@@ -50,6 +50,21 @@ _OneLine = AfterValidator(_no_control)
 _Lines = AfterValidator(partial(_no_control, lines=True))
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), _OneLine]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
+_ITEM = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
+
+
+def _item_name(value: str) -> str:
+    """``value``, if it is spelt as agencies name the items they offer; otherwise a
+    refusal that does not repeat it (it may be anything at all)."""
+    if not _ITEM.fullmatch(value):
+        raise ValueError(
+            "not an item name: lower-case words joined by '.' and '_', such as"
+            " education.attendance_rate"
+        )
+    return value
+
+
+ItemName = Annotated[str, StringConstraints(max_length=100), AfterValidator(_item_name)]
 
 
 class _In(BaseModel):
@@ -161,7 +176,7 @@ class FamilyQueryRequest(_In):
     override_reason: Annotated[str, StringConstraints(max_length=1000), _Lines] | None = None
     break_glass: BreakGlassIn | None = None
     include_household: bool = True
-    fields: list[Annotated[str, StringConstraints(max_length=100)]] | None = Field(
+    fields: list[ItemName] | None = Field(
         default=None,
         min_length=1,
         max_length=500,

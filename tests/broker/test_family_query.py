@@ -367,6 +367,24 @@ async def test_an_empty_list_of_fields_is_refused_before_any_agency_is_asked(
     assert town.foundation.audit.store.size() == before
 
 
+async def test_a_field_that_is_no_item_name_is_refused_without_repeating_it(
+    town: Region,
+) -> None:
+    before = town.foundation.audit.store.size()
+    body = _query(_family_child(town), fields=["education.attendance_rate", "<b>Bad</b> name"])
+    response = await town.client.post("/v1/family-queries", json=body, headers=town.headers())
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [
+        {
+            "location": "fields.1",
+            "message": "Value error, not an item name: lower-case words joined by '.' and '_',"
+            " such as education.attendance_rate",
+        }
+    ]
+    assert "Bad" not in response.text
+    assert town.foundation.audit.store.size() == before
+
+
 async def test_an_unknown_purpose_is_refused(town: Region) -> None:
     view = await _ask(town, _query(_family_child(town), purpose="curiosity"))
     assert view["status"] == "refused"
