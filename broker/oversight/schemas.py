@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from audit.entry import Decision, Kind
 from broker.consent.schemas import Identifier
@@ -67,6 +68,23 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_AGENCY_ID = re.compile(r"[a-z][a-z0-9_-]{1,62}")
+
+
+def _agency_id(value: str) -> str:
+    # Agency ids are lower case: "Police" can only mean "police", and would match nothing.
+    value = value.strip().lower()
+    if not _AGENCY_ID.fullmatch(value):
+        raise ValueError(
+            "give an agency id such as 'council' or 'police' (GET /v1/agencies lists them),"
+            " not the agency's name"
+        )
+    return value
+
+
+AgencyFilter = Annotated[Name, AfterValidator(_agency_id)]
+
+
 class AuditSearch(_In):
     """Filters on the audit log, all optional and combined with AND."""
 
@@ -96,8 +114,12 @@ class AuditSearch(_In):
             " one; leave the member out to search without naming a person."
         ),
     )
-    actor_agency: Name | None = Field(default=None, description="The agency that asked.")
-    counterparty_agency: Name | None = Field(default=None, description="The agency that was asked.")
+    actor_agency: AgencyFilter | None = Field(
+        default=None, description="The agency that asked, by id (any case)."
+    )
+    counterparty_agency: AgencyFilter | None = Field(
+        default=None, description="The agency that was asked, by id (any case)."
+    )
     purpose: Name | None = None
     kind: Kind | None = None
     decision: Decision | None = None

@@ -114,6 +114,24 @@ async def test_search_by_each_filter(any_broker: Desk) -> None:
     assert await _search(broker, **window) == [made["other_actor"], made["match"]]
 
 
+async def test_an_agency_filter_in_capitals_finds_the_agency_and_a_name_is_refused(
+    broker: Desk,
+) -> None:
+    made = _fill(broker)
+    assert await _search(broker, counterparty_agency=" Police ") == [made["fetch"]]
+    assert await _search(broker, actor_agency="SCHOOL") == [made["other_actor"]]
+    response = await broker.client.post(
+        "/v1/audit/search",
+        json={"counterparty_agency": "Northbrook Police"},
+        headers=broker.officer(),
+    )
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["location"] == "counterparty_agency"
+    assert "agency id" in error["message"]
+    assert "/v1/agencies" in error["message"]
+
+
 async def test_search_by_person_from_identifiers(broker: Desk) -> None:
     made = _fill(broker)
     by_nhs = await _search(broker, identifiers=[{"kind": "nhs_number", "value": "9434765919"}])
