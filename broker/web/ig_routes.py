@@ -76,6 +76,8 @@ def _filter_problem(name: str, error: ErrorDetails) -> str:
     if error["type"] == "string_too_long":
         # A typed filter: the log records no longer name, so none could match.
         return f"Enter at most {error.get('ctx', {}).get('max_length')} characters"
+    if name in ("actor_agency", "counterparty_agency"):
+        return "Enter the agency's id, such as council or police, not its name"
     return "Choose a value from the list"
 
 

@@ -602,3 +602,14 @@ def test_what_a_caseworker_wrote_keeps_its_line_breaks(
     ig.go(f"/web/ig/audit/{asked.index}")
     sealed = ig.page.locator("dt:text-is('Sealed details') + dd").inner_text()
     assert "Police raised a concern.\nSchool confirms absence." in sealed
+
+
+def test_an_agency_filter_given_as_a_name_asks_for_the_agency_id(caller_factory: Caller) -> None:
+    officer = caller_factory("Iris Governance", role="ig_officer")
+    for name in ("actor_agency", "counterparty_agency"):
+        page = officer.get("/web/ig/audit", params={name: "Northbrook Police"})
+        assert page.status_code == 422, name
+        assert error_beside(page, name) == (
+            "Enter the agency's id, such as council or police, not its name"
+        )
+    assert officer.get("/web/ig/audit", params={"counterparty_agency": "Police"}).status_code == 200
