@@ -29,10 +29,26 @@ from broker.web.ig import IgReader
 from broker.web.oidc import CodeFlow
 from broker.web.session import SessionCodec, WebSession, role_name
 
-__all__ = ["Pages", "WebRoute", "pages_of"]
+__all__ = ["Pages", "WebRoute", "pages_of", "template_environment"]
 
 _log = structlog.get_logger("junction.web")
 TEMPLATES = Path(__file__).parent / "templates"
+
+
+def template_environment() -> Environment:
+    """The pages' templates, with the filters they use."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html", "svg"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        # A name a template uses but a route forgot fails loudly, never renders blank.
+        undefined=StrictUndefined,
+    )
+    env.filters.update(
+        when=_when, age=_age, value=_value, field=_field, role=role_name, sentence=sentence
+    )
+    return env
 
 
 def _when(value: dt.datetime | str | None) -> str:
@@ -93,20 +109,9 @@ class Pages:
         *,
         max_form_bytes: int = 1024 * 1024,
     ) -> Pages:
-        env = Environment(
-            loader=FileSystemLoader(TEMPLATES),
-            autoescape=select_autoescape(["html", "svg"]),
-            trim_blocks=True,
-            lstrip_blocks=True,
-            # A name a template uses but a route forgot fails loudly, never renders blank.
-            undefined=StrictUndefined,
-        )
-        env.filters.update(
-            when=_when, age=_age, value=_value, field=_field, role=role_name, sentence=sentence
-        )
         return cls(
             foundation=foundation,
-            templates=env,
+            templates=template_environment(),
             codec=codec,
             catalogue=catalogue,
             ig=IgReader(foundation.oversight, foundation.subject_access, foundation.audit),

@@ -6,18 +6,20 @@ import asyncio
 import datetime as dt
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import get_args
 
 import pytest
 from fastapi import Response
 from starlette.requests import Request
 
-from broker.queries.schemas import FamilyView, MemberView
+from broker.queries.schemas import AgencyStatus, FamilyView, MemberView, NeedView
 from broker.web.catalogue import Catalogue
 from broker.web.chart import stack
 from broker.web.errors import BadForm, FormTooLarge
 from broker.web.forms import consent_form, consent_search_form, query_form
 from broker.web.graph import layout
 from broker.web.limits import read_form
+from broker.web.pages import template_environment
 from broker.web.session import COOKIE, SessionCodec, WebSession
 
 CATALOGUE = Catalogue.load()
@@ -287,3 +289,19 @@ def test_a_form_with_an_answer_over_a_megabyte_is_too_large() -> None:
     with ThreadPoolExecutor(1) as pool, pytest.raises(FormTooLarge) as caught:
         pool.submit(asyncio.run, read_form(request)).result()
     assert caught.value.detail.startswith("A form may hold up to 1,000 answers, each up to 1 MB.")
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        *get_args(AgencyStatus),
+        *get_args(NeedView.model_fields["status"].annotation),
+        *get_args(FamilyView.model_fields["status"].annotation),
+    ],
+)
+def test_every_status_an_answer_can_hold_reads_as_words(status: str) -> None:
+    macros = template_environment().get_template("_macros.html").module
+    shown = str(macros.status_tag(status))  # type: ignore[attr-defined]
+    label = shown.split(">", 1)[1].split("<", 1)[0]
+    assert label[0].isupper(), shown
+    assert "_" not in label, shown
