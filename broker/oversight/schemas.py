@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from audit.entry import Decision, Kind
+from broker._text import LINES, ONE_LINE
 from broker.consent.schemas import Identifier
 
 __all__ = [
@@ -390,7 +391,9 @@ class ReviewIn(_In):
     )
 
     outcome: Outcome
-    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    note: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), LINES
+    ]
 
 
 class ReviewView(BaseModel):
@@ -409,7 +412,7 @@ class ErasureIn(_In):
         extra="forbid", json_schema_extra={"examples": [{"reason": "Court order 2026/117"}]}
     )
 
-    reason: Name = Field(
+    reason: Annotated[Name, ONE_LINE] = Field(
         description="e.g. the court order or request it answers; it must hold no personal data."
     )
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 from functools import partial
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, with_config
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
+from broker._text import LINES, ONE_LINE
 from connectors.protocol.identifiers import canonical
 from connectors.protocol.messages import FactValue
 
@@ -34,21 +34,7 @@ __all__ = [
 ]
 
 
-def _no_control(value: str, *, lines: bool = False) -> str:
-    """``value``, if it holds no control character (a tab or line break only in ``lines``
-    text): what an IG officer reads later must read as it was typed."""
-    for char in value:
-        if unicodedata.category(char) == "Cc" and not (lines and char in "\t\r\n"):
-            raise ValueError(
-                f"remove the control character U+{ord(char):04X}: the text may hold none"
-                + (" but tabs and line breaks" if lines else "")
-            )
-    return value
-
-
-_OneLine = AfterValidator(_no_control)
-_Lines = AfterValidator(partial(_no_control, lines=True))
-Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), _OneLine]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), ONE_LINE]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
 _ITEM = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 
@@ -121,8 +107,8 @@ def _postcode(value: str) -> str:
 class SubjectIn(_In):
     """What the caseworker knows about the person the query is about."""
 
-    given_name: Annotated[str, StringConstraints(min_length=1, max_length=100), _OneLine]
-    family_name: Annotated[str, StringConstraints(min_length=1, max_length=100), _OneLine]
+    given_name: Annotated[str, StringConstraints(min_length=1, max_length=100), ONE_LINE]
+    family_name: Annotated[str, StringConstraints(min_length=1, max_length=100), ONE_LINE]
     date_of_birth: Annotated[dt.date, AfterValidator(_born)] | None = None
     sex: Literal["F", "M", "X"] | None = None
     postcode: Annotated[str, StringConstraints(max_length=10), AfterValidator(_postcode)] | None = (
@@ -137,7 +123,7 @@ class SubjectIn(_In):
 
 class BreakGlassIn(_In):
     reason_code: Slug
-    text: Annotated[str, StringConstraints(min_length=10, max_length=1000), _Lines]
+    text: Annotated[str, StringConstraints(min_length=10, max_length=1000), LINES]
 
 
 class FamilyQueryRequest(_In):
@@ -170,10 +156,10 @@ class FamilyQueryRequest(_In):
     legal_basis: Literal["consent", "public_task"]
     gateway: Slug | None = None
     case_reference: Text | None = None
-    justification: Annotated[str, StringConstraints(min_length=10, max_length=2000), _Lines]
+    justification: Annotated[str, StringConstraints(min_length=10, max_length=2000), LINES]
     conditions: list[Slug] = Field(default_factory=list, max_length=10)
     consent_not_sought_reason: Slug | None = None
-    override_reason: Annotated[str, StringConstraints(max_length=1000), _Lines] | None = None
+    override_reason: Annotated[str, StringConstraints(max_length=1000), LINES] | None = None
     break_glass: BreakGlassIn | None = None
     include_household: bool = True
     fields: list[ItemName] | None = Field(

@@ -792,6 +792,32 @@ async def test_an_officer_erases_an_entrys_private_values_once(any_broker: Desk)
     assert len(broker.audit.search(SearchQuery(kind="erasure")).entries) == 1
 
 
+async def test_what_an_officer_writes_for_the_log_holds_no_control_characters(
+    any_broker: Desk,
+) -> None:
+    broker = any_broker
+    made = _fill(broker)
+    used = broker.append(Kind.BREAK_GLASS, reasons=("immediate_risk",), query_id="q9")
+    before = broker.audit.store.size()
+    review = f"/v1/oversight/break-glass/{used}/review"
+    erasure = f"/v1/audit/entries/{made['fetch']}/erasure"
+    for path, body, where in [
+        (review, {"outcome": "justified", "note": "Cleared\x1b[2J by phone"}, "note"),
+        (erasure, {"reason": "Court order\n2026/117"}, "reason"),
+        (erasure, {"reason": "Court order\x07 2026/117"}, "reason"),
+    ]:
+        refused = await broker.client.post(path, json=body, headers=broker.officer())
+        assert refused.status_code == 422, refused.text
+        (error,) = refused.json()["errors"]
+        assert error["location"] == where
+        assert "remove the control character" in error["message"]
+    assert broker.audit.store.size() == before
+    # A note may run over several lines.
+    note = {"outcome": "justified", "note": "Manager confirmed.\n\tCase file updated."}
+    kept = await broker.client.post(review, json=note, headers=broker.officer())
+    assert kept.status_code == 201, kept.text
+
+
 async def test_erasures_of_one_entry_at_once_leave_one_erasure(any_broker: Desk) -> None:
     broker = any_broker
     made = _fill(broker)
