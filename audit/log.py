@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
 import time
@@ -39,6 +40,8 @@ from audit.search import Page, SearchQuery, get_entry, search_entries
 from audit.store import Store
 
 __all__ = ["DEFAULT_ORIGIN", "AuditLog", "Receipt"]
+
+_log = logging.getLogger("junction.audit")
 
 DEFAULT_ORIGIN = "junction.local/audit"
 _PROOFS_KEPT = 1024
@@ -231,6 +234,9 @@ class AuditLog:
         self._last_batch = 0
         self._opened: tuple[Checkpoint, str] | None = None
         self._proofs: dict[tuple[int, int], tuple[bytes, ...]] = {}
+        self.writer_failure: str | None = None
+        """Why the writer thread stopped, if it stopped on its own: nothing can be
+        appended then, and every append says this."""
         self._writer = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._writer.start()
 
@@ -273,6 +279,8 @@ class AuditLog:
         prepared = prepare(entry, self._clock())
         # Under the lock no entry can be queued behind the writer's stop signal.
         with self._lifecycle:
+            if self.writer_failure is not None:
+                raise LogClosed(f"{self.writer_failure}; restart the service to append again")
             if self._closed:
                 raise LogClosed("the audit log is closed; open it again to append")
             self._queue.put((prepared, answer))
@@ -353,14 +361,31 @@ class AuditLog:
                 self._maybe_checkpoint(force=stop)
                 if stop:
                     return
+        except Exception as exc:  # noqa: BLE001 - whatever it was, the writer stops
+            self._stopped(exc, pending)
+            _log.error("audit_writer_stopped", exc_info=exc)
         except BaseException as exc:
-            self._closed = True
-            failure = StoreError(f"the audit writer stopped: {exc}")
-            for _, future in pending:
-                if not future.done():
-                    future.set_exception(failure)
-            self._outbox.flush()
+            self._stopped(exc, pending)
             raise
+
+    def _stopped(self, exc: BaseException, pending: list[_Item]) -> None:
+        """Close the log for good, as the writer stops on ``exc``, and tell every caller
+        whose entry was taken, or queued behind them, why it was not stored."""
+        failure = StoreError(f"the audit writer stopped: {exc}")
+        with self._lifecycle:
+            self._closed = True
+            self.writer_failure = str(failure)
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, tuple):
+                pending.append(item)
+        for _, future in pending:
+            if not future.done():
+                future.set_exception(failure)
+        self._outbox.flush()
 
     def _commit_all(self, items: list[_Item]) -> None:
         # An erasure commits alone, so that refusing it cannot fail anyone else's entry.

@@ -88,6 +88,7 @@ class OpaServerEngine:
             retries=0,
         )
         wanted = {policy_id(path): source for path, source in bundle.modules.items()}
+        self._modules = frozenset(wanted)
         try:
             for key, document in bundle.data.items():
                 self._client.update_or_create_data(document, key)
@@ -126,6 +127,27 @@ class OpaServerEngine:
         if not isinstance(answer, dict):
             raise EngineError(f"the OPA server answered {entrypoint} with something not JSON")
         return answer.get("result")
+
+    def probe(self) -> None:
+        """Return if the server answers and still holds every module of the bundle.
+
+        A server restarted since the bundle was pushed holds none of it, and would
+        answer every decision as undefined until the policy is reloaded.
+
+        Raises:
+            EngineUnavailable: the server cannot be reached, or has lost modules.
+        """
+        try:
+            held = set(self._client.get_policies_list())
+        except _FAILURES as exc:
+            raise _failure(self._url, exc, "cannot decide") from None
+        missing = self._modules - held
+        if missing:
+            raise EngineUnavailable(
+                f"the OPA server at {self._url} no longer holds {len(missing)} of the"
+                f" bundle's {len(self._modules)} modules (was it restarted?); reload the"
+                " policy to push them again"
+            )
 
     def close(self) -> None:
         """Close the HTTP session."""

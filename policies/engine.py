@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from policies.bundle import Bundle
 from policies.settings import PolicySettings
 
-__all__ = ["JsonEvaluating", "PolicyEngine", "create_engine"]
+__all__ = ["JsonEvaluating", "PolicyEngine", "Probing", "create_engine"]
 
 
 @runtime_checkable
@@ -43,6 +43,19 @@ class PolicyEngine(Protocol):
 
     def close(self) -> None:
         """Release what the engine holds (a connection, a compiled policy)."""
+        ...
+
+
+@runtime_checkable
+class Probing(Protocol):
+    """An engine that can be down while the broker runs (a server), and can say so."""
+
+    def probe(self) -> None:
+        """Return if the engine can decide now.
+
+        Raises:
+            EngineUnavailable: the server cannot be reached, or no longer holds the bundle.
+        """
         ...
 
 

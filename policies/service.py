@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from policies.bundle import Bundle, load_bundle
 from policies.decide import decide_family
-from policies.engine import PolicyEngine
+from policies.engine import PolicyEngine, Probing
 from policies.errors import BundleTestsFailed
 from policies.model import FamilyDecision, FamilyQueryInput
 from policies.rego_tests import run_rego_tests
@@ -75,6 +75,16 @@ class PolicyService:
     def digest(self) -> str:
         """The digest of the bundle in force."""
         return self.engine.digest
+
+    def probe(self) -> None:
+        """Check that the engine in force can decide now; in-process engines always can.
+
+        Raises:
+            EngineUnavailable: its server cannot be reached, or has lost the bundle.
+        """
+        engine = self.engine
+        if isinstance(engine, Probing):
+            engine.probe()
 
     def decide(self, query: FamilyQueryInput) -> FamilyDecision:
         """Decide a family query with the bundle in force. Never raises (see decide_family)."""

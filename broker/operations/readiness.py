@@ -1,5 +1,8 @@
 """Readiness: can this broker serve requests now? Each check says what failed.
 
+The audit log is ready while its database answers and its writer runs; the policy
+while its engine can decide (an OPA server is asked whether it still holds the bundle).
+
 A database that stops answering (a network dropping packets, a server stuck) would hold
 a check for minutes: each runs on a thread of its own, and ``/ready`` waits for it only
 up to a timeout, then names it as failed. A check still waiting from an earlier probe is
@@ -103,8 +106,12 @@ class Readiness:
         return "ok"
 
     def _audit_log(self) -> str:
+        if self.audit.writer_failure is not None:
+            return "failed: the log's writer has stopped"
         size = self.audit.store.size()
         return f"ok ({size} entries)"
 
     def _policy(self) -> str:
+        # On the policy's own thread, as decisions are made: an OPA server is asked.
+        self.policy.call(lambda service: service.probe())
         return f"ok (bundle {self.policy.digest.removeprefix('sha256:')[:12]})"

@@ -9,12 +9,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from audit.entry import Entry, Kind
+from audit.errors import LogClosed, StoreError
 from broker.identity.principal import Role
-from tests.broker.foundation_kit import IssuerServer
+from policies.opa_standin import OpaStandin
+from tests.broker.foundation_kit import IssuerServer, running_broker
 from tests.broker.oversight_kit import desk
 from tests.faults.tcp_proxy import TcpProxy
 
@@ -167,3 +171,55 @@ async def test_a_method_a_resource_lacks_is_told_every_method_it_has_and_head_an
             assert head.headers["content-type"] == got.headers["content-type"]
         refused = await broker.client.head("/v1/agencies")
         assert refused.status_code == 401, "HEAD is as guarded as GET"
+
+
+async def test_ready_names_the_policy_engine_when_the_opa_server_is_gone_or_forgot_the_bundle(
+    tmp_path: Path, dev_issuer: IssuerServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = OpaStandin().__enter__()
+    try:
+        monkeypatch.setenv("JUNCTION_POLICY_ENGINE", "opa")
+        monkeypatch.setenv("JUNCTION_POLICY_OPA_URL", server.url)
+        async with running_broker(tmp_path, dev_issuer) as broker:
+            assert (await broker.client.get("/ready")).status_code == 200
+            # An OPA server restarted since start-up holds none of what was pushed to it.
+            async with httpx.AsyncClient(base_url=server.url) as opa:
+                held = (await opa.get("/v1/policies")).json()["result"]
+                (await opa.delete(f"/v1/policies/{held[0]['id']}")).raise_for_status()
+            forgot = await broker.client.get("/ready")
+            assert forgot.status_code == 503, forgot.text
+            assert forgot.json()["checks"]["policy"] == "failed: EngineUnavailable"
+            assert forgot.json()["checks"]["database"] == "ok"
+            reloaded = await broker.client.post(
+                "/v1/policy/reload",
+                json={"reason": "OPA restarted"},
+                headers=broker.as_(Role.ADMIN),
+            )
+            assert reloaded.status_code == 200, reloaded.text
+            assert (await broker.client.get("/ready")).status_code == 200
+            server.__exit__(None, None, None)
+            gone = await broker.client.get("/ready")
+            assert gone.status_code == 503, gone.text
+            assert gone.json()["checks"]["policy"] == "failed: EngineUnavailable"
+    finally:
+        server.__exit__(None, None, None)
+
+
+async def test_ready_turns_503_when_the_audit_writer_has_stopped(
+    tmp_path: Path, dev_issuer: IssuerServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        assert (await broker.client.get("/ready")).status_code == 200
+
+        def broken(*_: object) -> int:
+            raise RuntimeError("a fault no one foresaw")
+
+        monkeypatch.setattr(broker.audit.store, "append_batch", broken)
+        with pytest.raises(StoreError, match="the audit writer stopped: a fault no one foresaw"):
+            broker.audit.append(Entry(kind=Kind.FETCH, actor="u-1"))
+        stopped = await broker.client.get("/ready")
+        assert stopped.status_code == 503, stopped.text
+        assert stopped.json()["checks"]["audit_log"] == "failed: the log's writer has stopped"
+        # Every later append says why, not that someone closed the log.
+        with pytest.raises(LogClosed, match="the audit writer stopped: a fault no one foresaw"):
+            broker.audit.append(Entry(kind=Kind.FETCH, actor="u-1"))
