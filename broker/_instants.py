@@ -8,8 +8,11 @@ reads it fail. Requests are held to the round years inside, as UTC.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
-__all__ = ["SPAN", "comparable", "in_utc"]
+from pydantic import AwareDatetime, BeforeValidator
+
+__all__ = ["SPAN", "WrittenTime", "comparable", "in_utc", "not_a_number"]
 
 _EARLIEST = datetime(1678, 1, 1, tzinfo=UTC)
 _AFTER_LATEST = datetime(2262, 1, 1, tzinfo=UTC)
@@ -29,3 +32,17 @@ def in_utc(value: datetime) -> datetime | None:
 def comparable(utc: datetime | None) -> bool:
     """Whether policy can compare ``utc`` (an ``in_utc`` result) with the time now."""
     return utc is not None and _EARLIEST <= utc < _AFTER_LATEST
+
+
+def not_a_number(value: object) -> object:
+    """``value``, unless it is a number or a string of digits: pydantic would read one as
+    seconds since 1970, so that a date written 20260101 became one in August 1970."""
+    digits = isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if digits or number:
+        raise ValueError("must be a time such as 2026-01-01T00:00:00Z, not a number")
+    return value
+
+
+WrittenTime = Annotated[AwareDatetime, BeforeValidator(not_a_number)]
+"""A time a caller writes: with its offset, and never a number of seconds."""

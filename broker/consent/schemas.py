@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -15,7 +14,7 @@ from pydantic import (
     field_validator,
 )
 
-from broker._instants import SPAN, comparable, in_utc
+from broker._instants import SPAN, WrittenTime, comparable, in_utc
 from connectors.protocol.identifiers import canonical
 
 __all__ = [
@@ -103,7 +102,7 @@ class ConsentIn(_In):
     evidence_reference: Text | None = Field(
         default=None, description="Where the evidence is (form number, call log reference)."
     )
-    expires_at: AwareDatetime | None = None
+    expires_at: WrittenTime | None = None
     note: Text | None = Field(
         default=None,
         validate_default=True,

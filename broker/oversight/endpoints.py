@@ -11,8 +11,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
-from pydantic import AwareDatetime
 
+from broker._instants import WrittenTime
 from broker.identity import Principal, Role, require, roles_text
 from broker.oversight.sar import SubjectAccessReports, render_html
 from broker.oversight.schemas import (
@@ -177,8 +177,8 @@ def review_break_glass(
 def anomalies(
     _: Officer,
     service: Service,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: WrittenTime | None = None,
+    until: WrittenTime | None = None,
 ) -> AnomalyReport:
     """Patterns worth a look, each naming the caseworker, the entries and why it fired."""
     return service.anomalies(since, until)

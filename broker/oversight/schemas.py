@@ -6,9 +6,10 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from audit.entry import Decision, Kind
+from broker._instants import WrittenTime
 from broker._text import LINES, ONE_LINE
 from broker.consent.schemas import Identifier
 
@@ -125,8 +126,8 @@ class AuditSearch(_In):
     kind: Kind | None = None
     decision: Decision | None = None
     query_id: Name | None = None
-    since: AwareDatetime | None = Field(default=None, description="Entries at or after this.")
-    until: AwareDatetime | None = Field(default=None, description="Entries before this.")
+    since: WrittenTime | None = Field(default=None, description="Entries at or after this.")
+    until: WrittenTime | None = Field(default=None, description="Entries before this.")
     # Strict: a JSON true, 1.0 or "1" is not a cursor or a limit, however lax parsing
     # would read it.
     cursor: int | None = Field(
@@ -313,8 +314,8 @@ class SubjectAccessIn(_In):
     )
 
     identifiers: list[Identifier] = Field(min_length=1, max_length=20)
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: WrittenTime | None = None
+    until: WrittenTime | None = None
 
 
 class SubjectAccessRow(BaseModel):

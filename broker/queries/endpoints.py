@@ -8,8 +8,9 @@ import hashlib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
+from broker._instants import WrittenTime
 from broker.identity.dependencies import require, roles_text
 from broker.identity.principal import Principal, Role
 from broker.queries.follow_up import FollowUpService, LinkDecided, ReceiptProofs
@@ -98,7 +99,7 @@ async def list_family_queries(
     principal: Annotated[Principal, Depends(require(Role.CASEWORKER, Role.IG_OFFICER))],
     service: Annotated[FollowUpService, Depends(_follow_up)],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before: AwareDatetime | None = None,
+    before: WrittenTime | None = None,
 ) -> list[QuerySummary]:
     rows = await asyncio.to_thread(service.queries, principal, limit, before)
     return [

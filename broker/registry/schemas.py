@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from broker._instants import SPAN, comparable, in_utc
+from broker._instants import SPAN, comparable, in_utc, not_a_number
 from connectors.protocol.messages import FieldOffer
 
 __all__ = [
@@ -195,15 +195,11 @@ class AgreementIn(_In):
     @field_validator("valid_from", "valid_to", mode="before")
     @classmethod
     def _not_a_number(cls, value: object, info: ValidationInfo) -> object:
-        # Pydantic reads a number, or a string of digits, as seconds since 1970: a date
-        # written 20260101 would become an agreement valid from August 1970.
-        digits = isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if digits or number:
-            raise ValueError(
-                f"{info.field_name} must be a time such as 2026-01-01T00:00:00Z, not a number"
-            )
-        return value
+        # A date written 20260101 would otherwise become one in August 1970.
+        try:
+            return not_a_number(value)
+        except ValueError as exc:
+            raise ValueError(f"{info.field_name} {exc}") from None
 
     @field_validator("valid_from", "valid_to")
     @classmethod

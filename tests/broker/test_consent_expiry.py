@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from audit.checkpoint import NoteSigner
 from audit.log import DEFAULT_ORIGIN, AuditLog
@@ -194,3 +195,18 @@ def test_a_refusal_is_not_lifted_by_its_expiry_but_by_a_newer_consent(
     clock.now = START + timedelta(days=32)
     found = service.consents_for([key], "early_help_assessment", clock.now)
     assert [(r.agency_id, r.state) for r in found[key]] == [("police", "given")]
+
+
+@pytest.mark.parametrize("written", [1893456000, "1893456000", "20300101"])
+def test_an_expiry_written_as_a_number_is_refused_not_read_as_seconds(written: object) -> None:
+    with pytest.raises(ValidationError) as refused:
+        ConsentIn(
+            identifiers=[Identifier(kind="upn", value="B801200005001")],
+            purpose="early_help_assessment",
+            scope="all",
+            channel="phone",
+            expires_at=written,  # type: ignore[arg-type]
+        )
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("expires_at",)
+    assert error["msg"].endswith("must be a time such as 2026-01-01T00:00:00Z, not a number")

@@ -247,6 +247,27 @@ async def test_a_search_for_a_person_the_log_cannot_record_shows_nothing(
         assert "entries" not in response.text
 
 
+@pytest.mark.parametrize("written", [20260101, "20260101", 1.8e9])
+async def test_a_time_written_as_a_number_is_refused_not_read_as_seconds_since_1970(
+    broker: Desk, written: object
+) -> None:
+    person = {"identifiers": [{"kind": "nhs_number", "value": NHS}]}
+    for path, body in [
+        ("/v1/audit/search", {"since": written}),
+        ("/v1/oversight/subject-access", {**person, "since": written}),
+    ]:
+        response = await broker.client.post(path, json=body, headers=broker.officer())
+        assert response.status_code == 422, response.text
+        (error,) = response.json()["errors"]
+        assert error["location"] == "since"
+        assert error["message"].endswith("a time such as 2026-01-01T00:00:00Z, not a number")
+    anomalies = await broker.client.get(
+        "/v1/oversight/anomalies", params={"until": str(written)}, headers=broker.officer()
+    )
+    assert anomalies.status_code == 422, anomalies.text
+    assert anomalies.json()["errors"][0]["location"] == "query.until"
+
+
 @pytest.mark.parametrize("path", ["/v1/audit/search", "/v1/oversight/subject-access"])
 @pytest.mark.parametrize(
     ("value", "words"),
