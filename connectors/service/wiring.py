@@ -133,6 +133,19 @@ def _consent_key(config: ServiceConfig) -> ConsentKey | None:
     return ConsentKey(read_secret(config.consent_key, "consent key"))
 
 
+def _consent_apart(config: ServiceConfig, linkage: bytes) -> ConsentKey | None:
+    """The consent key, if configured. Raises ``ConfigError`` if it is the linkage key:
+    the broker holds the consent key, and must not be able to make linkage tokens."""
+    consent = _consent_key(config)
+    if consent is not None and consent.secret == linkage:
+        raise ConfigError(
+            f"the consent key {config.consent_key} is also the linkage key; the broker holds"
+            " the consent key and must not be able to make linkage tokens: name the broker's"
+            " consent.key in consent_key, and the connectors' own shared key in linkage_key"
+        )
+    return consent
+
+
 def _reference_secret(config: ServiceConfig, linkage: bytes, consent: ConsentKey | None) -> bytes:
     """The agency's own reference secret. Raises ``ConfigError`` if it is a shared key.
 
@@ -194,7 +207,7 @@ def build_connector(
         raise ConfigError(str(exc)) from None
     linkage_secret = read_secret(config.linkage_key, "linkage key")
     linkage = LinkageKey(secret_key_id(linkage_secret), linkage_secret)
-    consent = _consent_key(config)
+    consent = _consent_apart(config, linkage_secret)
     package = config.local_policy.package
     policy = RegoLocalPolicy.from_file(config.local_policy.file, package=package)
     try:
@@ -286,7 +299,7 @@ def check_connector(
     )
     _note_verifier(config)
     linkage = read_secret(config.linkage_key, "linkage key")
-    _reference_secret(config, linkage, _consent_key(config))
+    _reference_secret(config, linkage, _consent_apart(config, linkage))
     RegoLocalPolicy.from_file(config.local_policy.file, package=config.local_policy.package).close()
     source = open_source(mapping)
     try:

@@ -318,15 +318,41 @@ def test_a_reference_secret_shared_with_others_fails_check_and_serve(
     # The linkage key is at every connector and the consent key at the broker: either
     # as the reference secret would let them read record keys out of references.
     setup = configure_agency(tmp_path, town, "police")
-    (tmp_path / "keys" / "consent.key").write_text((tmp_path / "keys" / "police.refs").read_text())
-    text = setup.config_path.read_text() + "consent_key: keys/consent.key\n"
+    text = setup.config_path.read_text()
     if shared == "linkage_key":
         text = text.replace("linkage_key: keys/linkage.key", "linkage_key: keys/police.refs")
+    else:
+        refs = (tmp_path / "keys" / "police.refs").read_text()
+        (tmp_path / "keys" / "consent.key").write_text(refs)
+        text += "consent_key: keys/consent.key\n"
     setup.config_path.write_text(text)
     refs, what = tmp_path / "keys" / "police.refs", shared.replace("_", " ")
     expected = (
         f"the reference secret {refs} is also the {what}; it must be this agency's alone: "
         "write a new file with openssl rand -hex 32 and name it in reference_secret"
+    )
+    result = _check(setup)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {expected}\n"
+    with pytest.raises(ConfigError) as caught:
+        build_connector(
+            load_service_config(setup.config_path), ConnectorSettings(), environ=setup.environ
+        )
+    assert caught.value.detail == expected
+
+
+def test_a_consent_key_that_is_the_linkage_key_fails_check_and_serve(
+    tmp_path: Path, town: Path
+) -> None:
+    # The broker holds the consent key: with the linkage key too it could link records.
+    setup = configure_agency(tmp_path, town, "police")
+    text = setup.config_path.read_text() + "consent_key: keys/linkage.key\n"
+    setup.config_path.write_text(text)
+    expected = (
+        f"the consent key {tmp_path / 'keys' / 'linkage.key'} is also the linkage key; the"
+        " broker holds the consent key and must not be able to make linkage tokens: name the"
+        " broker's consent.key in consent_key, and the connectors' own shared key in"
+        " linkage_key"
     )
     result = _check(setup)
     assert result.exit_code == 2
