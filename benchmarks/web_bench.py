@@ -169,8 +169,8 @@ async def run(people: int, repeat: int, queries: int) -> None:
                 (
                     "audit entry",
                     f"/web/ig/audit/{entry}",
-                    "oversight entry + proof",
-                    threaded(lambda: ig_reader.entry(entry)),
+                    "oversight entry + proof (its read logged)",
+                    threaded(lambda: ig_reader.entry(OFFICER, entry)),
                 ),
                 (
                     "log integrity",
