@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from broker._text import ONE_LINE
 from broker.errors import BrokerError
 from broker.identity.dependencies import require, roles_text
 from broker.identity.principal import Principal, Role
@@ -28,20 +28,11 @@ class ReloadIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=3, max_length=200)
+        str, StringConstraints(strip_whitespace=True, min_length=3, max_length=200), ONE_LINE
     ] = Field(
         description="Why the bundle changes: recorded with the change, on one line.",
         examples=["Agreement fields updated"],
     )
-
-    @field_validator("reason")
-    @classmethod
-    def _one_line(cls, value: str) -> str:
-        # It is the "why" of the audit entry: a line break or a terminal escape in it
-        # would change how the entry reads where it is shown.
-        if any(unicodedata.category(c) == "Cc" for c in value):
-            raise ValueError("the reason holds a control character; write it on one line")
-        return value
 
 
 class ReloadRefused(BrokerError):
