@@ -12,7 +12,6 @@ import datetime as dt
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from connectors.encoding import not_utf8
 from connectors.errors import MappingError, SourceError, SourceTimeout, UnknownField
@@ -72,6 +71,9 @@ class CsvSource:
         self._directory = mapping.source.directory
         self._timeout = mapping.source.timeout_ms / 1000
         self._clock = clock
+        self._read: dict[str, set[str]] = {}
+        for table, column, _, _ in referenced_columns(mapping):
+            self._read.setdefault(table, set()).add(column)
 
     def _path(self, table: str) -> Path:
         return self._directory / f"{table}.csv"
@@ -82,17 +84,27 @@ class CsvSource:
 
     def _numbered(self, table: str, deadline: float) -> Iterator[tuple[int, Row]]:
         """Each row of a table's file, with the line it ends on. Raises ``SourceError``
-        for a file that cannot be read, is not UTF-8, or has a row of the wrong length."""
+        for a file that cannot be read, is not UTF-8, has a row of the wrong length, or
+        names a column the mapping reads more than once."""
         path = self._path(table)
         try:
             # utf-8-sig: spreadsheet programs put a byte order mark before the header.
             with path.open(newline="", encoding="utf-8-sig") as handle:
-                reader = csv.DictReader(handle)
-                for count, row in enumerate(reader):
+                reader = csv.reader(handle)
+                header = next(reader, [])
+                repeated = _repeated(table, header, self._read.get(table, set()))
+                if repeated is not None:
+                    raise SourceError(repeated)
+                width = len(header)
+                for count, values in enumerate(reader):
                     if count % 4096 == 0 and time.monotonic() > deadline:
                         raise SourceTimeout(f"reading {table}.csv took longer than the limit")
-                    if None in row or None in row.values():
-                        raise SourceError(_ragged(table, reader.line_num, row))
+                    if not values:
+                        continue  # a blank line, as csv.DictReader skips it
+                    if len(values) != width:
+                        detail = f"line {reader.line_num} of {table}.csv has {len(values)} values"
+                        raise SourceError(f"{detail}; its header names {width}")
+                    row = dict(zip(header, values, strict=True))
                     yield reader.line_num, row
         except OSError as exc:
             raise SourceError(f"cannot read {path}: {exc.strerror}") from None
@@ -345,10 +357,17 @@ class CsvSource:
         """Nothing is held between requests."""
 
 
-def _ragged(table: str, line: int, row: dict[str | None, Any]) -> str:
-    named = [name for name in row if name is not None]
-    values = sum(row[name] is not None for name in named) + len(row.get(None) or [])
-    return f"line {line} of {table}.csv has {values} values; its header names {len(named)}"
+def _repeated(table: str, header: list[str], read: set[str]) -> str | None:
+    """Why the header cannot be read, if it names a column the mapping reads twice: a
+    row would hold only the last of its values, unnoticed."""
+    for position, name in enumerate(header):
+        if name in read and name in header[:position]:
+            first = header.index(name) + 1
+            return (
+                f"the header of {table}.csv names {name} twice (columns {first} and "
+                f"{position + 1}); rename or remove one"
+            )
+    return None
 
 
 def _matches(row: Row, agg: AggregateSpec, today: dt.date) -> bool:

@@ -147,6 +147,65 @@ def test_a_person_key_on_two_rows_fails_check_and_is_never_answered(
         assert key not in refused.value.detail
 
 
+def test_a_column_the_mapping_reads_named_twice_in_the_header_is_refused(
+    town: tuple[Path, Any], tmp_path: Path
+) -> None:
+    # The second LAST_NM column would silently answer for the first.
+    directory, truth = town
+    source = _police_csv(directory, tmp_path)
+    key = sorted(truth["agencies"]["police"])[0]
+    _edit_people(
+        tmp_path,
+        lambda lines: [lines[0] + ",LAST_NM,NOTES,NOTES", *(row + ",X,a,b" for row in lines[1:])],
+    )
+    with pytest.raises(MappingError) as caught:
+        source.check()
+    assert caught.value.detail == (
+        "person.key: the header of PERSON.csv names LAST_NM twice (columns 3 and 9); "
+        "rename or remove one"
+    )
+    with pytest.raises(SourceError) as refused:
+        source.fetch([key], ["police.callouts_12m"])
+    assert refused.value.detail == (
+        "the header of PERSON.csv names LAST_NM twice (columns 3 and 9); rename or remove one"
+    )
+
+
+def test_a_column_the_mapping_does_not_read_may_be_named_twice(
+    town: tuple[Path, Any], tmp_path: Path
+) -> None:
+    directory, truth = town
+    source = _police_csv(directory, tmp_path)
+    key = sorted(truth["agencies"]["police"])[0]
+    before = source.fetch([key], ["police.callouts_12m"])
+    _edit_people(
+        tmp_path, lambda lines: [lines[0] + ",NOTES,NOTES", *(row + ",a,b" for row in lines[1:])]
+    )
+    source.check()
+    assert source.fetch([key], ["police.callouts_12m"]) == before
+
+
+def test_a_ragged_row_under_a_header_with_a_repeated_name_counts_every_column(
+    town: tuple[Path, Any], tmp_path: Path
+) -> None:
+    directory, _ = town
+    source = _police_csv(directory, tmp_path)
+    _edit_people(
+        tmp_path,
+        lambda lines: [
+            lines[0] + ",NOTES,NOTES",
+            *(row + ",a,b" for row in lines[1:3]),
+            "PN9999999,JOHN",
+            *(row + ",a,b" for row in lines[3:]),
+        ],
+    )
+    with pytest.raises(MappingError) as caught:
+        source.check()
+    assert (
+        caught.value.detail == "person.key: line 4 of PERSON.csv has 2 values; its header names 10"
+    )
+
+
 def test_a_row_with_too_few_values_is_named_by_its_line(
     town: tuple[Path, Any], tmp_path: Path
 ) -> None:
