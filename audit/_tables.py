@@ -34,6 +34,10 @@ entries = sa.Table(
     sa.Column("query_id", sa.String(200)),
 )
 
+# The search columns' indexes, as the first migration creates them.
+for _column in ("time_us", "actor", "actor_agency", "counterparty_agency", "purpose", "query_id"):
+    sa.Index(f"ix_audit_entries_{_column}", entries.c[_column])
+
 subjects = sa.Table(
     "audit_subjects",
     metadata,
