@@ -28,7 +28,7 @@ import structlog
 from audit.entry import Decision, Entry, Kind
 from audit.errors import AuditError
 from audit.log import AuditLog
-from broker.errors import BrokerError, NotFound
+from broker.errors import BrokerError, Forbidden, NotFound
 from broker.federation.client import CallOutcome, CallStatus, ConnectorClient, ConnectorEndpoint
 from broker.federation.linking import Linkage, LinkDecisions, LinkRecord, link_records
 from broker.identity.principal import Principal, agency_not_registered
@@ -167,8 +167,9 @@ class FamilyQueryService:
         Raises ``InvalidChange`` for a condition or reason the policy catalogue does not
         know (a misspelt one would otherwise read as none named) or a field no agency
         taking part offers, and ``Forbidden`` if
-        the caller's agency is not registered, before anything is asked or logged; any
-        other ``BrokerError`` only if nothing can be audited.
+        the caller's agency is not registered, before any agency is asked (that refusal
+        is logged under the person asked about); any other ``BrokerError`` only if
+        nothing can be audited.
         """
         self._check_names(request)
         run = _Run(
@@ -197,7 +198,11 @@ class FamilyQueryService:
 
     async def _run(self, run: _Run, policy: BundleDecider) -> FamilyView:
         request = run.request
-        connectors, query = await asyncio.to_thread(self._begin, run)
+        try:
+            connectors, query = await asyncio.to_thread(self._begin, run)
+        except Forbidden:
+            await self._record_unregistered(run, self._policy.digest)
+            raise
         if request.fields is not None:
             # A misspelt field would otherwise read as one no agency may share.
             offered = frozenset(f.name for c in connectors for f in c.fields)
@@ -446,25 +451,9 @@ class FamilyQueryService:
         return index
 
     def _record_submission(self, run: _Run, decision: FamilyDecision) -> None:
-        request, principal = run.request, run.principal
-        private = {"justification": request.justification}
-        if request.case_reference:
-            private["case_reference"] = request.case_reference
-        if request.break_glass is not None and not decision.allow:
-            # A refused emergency leaves no break_glass entry: its refusal keeps what the
-            # caseworker claimed, for the IG officer.
-            private["break_glass_reason_code"] = request.break_glass.reason_code
-            private["break_glass_text"] = request.break_glass.text
-        base = {
-            "actor": principal.subject,
-            "actor_agency": principal.agency,
-            "purpose": request.purpose,
-            "legal_basis": _basis(request),
-            "subjects": tuple(run.subject_refs),
-            "policy_digest": decision.bundle_digest,
-            "query_id": run.query_id,
-            "time": run.now,
-        }
+        request = run.request
+        base = self._submitted(run, decision.bundle_digest)
+        private = self._claims(run, refused=not decision.allow)
         self._queue(
             run,
             Entry(
@@ -486,6 +475,55 @@ class FamilyQueryService:
                     **base,  # type: ignore[arg-type]
                 ),
             )
+
+    async def _record_unregistered(self, run: _Run, policy_digest: str) -> None:
+        """Log the refusal of a caller whose agency the registry does not hold.
+
+        Nothing is asked, but the attempt names a person: it is filed under them, so
+        their subject access report shows it. A log that cannot take the entry leaves the
+        refusal a refusal (nothing is released either way).
+        """
+        entry = Entry(
+            kind=Kind.REFUSAL,
+            decision=Decision.DENY,
+            reasons=("agency_not_registered",),
+            private=self._claims(run, refused=True),
+            **self._submitted(run, policy_digest),  # type: ignore[arg-type]
+        )
+        self._queue(run, entry)
+        try:
+            await self._settle(run)
+        except QueryFailed as exc:
+            _log.warning("refusal_not_audited", query_id=run.query_id, error=exc.detail)
+
+    @staticmethod
+    def _submitted(run: _Run, policy_digest: str) -> dict[str, object]:
+        """What every entry of the query's submission records."""
+        request, principal = run.request, run.principal
+        return {
+            "actor": principal.subject,
+            "actor_agency": principal.agency,
+            "purpose": request.purpose,
+            "legal_basis": _basis(request),
+            "subjects": tuple(run.subject_refs),
+            "policy_digest": policy_digest,
+            "query_id": run.query_id,
+            "time": run.now,
+        }
+
+    @staticmethod
+    def _claims(run: _Run, *, refused: bool) -> dict[str, str]:
+        """The caseworker's own words, kept as the submission's private values."""
+        request = run.request
+        private = {"justification": request.justification}
+        if request.case_reference:
+            private["case_reference"] = request.case_reference
+        if request.break_glass is not None and refused:
+            # A refused emergency leaves no break_glass entry: its refusal keeps what the
+            # caseworker claimed, for the IG officer.
+            private["break_glass_reason_code"] = request.break_glass.reason_code
+            private["break_glass_text"] = request.break_glass.text
+        return private
 
     # -- match ----------------------------------------------------------------------------
 

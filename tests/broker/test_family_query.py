@@ -246,7 +246,17 @@ async def test_a_caseworker_of_an_agency_not_registered_is_refused_before_anythi
     problem = response.json()
     assert problem["type"] == "urn:junction:problem:forbidden"
     assert problem["detail"].startswith("your agency 'nowhere' is not registered in Junction")
-    assert len(town.entries()) == before
+    # No agency was asked (each exchange would have its entry), and the attempt is on
+    # record under the person asked about, for the IG officer.
+    [refusal] = town.entries()[before:]
+    assert refusal.kind == "refusal"
+    assert refusal.fields["decision"] == "deny"
+    assert refusal.fields["reasons"] == ["agency_not_registered"]
+    assert refusal.fields["actor_agency"] == "nowhere"
+    assert refusal.fields["subjects"]
+    assert [e.index for e in town.entries(subject=refusal.fields["subjects"][0])][-1] == (
+        refusal.index
+    )
 
 
 async def test_a_missing_case_reference_is_refused(town: Region) -> None:
