@@ -16,7 +16,7 @@ import typer
 
 from audit.errors import AuditError
 from connectors.config import load_service_config
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorError, MappingError
 
 __all__ = ["app"]
 
@@ -53,6 +53,10 @@ def check(config: ConfigOption) -> None:
         mapping = check_connector(
             service_config, environ=_environ(), source_url=ConnectorSettings().source_url
         )
+    except MappingError as exc:
+        for problem in exc.problems[:-1]:
+            typer.echo(f"error: {problem}", err=True)
+        raise _fail(exc.problems[-1]) from None
     except ConnectorError as exc:
         raise _fail(exc.detail) from None
     typer.echo(

@@ -7,6 +7,7 @@ Envelope rejections keep their own classes in ``connectors.protocol.errors``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 __all__ = [
@@ -40,11 +41,31 @@ class ConnectorError(Exception):
 
 
 class MappingError(ConnectorError):
-    """The mapping file is invalid, or does not fit the live source it describes."""
+    """The mapping file is invalid, or does not fit the live source it describes.
+
+    ``problems`` holds every problem found, the first of them also as ``detail``; the
+    detail of an error built by ``listing`` counts the others, so it stays one line.
+    """
 
     code = "mapping-invalid"
     title = "The agency mapping does not fit its source"
     status = 500
+
+    def __init__(self, detail: str, *, problems: Sequence[str] = (), **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.problems = list(problems) or [detail]
+
+    @classmethod
+    def listing(cls, problems: Sequence[str]) -> MappingError:
+        """One error for ``problems`` (at least one)."""
+        more = len(problems) - 1
+        detail = problems[0]
+        if more:
+            detail += (
+                f" (and {more} more problem{'s' if more > 1 else ''}:"
+                " junction connector check lists them)"
+            )
+        return cls(detail, problems=problems)
 
 
 class ConfigError(ConnectorError):

@@ -104,16 +104,24 @@ def verify_schema(mapping: Mapping, tables: dict[str, sa.Table], where: str) -> 
     """Check every referenced table and column exists with a usable type.
 
     Raises:
-        MappingError: naming the first missing table, missing column or wrong type.
+        MappingError: listing every missing table (once, where the mapping first names
+            it), missing column and column of the wrong type, in the mapping's order.
     """
+    problems: list[str] = []
+    missing: set[str] = set()
     for table, column, kind, named_by in referenced_columns(mapping):
         if table not in tables:
-            raise MappingError(f"{named_by}: table {table} not found in {where}")
+            if table not in missing:
+                missing.add(table)
+                problems.append(f"{named_by}: table {table} not found in {where}")
+            continue
         columns = tables[table].c
         if column not in columns:
-            raise MappingError(f"{named_by}: column {table}.{column} not found in {where}")
-        if not column_kind_ok(columns[column].type, kind):
-            raise MappingError(
+            problems.append(f"{named_by}: column {table}.{column} not found in {where}")
+        elif not column_kind_ok(columns[column].type, kind):
+            problems.append(
                 f"{named_by}: column {table}.{column} is {columns[column].type}, "
                 f"expected {_KIND_NAMES[kind]}"
             )
+    if problems:
+        raise MappingError.listing(problems)

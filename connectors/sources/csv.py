@@ -118,26 +118,35 @@ class CsvSource:
         """Validate the mapping against the CSV files.
 
         Raises:
-            MappingError: the directory or a file is missing, a column is missing, a
-                column's first values are not of the kind the mapping needs, or the
-                first dates of birth do not fit the mapping's format.
+            MappingError: the directory is missing; listing every missing file, missing
+                column, and column whose first values are not of the kind the mapping
+                needs; or the first dates of birth do not fit the mapping's format.
         """
         if not self._directory.is_dir():
             raise MappingError(f"source.directory: {self._directory} is not a directory")
         headers: dict[str, list[str]] = {}
         samples: dict[str, list[Row]] = {}
+        problems: list[str] = []
+        missing: set[str] = set()
         for table, column, kind, where in referenced_columns(self.mapping):
+            if table in missing:
+                continue
             if table not in headers:
                 if not self._path(table).is_file():
-                    raise MappingError(f"{where}: table {table} not found in {self._directory}")
+                    missing.add(table)
+                    problems.append(f"{where}: table {table} not found in {self._directory}")
+                    continue
                 headers[table], samples[table] = self._sample(table, where)
             if column not in headers[table]:
-                raise MappingError(f"{where}: column {table}.{column} not found in {table}.csv")
-            for row in samples[table]:
-                if not _kind_ok(row[column], kind):
-                    raise MappingError(
-                        f"{where}: column {table}.{column} holds {row[column]!r}, expected {kind}"
-                    )
+                problems.append(f"{where}: column {table}.{column} not found in {table}.csv")
+                continue
+            wrong = next((r[column] for r in samples[table] if not _kind_ok(r[column], kind)), None)
+            if wrong is not None:
+                problems.append(
+                    f"{where}: column {table}.{column} holds {wrong!r}, expected {kind}"
+                )
+        if problems:
+            raise MappingError.listing(problems)
         dob, table = self.mapping.person.date_of_birth, self.mapping.person.table
         if dob is not None and dob.format is not None:
             values = [row[dob.column] for row in samples[table]]

@@ -362,3 +362,33 @@ def test_a_consent_key_that_is_the_linkage_key_fails_check_and_serve(
             load_service_config(setup.config_path), ConnectorSettings(), environ=setup.environ
         )
     assert caught.value.detail == expected
+
+
+@pytest.mark.parametrize("kind", ["sql", "csv"])
+def test_check_lists_every_table_and_column_the_source_does_not_have(
+    tmp_path: Path, town: Path, kind: str
+) -> None:
+    # An agency writing its first mapping gets every misnamed column at once, not one a run.
+    setup = configure_agency(tmp_path, town, "police")
+    _own_copies(setup, tmp_path)
+    if kind == "csv":
+        _csv_source(tmp_path, town)
+    mapping = tmp_path / "police.yaml"
+    text = mapping.read_text()
+    for was, now in (
+        ("given_name: FIRST_NM", "given_name: FIRST_NAME"),
+        ("family_name: LAST_NM", "family_name: SURNAME"),
+        ("table: INCIDENT\n", "table: INCIDENTS\n"),
+    ):
+        assert was in text
+        text = text.replace(was, now)
+    mapping.write_text(text)
+    result = _check(setup)
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 3, result.stderr
+    assert lines[0].startswith("error: person.given_name: column PERSON.FIRST_NAME not found in ")
+    assert lines[1].startswith("error: person.family_name: column PERSON.SURNAME not found in ")
+    # Every field counting incidents names the table: it is reported once.
+    assert lines[2].startswith("error: fields.police.")
+    assert ": table INCIDENTS not found in " in lines[2]
