@@ -23,6 +23,7 @@ from broker.registry.endpoints import router as registry_router
 from broker.settings import BrokerSettings
 from broker.web import install_web, open_web
 from connectors.protocol.errors import ProtocolError
+from connectors.protocol.headers import SecurityHeadersMiddleware
 from connectors.protocol.methods import HeadAsGetMiddleware
 from connectors.protocol.problems import (
     PROBLEM_RESPONSES,
@@ -105,6 +106,9 @@ def create_app(
     if settings.dev_issuer:
         app.include_router(dev_issuer_router)
     install_web(app)
+    # Outermost, so that every answer carries them: errors, redirects and files too. The
+    # development issuer's token answers are as private as the API's (RFC 6749 §5.1).
+    app.add_middleware(SecurityHeadersMiddleware, private_prefixes=("/v1/", "/dev-oidc/"))
 
     @app.get("/health", tags=["operations"])
     async def health() -> Health:

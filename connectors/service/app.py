@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from connectors.errors import ConnectorError, NotReady, SourceError
 from connectors.protocol.envelope import Envelope
 from connectors.protocol.errors import EnvelopeError, ProtocolError
+from connectors.protocol.headers import SecurityHeadersMiddleware
 from connectors.protocol.problems import (
     PROBLEM_RESPONSES,
     BodyLimitMiddleware,
@@ -112,6 +113,7 @@ def create_connector_app(
     )
     app.state.service = service
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)
     install_problem_handlers(app, (ConnectorError, ProtocolError))
     metrics = service.metrics
 
