@@ -35,7 +35,7 @@ from connectors.protocol.errors import EnvelopeError, ProtocolError
 from connectors.protocol.keys import public_key_from_b64
 from connectors.protocol.messages import FetchRequest, FetchResponse, MatchRequest, MatchResponse
 
-__all__ = ["CallOutcome", "CallStatus", "ConnectorClient", "ConnectorEndpoint"]
+__all__ = ["MAX_ANSWER_BYTES", "CallOutcome", "CallStatus", "ConnectorClient", "ConnectorEndpoint"]
 
 R = TypeVar("R", bound=BaseModel)
 _log = structlog.get_logger("junction.federation")
@@ -85,6 +85,24 @@ class _Broken(Exception):
     """The transport failed after the request may have been sent."""
 
 
+class _TooLarge(Exception):
+    """The answer is longer than any connector's answer: it was cut off, not read whole."""
+
+
+# A connector's answer is a few kilobytes (a match's candidates, a household's facts); a
+# far longer one (a broken or hostile connector, or something else at its address) is cut
+# off as it arrives instead of being held in the broker's memory whole.
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+
+
+def _kept(body: bytearray, chunk: bytes, most: int, *, declared: int | None = None) -> None:
+    """Add ``chunk`` to ``body``; raise ``_TooLarge`` once it is over ``most`` bytes, or
+    at once if the answer ``declared`` (its Content-Length) it would be."""
+    body += chunk
+    if len(body) > most or (declared or 0) > most:
+        raise _TooLarge
+
+
 _HEADERS = {"content-type": "application/json"}
 # Below the keep-alive of the connectors' server (uvicorn: 5 s), so that the broker drops
 # an idle connection before the connector closes it under a request just sent.
@@ -95,8 +113,9 @@ class _PooledSender:
     """POSTs over aiohttp keep-alive pools, one per connector host; created lazily
     because an aiohttp session belongs to the event loop that first uses it."""
 
-    def __init__(self, per_host: int) -> None:
+    def __init__(self, per_host: int, max_bytes: int) -> None:
         self._per_host = per_host
+        self._max_bytes = max_bytes
         self._session: aiohttp.ClientSession | None = None
 
     async def post(self, url: str, body: bytes) -> _Reply:
@@ -110,7 +129,15 @@ class _PooledSender:
             )
         try:
             async with self._session.post(url, data=body, headers=_HEADERS) as response:
-                return _Reply(response.status, response.reason or "", await response.read())
+                answer = bytearray()
+                try:
+                    _kept(answer, b"", self._max_bytes, declared=response.content_length)
+                    async for chunk in response.content.iter_any():
+                        _kept(answer, chunk, self._max_bytes)
+                except _TooLarge:
+                    response.close()  # the rest is never read: this connection cannot be reused
+                    raise
+                return _Reply(response.status, response.reason or "", bytes(answer))
         except aiohttp.ClientConnectorError as exc:
             raise _Unreachable(str(exc)) from None
         except aiohttp.InvalidURL as exc:
@@ -127,20 +154,23 @@ class _PooledSender:
 class _TransportSender:
     """POSTs through an ``httpx`` transport (the seam tests use)."""
 
-    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+    def __init__(self, transport: httpx.AsyncBaseTransport, max_bytes: int) -> None:
         self._client = httpx.AsyncClient(transport=transport, headers=_HEADERS)
+        self._max_bytes = max_bytes
 
     async def post(self, url: str, body: bytes) -> _Reply:
+        answer = bytearray()
         try:
-            response = await self._client.post(url, content=body, timeout=None)
-            await response.aread()
+            async with self._client.stream("POST", url, content=body, timeout=None) as response:
+                async for chunk in response.aiter_bytes():
+                    _kept(answer, chunk, self._max_bytes)
         except httpx.ConnectError as exc:
             raise _Unreachable(str(exc)) from None
         except httpx.TimeoutException:
             raise TimeoutError from None
         except httpx.HTTPError as exc:
             raise _Broken(str(exc)) from None
-        return _Reply(response.status_code, response.reason_phrase, response.content)
+        return _Reply(response.status_code, response.reason_phrase, bytes(answer))
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -149,8 +179,9 @@ class _TransportSender:
 class ConnectorClient:
     """Sends signed requests to connectors and verifies their signed answers.
 
-    ``max_connections`` bounds the connections kept open to each connector; a
-    ``transport`` replaces the network (tests reach in-process connectors through it).
+    ``max_connections`` bounds the connections kept open to each connector; an answer
+    longer than ``max_answer_bytes`` is cut off and rejected; a ``transport`` replaces the
+    network (tests reach in-process connectors through it).
     """
 
     def __init__(
@@ -162,11 +193,15 @@ class ConnectorClient:
         max_connections: int = 64,
         breaker_threshold: int = 5,
         breaker_reset_after: float = 10.0,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self._signer = signer
         self._verifier = Verifier(keyring, signer.sender)
+        self._max_answer_bytes = max_answer_bytes
         self._sender: _PooledSender | _TransportSender = (
-            _PooledSender(max_connections) if transport is None else _TransportSender(transport)
+            _PooledSender(max_connections, max_answer_bytes)
+            if transport is None
+            else _TransportSender(transport, max_answer_bytes)
         )
         self._breakers: dict[str, CircuitBreaker] = {}
         self._trusted: dict[str, tuple[str, str]] = {}
@@ -246,6 +281,13 @@ class ConnectorClient:
                 break
             except _Broken as exc:
                 return call.failed(CallStatus.ERROR, f"transport error: {exc}")
+            except _TooLarge:
+                most = self._max_answer_bytes / (1024 * 1024)
+                return call.rejected(
+                    "answer-too-large",
+                    f"it is over {most:g} MB, far more than any connector answers; it was cut"
+                    " off unread. Check the connector's address and its log",
+                )
             return self._answer(call, reply, request, expect)
         return call.failed(CallStatus.TIMEOUT, f"no answer within {budget:.2f} s")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -138,6 +139,7 @@ class _Server:
         self.mode = mode
         self.connections = 0
         self.requests = 0
+        self.sent = 0
         self._server: asyncio.Server | None = None
 
     async def __aenter__(self) -> str:
@@ -163,6 +165,9 @@ class _Server:
                 self.requests += 1
                 if self.mode == "hang":
                     await asyncio.sleep(10)
+                if self.mode.startswith("flood"):
+                    await self._flood(writer, chunked=self.mode == "flood-chunked")
+                    return
                 if self.mode == "500":
                     body = b'{"title": "Internal Server Error", "detail": "database down"}'
                     status = b"500 Internal Server Error"
@@ -181,6 +186,21 @@ class _Server:
             pass
         finally:
             writer.close()
+
+    async def _flood(self, writer: asyncio.StreamWriter, *, chunked: bool) -> None:
+        """Answer with a body far larger than any connector's answer, for as long as the
+        caller keeps reading it."""
+        size = 256 * 1024 * 1024
+        framing = b"transfer-encoding: chunked" if chunked else b"content-length: %d" % size
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" + framing + b"\r\n\r\n"
+        )
+        piece = b" " * 65536
+        self.sent = 0
+        while self.sent < size:
+            writer.write(b"10000\r\n" + piece + b"\r\n" if chunked else piece)
+            await writer.drain()
+            self.sent += len(piece)
 
 
 def _pooled() -> ConnectorClient:
@@ -240,6 +260,41 @@ async def test_a_problem_answer_over_a_real_socket_keeps_its_detail() -> None:
         await client.aclose()
     assert outcome.status is CallStatus.ERROR
     assert outcome.detail == "HTTP 500: database down"
+
+
+@pytest.mark.parametrize("mode", ["flood", "flood-chunked"])
+async def test_an_answer_far_larger_than_any_connector_sends_is_cut_off_and_rejected(
+    mode: str,
+) -> None:
+    client, server = _pooled(), _Server(mode)
+    try:
+        async with server as url:
+            started = asyncio.get_running_loop().time()
+            outcome = await client.match(ConnectorEndpoint("police", url), REQUEST, 20.0)
+            took = asyncio.get_running_loop().time() - started
+    finally:
+        await client.aclose()
+    assert outcome.status is CallStatus.ERROR
+    assert outcome.detail.startswith("answer rejected (answer-too-large): ")
+    assert "MB" in outcome.detail
+    assert outcome.rejected == "answer-too-large"
+    # Cut off as it arrived: the broker did not read (and hold) the whole of it.
+    assert server.sent < 64 * 1024 * 1024
+    assert took < 10.0
+
+
+async def test_an_oversized_answer_through_a_transport_is_rejected() -> None:
+    class Flood(Script):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            async def body() -> AsyncIterator[bytes]:
+                for _ in range(4096):
+                    yield b" " * 65536
+
+            return httpx.Response(200, content=body(), request=request)
+
+    outcome = await _client(Flood()).match(ENDPOINT, REQUEST, budget=20.0)
+    assert outcome.status is CallStatus.ERROR
+    assert outcome.rejected == "answer-too-large"
 
 
 async def test_an_address_that_is_no_url_is_an_error_not_a_crash() -> None:
