@@ -4,7 +4,10 @@
 coloured key=value lines in a terminal. Its ``redact_personal_data`` processor removes
 the values of members that hold personal data (names, dates of birth, addresses,
 postcodes, identifiers) wherever they appear in an event, and masks anything in free text
-that looks like an NHS number, a National Insurance number or a UK postcode.
+(an exception's message and traceback included) that looks like an NHS number, a
+National Insurance number, a unique pupil number, a UK postcode, a date or a value a
+validation error echoes. The web server's access lines name the path, never the query
+string.
 """
 
 from __future__ import annotations
@@ -58,12 +61,19 @@ _PATTERNS = (
     re.compile(r"\b\d{3}[ -]?\d{3}[ -]?\d{4}\b"),
     # National Insurance number (any prefix letters: masking too much is the safe error).
     re.compile(r"\b[A-Z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D]\b", re.IGNORECASE),
+    # Unique pupil number: a check letter, 11 digits, then a digit or a letter.
+    re.compile(r"\b[A-Z]\d{11}[A-Z\d]\b", re.IGNORECASE),
     # UK postcode.
     re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b", re.IGNORECASE),
+    # A date on its own (a date of birth, ISO or day/month/year); a time stamp is kept.
+    re.compile(r"\b\d{4}-\d{2}-\d{2}\b(?![T:\d])|\b\d{1,2}/\d{1,2}/\d{2,4}\b"),
 )
+# pydantic's message for a value it refused repeats the value: a name, a date of birth.
+_ECHOED_INPUT = re.compile(r"input_value=.*?(?=, input_type=|\]$)", re.MULTILINE | re.DOTALL)
 
 
 def _scrub_text(text: str) -> str:
+    text = _ECHOED_INPUT.sub(f"input_value={REDACTED}", text)
     for pattern in _PATTERNS:
         text = pattern.sub(REDACTED, text)
     return text
@@ -115,6 +125,20 @@ def _not_logged_before(record: logging.LogRecord) -> bool:
     return not getattr(error, _LOGGED, False)
 
 
+def _path_only(record: logging.LogRecord) -> bool:
+    """Give uvicorn's access line the request's path without its query string.
+
+    A query string is whatever the caller typed after ``?``: a name or an NHS number
+    sent that way would otherwise be written to the log in full.
+    """
+    if record.name == "uvicorn.access" and isinstance(record.args, tuple):
+        args = list(record.args)
+        if len(args) == 5 and isinstance(args[2], str) and "?" in args[2]:
+            args[2] = args[2].partition("?")[0] + "?" + REDACTED
+            record.args = tuple(args)
+    return True
+
+
 def configure_logging(*, json_output: bool, level: str = "INFO") -> None:
     """Configure structlog and the standard library's root logger for this process."""
     numeric = logging.getLevelName(level.upper())
@@ -124,23 +148,20 @@ def configure_logging(*, json_output: bool, level: str = "INFO") -> None:
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # The traceback becomes text before redaction, so that an exception's message
+        # is masked like any other. Plain tracebacks: the rich one prints every frame's
+        # local variables, which hold request bodies and bearer tokens.
+        structlog.dev.set_exc_info,
+        structlog.processors.format_exc_info,
         redact_personal_data,
     ]
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json_output
-        # Plain tracebacks: the default (rich) one prints every frame's local variables,
-        # which hold request bodies and bearer tokens.
-        else structlog.dev.ConsoleRenderer(
-            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
-        )
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(
-        processors=[
-            *shared,
-            structlog.processors.format_exc_info if json_output else structlog.dev.set_exc_info,
-            renderer,
-        ],
+        processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
@@ -154,6 +175,7 @@ def configure_logging(*, json_output: bool, level: str = "INFO") -> None:
         )
     )
     handler.addFilter(_not_logged_before)
+    handler.addFilter(_path_only)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)

@@ -116,3 +116,86 @@ def test_an_unexpected_error_is_logged_once_with_its_reference(
     # Starlette re-raises after the handler answers, for the server to log; once is enough.
     assert err.count("Traceback (most recent call last)") == 1
     assert "Exception in ASGI application" not in err
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_an_exception_message_is_masked_like_any_other_text(
+    capsys: pytest.CaptureFixture[str], json_output: bool
+) -> None:
+    configure_logging(json_output=json_output)
+
+    def look_up() -> None:
+        raise ValueError("no record for NHS number 943 476 5919 at LS6 2AB")
+
+    try:
+        look_up()
+    except ValueError:
+        structlog.get_logger("t").exception("unhandled_error")
+        logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
+    err = capsys.readouterr().err
+    assert err.count("ValueError: no record for NHS number") == 2
+    assert "943 476 5919" not in err
+    assert "LS6 2AB" not in err
+
+
+def test_a_standard_library_traceback_is_written_out_in_json(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(json_output=True)
+
+    def write() -> None:
+        raise RuntimeError("the store fell over")
+
+    try:
+        write()
+    except RuntimeError:
+        logging.getLogger("junction.audit").exception("audit_writer_stopped")
+    line = _last_json_line(capsys)
+    assert "Traceback (most recent call last)" in str(line["exception"])
+    assert "exc_info" not in line
+
+
+def test_pupil_numbers_dates_of_birth_and_rejected_inputs_are_masked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pydantic import BaseModel, ValidationError
+
+    class Person(BaseModel):
+        age: int
+
+    configure_logging(json_output=True)
+    try:
+        Person.model_validate({"age": "Amelia Okafor"})
+    except ValidationError as exc:
+        rejected = str(exc)
+    structlog.get_logger("t").warning(
+        "lookup failed", error=f"UPN Y801200114002, born 2014-05-02 or 02/05/2014; {rejected}"
+    )
+    error = str(_last_json_line(capsys)["error"])
+    assert "Y801200114002" not in error
+    assert "2014-05-02" not in error
+    assert "02/05/2014" not in error
+    assert "Amelia" not in error
+    assert "Input should be a valid integer" in error
+
+
+def test_the_access_log_names_the_path_but_not_the_query_string(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(json_output=False)
+    app = FastAPI()
+
+    @app.get("/v1/family-queries")
+    def queries() -> list[str]:
+        return []
+
+    with serving(app) as port:
+        response = httpx.get(
+            f"http://127.0.0.1:{port}/v1/family-queries",
+            params={"given_name": "Amelia", "family_name": "Okafor", "dob": "2014-05-02"},
+        )
+    err = capsys.readouterr().err
+    assert response.status_code == 200
+    assert '"GET /v1/family-queries?[redacted] HTTP/1.1" 200' in err
+    assert "Amelia" not in err
+    assert "Okafor" not in err
