@@ -185,3 +185,28 @@ def test_the_keys_script_gives_each_service_only_its_own_secrets(tmp_path: Path)
     before = (tmp_path / "police" / "police.key").read_bytes()
     create(tmp_path)
     assert (tmp_path / "police" / "police.key").read_bytes() == before, "keys are kept"
+
+
+def test_the_proxy_logs_each_request_by_its_path_without_the_query_string() -> None:
+    config = (ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8")
+    logs = re.findall(r"^\s*access_log\s+([^;]+);", config, re.MULTILINE)
+    assert logs, "the proxy writes an access log"
+    formats = dict(re.findall(r"log_format\s+(\w+)\s+((?:'[^']*'\s*)+);", config))
+    for directive in logs:
+        destination, *named = directive.split()
+        assert named, (
+            f"access_log {destination} uses nginx's default format, which logs the query string"
+        )
+        line = formats[named[0]]
+        # $request and $request_uri carry the query string; the Referer may too.
+        for variable in (
+            "$request ",
+            '$request"',
+            "$request_uri",
+            "$args",
+            "$query_string",
+            "$arg_",
+            "$http_referer",
+        ):
+            assert variable not in line, f"the access log format holds {variable.strip()}"
+        assert "$uri" in line
