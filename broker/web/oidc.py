@@ -40,6 +40,8 @@ _COOKIE = "junction_oidc"
 # forgotten tab cannot be finished tomorrow.
 _PENDING_SECONDS = 600
 _DISCOVERY_TTL_SECONDS = 3600.0
+# How much of the provider's own description of a refusal the page repeats.
+_SAID_MOST = 200
 
 
 class SignInFailed(Exception):
@@ -152,9 +154,8 @@ class CodeFlow:
         Raises ``SignInFailed`` (the provider refused, the answer is not for the sign-in
         this browser started, or the code was not accepted) or ``IssuerUnavailable``.
         """
-        if "error" in params:
-            said = params.get("error_description") or params["error"]
-            raise SignInFailed(f"the identity provider did not sign you in: {said}")
+        # The state is checked first: anyone can send a link to the callback, and only the
+        # answer to the sign-in this browser started may put the provider's words on a page.
         if pending is None:
             raise SignInFailed(
                 "this sign-in was started too long ago, or in another browser; start again"
@@ -162,6 +163,11 @@ class CodeFlow:
         state, code = params.get("state", ""), params.get("code", "")
         if not hmac.compare_digest(state.encode(), pending.state.encode()):
             raise SignInFailed("the identity provider's answer is for another sign-in; start again")
+        if "error" in params:
+            said = params.get("error_description") or params["error"]
+            raise SignInFailed(
+                f"the identity provider did not sign you in: {said[:_SAID_MOST]}; start again"
+            )
         if not code:
             raise SignInFailed("the identity provider sent no authorization code; start again")
         _, token_endpoint = await self._discover()

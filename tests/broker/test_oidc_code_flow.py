@@ -128,6 +128,23 @@ async def test_the_providers_refusal_is_shown(
     assert "did not sign you in: No" in refused.text
 
 
+@pytest.mark.parametrize("started", [True, False])
+async def test_a_link_dressed_as_the_providers_refusal_shows_none_of_its_words(
+    web: httpx.AsyncClient, provider: IssuerServer, started: bool
+) -> None:
+    # Anyone can send a caseworker a link to the callback: words in it that are not the
+    # answer to the sign-in their browser started must not appear on Junction's page.
+    words = "Your account is locked: call 0800 000 000 to unlock it"
+    params = {"error": "access_denied", "error_description": words}
+    if started:
+        await _to_provider(web, provider)
+        params["state"] = "not-the-state-this-browser-was-given"
+    refused = await web.get("/web/sign-in/callback", params=params)
+    assert refused.status_code == 400
+    assert "0800" not in refused.text
+    assert "start again" in refused.text
+
+
 async def test_a_code_the_provider_does_not_know_is_refused(
     web: httpx.AsyncClient, provider: IssuerServer
 ) -> None:
