@@ -128,7 +128,11 @@ class _PooledSender:
                 connector=connector, timeout=aiohttp.ClientTimeout(total=None)
             )
         try:
-            async with self._session.post(url, data=body, headers=_HEADERS) as response:
+            # A redirect is answered as the error it is: the connector's registered address
+            # is the only one the broker sends to (aiohttp would follow it, body and all).
+            async with self._session.post(
+                url, data=body, headers=_HEADERS, allow_redirects=False
+            ) as response:
                 answer = bytearray()
                 try:
                     _kept(answer, b"", self._max_bytes, declared=response.content_length)

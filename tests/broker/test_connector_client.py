@@ -140,6 +140,7 @@ class _Server:
         self.connections = 0
         self.requests = 0
         self.sent = 0
+        self.elsewhere = ""
         self._server: asyncio.Server | None = None
 
     async def __aenter__(self) -> str:
@@ -168,9 +169,13 @@ class _Server:
                 if self.mode.startswith("flood"):
                     await self._flood(writer, chunked=self.mode == "flood-chunked")
                     return
+                extra = b""
                 if self.mode == "500":
                     body = b'{"title": "Internal Server Error", "detail": "database down"}'
                     status = b"500 Internal Server Error"
+                elif self.mode.startswith("redirect "):
+                    body, status = b"{}", self.mode.removeprefix("redirect ").encode()
+                    extra = b"location: " + self.elsewhere.encode() + b"/v1/admin\r\n"
                 else:
                     answer = MatchResponse(
                         query_id="q1", agency_id="police", status=MatchStatus.NO_RECORD
@@ -178,7 +183,7 @@ class _Server:
                     body = Signer(AGENCY_KEY, "police").seal(answer, "broker").to_bytes()
                     status = b"200 OK"
                 writer.write(
-                    b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+                    b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n" + extra + b""
                     b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
                 )
                 await writer.drain()
@@ -281,6 +286,23 @@ async def test_an_answer_far_larger_than_any_connector_sends_is_cut_off_and_reje
     # Cut off as it arrived: the broker did not read (and hold) the whole of it.
     assert server.sent < 64 * 1024 * 1024
     assert took < 10.0
+
+
+@pytest.mark.parametrize("status", ["307 Temporary Redirect", "302 Found", "303 See Other"])
+async def test_a_connector_cannot_send_the_broker_on_to_another_address(status: str) -> None:
+    # The administrator registered the connector's address, and no other: a connector
+    # that answers with a redirect must not make the broker call an address inside its
+    # own network with a signed request.
+    client, connector, inside = _pooled(), _Server(f"redirect {status}"), _Server("answer")
+    try:
+        async with connector as url, inside as inside_url:
+            connector.elsewhere = inside_url
+            outcome = await client.match(ConnectorEndpoint("police", url), REQUEST, 2.0)
+    finally:
+        await client.aclose()
+    assert inside.requests == 0
+    assert outcome.status is CallStatus.ERROR
+    assert outcome.detail.startswith(f"HTTP {status[:3]}")
 
 
 async def test_an_oversized_answer_through_a_transport_is_rejected() -> None:
