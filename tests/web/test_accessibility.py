@@ -202,6 +202,7 @@ def _walk(live: LiveRegion) -> dict[str, Page]:
         )
         keep("result-notice", "result", sam.get(decided.headers["location"]))
         keep("home", "home", sam.get("/web/home"))
+        keep("result-gone", "result-gone", tess.get(result), 410)
 
         consents = keep("consents", "consents", sam.get("/web/consents"))
         keep(
@@ -368,6 +369,7 @@ PAGES = [
     "result-link-error",
     "result-notice",
     "home",
+    "result-gone",
     "consents",
     "consents-search-errors",
     "consents-none-found",
