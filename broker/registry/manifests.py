@@ -12,6 +12,25 @@ from connectors.protocol.messages import Manifest
 
 __all__ = ["fetch_manifest"]
 
+# A manifest lists an agency's fields: kilobytes. A far longer answer is cut off as it
+# arrives rather than held in the broker's memory whole.
+_MANIFEST_MOST = 8 * 1024 * 1024
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _get(http: httpx.AsyncClient, url: str, timeout_seconds: float) -> tuple[int, bytes]:
+    """The status and body of ``GET url``; raises ``_TooLarge`` past ``_MANIFEST_MOST``."""
+    body = bytearray()
+    async with http.stream("GET", url, timeout=timeout_seconds) as response:
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > _MANIFEST_MOST:
+                raise _TooLarge
+    return response.status_code, bytes(body)
+
 
 def _other_signer(url: str, raw: bytes, agency_id: str, key_id: str) -> str:
     """Why a manifest is not ``agency_id``'s: whose connector it says it is, or whose key.
@@ -59,23 +78,24 @@ async def fetch_manifest(
         raise ManifestRejected(f"the registered public key is unusable: {exc}") from None
     url = base_url.rstrip("/") + "/v1/manifest"
     try:
-        response = await http.get(url, timeout=timeout_seconds)
+        status, content = await _get(http, url, timeout_seconds)
     except httpx.HTTPError as exc:
         raise ConnectorUnreachable(
             f"cannot reach {url} ({type(exc).__name__}); check the URL and that it is running"
         ) from None
-    if response.status_code != 200:
-        raise ConnectorUnreachable(
-            f"{url} answered HTTP {response.status_code}; check the connector's log"
-        )
+    except _TooLarge:
+        raise ManifestRejected(
+            f"the answer from {url} is over {_MANIFEST_MOST // (1024 * 1024)} MB, far more than"
+            " a manifest holds, and was cut off; check that the URL is the connector's"
+        ) from None
+    if status != 200:
+        raise ConnectorUnreachable(f"{url} answered HTTP {status}; check the connector's log")
     keyring = KeyRing()
     keyring.add(agency_id, key)
     try:
-        opened = Verifier(keyring, audience).open(response.content, Manifest)
+        opened = Verifier(keyring, audience).open(content, Manifest)
     except UnknownKey:
-        raise ManifestRejected(
-            _other_signer(url, response.content, agency_id, key_id_for(key))
-        ) from None
+        raise ManifestRejected(_other_signer(url, content, agency_id, key_id_for(key))) from None
     except EnvelopeError as exc:
         raise ManifestRejected(
             f"the manifest from {url} does not verify as {agency_id}'s: {exc}"

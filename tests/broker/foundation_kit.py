@@ -90,6 +90,8 @@ class FakeConnector:
     fields: list[FieldOffer] = field(default_factory=lambda: list(POLICE_FIELDS))
     audience: str = "broker"
     up: bool = True
+    # Answers its manifest with this many bytes of nothing instead (a hostile connector).
+    flood_bytes: int = 0
 
     @property
     def public_key(self) -> str:
@@ -110,6 +112,11 @@ class FakeConnector:
         return Signer(self.key, self.agency_id).seal(message, self.audience).to_bytes()
 
 
+async def _nothing(size: int) -> AsyncIterator[bytes]:
+    for _ in range(0, size, 65536):
+        yield b" " * 65536
+
+
 class ConnectorTransport(httpx.AsyncBaseTransport):
     """Routes ``http://<agency>.test/...`` to that fake connector; others are unreachable."""
 
@@ -123,6 +130,8 @@ class ConnectorTransport(httpx.AsyncBaseTransport):
             raise httpx.ConnectError(f"no route to {request.url.host}", request=request)
         if request.url.path != "/v1/manifest":
             return httpx.Response(404, request=request)
+        if connector.flood_bytes:
+            return httpx.Response(200, content=_nothing(connector.flood_bytes), request=request)
         return httpx.Response(
             200,
             content=connector.manifest(),

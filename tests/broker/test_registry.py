@@ -226,6 +226,7 @@ async def test_a_connector_is_registered_from_its_verified_manifest(
         ),
         ("wrong_audience", (422, "manifest-rejected", "does not verify")),
         ("down", (502, "connector-unreachable", "cannot reach")),
+        ("flood", (422, "manifest-rejected", "over 8 MB, far more than a manifest")),
         ("not_a_key", (422, "invalid-change", "public_key")),
         ("key_id_mismatch", (422, "invalid-change", "key_id")),
         ("unknown_agency", (404, "not-found", "no agency 'nobody'")),
@@ -254,6 +255,8 @@ async def test_a_connector_whose_manifest_does_not_check_out_is_refused(
         police.audience = "another-broker"
     elif fault == "down":
         police.up = False
+    elif fault == "flood":
+        police.flood_bytes = 64 * 1024 * 1024
     elif fault == "not_a_key":
         body["public_key"] = "bm90IGEga2V5"
     elif fault == "key_id_mismatch":
@@ -305,7 +308,7 @@ async def test_a_base_url_no_request_can_be_sent_to_is_refused_naming_it(
     assert response.status_code == 422, response.text
     assert response.json()["type"] == "urn:junction:problem:invalid-request"
     assert response.json()["errors"] == [
-        {"location": location, "message": f"Value error, base_url is not a usable URL: {problem}"}
+        {"location": location, "message": f"base_url is not a usable URL: {problem}"}
     ]
     assert (stored.json()["type"], stored.json()["connector"]["base_url"]) == (
         "police",
