@@ -144,6 +144,48 @@ def _malformed_json(request: Request) -> ProblemResponse:
     )
 
 
+# Each pattern a request member is held to, in words a caller can act on.
+_PATTERN_WORDS = {
+    r"^[a-z][a-z0-9_-]{1,62}$": (
+        "use 2 to 63 lower-case letters, digits, '-' or '_', starting with a letter,"
+        " such as 'police'"
+    ),
+    r"^[a-z][a-z0-9_.-]{0,62}$": (
+        "use up to 63 lower-case letters, digits, '.', '-' or '_', starting with a letter,"
+        " such as 'early_help'"
+    ),
+    r"^[a-z][a-z0-9_]{1,63}$": (
+        "use 2 to 64 lower-case letters, digits or '_', starting with a letter,"
+        " such as 'early_help'"
+    ),
+    r"^[a-z][a-z0-9_]{1,62}$": (
+        "use 2 to 63 lower-case letters, digits or '_', starting with a letter,"
+        " such as 'social_worker'"
+    ),
+    r"^[a-z][a-z0-9_]{1,31}$": (
+        "use 2 to 32 lower-case letters, digits or '_', starting with a letter"
+    ),
+    r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$": (
+        "not an item name: lower-case words joined by '.' and '_',"
+        " such as education.attendance_rate"
+    ),
+    r"^[\x21-\x7e]+$": "use printable ASCII characters without spaces, such as a UUID",
+    r"^https?://\S+$": "give an http:// or https:// address without spaces",
+    r"^[0-9a-f]{32}$": "use 32 lower-case hexadecimal digits",
+    r"^[0-9a-f]{64}$": "use 64 lower-case hexadecimal digits",
+}
+
+
+def _message(error: Any) -> str:
+    """What was wrong with one member, as a sentence: a pattern in words, and a
+    validator's own sentence without the "Value error, " pydantic puts before it."""
+    if error.get("type") == "string_pattern_mismatch":
+        pattern = str(error.get("ctx", {}).get("pattern", ""))
+        if pattern in _PATTERN_WORDS:
+            return _PATTERN_WORDS[pattern]
+    return str(error.get("msg", "invalid")).removeprefix("Value error, ")
+
+
 def _validation_problem(request: Request, exc: RequestValidationError) -> ProblemResponse:
     errors = exc.errors()
     if any(err.get("type") == "json_invalid" for err in errors):
@@ -153,7 +195,7 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> Proble
     fields = [
         {
             "location": ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body",
-            "message": str(err.get("msg", "invalid")),
+            "message": _message(err),
         }
         for err in errors
     ]

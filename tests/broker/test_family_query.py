@@ -387,12 +387,32 @@ async def test_a_field_that_is_no_item_name_is_refused_without_repeating_it(
     assert response.json()["errors"] == [
         {
             "location": "fields.1",
-            "message": "Value error, not an item name: lower-case words joined by '.' and '_',"
+            "message": "not an item name: lower-case words joined by '.' and '_',"
             " such as education.attendance_rate",
         }
     ]
     assert "Bad" not in response.text
     assert town.foundation.audit.store.size() == before
+
+
+async def test_a_value_of_the_wrong_form_is_refused_in_words_not_a_pattern(
+    town: Region,
+) -> None:
+    body = _query(_family_child(town), purpose="Early Help")
+    headers = {**town.headers(), "Idempotency-Key": "form 12"}
+    response = await town.client.post("/v1/family-queries", json=body, headers=headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [
+        {
+            "location": "header.idempotency-key",
+            "message": "use printable ASCII characters without spaces, such as a UUID",
+        },
+        {
+            "location": "purpose",
+            "message": "use 2 to 64 lower-case letters, digits or '_', starting with a letter,"
+            " such as 'early_help'",
+        },
+    ]
 
 
 async def test_an_unknown_purpose_is_refused(town: Region) -> None:
