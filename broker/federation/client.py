@@ -268,7 +268,7 @@ class ConnectorClient:
         url = endpoint.base_url.rstrip("/") + path
         for attempt in (1, 2):
             envelope = self._signer.seal(request, call.agency)
-            call.request_digest = envelope.header["body_digest"]
+            call.request_digest = envelope.digest()
             remaining = budget - call.elapsed()
             if remaining <= 0:
                 break
@@ -310,7 +310,7 @@ class ConnectorClient:
             call.response_digest = "sha256:" + hashlib.sha256(reply.body).hexdigest()
             return call.rejected(exc.code, exc.detail)
         if opened.sender != call.agency:
-            call.response_digest = opened.body_digest
+            call.response_digest = opened.envelope_digest
             return call.rejected(
                 "envelope-unknown-key", f"signed by {opened.sender!r}, not {call.agency!r}"
             )
@@ -320,10 +320,10 @@ class ConnectorClient:
             # sent again, or one crossed in transit. Using it would show another query's
             # people as this one's.
             _log.warning("connector_answer_rejected", agency=call.agency, reason=_NOT_THIS)
-            call.response_digest = opened.body_digest
+            call.response_digest = opened.envelope_digest
             return call.rejected(_NOT_THIS, mismatch)
         call.breaker.record_success()
-        call.response_digest = opened.body_digest
+        call.response_digest = opened.envelope_digest
         return call.outcome(CallStatus.OK, message=opened.message)
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import itertools
 import math
 import re
 import secrets
@@ -144,6 +143,12 @@ class Envelope:
         encoded = _canonical_header(self.header)
         object.__setattr__(self, "_canonical_header", encoded)
         return encoded
+
+    def digest(self) -> str:
+        """What the audit entries of the exchange name it by: SHA-256 of the signed
+        header, which covers the body through ``body_digest``. Its random nonce keeps a
+        guess of the body (a person's details) from being confirmed against the digest."""
+        return "sha256:" + hashlib.sha256(self.canonical_header()).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
         return {"header": self.header, "body": self.body, "signature": self.signature}
@@ -385,10 +390,6 @@ class Signer:
         self.sender = sender
         self._lifetime = lifetime_seconds
         self._clock = clock
-        # Nonces need only be unique per sender: a random 96-bit prefix for this signer
-        # and a counter, without a system call per envelope.
-        self._nonce_prefix = secrets.token_urlsafe(12) + "."
-        self._nonce_counter = itertools.count()
 
     @property
     def key_id(self) -> str:
@@ -410,7 +411,10 @@ class Signer:
             "audience": audience,
             "iat": now,
             "exp": now + self._lifetime,
-            "nonce": f"{self._nonce_prefix}{next(self._nonce_counter):x}",
+            # 128 random bits for each envelope: unique per sender, and, since the
+            # audit entries name an exchange by the header's digest, not guessable by
+            # whoever holds them (see ``Envelope.digest``).
+            "nonce": secrets.token_urlsafe(16),
             "type": message_type,
             "body_digest": "sha256:" + hashlib.sha256(canonical_body).hexdigest(),
         }
@@ -490,6 +494,8 @@ class Opened(NamedTuple, Generic[M]):
     expires_at: int
     nonce: str
     body_digest: str
+    envelope_digest: str
+    """``Envelope.digest`` of the envelope: what the audit entries name it by."""
     message: M
 
 
@@ -581,5 +587,6 @@ class Verifier:
             expires_at=exp,
             nonce=header["nonce"],
             body_digest=header["body_digest"],
+            envelope_digest="sha256:" + hashlib.sha256(parts.header_bytes).hexdigest(),
             message=message,
         )

@@ -155,7 +155,7 @@ class ConnectorService:
             "query_id": request.query_id,
             "requester_agency": request.requester_agency,
             "purpose": request.purpose,
-            "request_digest": opened.body_digest,
+            "request_digest": opened.envelope_digest,
         }
         policy_input = PolicyInput(
             operation="match",
@@ -253,7 +253,7 @@ class ConnectorService:
             "requester_agency": request.requester_agency,
             "purpose": request.purpose,
             "legal_basis": request.legal_basis,
-            "request_digest": opened.body_digest,
+            "request_digest": opened.envelope_digest,
             "decision_digest": request.decision_digest,
         }
         if request.broker_checkpoint is not None:
@@ -442,7 +442,7 @@ class ConnectorService:
             reasons=reasons,
             refs=refs,
             fields_released=fields_released,
-            response_digest=envelope.header["body_digest"],
+            response_digest=envelope.digest(),
             policy_digest=policy_digest,
             **base,
         )

@@ -22,7 +22,8 @@ from broker.federation.client import ConnectorClient, ConnectorEndpoint
 from broker.identity.principal import Role
 from connectors.protocol import KeyPair, Signer
 from connectors.protocol.keys import load_private_key
-from connectors.protocol.messages import FetchRequest
+from audit.search import SearchQuery
+from connectors.protocol.messages import FetchRequest, MatchRequest, Subject
 from tests.broker.town_kit import Region, known_to, region, subject_of
 
 pytestmark = pytest.mark.anyio
@@ -231,6 +232,45 @@ async def test_a_job_the_purpose_does_not_allow_is_refused_and_audited(town: Reg
     entries = town.entries(query_id=view["query_id"])
     assert [e.kind for e in entries] == ["refusal", "release"]
     assert entries[0].fields["decision"] == "deny"
+
+
+async def test_an_exchange_digest_does_not_confirm_a_guess_of_who_was_asked_about(
+    town: Region,
+) -> None:
+    # Whoever holds the log's leaves (an exported bundle, an agency's own log) but not the
+    # exchanges must not be able to test a guess of the person: the match request is the
+    # person's details and what the leaf already says.
+    person = _family_child(town)
+    body = _query(person)
+    view = await _ask(town, body)
+    subject = subject_of(person)
+    guess = MatchRequest(
+        query_id=view["query_id"],
+        requester_agency="council",
+        purpose=body["purpose"],
+        subject=Subject(
+            given_name=subject["given_name"],
+            family_name=subject["family_name"],
+            date_of_birth=subject["date_of_birth"],
+            sex=subject["sex"],
+            postcode=subject["postcode"],
+            identifiers={k: v.replace(" ", "") for k, v in subject["identifiers"].items()},
+        ),
+    )
+    guessed = Signer(KeyPair.generate(), "broker").seal(guess, "any").header["body_digest"]
+    matches = [e for e in town.entries(query_id=view["query_id"]) if e.kind == "match"]
+    assert len(matches) == len(town.connectors)
+    for entry in matches:
+        digest = entry.fields["request_digest"]
+        assert digest.startswith("sha256:")
+        assert digest != guessed
+        # The agency's own entry for the exchange holds the same digest: the two logs
+        # can still be laid side by side.
+        agency = entry.fields["counterparty_agency"]
+        local = town.connectors[agency].audit.log.search(
+            SearchQuery(query_id=view["query_id"], kind="match", limit=5)
+        )
+        assert [e.fields["request_digest"] for e in local.entries] == [digest]
 
 
 async def test_a_caseworker_of_an_agency_not_registered_is_refused_before_anything_is_asked(
