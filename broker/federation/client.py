@@ -308,7 +308,7 @@ class ConnectorClient:
             # A forged or garbled answer is the connector's fault, and is never used.
             _log.warning("connector_answer_rejected", agency=call.agency, reason=exc.code)
             call.response_digest = "sha256:" + hashlib.sha256(reply.body).hexdigest()
-            return call.rejected(exc.code, exc.detail)
+            return call.rejected(exc.code, _one_line(exc.detail))
         if opened.sender != call.agency:
             call.response_digest = opened.envelope_digest
             return call.rejected(
@@ -385,11 +385,23 @@ def _mismatch(agency: str, request: BaseModel, answer: BaseModel) -> str:
     return ""
 
 
+_DETAIL_MOST = 300
+"""Characters of a connector's own words kept for the caseworker's answer."""
+
+
+def _one_line(text: str) -> str:
+    """``text`` as one short printable line: it is shown on the caseworker's answer,
+    where a connector's stack trace or terminal colours have no place."""
+    printable = "".join(c if c.isprintable() else " " for c in text)
+    line = " ".join(printable.split())
+    return line if len(line) <= _DETAIL_MOST else line[: _DETAIL_MOST - 1] + "…"
+
+
 def _problem_detail(reply: _Reply) -> str:
     try:
         body = json.loads(reply.body)
     except ValueError:
-        return reply.reason
+        return _one_line(reply.reason)
     if isinstance(body, dict):
-        return str(body.get("detail") or body.get("title") or reply.reason)
-    return reply.reason
+        return _one_line(str(body.get("detail") or body.get("title") or reply.reason))
+    return _one_line(reply.reason)

@@ -103,6 +103,22 @@ async def test_failures_open_the_circuit_so_later_calls_fail_at_once() -> None:
     assert client.breaker("police").state is BreakerState.OPEN
 
 
+async def test_a_problem_detail_reaches_the_caseworker_as_one_short_line() -> None:
+    # A connector's detail is shown on the caseworker's answer: it must not be a page of
+    # text, nor carry line breaks or control characters into it.
+    class Verbose(Script):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            detail = "database down:\n" + "\x1b[31mtrace line\r\n" * 5000
+            return httpx.Response(503, json={"detail": detail}, request=request)
+
+    outcome = await _client(Verbose()).match(ENDPOINT, REQUEST, budget=1.0)
+    assert outcome.status is CallStatus.ERROR
+    assert outcome.detail.startswith("HTTP 503: database down: [31mtrace line [31mtrace line")
+    assert len(outcome.detail) <= 310
+    assert outcome.detail.endswith("…")
+    assert outcome.detail.isprintable()
+
+
 async def test_an_answer_signed_by_a_stranger_is_rejected() -> None:
     class Stranger(Script):
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
