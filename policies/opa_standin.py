@@ -10,6 +10,7 @@ It listens on a real socket, so the OPA engine is exercised over real HTTP.
 from __future__ import annotations
 
 import copy
+import json
 import threading
 import time
 from types import TracebackType
@@ -71,6 +72,18 @@ class _Store:
 
 def _parts(path: str) -> list[str]:
     return [p for p in path.split("/") if p]
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as OPA writes it: a set (the value of a partial set rule) is an array."""
+    if isinstance(value, set | frozenset):
+        items = [_as_json(v) for v in value]
+        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
+    if isinstance(value, dict):
+        return {k: _as_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_json(v) for v in value]
+    return value
 
 
 def create_standin_app() -> FastAPI:
@@ -187,7 +200,7 @@ def _data_routes(app: FastAPI, store: _Store) -> None:
                     return _error(500, "internal_error", exc.detail)
                 # Like OPA: a path no rule defines answers with its data, or undefined.
                 _, value = store.get_path(_parts(path))
-        return JSONResponse({} if value is None else {"result": value})
+        return JSONResponse({} if value is None else {"result": _as_json(value)})
 
 
 class OpaStandin:
