@@ -18,11 +18,11 @@ import httpx
 import pytest
 
 from audit.merkle import verify_inclusion
+from audit.search import SearchQuery
 from broker.federation.client import ConnectorClient, ConnectorEndpoint
 from broker.identity.principal import Role
 from connectors.protocol import KeyPair, Signer
 from connectors.protocol.keys import load_private_key
-from audit.search import SearchQuery
 from connectors.protocol.messages import FetchRequest, MatchRequest, Subject
 from tests.broker.town_kit import Region, known_to, region, subject_of
 
