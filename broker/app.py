@@ -22,6 +22,7 @@ from broker.queries.endpoints import router as queries_router
 from broker.registry.endpoints import router as registry_router
 from broker.settings import BrokerSettings
 from broker.web import install_web, open_web
+from connectors.protocol.api_docs import install_api_docs
 from connectors.protocol.errors import ProtocolError
 from connectors.protocol.headers import SecurityHeadersMiddleware
 from connectors.protocol.methods import HeadAsGetMiddleware
@@ -89,6 +90,10 @@ def create_app(
         description="Federated, consent-checked family queries with a verifiable audit log.",
         lifespan=lifespan,
         responses=PROBLEM_RESPONSES,
+        # Served from the broker's own files by install_api_docs, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
     app.add_middleware(
@@ -106,6 +111,7 @@ def create_app(
     if settings.dev_issuer:
         app.include_router(dev_issuer_router)
     install_web(app)
+    install_api_docs(app)
     # Outermost, so that every answer carries them: errors, redirects and files too. The
     # development issuer's token answers are as private as the API's (RFC 6749 §5.1).
     app.add_middleware(SecurityHeadersMiddleware, private_prefixes=("/v1/", "/dev-oidc/"))

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel
 
 from connectors.errors import ConnectorError, NotReady, SourceError
+from connectors.protocol.api_docs import install_api_docs
 from connectors.protocol.envelope import Envelope
 from connectors.protocol.errors import EnvelopeError, ProtocolError
 from connectors.protocol.headers import SecurityHeadersMiddleware
@@ -110,11 +111,16 @@ def create_connector_app(
         version="0.1.0",
         description="Answers the broker's signed match and fetch requests for one agency.",
         responses=PROBLEM_RESPONSES,
+        # Served from the connector's own files by install_api_docs, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.service = service
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
     install_problem_handlers(app, (ConnectorError, ProtocolError))
+    install_api_docs(app)
     metrics = service.metrics
 
     async def observed(
