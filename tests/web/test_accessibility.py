@@ -554,6 +554,37 @@ def test_every_table_has_a_caption_and_scoped_headers(page: Page) -> None:
             )
 
 
+def test_every_table_scrolls_alone_in_a_region_its_caption_names(page: Page) -> None:
+    """At 320 CSS pixels a wide table scrolls sideways in its own box, not the whole page
+    (WCAG 1.4.10); a keyboard can reach the box to scroll it, and a screen reader names
+    the box by the table's caption."""
+    known = _by_id(page.doc)
+    for table in page.doc.all("table"):
+        caption = next(n for n in table.children if isinstance(n, Node) and n.tag == "caption")
+        box = table.parent
+        assert box is not None
+        assert "table-scroll" in box.classes, f"{caption.text()!r} is in no box that scrolls"
+        assert [n for n in box.children if isinstance(n, Node)] == [table], "the table alone"
+        assert box.attrs.get("role") == "region", f"{caption.text()!r}'s box is no region"
+        assert box.attrs.get("tabindex") == "0", f"a keyboard cannot scroll {caption.text()!r}"
+        named = box.attrs.get("aria-labelledby", "")
+        assert known.get(named) is caption, (
+            f"the box of {caption.text()!r} is named by {named!r}, not by the caption"
+        )
+
+
+def test_a_tables_box_scrolls_sideways() -> None:
+    from broker.web.pages import TEMPLATES
+
+    css = (TEMPLATES.parent / "static" / "junction.css").read_text()
+    boxes = [
+        body
+        for selector, body in re.findall(r"([^{}\n]+)\{([^}]*)\}", css)
+        if ".table-scroll" in selector.split(",")[0].split()
+    ]
+    assert any(re.search(r"overflow-x:\s*auto", body) for body in boxes), boxes
+
+
 _VAGUE = {"view", "open", "here", "click here", "more", "link", "next", "previous", "details"}
 
 
@@ -739,3 +770,58 @@ def test_a_keyboard_user_lands_on_the_problems_and_goes_from_each_to_its_answer(
         "Attendance concerns."
     )
     v.assert_accessible("41-query-form-errors-focus")
+
+
+_WIDTHS = """() => ({
+    page: document.documentElement.scrollWidth,
+    boxes: [...document.querySelectorAll('.table-scroll')]
+        .map(box => box.scrollWidth - box.clientWidth),
+})"""
+
+
+def test_at_320_pixels_wide_only_a_wide_table_scrolls_sideways(
+    visitor_factory: Any, live: LiveRegion
+) -> None:
+    person = _subject(live)
+    sam = _client(live, "Sam Caseworker", "caseworker")
+    try:
+        assert send_query(sam, query_form_of(person)).status_code == 303
+    finally:
+        sam.close()
+    v: Visitor = visitor_factory()
+    page = v.page
+    v.sign_in("Iris Governance", "ig_officer")
+    page.set_viewport_size({"width": 320, "height": 640})
+
+    def report() -> None:
+        v.go("/web/ig/subject-access")
+        page.get_by_label("Kind of identifier").select_option("nhs_number")
+        page.get_by_label("Identifier", exact=True).fill(person["nhs_number"])
+        page.get_by_label("Identifier", exact=True).press("Enter")
+        page.wait_for_load_state()
+
+    for name, open_page in (
+        ("audit search", lambda: v.go("/web/ig/audit")),
+        ("subject access report", report),
+    ):
+        open_page()
+        widths = page.evaluate(_WIDTHS)
+        assert widths["page"] <= 320, f"the {name} page scrolls sideways: {widths}"
+        assert max(widths["boxes"]) > 0, f"the {name}'s table fits: nothing was tested"
+        v.assert_accessible(f"50-{name.replace(' ', '-')}-320px")
+
+        wide = page.locator(".table-scroll").first
+        for _ in range(40):
+            if page.evaluate("() => document.activeElement.matches('.table-scroll')"):
+                break
+            page.keyboard.press("Tab")
+        assert wide.evaluate("box => box === document.activeElement"), "Tab reaches the table"
+        assert wide.evaluate("box => getComputedStyle(box).outlineStyle") != "none"
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("() => document.activeElement.scrollLeft > 0")
+
+    # The other pages of wide content: tables hidden in a closed "as a table", long digests.
+    for path in ("/web/ig/audit/1", "/web/ig/integrity", "/web/ig/anomalies", "/web/ig/activity"):
+        v.go(path)
+        widths = page.evaluate(_WIDTHS)
+        assert widths["page"] <= 320, f"{path} scrolls sideways: {widths}"
