@@ -51,13 +51,17 @@ class Node:
 
     def text(self) -> str:
         """What a screen reader reads of it: visually hidden words too."""
+        return re.sub(r"\s+", " ", self._said()).strip()
+
+    def _said(self) -> str:
+        # Spaces inside an inline element ("<span>Entry </span>57") are read too.
         said = []
         for child in self.children:
             if isinstance(child, str):
                 said.append(child)
             elif child.attrs.get("aria-hidden") != "true":
-                said.append(child.text())
-        return re.sub(r"\s+", " ", "".join(said)).strip()
+                said.append(child._said())
+        return "".join(said)
 
     def ancestors(self) -> Iterator[Node]:
         node = self.parent
@@ -583,6 +587,15 @@ def test_a_tables_box_scrolls_sideways() -> None:
         if ".table-scroll" in selector.split(",")[0].split()
     ]
     assert any(re.search(r"overflow-x:\s*auto", body) for body in boxes), boxes
+
+
+def test_a_link_to_an_audit_entry_reads_as_the_entry(page: Page) -> None:
+    for link in _main(page.doc).all("a"):
+        entry = re.fullmatch(r"/web/ig/audit/(\d+)", link.attrs.get("href", ""))
+        if entry is not None:
+            assert re.fullmatch(rf"(Entry|audit entry) {entry.group(1)}", link.text()), (
+                f"{link.text()!r} is read for entry {entry.group(1)}"
+            )
 
 
 _VAGUE = {"view", "open", "here", "click here", "more", "link", "next", "previous", "details"}
