@@ -207,8 +207,11 @@ class OpaStandin:
     """Runs the stand-in on 127.0.0.1 in a background thread: ``with OpaStandin() as s:``."""
 
     def __init__(self, port: int = 0) -> None:
+        # No logging setup of uvicorn's own: it would give its loggers handlers and levels
+        # outside this process's configuration (and its redaction), for every server in
+        # the process.
         config = uvicorn.Config(
-            create_standin_app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+            create_standin_app(), host="127.0.0.1", port=port, log_config=None, lifespan="off"
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
