@@ -598,6 +598,37 @@ def test_a_link_to_an_audit_entry_reads_as_the_entry(page: Page) -> None:
             )
 
 
+# The menu item each kind of page is (``page``) or belongs to (``true``); pages of no
+# item mark none.
+MENU = {
+    "home": ("My queries", "page"),
+    "query-form": ("New family query", "page"),
+    "result": ("My queries", "true"),
+    "result-gone": ("My queries", "true"),
+    "consents": ("Consent", "page"),
+    "consent-form": ("Consent", "true"),
+    "consent": ("Consent", "true"),
+    "audit-search": ("Audit search", "page"),
+    "audit-entry": ("Audit search", "true"),
+    "integrity": ("Log integrity", "page"),
+    "break-glass": ("Break-glass", "page"),
+    "anomalies": ("Anomalies", "page"),
+    "subject-access": ("Subject access", "page"),
+    "activity": ("Activity", "page"),
+}
+
+
+def test_the_main_menu_marks_the_page_you_are_on(page: Page) -> None:
+    menus = [n for n in page.doc.all("nav") if n.attrs.get("aria-label") == "Main"]
+    if not menus:
+        assert page.kind not in MENU, "a signed-in page has the menu"
+        return
+    marked = {
+        a.text(): a.attrs["aria-current"] for a in menus[0].all("a") if "aria-current" in a.attrs
+    }
+    assert marked == dict([MENU[page.kind]] if page.kind in MENU else []), page.name
+
+
 _VAGUE = {"view", "open", "here", "click here", "more", "link", "next", "previous", "details"}
 
 
