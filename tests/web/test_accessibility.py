@@ -163,6 +163,7 @@ def _walk(live: LiveRegion) -> dict[str, Page]:
     person = _subject(live)
     sam = _client(live, "Sam Caseworker", "caseworker")
     tess = _client(live, "Tess Manager", "caseworker", job="team_manager")
+    eve = _client(live, "Eve Helper", "caseworker", job="early_help_worker")
     iris = _client(live, "Iris Governance", "ig_officer")
     try:
         keep("home-empty", "home", sam.get("/web/home"))
@@ -207,6 +208,15 @@ def _walk(live: LiveRegion) -> dict[str, Page]:
         keep("result-notice", "result", sam.get(decided.headers["location"]))
         keep("home", "home", sam.get("/web/home"))
         keep("result-gone", "result-gone", tess.get(result), 410)
+        # A purpose her job may not use: policy refuses the query before asking anyone.
+        barred = {
+            "purpose": "child_protection_enquiry",
+            "gateway": "ca1989_s47",
+            "case_reference": "CP-2026-0001",
+        }
+        refused = send_query(eve, {**query_form_of(person), **barred})
+        assert refused.status_code == 303, refused.text
+        keep("result-refused", "result", eve.get(refused.headers["location"]))
 
         consents = keep("consents", "consents", sam.get("/web/consents"))
         keep(
@@ -351,7 +361,7 @@ def _walk(live: LiveRegion) -> dict[str, Page]:
         )
         assert "signed out" in out
     finally:
-        for client in (sam, tess, iris):
+        for client in (sam, tess, eve, iris):
             client.close()
     return pages
 
@@ -374,6 +384,7 @@ PAGES = [
     "result-notice",
     "home",
     "result-gone",
+    "result-refused",
     "consents",
     "consents-search-errors",
     "consents-none-found",
@@ -627,6 +638,31 @@ def test_the_main_menu_marks_the_page_you_are_on(page: Page) -> None:
         a.text(): a.attrs["aria-current"] for a in menus[0].all("a") if "aria-current" in a.attrs
     }
     assert marked == dict([MENU[page.kind]] if page.kind in MENU else []), page.name
+
+
+def test_a_refused_query_is_told_in_a_region_not_as_a_problem_to_correct(
+    walked: dict[str, Page],
+) -> None:
+    doc = walked["result-refused"].doc
+    assert not [n for n in doc.walk() if n.attrs.get("role") == "alert"], "no alert"
+    assert not [n for n in doc.walk() if "error-summary" in n.classes], "no problem to correct"
+    known = _by_id(doc)
+    regions = [
+        n
+        for n in _main(doc).walk()
+        if n.attrs.get("role") == "region" and "table-scroll" not in n.classes
+    ]
+    assert len(regions) == 1, [n.attrs for n in regions]
+    title = known[regions[0].attrs["aria-labelledby"]]
+    assert title.tag == "h2"
+    assert title in regions[0].walk(), "the region's heading is in it"
+    assert title.text() == "This request was refused"
+    assert [li.text() for li in regions[0].all("li")], "with the reasons"
+    agencies = next(
+        n for n in _main(doc).all("section") if n.attrs.get("aria-labelledby") == "agencies-title"
+    )
+    assert "No agency was asked." in agencies.text(), "not a heading over nothing"
+    assert "This request was refused" not in walked["result"].html
 
 
 _VAGUE = {"view", "open", "here", "click here", "more", "link", "next", "previous", "details"}
