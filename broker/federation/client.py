@@ -133,9 +133,13 @@ class _PooledSender:
             async with self._session.post(
                 url, data=body, headers=_HEADERS, allow_redirects=False
             ) as response:
+                declared = response.content_length
+                if declared is not None and declared <= self._max_bytes:
+                    # The usual answer: aiohttp reads exactly the length declared.
+                    return _Reply(response.status, response.reason or "", await response.read())
                 answer = bytearray()
                 try:
-                    _kept(answer, b"", self._max_bytes, declared=response.content_length)
+                    _kept(answer, b"", self._max_bytes, declared=declared)
                     async for chunk in response.content.iter_any():
                         _kept(answer, chunk, self._max_bytes)
                 except _TooLarge:
