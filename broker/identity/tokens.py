@@ -42,6 +42,16 @@ class ClaimNames:
     job_role: str = "job_role"
 
 
+_SAID_MOST = 60
+
+
+def _said(value: object) -> str:
+    """What an unverified token says of itself, quoted for a refusal: anyone can write
+    anything there, so a long value is cut short."""
+    shown = repr(value)
+    return shown if len(shown) <= _SAID_MOST else shown[: _SAID_MOST - 2] + "…" + shown[-1]
+
+
 class TokenVerifier:
     """Turns a bearer token into a ``Principal`` or says exactly why it cannot."""
 
@@ -100,12 +110,12 @@ class TokenVerifier:
         issuer = unverified.get("iss")
         if not isinstance(issuer, str) or issuer.rstrip("/") != self.issuer:
             raise UnknownIssuer(
-                f"tokens from {issuer!r} are not accepted; sign in through {self.issuer}"
+                f"tokens from {_said(issuer)} are not accepted; sign in through {self.issuer}"
             )
         algorithm = header.get("alg")
         if algorithm not in self._algorithms:
             raise BadToken(
-                f"signing algorithm {algorithm!r} is not accepted; "
+                f"signing algorithm {_said(algorithm)} is not accepted; "
                 f"the broker accepts {', '.join(self._algorithms)}"
             )
         kid = header.get("kid")
@@ -131,7 +141,9 @@ class TokenVerifier:
         except jwt.ImmatureSignatureError:
             raise BadToken("the token is not valid yet; check the clocks and retry") from None
         except jwt.InvalidSignatureError:
-            raise BadToken(f"the token's signature does not verify under key {kid}") from None
+            raise BadToken(
+                f"the token's signature does not verify under key {_said(kid)}"
+            ) from None
         except jwt.PyJWTError as exc:
             raise BadToken(f"the bearer token was refused: {exc}") from None
         principal = self._principal(claims)
@@ -187,7 +199,7 @@ class TokenVerifier:
             return self._keys[kid]
         except KeyError:
             raise BadToken(
-                f"the issuer publishes no key {kid!r}; the token was not signed by it"
+                f"the issuer publishes no key {_said(kid)}; the token was not signed by it"
             ) from None
 
     def _stale(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
@@ -125,6 +126,36 @@ async def test_a_symmetric_algorithm_is_refused(tmp_path: Path, dev_issuer: Issu
         response = await broker.client.get("/v1/agencies", headers=_bearer(token))
     body = _problem(response, 401, "bad-token")
     assert "'HS256' is not accepted" in body["detail"]
+
+
+async def test_what_a_refused_token_says_of_itself_is_echoed_short(
+    tmp_path: Path, dev_issuer: IssuerServer
+):
+    # An unsigned token can say anything: a refusal names what it said, but not a page of it.
+    claims = jwt.decode(
+        dev_issuer.issuer.mint(role=Role.ADMIN, agency="council", name="Sam"),
+        options={"verify_signature": False},
+    )
+    long = "x" * 3000
+
+    def unsigned(header: dict[str, Any], body: dict[str, Any]) -> str:
+        parts = (json.dumps(header).encode(), json.dumps(body).encode(), b"sig")
+        return ".".join(base64.urlsafe_b64encode(p).rstrip(b"=").decode() for p in parts)
+
+    tokens = [
+        ("unknown-issuer", unsigned({"alg": "EdDSA"}, {**claims, "iss": "https://" + long})),
+        ("bad-token", unsigned({"alg": "EdDSA" + long, "kid": "k"}, claims)),
+        ("bad-token", unsigned({"alg": "EdDSA", "kid": long}, claims)),
+    ]
+    async with running_broker(tmp_path, dev_issuer) as broker:
+        answers = [
+            (code, await broker.client.get("/v1/agencies", headers=_bearer(token)))
+            for code, token in tokens
+        ]
+    for code, response in answers:
+        body = _problem(response, 401, code)
+        assert len(body["detail"]) < 300, body["detail"]
+        assert "xxxxxxxx…" in body["detail"]
 
 
 async def test_garbage_and_unknown_roles_are_refused(tmp_path: Path, dev_issuer: IssuerServer):
