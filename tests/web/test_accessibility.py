@@ -640,6 +640,25 @@ def test_the_main_menu_marks_the_page_you_are_on(page: Page) -> None:
     assert marked == dict([MENU[page.kind]] if page.kind in MENU else []), page.name
 
 
+def test_one_element_on_a_page_says_it_is_the_page_you_are_on(page: Page) -> None:
+    """A screen reader says "current page" once: on the main menu's item, never also on a
+    sub-menu's (the break-glass queues), which says "current" instead."""
+    said = [n.text() for n in page.doc.walk() if n.attrs.get("aria-current") == "page"]
+    is_an_item = page.kind in MENU and MENU[page.kind][1] == "page"
+    assert said == ([MENU[page.kind][0]] if is_an_item else []), page.name
+
+
+@pytest.mark.parametrize(
+    ("name", "queue"), [("break-glass", "Waiting for review"), ("break-glass-reviewed", "Reviewed")]
+)
+def test_the_break_glass_queues_mark_the_one_shown(
+    walked: dict[str, Page], name: str, queue: str
+) -> None:
+    menu = next(n for n in walked[name].doc.all("nav") if n.attrs.get("aria-label") == "Which uses")
+    marked = {n.text(): n.attrs["aria-current"] for n in menu.walk() if "aria-current" in n.attrs}
+    assert marked == {queue: "true"}
+
+
 def test_a_refused_query_is_told_in_a_region_not_as_a_problem_to_correct(
     walked: dict[str, Page],
 ) -> None:
