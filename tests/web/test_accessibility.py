@@ -659,6 +659,50 @@ def test_the_break_glass_queues_mark_the_one_shown(
     assert marked == {queue: "true"}
 
 
+def _seen(node: Node) -> str:
+    """What the eye reads of it: no visually hidden words."""
+    said = [
+        child if isinstance(child, str) else _seen(child)
+        for child in node.children
+        if isinstance(child, str) or "visually-hidden" not in child.classes
+    ]
+    return re.sub(r"\s+", " ", "".join(said)).strip()
+
+
+def _cells(link: Node) -> list[str]:
+    row = next(n for n in link.ancestors() if n.tag == "tr")
+    return [cell.text() for cell in row.children if isinstance(cell, Node)]
+
+
+def _is_an_answer(href: str) -> bool:
+    return re.fullmatch(r"/web/queries/[0-9a-f]{32}", href) is not None
+
+
+def test_a_link_to_an_answer_says_which_answer_it_opens(walked: dict[str, Page]) -> None:
+    main = _main(walked["home"].doc)
+    answers = [a for a in main.all("a") if _is_an_answer(a.attrs.get("href", ""))]
+    assert answers, "the walk's query is listed with its answer"
+    for link in answers:
+        shown, purpose = _seen(link), _cells(link)[1]
+        assert re.fullmatch(r"\d{2} \w{3} \d{4} \d{2}:\d{2} UTC", shown), "the time is shown"
+        assert link.text() == f"Answer of {shown}, {purpose}"
+
+
+def test_a_link_to_a_consent_says_which_consent_it_opens(walked: dict[str, Page]) -> None:
+    main = _main(walked["consents-found"].doc)
+    table = next(
+        t for t in main.all("table") if t.all("caption")[0].text() == "This person's consents"
+    )
+    consents = table.all("a")
+    assert consents, "the walk's consent is found"
+    for link in consents:
+        label, purpose, _, _, recorded, _ = _cells(link)
+        assert _seen(link) == "View"
+        named = "" if label == "—" else f" {label}"
+        assert link.text() == f"View consent{named} of {recorded}, {purpose}"
+    assert "K.P." in {_cells(link)[0] for link in consents}, "the walk's consent has a label"
+
+
 def test_a_refused_query_is_told_in_a_region_not_as_a_problem_to_correct(
     walked: dict[str, Page],
 ) -> None:
