@@ -921,6 +921,16 @@ _WIDTHS = """() => ({
         .map(box => box.scrollWidth - box.clientWidth),
 })"""
 
+# The lines each time in a table is drawn on: "23 Nov 2026 14:02 UTC" on one, or the day
+# on one and the hour on the next, never a word to a line.
+_TIME_LINES = r"""() => [...document.querySelectorAll('.table-scroll td')]
+    .filter(cell => /^\d{2} \w{3} \d{4} \d{2}:\d{2} UTC$/.test(cell.textContent.trim()))
+    .map(cell => {
+        const range = document.createRange();
+        range.selectNodeContents(cell);
+        return new Set([...range.getClientRects()].map(line => Math.round(line.top))).size;
+    })"""
+
 
 def test_at_320_pixels_wide_only_a_wide_table_scrolls_sideways(
     visitor_factory: Any, live: LiveRegion
@@ -951,6 +961,9 @@ def test_at_320_pixels_wide_only_a_wide_table_scrolls_sideways(
         widths = page.evaluate(_WIDTHS)
         assert widths["page"] <= 320, f"the {name} page scrolls sideways: {widths}"
         assert max(widths["boxes"]) > 0, f"the {name}'s table fits: nothing was tested"
+        lines = page.evaluate(_TIME_LINES)
+        assert lines, f"the {name} shows no time"
+        assert max(lines) <= 2, f"a time in the {name} is squeezed onto lines {lines}"
         v.assert_accessible(f"50-{name.replace(' ', '-')}-320px")
 
         wide = page.locator(".table-scroll").first
