@@ -23,7 +23,13 @@ from broker.queries.render import link_id
 from tests.broker.town_kit import known_to
 from tests.web.conftest import Visitor, form_token, query_id_of
 from tests.web.live_kit import LiveRegion
-from tests.web.test_caseworker_pages import _subject, consent_form_of, query_form_of, send_query
+from tests.web.test_caseworker_pages import (
+    _subject,
+    consent_form_of,
+    fill_query,
+    query_form_of,
+    send_query,
+)
 
 # -- a small document tree, as the parser in a browser would build it ---------------------
 
@@ -981,3 +987,54 @@ def test_at_320_pixels_wide_only_a_wide_table_scrolls_sideways(
         v.go(path)
         widths = page.evaluate(_WIDTHS)
         assert widths["page"] <= 320, f"{path} scrolls sideways: {widths}"
+
+
+_NEXT_FRAME = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+_FOCUSED_BOX = """() => {
+    const box = document.activeElement.closest('.table-scroll');
+    return box === document.activeElement ? box.getAttribute('aria-labelledby') : null;
+}"""
+
+
+def _boxes_tab_reaches(page: Any) -> list[str]:
+    """The tables' boxes Tab stops on, from the top of the page to its end, named by their
+    captions' ids."""
+    page.evaluate(_NEXT_FRAME)  # what a new width changes is seen after a frame
+    page.evaluate("() => document.activeElement.blur()")
+    reached = []
+    for _ in range(400):
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement === document.body"):
+            return reached  # past the last stop, out of the page
+        box = page.evaluate(_FOCUSED_BOX)
+        if box is not None:
+            reached.append(box)
+    raise AssertionError("Tab never reached the end of the page")
+
+
+def test_tab_stops_on_a_tables_box_only_while_the_table_is_wider_than_it(
+    visitor_factory: Any, live: LiveRegion
+) -> None:
+    v: Visitor = visitor_factory()
+    page = v.page
+    v.sign_in("Sam Caseworker", "caseworker")
+    person = _subject(live)
+    fill_query(v, person)  # the answer is linked from the list while the session holds it
+    page.set_viewport_size({"width": 1280, "height": 900})
+    v.go("/web/home")
+    assert page.locator("#recent-caption").count() == 1, "the query is listed"
+
+    assert _boxes_tab_reaches(page) == [], "at 1280 pixels the table fits: no Tab stop"
+    page.set_viewport_size({"width": 320, "height": 640})
+    assert _boxes_tab_reaches(page) == ["recent-caption"], "at 320 it scrolls: Tab reaches it"
+    page.set_viewport_size({"width": 1280, "height": 900})
+    assert _boxes_tab_reaches(page) == [], "wide again, nothing to scroll"
+
+    v.sign_in("Iris Governance", "ig_officer")
+    v.go("/web/ig/subject-access")
+    page.get_by_label("Kind of identifier").select_option("nhs_number")
+    page.get_by_label("Identifier", exact=True).fill(person["nhs_number"])
+    page.get_by_label("Identifier", exact=True).press("Enter")
+    page.wait_for_load_state()
+    page.set_viewport_size({"width": 320, "height": 640})
+    assert _boxes_tab_reaches(page) == ["accesses-caption"], "two columns fit; nine scroll"

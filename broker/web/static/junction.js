@@ -1,6 +1,7 @@
-/* Junction's pages work without script. This only moves keyboard focus, as the GOV.UK
-   error summary does: to the summary when a form comes back with problems, and from a
-   problem in the summary to the control it names. */
+/* Junction's pages work without script. This only moves keyboard focus: as the GOV.UK
+   error summary does, to the summary when a form comes back with problems, and from a
+   problem in the summary to the control it names; and it takes a table's box out of the
+   Tab order while the table fits, so Tab stops only where there is something to scroll. */
 (function () {
   "use strict";
   var summary = document.querySelector(".error-summary[role=alert]");
@@ -33,4 +34,37 @@
     control.focus({ preventScroll: true });
   });
   summary.focus();
+})();
+
+(function () {
+  "use strict";
+  // Each box is focusable in the page as sent (tabindex="0"), so without script a
+  // keyboard can still scroll every one.
+  var boxes = document.querySelectorAll(".table-scroll[tabindex='0']");
+  if (!boxes.length || !window.ResizeObserver) {
+    return;
+  }
+
+  function check(box) {
+    if (box.scrollWidth > box.clientWidth) {
+      box.setAttribute("tabindex", "0");
+    } else {
+      box.removeAttribute("tabindex");
+    }
+  }
+
+  // A box changes width with the window (or zoom), and a table with what it shows, such as
+  // one in a "details" opened.
+  var observer = new ResizeObserver(function (changes) {
+    changes.forEach(function (change) {
+      check(change.target.closest(".table-scroll"));
+    });
+  });
+  Array.prototype.forEach.call(boxes, function (box) {
+    check(box);
+    observer.observe(box);
+    if (box.firstElementChild) {
+      observer.observe(box.firstElementChild);
+    }
+  });
 })();
