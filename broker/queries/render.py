@@ -18,6 +18,7 @@ from broker.queries.schemas import (
     ReasonView,
     ReceiptView,
     RecordView,
+    RetentionView,
     WithheldView,
 )
 from connectors.protocol.messages import FetchResponse
@@ -63,6 +64,7 @@ class ViewBuilder:
         self._statuses: list[AgencyStatusView] = []
         self._flags: list[str] = []
         self._unanswered: frozenset[str] = frozenset()
+        self._retention_days: int | None = None
 
     def refuse(self, reasons: Iterable[Reason]) -> None:
         self.refused = True
@@ -108,6 +110,11 @@ class ViewBuilder:
             member = self._member(agency, person.ref)
             if member is None:
                 continue
+            if person.facts:
+                # The answer was screened against the decision: every person in it has one.
+                days = decision.exchange(agency, person.ref).retention_days
+                if self._retention_days is None or days < self._retention_days:
+                    self._retention_days = days
             for fact in person.facts:
                 domain = fact.field.split(".", 1)[0]
                 member.facts.setdefault(domain, []).append(
@@ -183,6 +190,16 @@ class ViewBuilder:
         cannot be judged unmet."""
         self._unanswered = frozenset(fields)
 
+    def _retention(self) -> RetentionView | None:
+        """How long what was released may be kept, counted from the query's (UTC) date."""
+        if self._retention_days is None:
+            return None
+        asked = self._created_at.astimezone(dt.UTC).date()
+        return RetentionView(
+            days=self._retention_days,
+            keep_until=asked + dt.timedelta(days=self._retention_days),
+        )
+
     def build(
         self,
         *,
@@ -221,6 +238,7 @@ class ViewBuilder:
             legal_basis=self._request.legal_basis,
             refusal=self._refusal,
             obligations=self._obligations,
+            retention=self._retention(),
             agencies=self._statuses,
             members=members,
             uncertain_links=self._uncertain,

@@ -28,6 +28,7 @@ __all__ = [
     "ReasonView",
     "ReceiptView",
     "RecordView",
+    "RetentionView",
     "SubjectIdentifiers",
     "SubjectIn",
     "WithheldView",
@@ -248,6 +249,20 @@ class ReceiptView(BaseModel):
     proofs: str = Field(description="Where to get inclusion proofs for the entries.")
 
 
+class RetentionView(BaseModel):
+    """How long what an answer released may be kept, as the purpose's policy allows."""
+
+    days: int = Field(
+        description="Days the caller's service may keep what was released: the shortest"
+        " retention the policy set for any agency whose facts were released.",
+        examples=[730],
+    )
+    keep_until: dt.date = Field(
+        description="The last day it may be kept: the query's date (UTC) plus `days`.",
+        examples=["2028-11-23"],
+    )
+
+
 class FamilyView(BaseModel):
     query_id: str
     status: Literal["complete", "partial", "refused"]
@@ -256,6 +271,12 @@ class FamilyView(BaseModel):
     legal_basis: str
     refusal: list[ReasonView] = Field(default_factory=list)
     obligations: list[ReasonView] = Field(default_factory=list)
+    retention: RetentionView | None = Field(
+        default=None,
+        description="How long your service (you, or your case management system) may keep"
+        " what was released; null when no facts were released.",
+        examples=[{"days": 730, "keep_until": "2028-11-23"}],
+    )
     agencies: list[AgencyStatusView] = Field(default_factory=list)
     members: list[MemberView] = Field(default_factory=list)
     uncertain_links: list[LinkView] = Field(default_factory=list)

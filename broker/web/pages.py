@@ -46,7 +46,13 @@ def template_environment() -> Environment:
         undefined=StrictUndefined,
     )
     env.filters.update(
-        when=_when, age=_age, value=_value, field=_field, role=role_name, sentence=sentence
+        when=_when,
+        day=_day,
+        age=_age,
+        value=_value,
+        field=_field,
+        role=role_name,
+        sentence=sentence,
     )
     return env
 
@@ -57,6 +63,11 @@ def _when(value: dt.datetime | str | None) -> str:
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     return value.astimezone(dt.UTC).strftime("%d %b %Y %H:%M UTC")
+
+
+def _day(value: dt.date) -> str:
+    """A day as people write it: 23 March 2027."""
+    return f"{value.day} {value:%B %Y}"
 
 
 def _age(value: dt.datetime) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from broker.identity.principal import Role
 from connectors.protocol import KeyPair, Signer
 from connectors.protocol.keys import load_private_key
 from connectors.protocol.messages import FetchRequest, MatchRequest, Subject
+from policies.settings import DEFAULT_BUNDLE_DIR
 from tests.broker.town_kit import Region, known_to, region, subject_of
 
 pytestmark = pytest.mark.anyio
@@ -132,6 +134,40 @@ async def test_a_query_joins_a_family_across_agencies(town: Region) -> None:
         assert person["given_name"] not in json.dumps(dict(entry.fields))
 
 
+def _retention_days(purpose: str) -> int:
+    """How long the shipped catalogue lets a purpose's answers be kept, in days."""
+    purposes = json.loads((DEFAULT_BUNDLE_DIR / "data/catalogue/purposes.json").read_text())
+    return int(purposes[purpose]["retention_days"])
+
+
+async def test_an_answer_says_until_when_what_it_released_may_be_kept(town: Region) -> None:
+    view = await _ask(town, _query(_family_child(town)))
+    assert _subject(view)["facts"]
+    days = _retention_days("child_in_need_assessment")
+    asked = dt.datetime.fromisoformat(view["created_at"]).astimezone(dt.UTC).date()
+    assert view["retention"] == {
+        "days": days,
+        "keep_until": (asked + dt.timedelta(days=days)).isoformat(),
+    }
+
+
+async def test_an_answer_that_released_nothing_says_nothing_of_keeping_it(town: Region) -> None:
+    refused = await _ask(town, _query(_family_child(town), purpose="curiosity"))
+    assert refused["status"] == "refused"
+    assert refused["retention"] is None
+    nobody = {
+        "given_name": "Quillon",
+        "family_name": "Zaharova-Pettigrew",
+        "date_of_birth": "1931-02-03",
+        "sex": "F",
+        "postcode": "ZE3 9XX",
+    }
+    unknown = await _ask(town, _query(_family_child(town), subject=nobody))
+    assert unknown["status"] != "refused"
+    assert all(not member["facts"] for member in unknown["members"])
+    assert unknown["retention"] is None
+
+
 async def test_the_receipt_proves_every_entry(town: Region) -> None:
     view = await _ask(town, _query(_family_child(town)))
     response = await town.client.get(view["receipt"]["proofs"], headers=town.headers())
@@ -201,6 +237,7 @@ async def test_an_answer_sent_with_a_key_can_be_read_again_by_its_caseworker_onl
     again = await town.client.get(address, headers=town.headers())
     assert again.status_code == 200, again.text
     assert again.json() == view
+    assert again.json()["retention"]["days"] == _retention_days("child_in_need_assessment")
     theirs = await town.client.get(address, headers=town.headers(name="Another Caseworker"))
     assert theirs.status_code == 403
     officer = town.headers(Role.IG_OFFICER, job_role=None, name="Ivy Officer")

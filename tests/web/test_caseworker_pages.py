@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ import httpx
 from playwright.sync_api import expect
 
 from broker.queries.render import link_id
+from policies.settings import DEFAULT_BUNDLE_DIR
 from tests.broker.town_kit import known_to, subject_of
 from tests.web.conftest import Visitor, error_beside, form_token, query_id_of
 
@@ -624,3 +626,23 @@ def test_a_receipt_whose_checkpoint_does_not_cover_the_query_yet_says_so(
     # The answer is released as soon as its entries are durable, usually before the
     # checkpoint that signs them (a fraction of a second later).
     assert said == (int(size.group(1)) <= newest), page[page.find("Audit receipt") :]
+
+
+def test_a_result_says_until_when_what_was_released_may_be_kept(
+    caller_factory: Caller, live: Any
+) -> None:
+    client = caller_factory()
+    # Not the other tests' people: one whose consent they withdrew is released nothing.
+    person = [p for p in known_to(live.region.truth, 4) if p.get("nhs_number")][5]
+    sent = send_query(client, query_form_of(person))
+    assert sent.status_code == 303
+    page = client.get(sent.headers["location"]).text
+    asked = re.search(r"asked (\d{2} \w{3} \d{4}) \d{2}:\d{2} UTC", page)
+    assert asked is not None
+    purposes = json.loads((DEFAULT_BUNDLE_DIR / "data/catalogue/purposes.json").read_text())
+    days = purposes["early_help_assessment"]["retention_days"]
+    day = dt.datetime.strptime(f"{asked.group(1)} +0000", "%d %b %Y %z").date()
+    until = day + dt.timedelta(days=days)
+    said = f"{until.day} {until:%B %Y}"
+    words = re.sub(r"<[^>]+>", "", page)
+    assert f"Keep this information no longer than {said} ({days:,} days)" in words
