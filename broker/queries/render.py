@@ -112,9 +112,7 @@ class ViewBuilder:
                 continue
             if person.facts:
                 # The answer was screened against the decision: every person in it has one.
-                days = decision.exchange(agency, person.ref).retention_days
-                if self._retention_days is None or days < self._retention_days:
-                    self._retention_days = days
+                self._keep(decision.exchange(agency, person.ref).retention_days)
             for fact in person.facts:
                 domain = fact.field.split(".", 1)[0]
                 member.facts.setdefault(domain, []).append(
@@ -150,6 +148,8 @@ class ViewBuilder:
             return
         if exchange.allow and exchange.tier == "known_to_service":
             member.known_to.append(exchange.agency_id)
+            # That the agency knows the person is itself what it released.
+            self._keep(exchange.retention_days)
         if exchange.allow:
             held = {o.code for o in self._obligations}
             self._obligations += [
@@ -189,6 +189,11 @@ class ViewBuilder:
         """The fields offered by agencies that did not answer: the needs they bear on
         cannot be judged unmet."""
         self._unanswered = frozenset(fields)
+
+    def _keep(self, days: int) -> None:
+        """Bind what the answer released to ``days`` of keeping, if fewer than so far."""
+        if self._retention_days is None or days < self._retention_days:
+            self._retention_days = days
 
     def _retention(self) -> RetentionView | None:
         """How long what was released may be kept, counted from the query's (UTC) date."""

@@ -9,7 +9,7 @@ from broker.federation.linking import Linkage, LinkRecord, Member
 from broker.queries.render import ViewBuilder
 from broker.queries.schemas import FamilyQueryRequest, FamilyView, RetentionView
 from connectors.protocol.messages import FetchResponse, FetchStatus, PersonFacts, ReleasedFact
-from policies.model import ExchangeDecision, FamilyDecision, SubmitDecision
+from policies.model import ExchangeDecision, FamilyDecision, SubmitDecision, Tier
 
 ASKED = dt.datetime(2026, 11, 23, 23, 30, tzinfo=dt.UTC)
 REQUEST = FamilyQueryRequest.model_validate(
@@ -23,12 +23,12 @@ REQUEST = FamilyQueryRequest.model_validate(
 )
 
 
-def _exchange(agency: str, retention_days: int) -> ExchangeDecision:
+def _exchange(agency: str, retention_days: int, tier: Tier = "full") -> ExchangeDecision:
     return ExchangeDecision(
         agency_id=agency,
         person_ref=f"{agency}-ref",
         allow=True,
-        tier="full",
+        tier=tier,
         permitted_fields=[f"{agency}.visits"],
         withheld=[],
         obligations=[],
@@ -51,12 +51,18 @@ def _answer(agency: str, *, facts: int) -> CallOutcome[FetchResponse]:
     return CallOutcome(agency, CallStatus.OK, 0.1, message)
 
 
-def _view(retention: dict[str, int], released: dict[str, int]) -> FamilyView:
+def _view(
+    retention: dict[str, int], released: dict[str, int], known_only: frozenset[str] = frozenset()
+) -> FamilyView:
     """The view of one subject held by every agency of ``retention`` (its days), each
-    releasing as many facts as ``released`` says."""
+    releasing as many facts as ``released`` says; those of ``known_only`` may say only
+    that they know the person."""
     decision = FamilyDecision(
         submit=SubmitDecision(allow=True, reasons=[], obligations=[]),
-        exchanges=[_exchange(agency, days) for agency, days in retention.items()],
+        exchanges=[
+            _exchange(agency, days, "known_to_service" if agency in known_only else "full")
+            for agency, days in retention.items()
+        ],
         bundle_digest="sha256:d",
         engine="test",
     )
@@ -80,3 +86,10 @@ def test_an_answer_releasing_no_fact_carries_no_retention() -> None:
     view = _view({"health": 730}, {"health": 0})
     assert view.retention is None
     assert view.model_dump(mode="json")["retention"] is None
+
+
+def test_that_an_agency_knows_the_person_is_kept_no_longer_than_its_retention() -> None:
+    # "Known to the police" is itself what the police released about the person.
+    view = _view({"health": 730, "police": 90}, {"health": 1}, known_only=frozenset({"police"}))
+    assert view.members[0].known_to == ["police"]
+    assert view.retention == RetentionView(days=90, keep_until=dt.date(2027, 2, 21))
