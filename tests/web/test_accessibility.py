@@ -989,6 +989,28 @@ def test_at_320_pixels_wide_only_a_wide_table_scrolls_sideways(
         assert widths["page"] <= 320, f"{path} scrolls sideways: {widths}"
 
 
+def test_at_320_pixels_a_facts_time_on_the_result_page_breaks_only_between_day_and_hour(
+    visitor_factory: Any, live: LiveRegion
+) -> None:
+    v: Visitor = visitor_factory()
+    v.sign_in("Sam Caseworker", "caseworker")
+    v.page.set_viewport_size({"width": 320, "height": 640})
+    fill_query(v, _subject(live))
+    # Each fact's time, without the "(3 days ago)" after it.
+    lines = v.page.evaluate(
+        r"""() => [...document.querySelectorAll('.table-scroll td')]
+        .filter(cell => /^\d{2} \w{3} \d{4} \d{2}:\d{2} UTC \(/.test(cell.textContent.trim()))
+        .map(cell => {
+            const range = document.createRange();
+            range.setStart(cell, 0);
+            range.setEndBefore(cell.querySelector('.meta'));
+            return new Set([...range.getClientRects()].map(line => Math.round(line.top))).size;
+        })"""
+    )
+    assert lines, "the result shows no fact's time"
+    assert max(lines) <= 2, f"a fact's time is squeezed onto lines {lines}"
+
+
 _NEXT_FRAME = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
 _FOCUSED_BOX = """() => {
     const box = document.activeElement.closest('.table-scroll');
