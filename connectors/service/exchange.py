@@ -344,6 +344,14 @@ class ConnectorService:
             )
         except ConnectorError as exc:
             self._record_rejection(base, exc.code)
+            # A broker log that forked or went backwards refuses every fetch until the
+            # operators act, so the agency's own log says so, not only "409".
+            _log.error(
+                "broker_checkpoint_rejected",
+                code=exc.code,
+                detail=exc.detail,
+                query_id=request.query_id,
+            )
             raise
 
     # -- the steps every exchange shares ----------------------------------------------
