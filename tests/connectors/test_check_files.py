@@ -202,14 +202,21 @@ def _date_format(mapping: Path, fmt: str, was: str = "%d/%m/%Y") -> None:
     mapping.write_text(text.replace(f'format: "{was}"', f'format: "{fmt}"'))
 
 
+def _police_reading(kind: str, root: Path, town: Path) -> AgencySetup:
+    """The police connector with its own mapping, reading the town's database (sql) or
+    CSV exports of it (csv)."""
+    setup = configure_agency(root, town, "police")
+    _own_copies(setup, root)
+    if kind == "csv":
+        _csv_source(root, town)
+    return setup
+
+
 @pytest.mark.parametrize("kind", ["sql", "csv"])
 def test_check_refuses_a_date_of_birth_format_the_data_does_not_have(
     tmp_path: Path, town: Path, kind: str
 ) -> None:
-    setup = configure_agency(tmp_path, town, "police")
-    _own_copies(setup, tmp_path)
-    if kind == "csv":
-        _csv_source(tmp_path, town)
+    setup = _police_reading(kind, tmp_path, town)
     _date_format(tmp_path / "police.yaml", "%Y-%m-%d")
     result = _check(setup)
     assert result.exit_code == 2
@@ -369,10 +376,7 @@ def test_check_lists_every_table_and_column_the_source_does_not_have(
     tmp_path: Path, town: Path, kind: str
 ) -> None:
     # An agency writing its first mapping gets every misnamed column at once, not one a run.
-    setup = configure_agency(tmp_path, town, "police")
-    _own_copies(setup, tmp_path)
-    if kind == "csv":
-        _csv_source(tmp_path, town)
+    setup = _police_reading(kind, tmp_path, town)
     mapping = tmp_path / "police.yaml"
     text = mapping.read_text()
     for was, now in (

@@ -152,6 +152,26 @@ def error_beside(page: httpx.Response, name: str) -> str:
     return html.unescape(found.group(1))
 
 
+def signed_in(
+    live: LiveRegion, name: str, role: str, *, agency: str = "council", job: str = "social_worker"
+) -> httpx.Client:
+    """A client signed in through the sign-in form, as a browser would be (close it)."""
+    client = httpx.Client(base_url=live.url, timeout=60)
+    token = form_token(client.get("/web/sign-in").text)
+    signed = client.post(
+        "/web/sign-in",
+        data={
+            "csrf": token,
+            "name": name,
+            "role": role,
+            "agency": agency,
+            "job_role": job if role == "caseworker" else "",
+        },
+    )
+    assert signed.status_code == 303, signed.text
+    return client
+
+
 @pytest.fixture
 def caller_factory(live: LiveRegion) -> Iterator[Callable[..., httpx.Client]]:
     """Signed-in people who send the pages' forms as a browser would, without one: for
@@ -164,20 +184,8 @@ def caller_factory(live: LiveRegion) -> Iterator[Callable[..., httpx.Client]]:
         agency: str = "council",
         job: str = "social_worker",
     ) -> httpx.Client:
-        client = httpx.Client(base_url=live.url, timeout=60)
+        client = signed_in(live, name, role, agency=agency, job=job)
         clients.append(client)
-        token = form_token(client.get("/web/sign-in").text)
-        signed = client.post(
-            "/web/sign-in",
-            data={
-                "csrf": token,
-                "name": name,
-                "role": role,
-                "agency": agency,
-                "job_role": job if role == "caseworker" else "",
-            },
-        )
-        assert signed.status_code == 303, signed.text
         return client
 
     yield make
