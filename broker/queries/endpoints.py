@@ -21,6 +21,8 @@ from broker.queries.store import QueryStore
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/family-queries", tags=["family queries"])
+# A query id is 32 hex digits: a longer one names nothing, and a 404 quotes at most this much.
+QueryIdPath = Annotated[str, StringConstraints(max_length=64)]
 IdempotencyKey = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
 ]
@@ -124,7 +126,7 @@ async def list_family_queries(
     " sent with an `Idempotency-Key` (only then is the answer kept).",
 )
 async def family_query_answer(
-    query_id: Annotated[str, StringConstraints(max_length=64)],
+    query_id: QueryIdPath,
     principal: Annotated[Principal, Depends(require(Role.CASEWORKER))],
     service: Annotated[FollowUpService, Depends(_follow_up)],
 ) -> FamilyView:
@@ -138,7 +140,7 @@ async def family_query_answer(
     " checkpoint. A caseworker may read the receipts of their own queries only.",
 )
 async def family_query_receipt(
-    query_id: Annotated[str, StringConstraints(max_length=64)],
+    query_id: QueryIdPath,
     principal: Annotated[Principal, Depends(require(Role.CASEWORKER, Role.IG_OFFICER))],
     service: Annotated[FollowUpService, Depends(_follow_up)],
 ) -> ReceiptProofs:
@@ -152,7 +154,7 @@ async def family_query_receipt(
     " the decision.",
 )
 async def decide_link(
-    query_id: Annotated[str, StringConstraints(max_length=64)],
+    query_id: QueryIdPath,
     body: LinkDecisionIn,
     principal: Annotated[Principal, Depends(require(Role.CASEWORKER))],
     service: Annotated[FollowUpService, Depends(_follow_up)],

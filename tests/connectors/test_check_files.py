@@ -56,6 +56,18 @@ def _check(setup: AgencySetup) -> Any:
     )
 
 
+def _fails_check_and_serve(setup: AgencySetup, expected: str) -> None:
+    """``check`` stops with ``expected`` as its one line, and so does starting to serve."""
+    result = _check(setup)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {expected}\n"
+    with pytest.raises(ConfigError) as caught:
+        build_connector(
+            load_service_config(setup.config_path), ConnectorSettings(), environ=setup.environ
+        )
+    assert caught.value.detail == expected
+
+
 def _prepend(path: Path) -> None:
     path.write_bytes(LATIN_1 + path.read_bytes())
 
@@ -338,14 +350,7 @@ def test_a_reference_secret_shared_with_others_fails_check_and_serve(
         f"the reference secret {refs} is also the {what}; it must be this agency's alone: "
         "write a new file with openssl rand -hex 32 and name it in reference_secret"
     )
-    result = _check(setup)
-    assert result.exit_code == 2
-    assert result.stderr == f"error: {expected}\n"
-    with pytest.raises(ConfigError) as caught:
-        build_connector(
-            load_service_config(setup.config_path), ConnectorSettings(), environ=setup.environ
-        )
-    assert caught.value.detail == expected
+    _fails_check_and_serve(setup, expected)
 
 
 def test_a_consent_key_that_is_the_linkage_key_fails_check_and_serve(
@@ -361,14 +366,7 @@ def test_a_consent_key_that_is_the_linkage_key_fails_check_and_serve(
         " broker's consent.key in consent_key, and the connectors' own shared key in"
         " linkage_key"
     )
-    result = _check(setup)
-    assert result.exit_code == 2
-    assert result.stderr == f"error: {expected}\n"
-    with pytest.raises(ConfigError) as caught:
-        build_connector(
-            load_service_config(setup.config_path), ConnectorSettings(), environ=setup.environ
-        )
-    assert caught.value.detail == expected
+    _fails_check_and_serve(setup, expected)
 
 
 @pytest.mark.parametrize("kind", ["sql", "csv"])
